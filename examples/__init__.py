@@ -1,0 +1,1 @@
+"""Runnable examples that ship with the consentgate source checkout (not with the wheel)."""

@@ -1,0 +1,202 @@
+"""The Harbour Ledger: a small Starlette news site with the trackers real ones carry.
+
+``create_app()`` returns the site wrapped in :class:`consentgate.ConsentGate`;
+``create_app(wrap=False)`` returns the bare site, trackers and all, which is what a
+publisher has before installing consentgate. The trackers are demo stand-ins:
+
+* ``demo_ad_id`` — an HttpOnly advertising cookie the server sets on every HTML page
+  (category *marketing*; JavaScript consent banners cannot delete it, consentgate can);
+* ``/static/demo-analytics.js`` — an analytics script, inert until *analytics* consent,
+  that sets ``demo_analytics_id`` and shows an "analytics active" badge;
+* ``demo_text_size`` — a *preferences* cookie set by the text-size links (``/prefs``);
+* a video iframe from a pretend partner, loaded only with *marketing* consent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from . import templates
+from .articles import all_articles, get_article
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+CONFIG_PATH = HERE / "consentgate.toml"
+POLICY_PATH = HERE / "privacy-policy.md"
+DEFAULT_DATA_DIR = Path("demo-data")
+
+AD_COOKIE = "demo_ad_id"
+TEXT_SIZE_COOKIE = "demo_text_size"
+ONE_YEAR = 31_536_000
+_AD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+ACCESS_HEADER = "Consentgate-Access"
+ARTICLE_ID_HEADER = "Consentgate-Article-Id"
+
+
+def _text_size(request: Request) -> str:
+    size = request.cookies.get(TEXT_SIZE_COOKIE, "normal")
+    return size if size in templates.TEXT_SIZES else "normal"
+
+
+def _html(
+    request: Request,
+    content: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """An HTML page, carrying the advertising cookie like a real ad tag would.
+
+    The id is reused when the browser sends it back, so it tracks the reader across
+    pages; the cookie is re-sent every time to push its expiry forward.
+    """
+    response = HTMLResponse(content, status_code=status_code, headers=headers)
+    ad_id = request.cookies.get(AD_COOKIE, "")
+    if not _AD_ID.match(ad_id):
+        ad_id = secrets.token_hex(16)
+    response.headers.append(
+        "set-cookie", f"{AD_COOKIE}={ad_id}; Path=/; Max-Age={ONE_YEAR}; HttpOnly; SameSite=Lax"
+    )
+    return response
+
+
+async def home(request: Request) -> Response:
+    return _html(request, templates.home_page(text_size=_text_size(request)))
+
+
+async def article(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    found = get_article(slug)
+    if found is None:
+        raise HTTPException(status_code=404)
+    return _html(
+        request,
+        templates.article_page(found, text_size=_text_size(request)),
+        headers={ACCESS_HEADER: found.access, ARTICLE_ID_HEADER: found.slug},
+    )
+
+
+async def section(request: Request) -> Response:
+    name = request.path_params["name"]
+    for title in templates.SECTIONS:
+        if templates.section_slug(title) == name:
+            articles = [a for a in all_articles() if a.section == title]
+            return _html(
+                request, templates.section_page(title, articles, text_size=_text_size(request))
+            )
+    raise HTTPException(status_code=404)
+
+
+async def prefs(request: Request) -> Response:
+    """Remember the reader's text size (a *preferences* cookie), then go back."""
+    size = request.query_params.get("size", "")
+    if size not in templates.TEXT_SIZES:
+        return _html(
+            request,
+            templates.message_page(
+                "Unknown text size",
+                f"Choose one of: {', '.join(templates.TEXT_SIZES)}.",
+                path="/prefs",
+                text_size=_text_size(request),
+            ),
+            status_code=400,
+        )
+    target = request.query_params.get("next", "/")
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        target = "/"  # never redirect off-site
+    response = RedirectResponse(target, status_code=303)
+    response.headers.append(
+        "set-cookie", f"{TEXT_SIZE_COOKIE}={size}; Path=/; Max-Age={ONE_YEAR}; SameSite=Lax"
+    )
+    return response
+
+
+async def newsletter(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    email = form.get("email", [""])[0].strip()
+    message = (
+        f"Thank you. This is a demo, so {email} has not been stored or sent anywhere."
+        if email
+        else "Please give an email address."
+    )
+    return _html(
+        request,
+        templates.message_page(
+            "The Ledger Morning", message, path="/newsletter", text_size=_text_size(request)
+        ),
+        status_code=200 if email else 400,
+    )
+
+
+def _privacy(policy_markdown: str) -> Route:
+    async def privacy(request: Request) -> Response:
+        return _html(
+            request, templates.privacy_page(policy_markdown, text_size=_text_size(request))
+        )
+
+    return Route("/privacy", privacy, methods=["GET"])
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return _html(
+        request,
+        templates.message_page(
+            "Page not found",
+            "We could not find that page. It may have moved, or the link may be mistyped.",
+            path=request.url.path,
+            text_size=_text_size(request),
+        ),
+        status_code=404,
+    )
+
+
+def create_site() -> Starlette:
+    """The bare news site, without consentgate."""
+    all_articles()  # parse the content files now, so a broken file fails at start-up
+    policy_markdown = POLICY_PATH.read_text(encoding="utf-8")
+    return Starlette(
+        routes=[
+            Route("/", home, methods=["GET"]),
+            Route("/articles/{slug}", article, methods=["GET"]),
+            Route("/sections/{name}", section, methods=["GET"]),
+            _privacy(policy_markdown),
+            Route("/prefs", prefs, methods=["GET"]),
+            Route("/newsletter", newsletter, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        exception_handlers={404: not_found},
+    )
+
+
+def create_app(data_dir: Path | None = None, *, wrap: bool = True) -> ASGIApp:
+    """The demo site; wrapped in consentgate unless ``wrap=False``.
+
+    consentgate's SQLite database goes to ``<data_dir>/consentgate.db`` (default
+    ``./demo-data``); the rest of the configuration comes from ``consentgate.toml``
+    next to this file.
+    """
+    site = create_site()
+    if not wrap:
+        return site
+    from consentgate import Config, ConsentGate  # lazy: the bare site needs neither
+
+    directory = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(
+        Config.from_toml(CONFIG_PATH),
+        database_url=f"sqlite:///{directory / 'consentgate.db'}",
+    )
+    return ConsentGate(site, config=config)

@@ -1,0 +1,568 @@
+"""Loading and validating consentgate's configuration.
+
+Operators write a TOML file (``consentgate.toml``); developers may pass the same keys
+as keyword arguments. Either way the result is one immutable :class:`Config`, checked
+once at start-up: a wrong value stops the app with a message that names the key and
+the reason, instead of surfacing as odd behaviour on some reader's request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from consentgate.consent.cookies import CookieRule
+
+RegionMode = Literal["opt-in", "opt-out", "notice"]
+REGION_MODES: tuple[RegionMode, ...] = ("opt-in", "opt-out", "notice")
+SUPPORTED_LANGUAGES = ("en", "fr", "de", "es", "tr")
+CONSENT_MODE_SIGNALS = (
+    "ad_storage",
+    "analytics_storage",
+    "ad_user_data",
+    "ad_personalization",
+    "functionality_storage",
+    "personalization_storage",
+    "security_storage",
+)
+MAX_CONSENT_LIFETIME_DAYS = 395  # CNIL: about 13 months at most, then ask again
+SECRET_KEYS_ENV = "CONSENTGATE_SECRET_KEYS"  # noqa: S105 (a variable name, not a secret)
+MIN_SECRET_KEY_LENGTH = 32
+
+_CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_COOKIE_NAME_PATTERN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z?\[\]]+$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A purpose readers consent to (or not): ``analytics``, ``marketing`` …"""
+
+    id: str
+    title: str
+    description: str
+    required: bool = False
+    gpc: bool = False
+    consent_mode: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The privacy policy readers are told about; its text's SHA-256 is recorded."""
+
+    version: str = "1"
+    url: str = "/privacy"
+    text_file: str | None = None
+    text_sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CookieNames:
+    consent: str = "cg_consent"
+    csrf: str = "cg_csrf"
+    meter: str = "cg_meter"
+    session: str = "cg_session"
+
+
+@dataclass(frozen=True, slots=True)
+class Regions:
+    """Which consent regime applies, chosen per country from a trusted header."""
+
+    default: RegionMode = "opt-in"
+    country_header: str | None = None
+    countries: Mapping[str, RegionMode] = field(default_factory=dict)
+
+    def mode_for(self, country: str | None) -> RegionMode:
+        if country is None:
+            return self.default
+        return self.countries.get(country.upper(), self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentModeSettings:
+    enabled: bool = False
+    wait_for_update_ms: int = 500
+
+
+def default_categories() -> tuple[Category, ...]:
+    return (
+        Category(
+            "necessary",
+            "Strictly necessary",
+            "Keeps the site working and secure and remembers your cookie choices. Always on.",
+            required=True,
+            consent_mode=("security_storage",),
+        ),
+        Category(
+            "preferences",
+            "Preferences",
+            "Remembers settings such as your language or the text size you chose.",
+            consent_mode=("functionality_storage", "personalization_storage"),
+        ),
+        Category(
+            "analytics",
+            "Audience measurement",
+            "Counts visits and measures which articles are read, so that we can improve the site.",
+            consent_mode=("analytics_storage",),
+        ),
+        Category(
+            "marketing",
+            "Advertising",
+            "Lets us and our advertising partners show ads based on your interests "
+            "and measure them.",
+            gpc=True,
+            consent_mode=("ad_storage", "ad_user_data", "ad_personalization"),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything consentgate needs to know; build with :meth:`from_toml` or keywords."""
+
+    secret_keys: tuple[str, ...] = ()
+    database_url: str = "sqlite:///consentgate.db"
+    prefix: str = "/consentgate"
+    site_name: str = "This site"
+    policy: Policy = field(default_factory=Policy)
+    categories: tuple[Category, ...] = field(default_factory=default_categories)
+    cookies: tuple[CookieRule, ...] = ()
+    unknown_cookies: Literal["auto", "block", "allow"] = "auto"
+    consent_lifetime_days: int = 182
+    reject_lifetime_days: int = 182
+    regions: Regions = field(default_factory=Regions)
+    languages: tuple[str, ...] = SUPPORTED_LANGUAGES
+    default_language: str = "en"
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    cookie_names: CookieNames = field(default_factory=CookieNames)
+    consent_mode: ConsentModeSettings = field(default_factory=ConsentModeSettings)
+    gpc_enabled: bool = True
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    controller_name: str = ""
+    controller_contact: str = ""
+    controller_email: str = ""
+    controller_url: str = ""
+    jurisdiction: str = "EU"
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Config:
+        """Read and validate a TOML file; relative paths in it are relative to it."""
+        file = Path(path)
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(file), "configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"not valid TOML ({exc})") from None
+        return cls.from_mapping(raw, base_dir=file.parent)
+
+    @classmethod
+    def from_mapping(
+        cls, raw: Mapping[str, Any], *, base_dir: str | os.PathLike[str] | None = None
+    ) -> Config:
+        """Build from the same keys as the TOML file (a dict of plain values)."""
+        return _build(raw, Path(base_dir) if base_dir is not None else Path.cwd())
+
+    # -- queries used on the hot path ----------------------------------------------
+    @property
+    def category_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.categories)
+
+    @property
+    def required_category_ids(self) -> frozenset[str]:
+        return frozenset(c.id for c in self.categories if c.required)
+
+    @property
+    def gpc_category_ids(self) -> frozenset[str]:
+        return frozenset(c.id for c in self.categories if c.gpc)
+
+    def category(self, category_id: str) -> Category | None:
+        for category in self.categories:
+            if category.id == category_id:
+                return category
+        return None
+
+    def blocks_unknown_cookies(self, mode: RegionMode) -> bool:
+        if self.unknown_cookies == "auto":
+            return mode == "opt-in"
+        return self.unknown_cookies == "block"
+
+
+# ---------------------------------------------------------------------------------
+# Validation. Each helper names the key it checks, so errors point at the TOML line.
+
+_TOP_LEVEL_KEYS = {
+    "secret_keys",
+    "database_url",
+    "prefix",
+    "site_name",
+    "policy",
+    "categories",
+    "cookies",
+    "unknown_cookies",
+    "consent_lifetime_days",
+    "reject_lifetime_days",
+    "regions",
+    "languages",
+    "default_language",
+    "texts",
+    "cookie_names",
+    "consent_mode",
+    "gpc",
+    "secure_cookies",
+    "controller",
+}
+
+
+def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
+    unknown = sorted(set(raw) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(
+            unknown[0], f"unknown key (known keys: {', '.join(sorted(_TOP_LEVEL_KEYS))})"
+        )
+    categories = _categories(raw.get("categories"))
+    category_ids = {c.id for c in categories}
+    languages = _languages(raw.get("languages", list(SUPPORTED_LANGUAGES)))
+    default_language = _string(raw, "default_language", "en")
+    if default_language not in languages:
+        raise ConfigError("default_language", f"{default_language!r} is not in languages")
+    consent_days = _int_in_range(raw, "consent_lifetime_days", 182, 1, MAX_CONSENT_LIFETIME_DAYS)
+    cookie_names = _cookie_names(_table(raw, "cookie_names"))
+    cookie_rules = _cookie_rules(raw.get("cookies", []), category_ids)
+    _refuse_rules_for_own_cookies(cookie_rules, cookie_names)
+    gpc = _table(raw, "gpc")
+    controller = _table(raw, "controller")
+    return Config(
+        secret_keys=_secret_keys(raw.get("secret_keys")),
+        database_url=_database_url(
+            _string(raw, "database_url", "sqlite:///consentgate.db"), base_dir
+        ),
+        prefix=_prefix(_string(raw, "prefix", "/consentgate")),
+        site_name=_string(raw, "site_name", "This site"),
+        policy=_policy(_table(raw, "policy"), base_dir),
+        categories=categories,
+        cookies=cookie_rules,
+        unknown_cookies=_choice(raw, "unknown_cookies", "auto", ("auto", "block", "allow")),  # type: ignore[arg-type]
+        consent_lifetime_days=consent_days,
+        reject_lifetime_days=_int_in_range(
+            raw, "reject_lifetime_days", consent_days, 1, MAX_CONSENT_LIFETIME_DAYS
+        ),
+        regions=_regions(_table(raw, "regions")),
+        languages=languages,
+        default_language=default_language,
+        texts=_texts(raw.get("texts", {}), languages),
+        cookie_names=cookie_names,
+        consent_mode=_consent_mode(_table(raw, "consent_mode")),
+        gpc_enabled=_bool(gpc, "enabled", True, prefix="gpc."),
+        secure_cookies=_choice(raw, "secure_cookies", "auto", ("auto", "always", "never")),  # type: ignore[arg-type]
+        controller_name=_string(controller, "name", "", prefix="controller."),
+        controller_contact=_string(controller, "contact", "", prefix="controller."),
+        controller_email=_string(controller, "email", "", prefix="controller."),
+        controller_url=_string(controller, "url", "", prefix="controller."),
+        jurisdiction=_string(controller, "jurisdiction", "EU", prefix="controller."),
+    )
+
+
+def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _string(raw: Mapping[str, Any], key: str, default: str, *, prefix: str = "") -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(prefix + key, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool, *, prefix: str = "") -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(prefix + key, "must be true or false")
+    return value
+
+
+def _int_in_range(
+    raw: Mapping[str, Any], key: str, default: int, low: int, high: int, *, prefix: str = ""
+) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(prefix + key, "must be a whole number")
+    if not low <= value <= high:
+        raise ConfigError(prefix + key, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(raw: Mapping[str, Any], key: str, default: str, choices: Sequence[str]) -> str:
+    value = _string(raw, key, default)
+    if value not in choices:
+        raise ConfigError(key, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _secret_keys(value: Any) -> tuple[str, ...]:
+    """Newest key first: it signs; the older ones still verify during a rotation."""
+    if value is None:
+        env = os.environ.get(SECRET_KEYS_ENV, "")
+        value = [k.strip() for k in env.split(",") if k.strip()]
+        key = SECRET_KEYS_ENV
+    else:
+        key = "secret_keys"
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(key, "must be a list of strings, newest first")
+    keys = tuple(value)
+    for index, secret in enumerate(keys):
+        if len(secret) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"{key}[{index}]",
+                f"too short ({len(secret)} characters); use at least {MIN_SECRET_KEY_LENGTH} "
+                "random characters, e.g. from `consentgate keygen`",
+            )
+    return keys
+
+
+def _database_url(url: str, base_dir: Path) -> str:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path and path != ":memory:" and not path.startswith("/"):
+            return "sqlite:///" + str((base_dir / path).resolve())
+        return url
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    raise ConfigError(
+        "database_url", f"unsupported URL {url!r}; use sqlite:///PATH or postgresql://…"
+    )
+
+
+def _prefix(prefix: str) -> str:
+    if not prefix.startswith("/") or prefix.endswith("/") or len(prefix) < 2:
+        raise ConfigError("prefix", f"must start with '/' and not end with it, got {prefix!r}")
+    if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", prefix):
+        raise ConfigError("prefix", f"may hold only URL-safe path segments, got {prefix!r}")
+    return prefix
+
+
+def _policy(raw: Mapping[str, Any], base_dir: Path) -> Policy:
+    version = _string(raw, "version", "1", prefix="policy.")
+    if not version.strip():
+        raise ConfigError("policy.version", "must not be empty")
+    url = _string(raw, "url", "/privacy", prefix="policy.")
+    text_file = raw.get("text_file")
+    digest = hashlib.sha256(f"{version}\n{url}".encode()).hexdigest()
+    if text_file is not None:
+        if not isinstance(text_file, str):
+            raise ConfigError("policy.text_file", "must be a path string")
+        path = base_dir / text_file
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ConfigError("policy.text_file", f"cannot read {path}: {exc.strerror}") from None
+        text_file = str(path)
+    return Policy(version=version, url=url, text_file=text_file, text_sha256=digest)
+
+
+def _categories(value: Any) -> tuple[Category, ...]:
+    if value is None:
+        return default_categories()
+    if not isinstance(value, list) or not value:
+        raise ConfigError("categories", "must be a non-empty list of tables")
+    seen: set[str] = set()
+    categories = []
+    for index, item in enumerate(value):
+        key = f"categories[{index}]"
+        if isinstance(item, Category):
+            categories.append(item)
+            seen.add(item.id)
+            continue
+        if not isinstance(item, Mapping):
+            raise ConfigError(key, "must be a table with id, title, description")
+        category_id = _string(item, "id", "", prefix=key + ".")
+        if not _CATEGORY_ID.match(category_id):
+            raise ConfigError(
+                key + ".id", "lower-case letters, digits, '-' or '_', starting with a letter"
+            )
+        if category_id in seen:
+            raise ConfigError(key + ".id", f"duplicate category {category_id!r}")
+        seen.add(category_id)
+        signals = item.get("consent_mode", [])
+        if not isinstance(signals, list) or any(s not in CONSENT_MODE_SIGNALS for s in signals):
+            raise ConfigError(
+                key + ".consent_mode", f"must be a list of: {', '.join(CONSENT_MODE_SIGNALS)}"
+            )
+        categories.append(
+            Category(
+                id=category_id,
+                title=_string(item, "title", category_id.title(), prefix=key + "."),
+                description=_string(item, "description", "", prefix=key + "."),
+                required=_bool(item, "required", False, prefix=key + "."),
+                gpc=_bool(item, "gpc", False, prefix=key + "."),
+                consent_mode=tuple(signals),
+            )
+        )
+    if "necessary" not in seen:
+        raise ConfigError(
+            "categories", "must include the 'necessary' category (our own cookies live there)"
+        )
+    necessary = next(c for c in categories if c.id == "necessary")
+    if not necessary.required:
+        raise ConfigError("categories", "the 'necessary' category must have required = true")
+    return tuple(categories)
+
+
+def _cookie_rules(value: Any, category_ids: set[str]) -> tuple[CookieRule, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("cookies", "must be a list of tables")
+    rules = []
+    for index, item in enumerate(value):
+        key = f"cookies[{index}]"
+        if isinstance(item, CookieRule):
+            item = {
+                "name": item.pattern,
+                "category": item.category,
+                "path": item.path,
+                "domain": item.domain,
+            }
+        if not isinstance(item, Mapping):
+            raise ConfigError(key, "must be a table with name and category")
+        name = _string(item, "name", "", prefix=key + ".")
+        if not _COOKIE_NAME_PATTERN.match(name):
+            raise ConfigError(key + ".name", f"not a cookie name or glob: {name!r}")
+        category = _string(item, "category", "", prefix=key + ".")
+        if category not in category_ids:
+            raise ConfigError(key + ".category", f"unknown category {category!r}")
+        path = _string(item, "path", "/", prefix=key + ".")
+        if not path.startswith("/"):
+            raise ConfigError(key + ".path", "must start with '/'")
+        domain = item.get("domain")
+        if domain is not None and (not isinstance(domain, str) or not domain.strip(".")):
+            raise ConfigError(key + ".domain", "must be a domain name such as example.com")
+        try:
+            rules.append(
+                CookieRule(pattern=name, category=category, path=path, domain=domain or None)
+            )
+        except ValueError as exc:
+            raise ConfigError(key, str(exc)) from None
+    return tuple(rules)
+
+
+def _refuse_rules_for_own_cookies(rules: Sequence[CookieRule], names: CookieNames) -> None:
+    """Our cookies are strictly necessary by definition; a rule must not say otherwise."""
+    own = {names.consent, names.csrf, names.session}
+    for index, rule in enumerate(rules):
+        if rule.pattern in own:
+            raise ConfigError(
+                f"cookies[{index}].name",
+                f"{rule.pattern!r} is consentgate's own cookie (always necessary); remove the rule",
+            )
+
+
+def _regions(raw: Mapping[str, Any]) -> Regions:
+    default = raw.get("default", "opt-in")
+    if default not in REGION_MODES:
+        raise ConfigError("regions.default", f"must be one of {', '.join(REGION_MODES)}")
+    header = raw.get("country_header")
+    if header is not None and (not isinstance(header, str) or not _HEADER_NAME.match(header)):
+        raise ConfigError(
+            "regions.country_header", "must be an HTTP header name, e.g. CF-IPCountry"
+        )
+    countries_raw = raw.get("countries", {})
+    if not isinstance(countries_raw, Mapping):
+        raise ConfigError("regions.countries", "must be a table of COUNTRY = MODE")
+    countries: dict[str, RegionMode] = {}
+    for country, mode in countries_raw.items():
+        if not _COUNTRY.match(str(country).upper()):
+            raise ConfigError(f"regions.countries.{country}", "must be an ISO 3166-1 alpha-2 code")
+        if mode not in REGION_MODES:
+            raise ConfigError(
+                f"regions.countries.{country}", f"must be one of {', '.join(REGION_MODES)}"
+            )
+        countries[str(country).upper()] = mode
+    if countries and header is None:
+        raise ConfigError("regions.country_header", "needed when regions.countries is set")
+    return Regions(
+        default=default, country_header=header.lower() if header else None, countries=countries
+    )
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError("languages", "must be a non-empty list of language codes")
+    for lang in value:
+        if lang not in SUPPORTED_LANGUAGES:
+            raise ConfigError(
+                "languages",
+                f"{lang!r} has no built-in texts; supported: {', '.join(SUPPORTED_LANGUAGES)}",
+            )
+    return tuple(value)
+
+
+def _texts(value: Any, languages: Iterable[str]) -> Mapping[str, Mapping[str, str]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("texts", "must be a table of LANGUAGE = { key = text }")
+    # Imported here: texts.py holds the built-in wording, config only checks keys.
+    from consentgate.consent.texts import TEXT_KEYS
+
+    allowed = set(languages)
+    result: dict[str, dict[str, str]] = {}
+    for lang, overrides in value.items():
+        if lang not in allowed:
+            raise ConfigError(f"texts.{lang}", "language not listed in languages")
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"texts.{lang}", "must be a table of key = text")
+        for text_key, text in overrides.items():
+            if text_key not in TEXT_KEYS:
+                raise ConfigError(
+                    f"texts.{lang}.{text_key}",
+                    f"unknown text key; known: {', '.join(sorted(TEXT_KEYS))}",
+                )
+            if not isinstance(text, str):
+                raise ConfigError(f"texts.{lang}.{text_key}", "must be a string")
+        result[lang] = dict(overrides)
+    return result
+
+
+def _cookie_names(raw: Mapping[str, Any]) -> CookieNames:
+    names = {}
+    for key, default in (
+        ("consent", "cg_consent"),
+        ("csrf", "cg_csrf"),
+        ("meter", "cg_meter"),
+        ("session", "cg_session"),
+    ):
+        name = _string(raw, key, default, prefix="cookie_names.")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ConfigError(f"cookie_names.{key}", f"not a safe cookie name: {name!r}")
+        names[key] = name
+    if len(set(names.values())) != len(names):
+        raise ConfigError("cookie_names", "each cookie needs its own name")
+    return CookieNames(**names)
+
+
+def _consent_mode(raw: Mapping[str, Any]) -> ConsentModeSettings:
+    return ConsentModeSettings(
+        enabled=_bool(raw, "enabled", False, prefix="consent_mode."),
+        wait_for_update_ms=_int_in_range(
+            raw, "wait_for_update", 500, 0, 10_000, prefix="consent_mode."
+        ),
+    )

@@ -1,0 +1,182 @@
+"""The ASGI entry point: read the visitor, route our endpoints, wrap the app's ``send``.
+
+Pure ASGI on purpose (no ``BaseHTTPMiddleware``): responses stream through, and
+context variables set by the app keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from consentgate.config import Config, ConfigError
+from consentgate.consent.cookies import CookieRegistry, CookieRule
+from consentgate.consent.ledger import Ledger
+from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
+from consentgate.consent.texts import banner_text_sha256, resolve_texts
+from consentgate.responder import Responder
+from consentgate.storage import Storage, StorageError, storage_from_url
+from consentgate.visitor import Visitor
+from consentgate.web.cookies import consent_cookie_header
+from consentgate.web.endpoints import Endpoints, FailureResponse
+from consentgate.web.security import CsrfTokens
+
+logger = logging.getLogger("consentgate")
+
+
+class ConsentGate:
+    """Wrap an ASGI app: ``ConsentGate(app, config=Config.from_toml("consentgate.toml"))``.
+
+    Keyword options are the keys of the TOML file, for configuration in code:
+    ``ConsentGate(app, secret_keys=[...], database_url="sqlite:///consent.db")``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: Config | None = None,
+        *,
+        storage: Storage | None = None,
+        failure_response: FailureResponse | None = None,
+        **options: Any,
+    ) -> None:
+        if config is None:
+            config = Config.from_mapping(options)
+        elif options:
+            raise TypeError(
+                f"pass either config= or keyword options, not both (got {sorted(options)})"
+            )
+        if not config.secret_keys:
+            raise ConfigError(
+                "secret_keys",
+                "no secret key set (in the configuration or CONSENTGATE_SECRET_KEYS); "
+                "generate one with `consentgate keygen`",
+            )
+        self.app = app
+        self.config = config
+        self.codec = ConsentCookieCodec(config)
+        self.csrf = CsrfTokens(config.secret_keys)
+        self.registry = CookieRegistry(_registry_rules(config))
+        self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
+        self.endpoints = Endpoints(self)
+        self.failure_response: FailureResponse = (
+            failure_response or self.endpoints.default_failure_response
+        )
+        self.static_version = self.endpoints.static_version
+        self._banner_hashes: dict[tuple[str, str, bool], str] = {}
+        self._unknown_cookies_logged: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_storage_on_shutdown(send))
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        visitor = Visitor.from_scope(scope, self.config, self.codec)
+        scope.setdefault("state", {})["consent"] = visitor.consent
+        endpoint = self.endpoints.match(scope)
+        if endpoint is not None:
+            await endpoint(scope, receive, send, visitor)
+            return
+        new_decision = await self._record_gpc_signal(scope, visitor)
+        if new_decision is not None:
+            visitor = Visitor.from_scope(scope, self.config, self.codec, decision=new_decision)
+            scope["state"]["consent"] = visitor.consent
+        responder = Responder(self, scope, visitor, send)
+        if new_decision is not None:
+            responder.extra_cookies.append(
+                consent_cookie_header(self, new_decision, visitor.scheme)
+            )
+        await self.app(scope, receive, responder.send)
+
+    # -- helpers the endpoints and the responder share ------------------------------
+    def banner_hash(self, visitor: Visitor) -> str:
+        """SHA-256 of the banner text this visitor was shown (it goes in the ledger).
+
+        The text depends on the language, the region's regime (its intro) and whether
+        a GPC note was shown; there are few combinations, so each is computed once.
+        """
+        key = (visitor.language, visitor.mode, visitor.gpc)
+        digest = self._banner_hashes.get(key)
+        if digest is None:
+            texts = resolve_texts(visitor.language, self.config.texts)
+            digest = banner_text_sha256(
+                texts,
+                self.config.categories,
+                self.config.policy.version,
+                mode=visitor.mode,
+                gpc=visitor.gpc,
+            )
+            self._banner_hashes[key] = digest
+        return digest
+
+    def log_unknown_cookie_once(self, name: str) -> None:
+        """One log line per unknown name: enough to fix the registry, no log flood."""
+        if name in self._unknown_cookies_logged or len(self._unknown_cookies_logged) > 10_000:
+            return
+        self._unknown_cookies_logged.add(name)
+        logger.warning(
+            "consentgate: blocked cookie %r, which is in no category of the registry; "
+            "add it to [[cookies]] to allow it with its category",
+            name,
+        )
+
+    async def _record_gpc_signal(self, scope: Scope, visitor: Visitor) -> Decision | None:
+        """The first time a reader's GPC signal reaches a page, record it once."""
+        if not visitor.gpc or not _is_page_navigation(scope):
+            return None
+        if visitor.decision is not None and visitor.decision.gpc_at is not None:
+            return None
+        decision = record_gpc(self.config, visitor.decision)
+        try:
+            await self.ledger.record(
+                decision,
+                visitor,
+                scope,
+                action="gpc",
+                method="gpc",
+                granted=visitor.consent.granted,
+                banner_hash=self.banner_hash(visitor),
+            )
+        except StorageError:
+            # The signal is honoured all the same; we just cannot prove we saw it yet,
+            # so no cookie: the next page tries again.
+            logger.warning("consentgate: could not record a GPC signal; will retry")
+            return None
+        return decision
+
+    def _closing_storage_on_shutdown(self, send: Send) -> Send:
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await asyncio.shield(self.ledger.close())
+            await send(message)
+
+        return send_wrapper
+
+
+def _is_page_navigation(scope: Scope) -> bool:
+    if scope["method"] != "GET":
+        return False
+    headers = Headers(scope=scope)
+    dest = headers.get("sec-fetch-dest")
+    if dest is not None:
+        return dest == "document"
+    return "text/html" in headers.get("accept", "")
+
+
+def _registry_rules(config: Config) -> tuple[CookieRule, ...]:
+    """Our own cookies are strictly necessary; operators' rules come after them."""
+    own = tuple(
+        CookieRule(pattern=name, category="necessary")
+        for name in (
+            config.cookie_names.consent,
+            config.cookie_names.csrf,
+            config.cookie_names.session,
+        )
+    )
+    return own + config.cookies

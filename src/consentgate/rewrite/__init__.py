@@ -1,0 +1,57 @@
+"""Streaming HTML rewriting: insert, remove, rewrite attributes, transform raw text, truncate.
+
+Independent of the rest of consentgate; see ``docs/rewriter.md``.
+"""
+
+from .charset import (
+    CharsetDecision,
+    charset_from_content_type,
+    detect_charset,
+    is_safe_charset,
+    normalize_charset,
+    prescan_meta_charset,
+)
+from .errors import RewriteError, RewriteErrorReason, SelectorError
+from .headers import StreamingDecoder, is_rewritable, is_rewritable_content_type
+from .operations import (
+    AttributesCallback,
+    InsertHTML,
+    Operation,
+    Position,
+    RemoveElement,
+    RewriteAttributes,
+    TextCallback,
+    TransformText,
+    Truncate,
+)
+from .rewriter import Rewriter, RewriteReport, rewrite_html
+from .selectors import Selector, compile_selector
+
+__all__ = [
+    "AttributesCallback",
+    "CharsetDecision",
+    "InsertHTML",
+    "Operation",
+    "Position",
+    "RemoveElement",
+    "RewriteAttributes",
+    "RewriteError",
+    "RewriteErrorReason",
+    "RewriteReport",
+    "Rewriter",
+    "Selector",
+    "SelectorError",
+    "StreamingDecoder",
+    "TextCallback",
+    "TransformText",
+    "Truncate",
+    "charset_from_content_type",
+    "compile_selector",
+    "detect_charset",
+    "is_rewritable",
+    "is_rewritable_content_type",
+    "is_safe_charset",
+    "normalize_charset",
+    "prescan_meta_charset",
+    "rewrite_html",
+]

@@ -1,0 +1,44 @@
+"""Every way a request to our endpoints can fail, with its status and message.
+
+One enum, so that tests can be parametrised over the failures and operators can
+replace the response (``ConsentGate(..., failure_response=...)``) without parsing text.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Failure(Enum):
+    CSRF_COOKIE_MISSING = (
+        403,
+        "The security cookie is missing or invalid; reload the page and try again.",
+    )
+    CSRF_TOKEN_MISMATCH = (
+        403,
+        "The form's security token does not match; reload the page and try again.",
+    )
+    CROSS_ORIGIN = (403, "The request came from another site (its Origin header).")
+    BAD_ACTION = (400, "action must be one of accept_all, reject_all, save.")
+    UNKNOWN_CATEGORY = (400, "Unknown consent category.")
+    REQUIRED_CATEGORY = (400, "Strictly necessary cookies cannot be switched off.")
+    BAD_JSON = (400, "The request body is not valid JSON of the documented shape.")
+    BAD_FORM = (400, "The form could not be read.")
+    UNSUPPORTED_MEDIA_TYPE = (
+        415,
+        "Send application/x-www-form-urlencoded or application/json.",
+    )
+    BODY_TOO_LARGE = (413, "The request body is too large.")
+    NO_CONSENT = (404, "No consent has been recorded for this browser.")
+    STORAGE_UNAVAILABLE = (
+        503,
+        "Your choice could not be recorded, so nothing was turned on. Please try again.",
+    )
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+
+    @property
+    def code(self) -> str:
+        return self.name.lower()

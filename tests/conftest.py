@@ -1,0 +1,123 @@
+"""Shared helpers: tiny inline apps, a gate with a throw-away ledger, an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from consentgate import Config, ConsentGate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+OLD_SECRET = "old-secret-key-0123456789-abcdefghijklmnopq"
+T = TypeVar("T")
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def corpora_dir(name: str) -> Path:
+    """A corpus folder, or a skip (a failure when CI requires the corpora)."""
+    path = CORPORA / name
+    if not path.exists():
+        if os.environ.get("CONSENTGATE_REQUIRE_CORPORA") == "1":
+            pytest.fail(f"{path} is missing and CONSENTGATE_REQUIRE_CORPORA=1")
+        pytest.skip(f"{path} is absent (the shared corpora sit beside the checkout)")
+    return path
+
+
+PAGE = (
+    "<!DOCTYPE html><html><head><title>Front page</title></head><body>"
+    "<h1>News</h1>"
+    '<script type="text/plain" data-consent="analytics" data-src="/stats.js"></script>'
+    '<iframe data-consent="marketing" data-src="/video.html" title="video"></iframe>'
+    "<p>Hello</p></body></html>"
+)
+
+Headers = Sequence[tuple[str, str]]
+
+
+def html_app(
+    body: str = PAGE,
+    *,
+    headers: Headers = (),
+    chunk_size: int | None = None,
+    status: int = 200,
+    content_type: str = "text/html; charset=utf-8",
+) -> Callable[[Any, Any, Any], Awaitable[None]]:
+    """A raw ASGI app answering every request with ``body``, optionally in chunks."""
+    data = body.encode()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        raw = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        raw += [(k.lower().encode(), v.encode()) for k, v in headers]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        if chunk_size is None:
+            await send({"type": "http.response.body", "body": data, "more_body": False})
+            return
+        for i in range(0, len(data), chunk_size):
+            await send(
+                {"type": "http.response.body", "body": data[i : i + chunk_size], "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+def make_gate(app: Any, tmp_path: Path, **options: Any) -> ConsentGate:
+    options.setdefault("secret_keys", [SECRET])
+    options.setdefault("database_url", f"sqlite:///{tmp_path / 'ledger.db'}")
+    options.setdefault(
+        "cookies",
+        [
+            {"name": "_stats*", "category": "analytics"},
+            {"name": "ad_id", "category": "marketing"},
+            {"name": "text_size", "category": "preferences"},
+            {"name": "session", "category": "necessary"},
+        ],
+    )
+    return ConsentGate(app, config=Config.from_mapping(options))
+
+
+def client(app: Any, **kwargs: Any) -> httpx.AsyncClient:
+    kwargs.setdefault("base_url", "http://news.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), **kwargs)
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_token(c: httpx.AsyncClient, path: str = "/consentgate/settings") -> str:
+    """Load a page as a reader would and take the token from its consent form."""
+    response = await c.get(path, headers={"accept": "text/html"})
+    match = CSRF_FIELD.search(response.text)
+    assert match, "the page carries no consent form"
+    return match.group(1)
+
+
+async def decide(
+    c: httpx.AsyncClient, action: str, categories: Sequence[str] = (), next_url: str = "/"
+) -> httpx.Response:
+    token = await csrf_token(c)
+    data: dict[str, Any] = {"action": action, "csrf_token": token, "next": next_url}
+    if categories:
+        data["category"] = list(categories)
+    return await c.post("/consentgate/consent", data=data)
