@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -28,7 +29,7 @@ from tests.conftest import (
     run,
 )
 
-from consentgate.consent.state import CONSENT_COOKIE_SALT
+from consentgate.consent.state import CONSENT_COOKIE_SALT, consent_serializer
 
 AD_COOKIE = "ad_id=xyz; Path=/; Max-Age=31536000; HttpOnly"
 STATS_COOKIE = "_stats_id=1; Path=/"
@@ -471,7 +472,7 @@ def test_consent_not_granted_when_ledger_cannot_be_written(tmp_path: Path) -> No
 
 
 def _signed_cookie(secret: str, payload: dict[str, Any]) -> str:
-    return URLSafeTimedSerializer([secret], salt=CONSENT_COOKIE_SALT).dumps(payload)
+    return consent_serializer([secret]).dumps(payload)
 
 
 def _accept_all_payload(version: str = "1", known: list[str] | None = None) -> dict[str, Any]:
@@ -514,7 +515,10 @@ class _ThreeDaysAgoSigner(TimestampSigner):
 
 def test_expired_consent_cookie_asks_again(tmp_path: Path) -> None:
     serializer = URLSafeTimedSerializer(
-        [SECRET], salt=CONSENT_COOKIE_SALT, signer=_ThreeDaysAgoSigner
+        [SECRET],
+        salt=CONSENT_COOKIE_SALT,
+        signer=_ThreeDaysAgoSigner,
+        signer_kwargs={"digest_method": hashlib.sha256},
     )
     old = serializer.dumps(_accept_all_payload())
 

@@ -8,17 +8,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from rewrite_helpers import bytewise, corpus_dir, random_chunks, run, whole
 
 from consentgate.rewrite import InsertHTML, Truncate
+from consentgate.rewrite._html import VOID_ELEMENTS as VOID
+from rewrite_helpers import bytewise, corpus_dir, random_chunks, run, whole
 
 pytestmark = pytest.mark.corpora
 
 BANNER = "<div id=cg-banner>Cookies?</div>"
 CTA = '<aside class="cg-cta">Register to read on</aside>'
-VOID = frozenset(
-    "area base br col embed hr img input link meta source track wbr param keygen".split()
-)
 
 
 def dat_sections(path: Path) -> list[bytes]:
@@ -69,7 +67,7 @@ def news_pages() -> list[Path]:
 def test_news_pages_banner_before_body_end() -> None:
     for page in news_pages():
         data = page.read_bytes()
-        out, rewriter = run([InsertHTML.before_body_close(BANNER)], whole(data))
+        out, _ = run([InsertHTML.before_body_close(BANNER)], whole(data))
         banner = BANNER.encode()
         assert out.count(banner) == 1, page.name
         assert out.replace(banner, b"", 1) == data, page.name
@@ -95,8 +93,8 @@ def manifest() -> list[tuple[str, dict[str, object]]]:
 
 
 class _ElementEnd(HTMLParser):
-    """Find where the element starting at offset 0 ends, closing elements like a lenient
-    browser would (an end tag closes up to its match). Also records whether every end tag
+    """Find where the end tag of the element starting at offset 0 is, closing elements like a
+    lenient browser would (an end tag closes up to its match). Also records whether every end tag
     matched the innermost open element (a balanced region)."""
 
     def __init__(self) -> None:
@@ -130,14 +128,14 @@ class _ElementEnd(HTMLParser):
         while self.stack.pop() != tag:
             pass
         if not self.stack:
-            offset = self._offset()
-            self.end_offset = offset + len(self.get_starttag_text() or "") if False else offset
+            self.end_offset = self._offset()  # where the element's end tag starts
 
 
 def container_start(data: str, selector: str) -> int:
     tag, kind, value = re.fullmatch(r"(\w+)([#.])(.+)", selector).groups()  # type: ignore[union-attr]
     attr = "id" if kind == "#" else "class"
-    pattern = rf"""<{tag}\b[^>]*\b{attr}\s*=\s*["']?(?:[^"'>]*\s)?{re.escape(value)}(?:\s[^"'>]*)?["'\s>]"""
+    value_re = rf"""["']?(?:[^"'>]*\s)?{re.escape(value)}(?:\s[^"'>]*)?["'\s>]"""
+    pattern = rf"<{tag}\b[^>]*\b{attr}\s*=\s*{value_re}"
     match = re.search(pattern, data, re.IGNORECASE)
     assert match, selector
     return match.start()
@@ -209,14 +207,16 @@ def test_news_pages_truncation_chunking_invariant() -> None:
         selector = str(entry["article_selector"])
         expected, _ = run([Truncate(selector, CTA, keep_items=2)], whole(data))
         for seed in (3, 4):
-            chunked, _ = run([Truncate(selector, CTA, keep_items=2)], random_chunks(data, seed, 2048))
+            ops = [Truncate(selector, CTA, keep_items=2)]
+            chunked, _ = run(ops, random_chunks(data, seed, 2048))
             assert chunked == expected, name
 
 
 def test_news_pages_keep_words_removes_last_paragraph() -> None:
     for name, entry in manifest()[:10]:
         data = (corpus_dir("news-pages") / name).read_bytes()
-        out, rewriter = run([Truncate(str(entry["article_selector"]), CTA, keep_words=30)], whole(data))
+        ops = [Truncate(str(entry["article_selector"]), CTA, keep_words=30)]
+        out, rewriter = run(ops, whole(data))
         assert rewriter.report.cuts == 1, name
         text = visible_text(out.decode("utf-8", "replace"))
         last = collapse(str(entry["last_paragraph_text"]))[:60]

@@ -63,8 +63,12 @@ class Responder:
         headers = MutableHeaders(raw=list(start["headers"]))
         status = int(start["status"])
         if first["type"] == "http.response.body" and self._should_rewrite(headers, status):
-            self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers)
-            self.extra_cookies.extend(cookies)
+            try:
+                self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers)
+            except RewriteError as exc:  # e.g. a declared UTF-16 page: leave it as it is
+                self._log_not_rewritten(exc)
+            else:
+                self.extra_cookies.extend(cookies)
         cookies_changed = self._enforce_cookies(headers)
         if self._rewriter is not None:
             self._mark_visitor_dependent(headers)
@@ -126,14 +130,17 @@ class Responder:
             if final:
                 output += rewriter.close()
         except RewriteError as exc:
-            logger.warning(
-                "consentgate: HTML of %s not rewritten (%s); passed through",
-                self.scope.get("path"),
-                exc,
-            )
+            self._log_not_rewritten(exc)
             self._rewriter = None
             return rewriter.abandon()
         return output
+
+    def _log_not_rewritten(self, exc: RewriteError) -> None:
+        logger.warning(
+            "consentgate: HTML of %s not rewritten (%s); passed through as it was",
+            self.scope.get("path"),
+            exc,
+        )
 
     # -- decisions ------------------------------------------------------------------
     def _should_rewrite(self, headers: MutableHeaders, status: int) -> bool:

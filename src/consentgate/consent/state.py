@@ -11,6 +11,7 @@ Two layers, kept apart on purpose:
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -93,17 +94,24 @@ def _is_time(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
 
-class ConsentCookieCodec:
-    """Signs and reads the consent cookie; keys rotate without losing decisions.
+def consent_serializer(secret_keys: tuple[str, ...] | list[str]) -> URLSafeTimedSerializer:
+    """Timestamped, HMAC-SHA-256 signed; verifies with every key, signs with the newest.
 
     ``secret_keys`` is newest first (the config's order); itsdangerous signs with the
-    *last* key of its list and verifies with all, hence the reversal.
+    *last* key of its list, hence the reversal.
     """
+    return URLSafeTimedSerializer(
+        list(reversed(secret_keys)),
+        salt=CONSENT_COOKIE_SALT,
+        signer_kwargs={"digest_method": hashlib.sha256},
+    )
+
+
+class ConsentCookieCodec:
+    """Signs and reads the consent cookie; keys rotate without losing decisions."""
 
     def __init__(self, config: Config) -> None:
-        self._serializer = URLSafeTimedSerializer(
-            list(reversed(config.secret_keys)), salt=CONSENT_COOKIE_SALT
-        )
+        self._serializer = consent_serializer(config.secret_keys)
         self._grant_lifetime = config.consent_lifetime_days * _DAY
         self._reject_lifetime = config.reject_lifetime_days * _DAY
         self._optional = frozenset(config.category_ids) - config.required_category_ids

@@ -8,6 +8,7 @@ The cookie is SameSite=Lax and HttpOnly; the page gets the token from the form w
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from urllib.parse import urlsplit
@@ -19,7 +20,11 @@ CSRF_SALT = "consentgate.csrf.v1"
 
 class CsrfTokens:
     def __init__(self, secret_keys: tuple[str, ...]) -> None:
-        self._serializer = URLSafeSerializer(list(reversed(secret_keys)), salt=CSRF_SALT)
+        self._serializer = URLSafeSerializer(
+            list(reversed(secret_keys)),
+            salt=CSRF_SALT,
+            signer_kwargs={"digest_method": hashlib.sha256},
+        )
 
     def new_token(self) -> str:
         return self._serializer.dumps(secrets.token_urlsafe(24))

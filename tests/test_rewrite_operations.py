@@ -1,0 +1,273 @@
+"""Every operation, each fed whole, byte by byte and in random chunks (same output)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consentgate.rewrite import (
+    InsertHTML,
+    Position,
+    RemoveElement,
+    RewriteAttributes,
+    RewriteError,
+    RewriteErrorReason,
+    Rewriter,
+    TransformText,
+    Truncate,
+)
+from rewrite_helpers import run, run_all_chunkings, whole
+
+PAGE = (
+    b"<!DOCTYPE html><HTML><Head><title>T</title></head>\n<body class=x>"
+    b"<div class='article-body'><p>One</p><p>Two <b>bold</b></p><p>Three</p>"
+    b"<!-- c --><script>var s='<p>x</p>';</script><p>Four</p></div>"
+    b"<footer>F</footer></body></html>"
+)
+
+
+def test_insert_after_head_start_and_before_body_end() -> None:
+    out = run_all_chunkings(
+        lambda: [InsertHTML.after_head_open("<script>cm()</script>"),
+                 InsertHTML.before_body_close("<div id=b></div>")],
+        PAGE,
+    )
+    assert out == PAGE.replace(b"<Head>", b"<Head><script>cm()</script>").replace(
+        b"</body>", b"<div id=b></div></body>"
+    )
+
+
+def test_insert_once_by_default_and_every_time_when_asked() -> None:
+    data = b"<p>a</p><p>b</p>"
+    assert run_all_chunkings(lambda: [InsertHTML("p", "X", Position.BEFORE_START)], data) == (
+        b"X<p>a</p><p>b</p>"
+    )
+    out = run_all_chunkings(lambda: [InsertHTML("p", "Y", Position.AFTER_END, once=False)], data)
+    assert out == b"<p>a</p>Y<p>b</p>Y"
+
+
+def test_insert_before_end_of_selected_element() -> None:
+    out = run_all_chunkings(
+        lambda: [InsertHTML("div.article-body", "<i>end</i>", Position.BEFORE_END)], PAGE
+    )
+    assert out == PAGE.replace(b"</div>", b"<i>end</i></div>")
+
+
+def test_insert_body_end_falls_back_to_eof() -> None:
+    data = b"<html><body><p>no closing body"
+    out, rewriter = run([InsertHTML.before_body_close("<B>")], whole(data))
+    assert out == data + b"<B>"
+    assert rewriter.report.fallbacks == 1
+
+
+def test_insert_after_head_falls_back_before_first_content_tag() -> None:
+    data = b"<!doctype html><html><meta charset=utf-8><p>x"
+    out = run_all_chunkings(lambda: [InsertHTML.after_head_open("<S>")], data)
+    assert out == b"<!doctype html><html><S><meta charset=utf-8><p>x"
+
+
+def test_stray_body_end_tag_still_gets_insertion() -> None:
+    data = b"<p>x</p></body>"
+    assert run_all_chunkings(lambda: [InsertHTML.before_body_close("<B>")], data) == (
+        b"<p>x</p><B></body>"
+    )
+
+
+def test_required_insertion_missing_raises() -> None:
+    with pytest.raises(RewriteError) as info:
+        run([InsertHTML("main", "x", required=True)], whole(b"<p>"))
+    assert info.value.reason is RewriteErrorReason.TARGET_NOT_FOUND
+
+
+def activate(tag: str, attrs: dict[str, str]) -> dict[str, str] | None:
+    if attrs.get("type") != "text/plain" or "data-src" not in attrs:
+        return None
+    new = {k: v for k, v in attrs.items() if k not in ("type", "data-src")}
+    return {"src": attrs["data-src"], **new}
+
+
+def test_rewrite_attributes_activates_script() -> None:
+    data = (
+        b'<script type="text/plain" data-consent="analytics" data-src="x.js?a=1&amp;b=2">'
+        b"</script><SCRIPT   src=keep.js ></SCRIPT>"
+    )
+    out = run_all_chunkings(lambda: [RewriteAttributes("script[data-consent]", activate)], data)
+    assert out == (
+        b'<script src="x.js?a=1&amp;b=2" data-consent="analytics"></script>'
+        b"<SCRIPT   src=keep.js ></SCRIPT>"
+    )
+
+
+def test_rewrite_attributes_escapes_and_keeps_untouched_bytes() -> None:
+    data = b"<iframe data-src='/e?q=\"x\"&amp;y' Width=3 allowfullscreen></iframe><iframe src=z>"
+
+    def swap(tag: str, attrs: dict[str, str]) -> dict[str, str] | None:
+        if "data-src" not in attrs:
+            return None
+        return {"src": attrs["data-src"], "width": attrs["width"], "allowfullscreen": ""}
+
+    out = run_all_chunkings(lambda: [RewriteAttributes("iframe", swap)], data)
+    assert out == (
+        b'<iframe src="/e?q=&quot;x&quot;&amp;y" width="3" allowfullscreen></iframe>'
+        b"<iframe src=z>"
+    )
+
+
+def test_remove_element_with_content_and_nested_same_tag() -> None:
+    data = b"<div>a<div class=ad>x<div>y</div>z</div>b</div>"
+    assert run_all_chunkings(lambda: [RemoveElement("div.ad")], data) == b"<div>ab</div>"
+
+
+def test_remove_void_and_raw_text_elements() -> None:
+    data = b"<p>a<img class=t src=x>b<script class=t>if(a<b)x('</p>')</script>c</p>"
+    assert run_all_chunkings(lambda: [RemoveElement(".t")], data) == b"<p>abc</p>"
+
+
+def test_remove_element_closed_implicitly() -> None:
+    data = b"<p class=ad>gone<div>kept</div>"
+    assert run_all_chunkings(lambda: [RemoveElement("p.ad")], data) == b"<div>kept</div>"
+
+
+def test_truncate_keep_items_inserts_cta_and_closes() -> None:
+    out, rewriter = run([Truncate("div.article-body", "<CTA>", keep_items=2)], whole(PAGE))
+    assert out == PAGE.replace(
+        b"<p>Three</p><!-- c --><script>var s='<p>x</p>';</script><p>Four</p>", b"<CTA>"
+    )
+    assert rewriter.report.cuts == 1 and rewriter.report.truncated
+    assert run_all_chunkings(lambda: [Truncate("div.article-body", "<CTA>", keep_items=2)], PAGE)
+
+
+def test_truncate_closes_elements_open_at_the_cut() -> None:
+    data = b"<div class=a><section><p>1<p>2<span>s<p>3</section>tail</div>after"
+    out = run_all_chunkings(lambda: [Truncate("div.a", "<CTA>", keep_items=2)], data)
+    assert out == b"<div class=a><section><p>1<p>2<span>s</span></p><CTA></section></div>after"
+
+
+def test_truncate_container_closed_implicitly_gets_end_tag() -> None:
+    data = b"<section><div class=a><p>1</p><p>2</p><p>3</section>after"
+    out = run_all_chunkings(lambda: [Truncate("div.a", "<CTA>", keep_items=1)], data)
+    assert out == b"<section><div class=a><p>1</p><CTA></div></section>after"
+
+
+def test_truncate_short_content_is_not_cut() -> None:
+    data = b"<div class=a><p>1</p></div>"
+    out, rewriter = run([Truncate("div.a", "<CTA>", keep_items=2)], whole(data))
+    assert out == data and rewriter.report.cuts == 0 and rewriter.report.containers_found == 1
+
+
+def test_truncate_keep_zero_items() -> None:
+    data = b"<div class=a><p>1</p></div>x"
+    assert run_all_chunkings(lambda: [Truncate("div.a", "C", keep_items=0)], data) == (
+        b"<div class=a>C</div>x"
+    )
+
+
+def test_truncate_keep_words_cuts_mid_text() -> None:
+    data = b"<div class=a><p>one two <b>three four</b> five</p><p>six</p></div>end"
+    out = run_all_chunkings(lambda: [Truncate("div.a", "<CTA>", keep_words=3)], data)
+    # The snippet goes at the cut, then the open elements are closed.
+    assert out == b"<div class=a><p>one two <b>three <CTA></b></p></div>end"
+
+
+def test_truncate_keep_words_ignores_script_text() -> None:
+    data = b"<div class=a><script>a b c d</script>one two</div>"
+    out = run_all_chunkings(lambda: [Truncate("div.a", "|", keep_words=1)], data)
+    assert out == b"<div class=a><script>a b c d</script>one |</div>"
+
+
+def test_truncate_missing_container_raises_when_required() -> None:
+    with pytest.raises(RewriteError) as info:
+        run([Truncate("div.article", "x", keep_items=1)], whole(b"<p>1</p>"))
+    assert info.value.reason is RewriteErrorReason.CONTAINER_NOT_FOUND
+    out, rewriter = run([Truncate("div.article", "x", keep_items=1, required=False)],
+                        whole(b"<p>1</p>"))
+    assert out == b"<p>1</p>" and len(rewriter.report.not_found) == 1
+
+
+def test_truncate_validates_arguments() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Truncate("div")
+    with pytest.raises(ValueError, match="negative"):
+        Truncate("div", keep_words=-1)
+
+
+def strip_article_body(text: str) -> str:
+    data = json.loads(text)
+    data.pop("articleBody", None)
+    return json.dumps(data)
+
+
+def test_transform_json_ld_text() -> None:
+    ld = b'{"@type": "NewsArticle", "articleBody": "secret </p> text"}'
+    data = b'<script type="application/ld+json">' + ld + b"</script><script>x</script>"
+    out = run_all_chunkings(
+        lambda: [TransformText('script[type="application/ld+json"]', strip_article_body)], data
+    )
+    assert out == b'<script type="application/ld+json">{"@type": "NewsArticle"}</script>' + (
+        b"<script>x</script>"
+    )
+
+
+def test_transform_text_over_cap_raises() -> None:
+    data = b"<script type=t>" + b"x" * 100 + b"</script>"
+    rewriter = Rewriter([TransformText("script", str.upper)], encoding="utf-8", max_text_bytes=50)
+    with pytest.raises(RewriteError) as info:
+        rewriter.rewrite(data)
+    assert info.value.reason is RewriteErrorReason.TEXT_TOO_LARGE
+
+
+def test_transform_callback_failure_is_reported() -> None:
+    def boom(text: str) -> str:
+        raise KeyError(text)
+
+    with pytest.raises(RewriteError) as info:
+        run([TransformText("script", boom)], whole(b"<script>x</script>"))
+    assert info.value.reason is RewriteErrorReason.CALLBACK_FAILED
+
+
+def test_operations_combined_on_a_gated_page() -> None:
+    ops = lambda: [  # noqa: E731
+        InsertHTML.after_head_open("<script>consent()</script>"),
+        InsertHTML.before_body_close("<div id=banner></div>"),
+        Truncate("div.article-body", "<a href=/register>Register</a>", keep_items=1),
+        RemoveElement("footer"),
+    ]
+    out = run_all_chunkings(ops, PAGE)
+    assert b"Two" not in out and b"Four" not in out and b"<footer>" not in out
+    assert out.count(b"Register") == 1 and b"consent()" in out and b"banner" in out
+
+
+def test_feed_after_close_is_an_error() -> None:
+    rewriter = Rewriter([], encoding="utf-8")
+    rewriter.close()
+    with pytest.raises(RewriteError) as info:
+        rewriter.feed(b"x")
+    assert info.value.reason is RewriteErrorReason.CLOSED
+
+
+def test_svg_script_is_not_raw_text_and_cdata_is_opaque() -> None:
+    data = b"<svg><script><![CDATA[ a<b ]]></script><title><i>x</i></title><b>y</b></svg>"
+    out = run_all_chunkings(lambda: [RemoveElement("svg i"), RemoveElement("svg b")], data)
+    # <title> is an HTML integration point (its <i> is inside svg); <b> breaks out of SVG.
+    assert out == data.replace(b"<i>x</i>", b"")
+
+
+def test_table_implied_closes_keep_tracking() -> None:
+    data = b"<table><tr><td class=a>1<td>2<tr><td>3</table><p>after"
+    assert run_all_chunkings(lambda: [RemoveElement("td.a")], data) == (
+        b"<table><tr><td>2<tr><td>3</table><p>after"
+    )
+
+
+def test_list_items_close_each_other() -> None:
+    data = b"<ul class=l><li>1<li class=x>2<li>3</ul>"
+    assert run_all_chunkings(lambda: [RemoveElement("ul > li.x")], data) == (
+        b"<ul class=l><li>1<li>3</ul>"
+    )
+
+
+def test_unmatched_end_tag_is_ignored_for_tracking() -> None:
+    data = b"<div class=a><p>1</span></p><p>2</p></div>x"
+    out = run_all_chunkings(lambda: [Truncate("div.a", "C", keep_items=1)], data)
+    assert out == b"<div class=a><p>1</span></p>C</div>x"
