@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -41,7 +42,6 @@ def ours_cut(data: bytes, selector: str) -> bytes:
 def lxml_jobs() -> tuple[Job, Job] | str:
     try:
         import lxml.html
-        from lxml.cssselect import CSSSelector  # noqa: F401 - needs the cssselect package
     except ImportError as exc:
         return f"lxml unavailable ({exc})"
 
@@ -54,13 +54,21 @@ def lxml_jobs() -> tuple[Job, Job] | str:
 
     def cut(data: bytes, selector: str) -> bytes:
         doc = lxml.html.document_fromstring(data)
-        for container in doc.cssselect(selector)[:1]:
-            paragraphs = container.cssselect("p")
+        for container in doc.xpath(_xpath(selector))[:1]:
+            paragraphs = container.xpath(".//p")
             if len(paragraphs) > 2:
                 _cut_after(container, paragraphs[1], lxml.html.fragment_fromstring(CTA))
         return bytes(lxml.html.tostring(doc, encoding="utf-8"))
 
     return banner, cut
+
+
+def _xpath(selector: str) -> str:
+    """XPath for the manifest's ``tag#id`` / ``tag.class`` selectors (no cssselect needed)."""
+    tag, kind, value = re.fullmatch(r"(\w+)([#.])(.+)", selector).groups()  # type: ignore[union-attr]
+    if kind == "#":
+        return f'//{tag}[@id="{value}"]'
+    return f'//{tag}[contains(concat(" ", normalize-space(@class), " "), " {value} ")]'
 
 
 def _cut_after(container: object, keep_last: object, cta: object) -> None:

@@ -692,10 +692,8 @@ def test_receipt_uses_kantara_fields(tmp_path: Path) -> None:
     purposes = {p["purposeCategory"][0]: p for p in receipt["services"][0]["purposes"]}
     assert len(purposes) == 4
     assert receipt["consentgate"]["inForce"] == ["analytics", "necessary"]
-    assert (
-        receipt["consentgate"]["history"][0]["action"] == "update"
-        or receipt["consentgate"]["history"][0]["action"] == "grant"
-    )
+    assert [h["action"] for h in receipt["consentgate"]["history"]] == ["grant"]
+    assert receipt["consentgate"]["history"][0]["granted"] == ["necessary", "analytics"]
 
 
 def test_receipt_without_consent_is_404(tmp_path: Path) -> None:

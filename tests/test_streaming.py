@@ -163,3 +163,18 @@ def test_streaming_non_http_scopes_pass_through(tmp_path: Path) -> None:
 
     run(scenario())
     assert seen == ["websocket"]
+
+
+def test_streaming_undeclared_utf16_with_bom_passes_through_intact(tmp_path: Path) -> None:
+    """The rewriter refuses UTF-16 only after sniffing the BOM: the held bytes come back."""
+    page = "<html><body><p>Grüße aus dem Hafen</p></body></html>".encode("utf-16")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(0, len(page), 5):
+            await send({"type": "http.response.body", "body": page[i : i + 5], "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    sent = run(_call(make_gate(app, tmp_path)))
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == page

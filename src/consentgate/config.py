@@ -100,6 +100,69 @@ class ConsentModeSettings:
     wait_for_update_ms: int = 500
 
 
+AccessName = Literal["free", "metered", "registered"]
+ACCESS_LEVELS: tuple[AccessName, ...] = ("free", "metered", "registered")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRuleSetting:
+    """A path pattern (``/articles/*``; ``**`` spans segments) and its access level."""
+
+    path: str
+    access: AccessName
+
+
+_DEFAULT_REMOVE_SELECTORS = ("link[rel=amphtml]", "[data-consentgate-remove]")
+_DEFAULT_CRAWLER_DOMAINS = ("googlebot.com", "google.com", "googleusercontent.com")
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSettings:
+    limit: int = 3
+    period_days: int = 30
+    period: Literal["rolling", "calendar-month"] = "rolling"
+    store: Literal["cookie", "server"] = "cookie"
+    network_limit: int = 10
+    category: str = "necessary"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlerSettings:
+    enabled: bool = False
+    domains: tuple[str, ...] = _DEFAULT_CRAWLER_DOMAINS
+    ip_ranges: tuple[str, ...] = ()
+    cache_seconds: int = 3600
+    timeout_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class WallSettings:
+    """The registration wall: which responses are articles and how they are cut."""
+
+    rules: tuple[AccessRuleSetting, ...] = ()
+    default_access: AccessName = "free"
+    article_selector: str = "div.article-body"
+    paragraph_selector: str = "p"
+    lead_paragraphs: int = 2
+    lead_words: int | None = None
+    remove_selectors: tuple[str, ...] = _DEFAULT_REMOVE_SELECTORS
+    gated_class: str = "article-body"
+    meter: MeterSettings = field(default_factory=MeterSettings)
+    crawlers: CrawlerSettings = field(default_factory=CrawlerSettings)
+    cta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsSettings:
+    """The built-in accounts, for sites that have none of their own."""
+
+    enabled: bool = True
+    min_password_length: int = 10
+    session_lifetime_days: int = 30
+    register_per_hour: int = 5
+    login_per_15_minutes: int = 10
+
+
 def default_categories() -> tuple[Category, ...]:
     return (
         Category(
@@ -159,6 +222,8 @@ class Config:
     controller_email: str = ""
     controller_url: str = ""
     jurisdiction: str = "EU"
+    wall: WallSettings = field(default_factory=WallSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -228,6 +293,8 @@ _TOP_LEVEL_KEYS = {
     "gpc",
     "secure_cookies",
     "controller",
+    "wall",
+    "accounts",
 }
 
 
@@ -277,6 +344,8 @@ def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
         controller_email=_string(controller, "email", "", prefix="controller."),
         controller_url=_string(controller, "url", "", prefix="controller."),
         jurisdiction=_string(controller, "jurisdiction", "EU", prefix="controller."),
+        wall=_wall(_table(raw, "wall"), category_ids, languages),
+        accounts=_accounts(_table(raw, "accounts")),
     )
 
 
@@ -468,7 +537,7 @@ def _cookie_rules(value: Any, category_ids: set[str]) -> tuple[CookieRule, ...]:
 
 def _refuse_rules_for_own_cookies(rules: Sequence[CookieRule], names: CookieNames) -> None:
     """Our cookies are strictly necessary by definition; a rule must not say otherwise."""
-    own = {names.consent, names.csrf, names.session}
+    own = {names.consent, names.csrf, names.session, names.meter}
     for index, rule in enumerate(rules):
         if rule.pattern in own:
             raise ConfigError(
@@ -564,5 +633,202 @@ def _consent_mode(raw: Mapping[str, Any]) -> ConsentModeSettings:
         enabled=_bool(raw, "enabled", False, prefix="consent_mode."),
         wait_for_update_ms=_int_in_range(
             raw, "wait_for_update", 500, 0, 10_000, prefix="consent_mode."
+        ),
+    )
+
+
+# -- the registration wall -------------------------------------------------------
+
+_WALL_KEYS = {
+    "rules",
+    "default_access",
+    "article_selector",
+    "paragraph_selector",
+    "lead_paragraphs",
+    "lead_words",
+    "remove_selectors",
+    "gated_class",
+    "meter",
+    "crawlers",
+    "cta",
+}
+_CTA_KEYS = {"heading", "body", "benefits", "register_label", "signin_label"}
+
+
+def _wall(raw: Mapping[str, Any], category_ids: set[str], languages: Sequence[str]) -> WallSettings:
+    unknown = sorted(set(raw) - _WALL_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"wall.{unknown[0]}", f"unknown key; known: {', '.join(sorted(_WALL_KEYS))}"
+        )
+    article_selector = _selector(raw, "article_selector", "div.article-body")
+    lead_words = raw.get("lead_words")
+    if lead_words is not None:
+        lead_words = _int_in_range(raw, "lead_words", 0, 1, 100_000, prefix="wall.")
+    remove = raw.get("remove_selectors", list(_DEFAULT_REMOVE_SELECTORS))
+    if not isinstance(remove, list):
+        raise ConfigError("wall.remove_selectors", "must be a list of selectors")
+    for index, selector in enumerate(remove):
+        _check_selector(f"wall.remove_selectors[{index}]", selector)
+    return WallSettings(
+        rules=_access_rules(raw.get("rules", [])),
+        default_access=_access(raw, "default_access", "free", "wall.default_access"),
+        article_selector=article_selector,
+        paragraph_selector=_selector(raw, "paragraph_selector", "p"),
+        lead_paragraphs=_int_in_range(raw, "lead_paragraphs", 2, 0, 1000, prefix="wall."),
+        lead_words=lead_words,
+        remove_selectors=tuple(remove),
+        gated_class=_gated_class(raw, article_selector),
+        meter=_meter(_table(raw, "meter"), category_ids),
+        crawlers=_crawlers(_table(raw, "crawlers")),
+        cta=_cta(raw.get("cta", {}), languages),
+    )
+
+
+def _check_selector(key: str, selector: Any) -> str:
+    # Imported here: config validates selectors with the rewriter's own parser, once.
+    from consentgate.rewrite import SelectorError, compile_selector
+
+    if not isinstance(selector, str):
+        raise ConfigError(key, "must be a selector string")
+    try:
+        compile_selector(selector)
+    except SelectorError as exc:
+        raise ConfigError(key, str(exc)) from None
+    return str(selector)
+
+
+def _selector(raw: Mapping[str, Any], key: str, default: str) -> str:
+    return _check_selector(f"wall.{key}", raw.get(key, default))
+
+
+def _gated_class(raw: Mapping[str, Any], article_selector: str) -> str:
+    """Google's paywall markup names the gated part by a class: take the selector's."""
+    if "gated_class" in raw:
+        value = _string(raw, "gated_class", "", prefix="wall.")
+        if not re.fullmatch(r"[A-Za-z_-][A-Za-z0-9_-]*", value):
+            raise ConfigError("wall.gated_class", f"must be a CSS class name, got {value!r}")
+        return value
+    classes = re.findall(
+        r"\.([A-Za-z_-][A-Za-z0-9_-]*)", article_selector.split(",")[0].split()[-1]
+    )
+    if not classes:
+        raise ConfigError(
+            "wall.gated_class",
+            "needed when wall.article_selector has no class (Google's paywall markup "
+            "identifies the gated section by a class)",
+        )
+    return str(classes[0])
+
+
+def _access(raw: Mapping[str, Any], key: str, default: str, full_key: str) -> AccessName:
+    value = raw.get(key, default)
+    if value not in ACCESS_LEVELS:
+        raise ConfigError(full_key, f"must be one of {', '.join(ACCESS_LEVELS)}; got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def _access_rules(value: Any) -> tuple[AccessRuleSetting, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("wall.rules", "must be a list of tables with path and access")
+    rules = []
+    for index, item in enumerate(value):
+        key = f"wall.rules[{index}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(key, "must be a table with path and access")
+        path = _string(item, "path", "", prefix=key + ".")
+        if not path.startswith("/"):
+            raise ConfigError(key + ".path", f"must start with '/', got {path!r}")
+        rules.append(AccessRuleSetting(path, _access(item, "access", "", key + ".access")))
+    return tuple(rules)
+
+
+def _meter(raw: Mapping[str, Any], category_ids: set[str]) -> MeterSettings:
+    prefix = "wall.meter."
+    limit = _int_in_range(raw, "limit", 3, 0, 1000, prefix=prefix)
+    category = _string(raw, "category", "necessary", prefix=prefix)
+    if category not in category_ids:
+        raise ConfigError(prefix + "category", f"unknown category {category!r}")
+    period = raw.get("period", "rolling")
+    if period not in ("rolling", "calendar-month"):
+        raise ConfigError(prefix + "period", "must be rolling or calendar-month")
+    store = raw.get("store", "cookie")
+    if store not in ("cookie", "server"):
+        raise ConfigError(prefix + "store", "must be cookie or server")
+    network_limit = _int_in_range(raw, "network_limit", max(10, limit), 1, 100_000, prefix=prefix)
+    if network_limit < limit:
+        raise ConfigError(prefix + "network_limit", "must be at least the per-reader limit")
+    return MeterSettings(
+        limit=limit,
+        period_days=_int_in_range(raw, "period_days", 30, 1, 366, prefix=prefix),
+        period=period,
+        store=store,
+        network_limit=network_limit,
+        category=category,
+    )
+
+
+def _crawlers(raw: Mapping[str, Any]) -> CrawlerSettings:
+    import ipaddress
+
+    prefix = "wall.crawlers."
+    domains = raw.get("domains", list(_DEFAULT_CRAWLER_DOMAINS))
+    if not isinstance(domains, list) or not all(isinstance(d, str) and d for d in domains):
+        raise ConfigError(prefix + "domains", "must be a list of domain names")
+    ranges = raw.get("ip_ranges", [])
+    if not isinstance(ranges, list):
+        raise ConfigError(prefix + "ip_ranges", "must be a list of CIDR ranges")
+    for index, cidr in enumerate(ranges):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{prefix}ip_ranges[{index}]", f"not an IP range: {cidr!r}") from None
+    timeout = raw.get("timeout_seconds", 2.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 30:
+        raise ConfigError(prefix + "timeout_seconds", "must be a number of seconds, 0 < t <= 30")
+    return CrawlerSettings(
+        enabled=_bool(raw, "enabled", False, prefix=prefix),
+        domains=tuple(d.lower().strip(".") for d in domains),
+        ip_ranges=tuple(ranges),
+        cache_seconds=_int_in_range(raw, "cache_seconds", 3600, 0, 86_400 * 7, prefix=prefix),
+        timeout_seconds=float(timeout),
+    )
+
+
+def _cta(value: Any, languages: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("wall.cta", "must be a table of LANGUAGE = { heading = …, … }")
+    result: dict[str, dict[str, Any]] = {}
+    for lang, overrides in value.items():
+        key = f"wall.cta.{lang}"
+        if lang not in languages:
+            raise ConfigError(key, "language not listed in languages")
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(key, "must be a table")
+        for text_key, text in overrides.items():
+            if text_key not in _CTA_KEYS:
+                raise ConfigError(
+                    f"{key}.{text_key}", f"unknown key; known: {', '.join(sorted(_CTA_KEYS))}"
+                )
+            if text_key == "benefits":
+                if not isinstance(text, list) or not all(isinstance(t, str) for t in text):
+                    raise ConfigError(f"{key}.benefits", "must be a list of strings")
+            elif not isinstance(text, str):
+                raise ConfigError(f"{key}.{text_key}", "must be a string")
+        result[lang] = dict(overrides)
+    return result
+
+
+def _accounts(raw: Mapping[str, Any]) -> AccountsSettings:
+    prefix = "accounts."
+    return AccountsSettings(
+        enabled=_bool(raw, "enabled", True, prefix=prefix),
+        min_password_length=_int_in_range(raw, "min_password_length", 10, 8, 128, prefix=prefix),
+        session_lifetime_days=_int_in_range(
+            raw, "session_lifetime_days", 30, 1, 395, prefix=prefix
+        ),
+        register_per_hour=_int_in_range(raw, "register_per_hour", 5, 1, 10_000, prefix=prefix),
+        login_per_15_minutes=_int_in_range(
+            raw, "login_per_15_minutes", 10, 1, 10_000, prefix=prefix
         ),
     )

@@ -170,13 +170,11 @@ def _is_page_navigation(scope: Scope) -> bool:
 
 
 def _registry_rules(config: Config) -> tuple[CookieRule, ...]:
-    """Our own cookies are strictly necessary; operators' rules come after them."""
+    """Our own cookies are strictly necessary (the meter's category is configurable)."""
+    names = config.cookie_names
     own = tuple(
         CookieRule(pattern=name, category="necessary")
-        for name in (
-            config.cookie_names.consent,
-            config.cookie_names.csrf,
-            config.cookie_names.session,
-        )
+        for name in (names.consent, names.csrf, names.session)
     )
-    return own + config.cookies
+    meter = CookieRule(pattern=names.meter, category=config.wall.meter.category)
+    return (*own, meter, *config.cookies)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 # Compiled once: selectors are parsed at import, not on every response.
 GATED_ELEMENTS = compile_selector("script[data-consent], iframe[data-consent]")
+CONSENT_MAX_TOKEN_BYTES = 16 << 20
 _CSP_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")
 
 
@@ -49,7 +50,12 @@ def consent_rewriter(
     operations.append(RewriteAttributes(GATED_ELEMENTS, activation(visitor.consent)))
     snippet, cookies = _banner_or_control(gate, visitor, nonce)
     operations.append(InsertHTML.before_body_close(snippet))
-    rewriter = Rewriter(operations, content_type=headers.get("content-type"))
+    rewriter = Rewriter(
+        operations,
+        content_type=headers.get("content-type"),
+        # Consent rewriting must not fail on a page with a huge inline image tag.
+        max_token_bytes=CONSENT_MAX_TOKEN_BYTES,
+    )
     return rewriter, cookies
 
 

@@ -38,7 +38,8 @@ class Responder:
         self._start: Message | None = None
         self._began = False
         self._rewriter: Rewriter | None = None
-        self._rewrite_failed = False
+        self._replay: list[bytes] | None = []
+        self._broken = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -49,6 +50,8 @@ class Responder:
             self._began = True
             await self._begin(message)
             return
+        if self._broken:
+            return  # the body was ended early (see _feed); the app's rest is dropped
         if kind == "http.response.body" and self._rewriter is not None:
             await self._send_rewritten(message)
             return
@@ -110,6 +113,9 @@ class Responder:
         chunk: bytes = message.get("body", b"")
         more = bool(message.get("more_body", False))
         output = self._feed(rewriter, chunk, final=not more)
+        if self._broken:
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         if output or not more:
             await self._send({"type": "http.response.body", "body": output, "more_body": more})
 
@@ -122,9 +128,12 @@ class Responder:
     def _feed(self, rewriter: Rewriter, chunk: bytes, *, final: bool) -> bytes:
         """Consent rewriting is best effort: the page still works if it fails.
 
-        Scripts stay inert when the rewriter cannot run, which is the safe side; the
-        rewriter hands back the untouched bytes it held so nothing is lost.
+        Scripts stay inert when the rewriter cannot run, which is the safe side. Until
+        the rewriter has produced output (it holds the first KiB to find the charset),
+        we keep a copy of the input, so a page it refuses passes through intact.
         """
+        if self._replay is not None:
+            self._replay.append(chunk)
         try:
             output = rewriter.feed(chunk)
             if final:
@@ -132,7 +141,14 @@ class Responder:
         except RewriteError as exc:
             self._log_not_rewritten(exc)
             self._rewriter = None
-            return rewriter.abandon()
+            if self._replay is not None:
+                return b"".join(self._replay)
+            # Past the first output, the bytes the rewriter held are lost with it: a tag
+            # over max_token_bytes (16 MiB here). Ending the body beats corrupting it.
+            self._broken = True
+            return b""
+        if output:
+            self._replay = None
         return output
 
     def _log_not_rewritten(self, exc: RewriteError) -> None:

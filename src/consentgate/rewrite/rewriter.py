@@ -689,8 +689,11 @@ class Rewriter:
                     self._capture_state = state
         self._out.append(b"".join((*before, raw, *after)) if before or after else raw)
         for state in matched:
-            if isinstance(state, _TruncateState) and state.phase is _Phase.WAITING:
-                self._enter_container(state, element)
+            if isinstance(state, _TruncateState):
+                if state.phase is _Phase.WAITING:
+                    self._enter_container(state, element)
+                elif state.phase is _Phase.DONE and not self._dropping:
+                    self._empty_container(state, element)
         for selector, state in items:
             assert isinstance(state, _TruncateState)
             if (
@@ -714,6 +717,15 @@ class Rewriter:
         self.report.containers_found += 1
         if state.keep_items == 0:
             self._start_cut(state)
+
+    def _empty_container(self, state: _TruncateState, element: _Element) -> None:
+        """A second match of the container (a page with two article bodies): keep none
+        of it. Its lead was not asked for, and passing it whole would leak the text."""
+        state.container = element
+        state.matches += 1
+        state.phase = _Phase.CUTTING
+        self.report.containers_found += 1
+        self._begin_drop(element, _DropKind.CUT)
 
     def _rewrite_attributes(
         self, state: _OpState, op: RewriteAttributes, element: _Element, raw: bytes
