@@ -271,3 +271,17 @@ def test_unmatched_end_tag_is_ignored_for_tracking() -> None:
     data = b"<div class=a><p>1</span></p><p>2</p></div>x"
     out = run_all_chunkings(lambda: [Truncate("div.a", "C", keep_items=1)], data)
     assert out == b"<div class=a><p>1</span></p>C</div>x"
+
+
+def test_truncate_second_container_is_emptied_not_passed_whole() -> None:
+    """A page with two article bodies: the second must not leak past the cut."""
+    html = (
+        b"<body><div class=body><p>one</p><p>two</p><p>SECRET-1</p></div>"
+        b"<div class=body><p>a</p><p>SECRET-2</p></div><p>after</p></body>"
+    )
+    out = run_all_chunkings(
+        lambda: [Truncate("div.body", "<aside>CTA</aside>", keep_items=1)], html
+    )
+    assert b"SECRET" not in out
+    assert out.count(b"<aside>CTA</aside>") == 1
+    assert out.endswith(b"<div class=body></div><p>after</p></body>")
