@@ -14,10 +14,13 @@ from typing import Any, TypeVar
 import pytest
 
 from consentgate.storage import (
+    AcceptanceRecord,
     ConsentRecord,
+    DuplicateUserError,
     SQLiteStorage,
     Storage,
     StorageError,
+    User,
     storage_from_url,
 )
 from consentgate.storage.sqlite import SCHEMA_VERSION
@@ -236,7 +239,7 @@ def test_sqlite_schema_version_and_wal_mode(tmp_path: Path) -> None:
     finally:
         raw.close()
 
-    assert versions == [(SCHEMA_VERSION,)]
+    assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]
     assert journal_mode == "wal"
     assert {"consent_ledger_by_consent_id", "consent_ledger_by_recorded_at"} <= indexes
 
@@ -274,7 +277,7 @@ def test_sqlite_reopen_keeps_single_schema_version(tmp_path: Path) -> None:
 
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
     finally:
         raw.close()
 
@@ -532,3 +535,409 @@ def test_storage_from_url_unknown_scheme_names_it_without_credentials() -> None:
 def test_storage_from_url_malformed_sqlite_urls_raise(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         storage_from_url(url)
+
+
+# --- users ---
+
+POLICY_SHA = "b" * 64
+
+
+def make_user(email: str = "reader@example.com", **changes: Any) -> User:
+    return replace(User(email=email, password_hash="scrypt$x", created_at=START), **changes)
+
+
+def make_acceptance(user_id: str = "u-1", minutes: int = 0, **changes: Any) -> AcceptanceRecord:
+    record = AcceptanceRecord(
+        user_id=user_id,
+        purpose="privacy_policy",
+        policy_version="2025-01",
+        policy_sha256=POLICY_SHA,
+        granted=True,
+        method="registration",
+        ip_hmac="hmac-of-ip",
+        user_agent="Mozilla/5.0",
+        recorded_at=START + timedelta(minutes=minutes),
+    )
+    return replace(record, **changes)
+
+
+def test_user_default_id_is_random_hex_and_times_are_utc() -> None:
+    first, second = User("a@example.com", "h"), User("b@example.com", "h")
+    assert len(first.id) == 32 and int(first.id, 16) >= 0
+    assert first.id != second.id
+    assert first.created_at.tzinfo is UTC
+
+
+def test_user_naive_created_at_raises() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        User("a@example.com", "h", created_at=datetime(2025, 1, 1))
+
+
+def test_sqlite_create_user_round_trip_by_email_and_id(tmp_path: Path) -> None:
+    user = make_user()
+
+    async def body(storage: SQLiteStorage) -> tuple[User | None, User | None, User | None]:
+        await storage.create_user(user)
+        return (
+            await storage.user_by_email("reader@example.com"),
+            await storage.user_by_id(user.id),
+            await storage.user_by_email("nobody@example.com"),
+        )
+
+    by_email, by_id, unknown = with_storage(tmp_path / "db.sqlite", body)
+    assert by_email == user
+    assert by_id == user
+    assert unknown is None
+
+
+def test_sqlite_user_by_email_ignores_case_and_spaces(tmp_path: Path) -> None:
+    user = make_user("Reader@Example.com")
+
+    async def body(storage: SQLiteStorage) -> User | None:
+        await storage.create_user(user)
+        return await storage.user_by_email("  reader@EXAMPLE.com ")
+
+    found = with_storage(tmp_path / "db.sqlite", body)
+    assert found is not None and found.email == "Reader@Example.com"
+
+
+def test_sqlite_create_user_duplicate_email_raises_and_keeps_first(tmp_path: Path) -> None:
+    first = make_user("reader@example.com")
+    second = make_user("READER@example.com", password_hash="other")
+
+    async def body(storage: SQLiteStorage) -> User | None:
+        await storage.create_user(first)
+        with pytest.raises(DuplicateUserError):
+            await storage.create_user(second)
+        return await storage.user_by_email("reader@example.com")
+
+    assert with_storage(tmp_path / "db.sqlite", body) == first
+
+
+def test_sqlite_duplicate_user_error_is_a_storage_error() -> None:
+    assert issubclass(DuplicateUserError, StorageError)
+
+
+def test_sqlite_create_user_stores_acceptances_in_same_transaction(tmp_path: Path) -> None:
+    user = make_user()
+    rows = [
+        make_acceptance(user.id),
+        make_acceptance(user.id, purpose="newsletter"),
+    ]
+
+    async def body(storage: SQLiteStorage) -> list[AcceptanceRecord]:
+        await storage.create_user(user, rows)
+        return await storage.acceptances_for(user.id)
+
+    stored = with_storage(tmp_path / "db.sqlite", body)
+    assert [(r.purpose, r.granted) for r in stored] == [
+        ("privacy_policy", True),
+        ("newsletter", True),
+    ]
+    assert all(r.id is not None for r in stored)
+
+
+def test_sqlite_create_user_failing_acceptance_leaves_no_user(tmp_path: Path) -> None:
+    user = make_user()
+    path = tmp_path / "db.sqlite"
+    with_storage(path, SQLiteStorage.ping)
+    raw = sqlite3.connect(path)
+    with raw:
+        # A storage that cannot take acceptances: the user must not appear alone.
+        raw.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON acceptances "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+    raw.close()
+
+    async def body(storage: SQLiteStorage) -> User | None:
+        with pytest.raises(StorageError, match="disk says no"):
+            await storage.create_user(user, [make_acceptance(user.id)])
+        return await storage.user_by_email(user.email)
+
+    assert with_storage(path, body) is None
+
+
+def test_sqlite_update_password_hash_changes_only_that_user(tmp_path: Path) -> None:
+    alice, bob = make_user("alice@example.com"), make_user("bob@example.com")
+
+    async def body(storage: SQLiteStorage) -> tuple[str, str]:
+        await storage.create_user(alice)
+        await storage.create_user(bob)
+        await storage.update_password_hash(alice.id, "scrypt$new")
+        a, b = await storage.user_by_id(alice.id), await storage.user_by_id(bob.id)
+        assert a is not None and b is not None
+        return a.password_hash, b.password_hash
+
+    assert with_storage(tmp_path / "db.sqlite", body) == ("scrypt$new", "scrypt$x")
+
+
+def test_sqlite_update_password_hash_unknown_user_raises(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> None:
+        await storage.update_password_hash("nobody", "scrypt$new")
+
+    with pytest.raises(StorageError, match="no user"):
+        with_storage(tmp_path / "db.sqlite", body)
+
+
+# --- acceptances ---
+
+
+def test_acceptance_record_validates_purpose_method_hash_and_time() -> None:
+    with pytest.raises(ValueError, match="purpose"):
+        make_acceptance(purpose="marketing")
+    with pytest.raises(ValueError, match="method"):
+        make_acceptance(method="form")
+    with pytest.raises(ValueError, match="policy_sha256"):
+        make_acceptance(policy_sha256="B" * 64)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        make_acceptance(recorded_at=datetime(2025, 1, 1))
+    with pytest.raises(ValueError, match="withdrawal"):
+        make_acceptance(method="withdrawal", granted=True)
+
+
+def test_sqlite_record_acceptance_round_trip_and_latest(tmp_path: Path) -> None:
+    async def body(
+        storage: SQLiteStorage,
+    ) -> tuple[AcceptanceRecord, AcceptanceRecord | None, AcceptanceRecord | None]:
+        stored = await storage.record_acceptance(make_acceptance(minutes=0))
+        await storage.record_acceptance(
+            make_acceptance(minutes=5, policy_version="2025-06", method="re-acceptance")
+        )
+        await storage.record_acceptance(
+            make_acceptance(minutes=9, purpose="newsletter", granted=False, method="withdrawal")
+        )
+        return (
+            stored,
+            await storage.latest_acceptance("u-1", "privacy_policy"),
+            await storage.latest_acceptance("u-2", "privacy_policy"),
+        )
+
+    stored, latest, other = with_storage(tmp_path / "db.sqlite", body)
+    assert stored.id == 1 and stored == make_acceptance(id=1)
+    assert latest is not None
+    assert (latest.policy_version, latest.method) == ("2025-06", "re-acceptance")
+    assert other is None
+
+
+def test_sqlite_record_acceptance_already_stored_raises(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> None:
+        await storage.record_acceptance(make_acceptance(id=3))
+
+    with pytest.raises(ValueError, match="already stored"):
+        with_storage(tmp_path / "db.sqlite", body)
+
+
+def test_sqlite_acceptances_for_is_oldest_first_and_per_user(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> list[AcceptanceRecord]:
+        await storage.record_acceptance(make_acceptance(minutes=5, method="re-acceptance"))
+        await storage.record_acceptance(make_acceptance("u-2", minutes=1))
+        await storage.record_acceptance(make_acceptance(minutes=0))
+        return await storage.acceptances_for("u-1")
+
+    rows = with_storage(tmp_path / "db.sqlite", body)
+    assert [(r.user_id, r.method) for r in rows] == [
+        ("u-1", "registration"),
+        ("u-1", "re-acceptance"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE acceptances SET granted = 0",
+        "UPDATE acceptances SET policy_version = 'x' WHERE id = 1",
+        "DELETE FROM acceptances",
+    ],
+)
+def test_sqlite_acceptances_reject_update_and_delete(tmp_path: Path, statement: str) -> None:
+    path = tmp_path / "db.sqlite"
+
+    async def body(storage: SQLiteStorage) -> None:
+        await storage.record_acceptance(make_acceptance())
+
+    with_storage(path, body)
+    raw = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute(statement)
+        assert raw.execute("SELECT COUNT(*), MIN(granted) FROM acceptances").fetchone() == (1, 1)
+    finally:
+        raw.close()
+
+
+def test_sqlite_iter_acceptances_bounds_and_batches(tmp_path: Path) -> None:
+    async def scenario() -> list[int]:
+        async with SQLiteStorage(tmp_path / "db.sqlite", batch_size=2) as storage:
+            for minutes in range(7):
+                await storage.record_acceptance(make_acceptance(minutes=minutes))
+            since, until = START + timedelta(minutes=1), START + timedelta(minutes=6)
+            return [
+                int((r.recorded_at - START).total_seconds() // 60)
+                async for r in storage.iter_acceptances(since, until)
+            ]
+
+    assert asyncio.run(scenario()) == [1, 2, 3, 4, 5]
+
+
+def test_sqlite_iter_acceptances_without_bounds_streams_everything(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        async with SQLiteStorage(tmp_path / "db.sqlite", batch_size=3) as storage:
+            for minutes in range(6):
+                await storage.record_acceptance(make_acceptance(minutes=minutes % 2))
+            return len([r async for r in storage.iter_acceptances()])
+
+    assert asyncio.run(scenario()) == 6
+
+
+# --- the meter ---
+
+
+def test_sqlite_distinct_reads_counts_each_article_once(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> frozenset[str]:
+        await storage.record_read("reader", "a1", START)
+        await storage.record_read("reader", "a1", START + timedelta(minutes=1))
+        await storage.record_read("reader", "a2", START + timedelta(minutes=2))
+        await storage.record_read("other", "a3", START)
+        return await storage.distinct_reads("reader", START)
+
+    assert with_storage(tmp_path / "db.sqlite", body) == frozenset({"a1", "a2"})
+
+
+def test_sqlite_record_read_again_moves_time_forward_never_back(tmp_path: Path) -> None:
+    month = START + timedelta(days=30)
+
+    async def body(storage: SQLiteStorage) -> tuple[frozenset[str], frozenset[str]]:
+        await storage.record_read("reader", "a1", START)
+        await storage.record_read("reader", "a1", month)
+        moved = await storage.distinct_reads("reader", month)
+        await storage.record_read("reader", "a1", START)  # a late, older write
+        return moved, await storage.distinct_reads("reader", month)
+
+    moved, after_late_write = with_storage(tmp_path / "db.sqlite", body)
+    assert moved == frozenset({"a1"})
+    assert after_late_write == frozenset({"a1"})
+
+
+def test_sqlite_distinct_reads_since_is_inclusive(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> frozenset[str]:
+        await storage.record_read("reader", "old", START - timedelta(microseconds=1))
+        await storage.record_read("reader", "edge", START)
+        return await storage.distinct_reads("reader", START)
+
+    assert with_storage(tmp_path / "db.sqlite", body) == frozenset({"edge"})
+
+
+def test_sqlite_prune_reads_removes_only_older_rows(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> tuple[int, frozenset[str]]:
+        await storage.record_read("reader", "old", START - timedelta(days=40))
+        await storage.record_read("reader", "new", START)
+        removed = await storage.prune_reads(START - timedelta(days=1))
+        return removed, await storage.distinct_reads("reader", START - timedelta(days=100))
+
+    assert with_storage(tmp_path / "db.sqlite", body) == (1, frozenset({"new"}))
+
+
+def test_sqlite_record_read_empty_key_raises(tmp_path: Path) -> None:
+    async def body(storage: SQLiteStorage) -> None:
+        await storage.record_read("", "a1", START)
+
+    with pytest.raises(ValueError, match="reader key"):
+        with_storage(tmp_path / "db.sqlite", body)
+
+
+# --- migration from schema version 1 ---
+
+# The version-1 schema exactly as consentgate 0.1 created it (frozen here on purpose:
+# the migration must keep working on databases made by that release).
+_V1_STATEMENTS = (
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    """
+    CREATE TABLE consent_ledger (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        consent_id TEXT NOT NULL,
+        user_id TEXT,
+        action TEXT NOT NULL
+            CHECK (action IN ('grant', 'reject', 'update', 'withdraw', 'gpc')),
+        granted TEXT NOT NULL,
+        denied TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        banner_text_sha256 TEXT NOT NULL,
+        language TEXT NOT NULL,
+        region_mode TEXT NOT NULL,
+        method TEXT NOT NULL CHECK (method IN ('form', 'js', 'api', 'gpc')),
+        ip_hmac TEXT,
+        user_agent TEXT,
+        recorded_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX consent_ledger_by_consent_id ON consent_ledger (consent_id, recorded_at)",
+    "CREATE INDEX consent_ledger_by_recorded_at ON consent_ledger (recorded_at)",
+    """
+    CREATE TRIGGER consent_ledger_no_update BEFORE UPDATE ON consent_ledger
+    BEGIN SELECT RAISE(ABORT, 'consent_ledger is append-only'); END
+    """,
+    """
+    CREATE TRIGGER consent_ledger_no_delete BEFORE DELETE ON consent_ledger
+    BEGIN SELECT RAISE(ABORT, 'consent_ledger is append-only'); END
+    """,
+    "INSERT INTO schema_version VALUES (1, '2025-01-01T00:00:00.000000Z')",
+    """
+    INSERT INTO consent_ledger (consent_id, user_id, action, granted, denied,
+        policy_version, banner_text_sha256, language, region_mode, method, ip_hmac,
+        user_agent, recorded_at)
+    VALUES ('c-old', NULL, 'grant', '["necessary"]', '["marketing"]', '2024-12',
+        'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'fr', 'opt-in',
+        'form', 'h', 'UA', '2025-01-02T03:04:05.000006Z')
+    """,
+)
+
+
+def _version_1_database(path: Path) -> None:
+    raw = sqlite3.connect(path)
+    with raw:
+        for statement in _V1_STATEMENTS:
+            raw.execute(statement)
+    raw.close()
+
+
+def test_sqlite_migration_v1_to_v2_keeps_consent_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    _version_1_database(path)
+
+    async def body(storage: SQLiteStorage) -> tuple[list[ConsentRecord], User | None]:
+        user = make_user()
+        await storage.create_user(user, [make_acceptance(user.id)])
+        return await storage.consent_history("c-old"), await storage.user_by_id(user.id)
+
+    history, user = with_storage(path, body)
+    assert len(history) == 1
+    old = history[0]
+    assert (old.id, old.action, old.granted, old.denied, old.language) == (
+        1,
+        "grant",
+        ("necessary",),
+        ("marketing",),
+        "fr",
+    )
+    assert old.recorded_at == datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert user is not None
+
+    raw = sqlite3.connect(path)
+    try:
+        versions = raw.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute("DELETE FROM consent_ledger")
+    finally:
+        raw.close()
+    assert versions == [(1,), (2,)]
+
+
+def test_sqlite_migration_v1_to_v2_new_consents_continue_ids(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    _version_1_database(path)
+
+    async def body(storage: SQLiteStorage) -> int | None:
+        return (await storage.record_consent(make_record("c-new"))).id
+
+    assert with_storage(path, body) == 2

@@ -150,6 +150,8 @@ class WallSettings:
     meter: MeterSettings = field(default_factory=MeterSettings)
     crawlers: CrawlerSettings = field(default_factory=CrawlerSettings)
     cta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    register_url: str | None = None
+    login_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,8 +653,21 @@ _WALL_KEYS = {
     "meter",
     "crawlers",
     "cta",
+    "register_url",
+    "login_url",
 }
-_CTA_KEYS = {"heading", "body", "benefits", "register_label", "signin_label"}
+_CTA_KEYS = {
+    "heading",
+    "meter_heading",
+    "body",
+    "benefits",
+    "register_label",
+    "sign_in_prompt",
+    "sign_in_label",
+    "policy_heading",
+    "policy_body",
+    "policy_label",
+}
 
 
 def _wall(raw: Mapping[str, Any], category_ids: set[str], languages: Sequence[str]) -> WallSettings:
@@ -682,7 +697,21 @@ def _wall(raw: Mapping[str, Any], category_ids: set[str], languages: Sequence[st
         meter=_meter(_table(raw, "meter"), category_ids),
         crawlers=_crawlers(_table(raw, "crawlers")),
         cta=_cta(raw.get("cta", {}), languages),
+        register_url=_optional_url(raw, "register_url"),
+        login_url=_optional_url(raw, "login_url"),
     )
+
+
+def _optional_url(raw: Mapping[str, Any], key: str) -> str | None:
+    """Sites with their own accounts point the CTA at their own sign-up and sign-in."""
+    if key not in raw:
+        return None
+    url = _string(raw, key, "", prefix="wall.")
+    if not (url.startswith("/") or url.startswith(("https://", "http://"))):
+        raise ConfigError(f"wall.{key}", f"must be a path or an http(s) URL, got {url!r}")
+    if "?" in url:
+        raise ConfigError(f"wall.{key}", "must not carry a query: ?next= is added to it")
+    return url
 
 
 def _check_selector(key: str, selector: Any) -> str:

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentgate.accounts.ratelimit import MemoryRateLimiter, RateLimiter
+from consentgate.accounts.service import Accounts
+from consentgate.accounts.sessions import SessionCodec
+from consentgate.articles import ArticleGate
 from consentgate.config import Config, ConfigError
 from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import Ledger
@@ -21,11 +27,16 @@ from consentgate.consent.texts import banner_text_sha256, resolve_texts
 from consentgate.responder import Responder
 from consentgate.storage import Storage, StorageError, storage_from_url
 from consentgate.visitor import Visitor
+from consentgate.wall.crawlers import Resolver
 from consentgate.web.cookies import consent_cookie_header
+from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.endpoints import Endpoints, FailureResponse
 from consentgate.web.security import CsrfTokens
 
 logger = logging.getLogger("consentgate")
+
+# async (scope) -> user id or None: how a site with its own accounts tells us who reads.
+UserResolver = Callable[[Scope], Awaitable[str | None]]
 
 
 class ConsentGate:
@@ -42,6 +53,8 @@ class ConsentGate:
         *,
         storage: Storage | None = None,
         failure_response: FailureResponse | None = None,
+        crawler_resolver: Resolver | None = None,
+        user_resolver: UserResolver | None = None,
         **options: Any,
     ) -> None:
         if config is None:
@@ -62,11 +75,24 @@ class ConsentGate:
         self.csrf = CsrfTokens(config.secret_keys)
         self.registry = CookieRegistry(_registry_rules(config))
         self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
+        self.accounts = Accounts(
+            self.ledger.storage,
+            config.secret_keys,
+            config.policy,
+            min_password_length=config.accounts.min_password_length,
+            opener=self.ledger.ensure_open,
+        )
+        self.sessions = SessionCodec(config.secret_keys, config.accounts.session_lifetime_days)
+        self.rate_limiter: RateLimiter = MemoryRateLimiter()
+        self.user_resolver = user_resolver
         self.endpoints = Endpoints(self)
+        if config.accounts.enabled:
+            self.endpoints.add_routes(AccountEndpoints(self).routes())
         self.failure_response: FailureResponse = (
             failure_response or self.endpoints.default_failure_response
         )
         self.static_version = self.endpoints.static_version
+        self.articles = ArticleGate(self, resolver=crawler_resolver)
         self._banner_hashes: dict[tuple[str, str, bool], str] = {}
         self._unknown_cookies_logged: set[str] = set()
 
@@ -78,21 +104,41 @@ class ConsentGate:
             await self.app(scope, receive, send)
             return
         visitor = Visitor.from_scope(scope, self.config, self.codec)
-        scope.setdefault("state", {})["consent"] = visitor.consent
+        user_id = await self._user_id(scope, visitor)
+        if user_id is not None:
+            visitor = replace(visitor, user_id=user_id)
+        state = scope.setdefault("state", {})
+        state["consent"] = visitor.consent
+        state["consentgate_user_id"] = user_id
         endpoint = self.endpoints.match(scope)
         if endpoint is not None:
             await endpoint(scope, receive, send, visitor)
             return
         new_decision = await self._record_gpc_signal(scope, visitor)
         if new_decision is not None:
-            visitor = Visitor.from_scope(scope, self.config, self.codec, decision=new_decision)
-            scope["state"]["consent"] = visitor.consent
+            visitor = replace(
+                Visitor.from_scope(scope, self.config, self.codec, decision=new_decision),
+                user_id=user_id,
+            )
+            state["consent"] = visitor.consent
+        self.articles.prepare_request(scope)
         responder = Responder(self, scope, visitor, send)
         if new_decision is not None:
             responder.extra_cookies.append(
                 consent_cookie_header(self, new_decision, visitor.scheme)
             )
         await self.app(scope, receive, responder.send)
+
+    async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
+        """The signed-in reader: the site's own resolver, else our session cookie."""
+        if self.user_resolver is not None:
+            try:
+                return await self.user_resolver(scope)
+            except Exception:  # the site's code: a failure there means "not signed in"
+                logger.exception("consentgate: user_resolver failed; treating as signed out")
+                return None
+        session = self.sessions.loads(visitor.cookies.get(self.config.cookie_names.session))
+        return session.user_id if session is not None else None
 
     # -- helpers the endpoints and the responder share ------------------------------
     def banner_hash(self, visitor: Visitor) -> str:

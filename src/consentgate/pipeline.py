@@ -8,6 +8,7 @@ that knows both, so that neither has to know the other.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from consentgate.consent.consent_mode import consent_mode_script
@@ -36,20 +37,25 @@ _CSP_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")
 
 
 def consent_rewriter(
-    gate: ConsentGate, visitor: Visitor, headers: MutableHeaders
+    gate: ConsentGate,
+    visitor: Visitor,
+    headers: MutableHeaders,
+    extra: Sequence[Operation] = (),
 ) -> tuple[Rewriter, list[str]]:
-    """A rewriter for this page, and any Set-Cookie our insertions need (a CSRF token)."""
+    """A rewriter for this page, and any Set-Cookie our insertions need (a CSRF token).
+
+    ``extra`` are the registration wall's operations, run in the same single pass.
+    """
     nonce = _script_nonce(headers.get("content-security-policy"))
     operations: list[Operation] = []
     if gate.config.consent_mode.enabled:
         script = consent_mode_script(gate.config, visitor.consent)
         nonce_attr = f' nonce="{nonce}"' if nonce else ""
-        operations.append(
-            InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>")
-        )
+        operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
     operations.append(RewriteAttributes(GATED_ELEMENTS, activation(visitor.consent)))
     snippet, cookies = _banner_or_control(gate, visitor, nonce)
     operations.append(InsertHTML.before_body_close(snippet))
+    operations.extend(extra)
     rewriter = Rewriter(
         operations,
         content_type=headers.get("content-type"),

@@ -1,15 +1,23 @@
 """The per-request wrapper around the app's ``send``: headers held, cookies enforced,
-HTML rewritten as it streams.
+HTML rewritten as it streams, articles cut for walled readers.
 
 ``http.response.start`` is held until the first body message, because only then do
 we know enough to fix the headers (Content-Length of a rewritten body, Set-Cookie,
-Vary, Cache-Control). From then on each body chunk goes through the rewriter and out
-at once: nothing waits for the whole page.
+Vary, Cache-Control). Two regimes follow:
+
+* **best effort** (every HTML page): each chunk goes through the rewriter and out at
+  once. If the rewriter gives up (UTF-16, a monstrous tag), the page passes through
+  as it was; consent-gated scripts then simply stay inert.
+* **fail closed** (an article the reader may not read in full): output is held until
+  the article container has been found, so that a page we cannot cut never streams
+  out uncut. Any failure before that point sends the wall page instead; any failure
+  after it ends the body there (what was sent had already been cut).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import MutableHeaders
@@ -17,15 +25,32 @@ from starlette.types import Message, Scope, Send
 
 from consentgate.consent.cookies import expire_cookie_headers, filter_set_cookie_headers
 from consentgate.pipeline import consent_rewriter
-from consentgate.rewrite import RewriteError, Rewriter, is_rewritable
+from consentgate.rewrite import (
+    Operation,
+    RewriteError,
+    Rewriter,
+    StreamingDecoder,
+    is_rewritable,
+    is_rewritable_content_type,
+)
+from consentgate.wall.access import AccessLevel
 
 if TYPE_CHECKING:
+    from consentgate.articles import ArticleVerdict
     from consentgate.middleware import ConsentGate
     from consentgate.visitor import Visitor
 
 logger = logging.getLogger("consentgate")
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# Statuses whose body is the article itself; a 404 or 500 page is not an article.
+_ARTICLE_STATUSES = frozenset({200, 203, 206})
+# A gated page is held until its container shows up; past this, we give up (wall page).
+MAX_HELD_BYTES = 8 << 20
+
+
+class _Failed(Exception):
+    """The gated body cannot be delivered safely; the message says why (for the log)."""
 
 
 class Responder:
@@ -36,24 +61,30 @@ class Responder:
         self._send = send
         self.extra_cookies: list[str] = []
         self._start: Message | None = None
+        self._headers: MutableHeaders | None = None
         self._began = False
         self._rewriter: Rewriter | None = None
+        self._decoder: StreamingDecoder | None = None
         self._replay: list[bytes] | None = []
-        self._broken = False
+        self._ended = False
+        # Fail-closed state (walled article).
+        self._verdict: ArticleVerdict | None = None
+        self._held: list[bytes] | None = None
+        self._held_size = 0
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self._start = message
             return
+        if self._ended:
+            return  # we already finished the response (wall page, or a body cut short)
         if not self._began:
             self._began = True
             await self._begin(message)
             return
-        if self._broken:
-            return  # the body was ended early (see _feed); the app's rest is dropped
         if kind == "http.response.body" and self._rewriter is not None:
-            await self._send_rewritten(message)
+            await self._body(message)
             return
         await self._send(message)
 
@@ -64,94 +95,221 @@ class Responder:
             await self._send(first)
             return
         headers = MutableHeaders(raw=list(start["headers"]))
+        self._headers = headers
         status = int(start["status"])
+        access = self.gate.articles.access_of(self.scope, headers)
+        if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
+            verdict = await self.gate.articles.decide(self.visitor, access)
+            self._verdict = verdict
+            _mark_article(headers, gated=verdict.gated)
+            if verdict.meter_cookie:
+                self.extra_cookies.append(verdict.meter_cookie)
+            if verdict.gated:
+                await self._begin_gated(start, headers, status, first)
+                return
+        await self._begin_best_effort(start, headers, status, first)
+
+    async def _begin_best_effort(
+        self, start: Message, headers: MutableHeaders, status: int, first: Message
+    ) -> None:
         if first["type"] == "http.response.body" and self._should_rewrite(headers, status):
+            extra = self._article_operations()
             try:
-                self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers)
+                self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers, extra)
             except RewriteError as exc:  # e.g. a declared UTF-16 page: leave it as it is
                 self._log_not_rewritten(exc)
             else:
                 self.extra_cookies.extend(cookies)
+                self._start_decoding(headers)
         cookies_changed = self._enforce_cookies(headers)
-        if self._rewriter is not None:
-            self._mark_visitor_dependent(headers)
-            await self._begin_rewritten(start, headers, first)
-            return
-        if cookies_changed:
-            headers.add_vary_header("Cookie")
-        await self._send({**start, "headers": headers.raw})
-        await self._send(first)
-
-    async def _begin_rewritten(
-        self, start: Message, headers: MutableHeaders, first: Message
-    ) -> None:
-        if self.scope["method"] == "HEAD":
-            # A HEAD answer must not announce a length the GET answer will not have.
-            del headers["content-length"]
-            self._rewriter = None
+        if self._rewriter is None:
+            if cookies_changed:
+                headers.add_vary_header("Cookie")
             await self._send({**start, "headers": headers.raw})
             await self._send(first)
             return
+        _mark_visitor_dependent(headers)
+        if self.scope["method"] == "HEAD":
+            await self._send_head(start, headers, first)
+            return
         if not first.get("more_body", False):
-            # The whole page in one message: rewrite it and send an exact length.
-            body = self._rewrite_all(first.get("body", b""))
+            body = self._best_effort(first.get("body", b""), final=True)
             headers["content-length"] = str(len(body))
-            self._rewriter = None
             await self._send({**start, "headers": headers.raw})
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            self._ended = True
             return
         # Streaming: the final length is unknown, so the server will chunk the body.
         del headers["content-length"]
         await self._send({**start, "headers": headers.raw})
-        await self._send_rewritten(first)
+        await self._body(first)
 
-    async def _send_rewritten(self, message: Message) -> None:
-        rewriter = self._rewriter
-        if rewriter is None:
-            await self._send(message)
+    async def _begin_gated(
+        self, start: Message, headers: MutableHeaders, status: int, first: Message
+    ) -> None:
+        reason = self._why_not_cuttable(headers, status, first)
+        if reason is not None:
+            await self._send_wall_page(reason)
             return
+        extra = self._article_operations()
+        try:
+            self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers, extra)
+        except RewriteError as exc:
+            await self._send_wall_page(f"cannot rewrite: {exc}")
+            return
+        self.extra_cookies.extend(cookies)
+        self._start_decoding(headers)
+        self._enforce_cookies(headers)
+        _mark_visitor_dependent(headers)
+        if self.scope["method"] == "HEAD":
+            await self._send_head(start, headers, first)
+            return
+        self._held = []
+        await self._body(first)
+
+    def _why_not_cuttable(self, headers: MutableHeaders, status: int, first: Message) -> str | None:
+        if status == 206:
+            return "the app answered a byte range (206) of a walled article"
+        if first["type"] != "http.response.body":
+            return f"the app sent {first['type']!r}, which cannot be cut"
+        if not is_rewritable_content_type(headers.get("content-type")):
+            return f"content type {headers.get('content-type')!r} cannot be cut"
+        if not is_rewritable(
+            headers.get("content-type"), headers.get("content-encoding"), allow_decoding=True
+        ):
+            return f"content encoding {headers.get('content-encoding')!r} cannot be undone"
+        return None
+
+    # -- bodies ---------------------------------------------------------------------
+    async def _body(self, message: Message) -> None:
         chunk: bytes = message.get("body", b"")
         more = bool(message.get("more_body", False))
-        output = self._feed(rewriter, chunk, final=not more)
-        if self._broken:
-            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        if self._held is None:
+            output = self._best_effort(chunk, final=not more)
+            if self._ended:
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+            elif output or not more:
+                await self._send({"type": "http.response.body", "body": output, "more_body": more})
+                self._ended = not more
             return
-        if output or not more:
-            await self._send({"type": "http.response.body", "body": output, "more_body": more})
+        try:
+            output = self._rewrite(chunk, final=not more)
+        except (_Failed, RewriteError, ValueError, zlib.error) as exc:
+            await self._fail_closed(str(exc))
+            return
+        await self._release_or_hold(output, more)
 
-    def _rewrite_all(self, body: bytes) -> bytes:
+    def _rewrite(self, chunk: bytes, *, final: bool) -> bytes:
         rewriter = self._rewriter
         if rewriter is None:
-            return body
-        return self._feed(rewriter, body, final=True)
+            raise _Failed("no rewriter")
+        if self._decoder is not None:
+            chunk = self._decoder.feed(chunk) + (self._decoder.close() if final else b"")
+        output = rewriter.feed(chunk)
+        if final:
+            output += rewriter.close()
+        return output
 
-    def _feed(self, rewriter: Rewriter, chunk: bytes, *, final: bool) -> bytes:
-        """Consent rewriting is best effort: the page still works if it fails.
+    async def _release_or_hold(self, output: bytes, more: bool) -> None:
+        held = self._held
+        rewriter = self._rewriter
+        if held is None or rewriter is None:
+            return
+        if rewriter.report.containers_found == 0:
+            held.append(output)
+            self._held_size += len(output)
+            if self._held_size > MAX_HELD_BYTES:
+                await self._fail_closed("article container not found in the first 8 MiB")
+            return
+        # The container has been found: from here on the rewriter cuts as it streams.
+        body = b"".join([*held, output])
+        self._held = None
+        start, headers = self._start, self._headers
+        if start is None or headers is None:
+            return
+        if more:
+            del headers["content-length"]
+        else:
+            headers["content-length"] = str(len(body))
+        await self._send({**start, "headers": headers.raw})
+        await self._send({"type": "http.response.body", "body": body, "more_body": more})
+        self._ended = not more
 
-        Scripts stay inert when the rewriter cannot run, which is the safe side. Until
-        the rewriter has produced output (it holds the first KiB to find the charset),
-        we keep a copy of the input, so a page it refuses passes through intact.
+    async def _fail_closed(self, reason: str) -> None:
+        if self._held is not None:
+            await self._send_wall_page(reason)
+            return
+        # Headers and the cut lead are out; end the body rather than send anything more.
+        logger.error("consentgate: walled article %s ended early: %s", self.scope["path"], reason)
+        self._ended = True
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_wall_page(self, reason: str) -> None:
+        """Fail closed: the CTA alone, none of the app's body."""
+        verdict = self._verdict
+        start = self._start
+        if verdict is None or start is None:
+            return
+        logger.error(
+            "consentgate: sent the wall page for %s instead of the article: %s",
+            self.scope["path"],
+            reason,
+        )
+        self._ended = True
+        self._held = None
+        body = (
+            b""
+            if self.scope["method"] == "HEAD"
+            else self.gate.articles.wall_page(self.visitor, verdict.decision.reason)
+        )
+        headers = MutableHeaders(
+            raw=[
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+        )
+        original = MutableHeaders(raw=list(start["headers"]))
+        for value in original.getlist("set-cookie"):
+            headers.append("set-cookie", value)
+        self._enforce_cookies(headers)
+        _mark_article(headers, gated=True)
+        if self.scope["method"] == "HEAD":
+            del headers["content-length"]
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers.raw})
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _send_head(self, start: Message, headers: MutableHeaders, first: Message) -> None:
+        # A HEAD answer must not announce a length the GET answer will not have.
+        del headers["content-length"]
+        self._rewriter = None
+        self._ended = True
+        await self._send({**start, "headers": headers.raw})
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _best_effort(self, chunk: bytes, *, final: bool) -> bytes:
+        """Consent rewriting on a page the reader may read: the page must get through.
+
+        Until the rewriter has produced output (it holds the first KiB to find the
+        charset), we keep a copy of the input, so a page it refuses passes intact.
         """
         if self._replay is not None:
             self._replay.append(chunk)
         try:
-            output = rewriter.feed(chunk)
-            if final:
-                output += rewriter.close()
-        except RewriteError as exc:
+            output = self._rewrite(chunk, final=final)
+        except (_Failed, RewriteError, ValueError, zlib.error) as exc:
             self._log_not_rewritten(exc)
             self._rewriter = None
-            if self._replay is not None:
+            if self._replay is not None and self._decoder is None:
                 return b"".join(self._replay)
-            # Past the first output, the bytes the rewriter held are lost with it: a tag
-            # over max_token_bytes (16 MiB here). Ending the body beats corrupting it.
-            self._broken = True
+            # The bytes the rewriter (or decoder) held are lost with it: a tag over
+            # 16 MiB or a corrupt gzip stream. Ending the body beats corrupting it.
+            self._ended = True
             return b""
         if output:
             self._replay = None
         return output
 
-    def _log_not_rewritten(self, exc: RewriteError) -> None:
+    def _log_not_rewritten(self, exc: Exception) -> None:
         logger.warning(
             "consentgate: HTML of %s not rewritten (%s); passed through as it was",
             self.scope.get("path"),
@@ -159,10 +317,25 @@ class Responder:
         )
 
     # -- decisions ------------------------------------------------------------------
+    def _article_operations(self) -> list[Operation]:
+        if self._verdict is None:
+            return []
+        return self.gate.articles.operations(self.visitor, self._verdict)
+
     def _should_rewrite(self, headers: MutableHeaders, status: int) -> bool:
-        if status in _NO_BODY_STATUSES or status < 200:
+        if status in _NO_BODY_STATUSES or status < 200 or status == 206:
             return False
-        return is_rewritable(headers.get("content-type"), headers.get("content-encoding"))
+        return is_rewritable(
+            headers.get("content-type"), headers.get("content-encoding"), allow_decoding=True
+        )
+
+    def _start_decoding(self, headers: MutableHeaders) -> None:
+        """gzip/deflate from the app is undone here; the outer server may compress again."""
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding and encoding != "identity":
+            self._decoder = StreamingDecoder(encoding)
+            del headers["content-encoding"]
+            del headers["content-length"]
 
     def _enforce_cookies(self, headers: MutableHeaders) -> bool:
         """Drop Set-Cookie the reader did not allow; expire cookies of denied categories."""
@@ -188,15 +361,26 @@ class Responder:
             return True
         return self.visitor.consent.allows(category)
 
-    def _mark_visitor_dependent(self, headers: MutableHeaders) -> None:
-        """The page now differs per reader: no shared cache may store or reuse it."""
-        headers.add_vary_header("Cookie")
-        directives = [
-            d.strip()
-            for d in headers.get("cache-control", "").split(",")
-            if d.strip()
-            and d.strip().lower().split("=")[0] not in ("public", "s-maxage", "private")
-        ]
-        headers["cache-control"] = ", ".join(["private", *directives])
-        # Validators of the app's version would let a cache confuse the two versions.
-        del headers["etag"]
+
+def _mark_visitor_dependent(headers: MutableHeaders) -> None:
+    """The page now differs per reader: no shared cache may store or reuse it."""
+    headers.add_vary_header("Cookie")
+    directives = [
+        d.strip()
+        for d in headers.get("cache-control", "").split(",")
+        if d.strip() and d.strip().lower().split("=")[0] not in ("public", "s-maxage", "private")
+    ]
+    headers["cache-control"] = ", ".join(["private", *directives])
+    # Validators of the app's version would let a cache confuse the two versions.
+    del headers["etag"]
+
+
+def _mark_article(headers: MutableHeaders, *, gated: bool) -> None:
+    """Every metered or registered article differs per reader; a cut one is never stored."""
+    headers.add_vary_header("Cookie")
+    for name in ("etag", "last-modified", "accept-ranges"):
+        del headers[name]
+    if gated:
+        headers["cache-control"] = "private, no-store"
+    else:
+        _mark_visitor_dependent(headers)

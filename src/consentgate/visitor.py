@@ -44,6 +44,7 @@ class Visitor:
     client_ip: str | None
     scheme: str
     path_with_query: str
+    user_id: str | None = None
 
     @classmethod
     def from_scope(

@@ -37,7 +37,7 @@ class Ledger:
         # Created on first use, inside the server's event loop.
         self._open_lock: asyncio.Lock | None = None
 
-    async def _ensure_open(self) -> None:
+    async def ensure_open(self) -> None:
         if self._opened:
             return
         if self._open_lock is None:
@@ -57,15 +57,14 @@ class Ledger:
         method: str,
         granted: frozenset[str],
         banner_hash: str,
-        user_id: str | None = None,
     ) -> ConsentRecord:
         """Write one row; raises StorageError if it cannot be written (then: no cookie)."""
-        await self._ensure_open()
+        await self.ensure_open()
         headers = Headers(scope=scope)
         category_ids = self._config.category_ids
         record = ConsentRecord(
             consent_id=decision.consent_id,
-            user_id=user_id,
+            user_id=visitor.user_id,
             action=action,
             granted=tuple(c for c in category_ids if c in granted),
             denied=tuple(c for c in category_ids if c not in granted),
@@ -81,7 +80,7 @@ class Ledger:
         return await self.storage.record_consent(record)
 
     async def history(self, consent_id: str) -> list[ConsentRecord]:
-        await self._ensure_open()
+        await self.ensure_open()
         return await self.storage.consent_history(consent_id)
 
     async def close(self) -> None:

@@ -1,30 +1,116 @@
-"""The storage interface every backend implements, and the consent ledger row."""
+"""The storage interface every backend implements, and the rows it stores: consent
+ledger records, users, policy and newsletter acceptances."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 __all__ = [
+    "ACCEPTANCE_METHODS",
+    "ACCEPTANCE_PURPOSES",
     "CONSENT_ACTIONS",
     "CONSENT_METHODS",
+    "AcceptanceRecord",
     "ConsentRecord",
+    "DuplicateUserError",
     "Storage",
     "StorageError",
+    "User",
+    "email_key",
+    "new_user_id",
     "storage_from_url",
 ]
 
 CONSENT_ACTIONS = frozenset({"grant", "reject", "update", "withdraw", "gpc"})
 CONSENT_METHODS = frozenset({"form", "js", "api", "gpc"})
+ACCEPTANCE_PURPOSES = frozenset({"privacy_policy", "newsletter"})
+ACCEPTANCE_METHODS = frozenset({"registration", "re-acceptance", "external", "withdrawal"})
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class StorageError(Exception):
     """Any failure of the storage backend; the web layer answers 503 on it."""
+
+
+class DuplicateUserError(StorageError):
+    """``create_user`` found the e-mail address already registered."""
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def new_user_id() -> str:
+    """128 random bits, hex, like consent ids: unguessable and never reused."""
+    return secrets.token_hex(16)
+
+
+def email_key(email: str) -> str:
+    """What makes two addresses "the same account": case-insensitive, trimmed.
+
+    Local parts are case-sensitive in RFC 5321, but no mail provider in use treats
+    them so, and readers type capitals by accident: matching without case avoids
+    duplicate accounts and failed sign-ins. Every backend indexes this value.
+    """
+    return email.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A registered reader. ``email`` is stored as normalised by the accounts service."""
+
+    email: str
+    password_hash: str
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: str = field(default_factory=new_user_id)
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.email:
+            raise ValueError("a user needs an id and an e-mail address")
+        object.__setattr__(self, "created_at", _utc(self.created_at, "created_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptanceRecord:
+    """One row of the append-only acceptance ledger (privacy policy, newsletter).
+
+    ``user_id`` is ours or, for sites with their own accounts, theirs: the table has
+    no foreign key to ``users`` on purpose. ``policy_version``/``policy_sha256`` name
+    the privacy policy in force when the reader acted (for the newsletter too: its
+    consent was given under that text).
+    """
+
+    user_id: str
+    purpose: str
+    policy_version: str
+    policy_sha256: str
+    granted: bool
+    method: str
+    ip_hmac: str | None
+    user_agent: str | None
+    recorded_at: datetime
+    id: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            raise ValueError("user_id must not be empty")
+        if self.purpose not in ACCEPTANCE_PURPOSES:
+            raise ValueError(f"unknown acceptance purpose {self.purpose!r}")
+        if self.method not in ACCEPTANCE_METHODS:
+            raise ValueError(f"unknown acceptance method {self.method!r}")
+        if self.method == "withdrawal" and self.granted:
+            raise ValueError("a withdrawal cannot grant anything")
+        if not _SHA256_HEX.fullmatch(self.policy_sha256):
+            raise ValueError("policy_sha256 must be 64 lowercase hex digits")
+        object.__setattr__(self, "recorded_at", _utc(self.recorded_at, "recorded_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +151,7 @@ class ConsentRecord:
         overlap = set(self.granted) & set(self.denied)
         if overlap:
             raise ValueError(f"categories both granted and denied: {sorted(overlap)}")
-        if self.recorded_at.utcoffset() is None:
-            raise ValueError("recorded_at must be timezone-aware")
-        object.__setattr__(self, "recorded_at", self.recorded_at.astimezone(UTC))
+        object.__setattr__(self, "recorded_at", _utc(self.recorded_at, "recorded_at"))
 
 
 class Storage(Protocol):
@@ -103,6 +187,52 @@ class Storage(Protocol):
         Declared without ``async`` because implementations are async generators:
         use it as ``async for rec in storage.iter_consents(...)``.
         """
+
+    # -- accounts ------------------------------------------------------------------
+    async def create_user(self, user: User, acceptances: Sequence[AcceptanceRecord] = ()) -> User:
+        """Store ``user`` and, in the same transaction, its first acceptance rows.
+
+        All or nothing: an account never exists without the acceptance recorded at its
+        registration. Raises :class:`DuplicateUserError` when :func:`email_key` of the
+        e-mail is taken.
+        """
+
+    async def user_by_email(self, email: str) -> User | None:
+        """The user whose e-mail has the same :func:`email_key`, or None."""
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        """The user with this id, or None."""
+
+    async def update_password_hash(self, user_id: str, new_hash: str) -> None:
+        """Replace a user's password hash (after a rehash or a password change)."""
+
+    async def record_acceptance(self, rec: AcceptanceRecord) -> AcceptanceRecord:
+        """Append ``rec`` (whose ``id`` must be None) and return it with its new id."""
+
+    async def latest_acceptance(self, user_id: str, purpose: str) -> AcceptanceRecord | None:
+        """The newest row of one user and purpose, or None."""
+
+    async def acceptances_for(self, user_id: str) -> list[AcceptanceRecord]:
+        """Every row of one user, oldest first."""
+
+    def iter_acceptances(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[AcceptanceRecord]:
+        """Stream rows with ``since <= recorded_at < until``, oldest first."""
+
+    # -- the server-side meter -----------------------------------------------------
+    async def record_read(self, key: str, article: str, at: datetime) -> None:
+        """Note that ``key`` (a reader) read ``article`` at ``at``.
+
+        One row per (key, article): reading again moves its time forward (never back),
+        so an article counts once per period, in the period it was last read.
+        """
+
+    async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]:
+        """The articles ``key`` read at or after ``since``."""
+
+    async def prune_reads(self, before: datetime) -> int:
+        """Forget reads last made before ``before``; returns how many were removed."""
 
     async def ping(self) -> None:
         """Return if the backend answers; raise :class:`StorageError` otherwise."""

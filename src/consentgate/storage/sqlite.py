@@ -19,11 +19,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from consentgate.storage.base import ConsentRecord, StorageError
+from consentgate.storage.base import (
+    AcceptanceRecord,
+    ConsentRecord,
+    DuplicateUserError,
+    StorageError,
+    User,
+    email_key,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MEMORY = ":memory:"
 
 _T = TypeVar("_T")
@@ -61,8 +68,60 @@ _SCHEMA_V1 = (
     """,
 )
 
+# Version 2: accounts, their acceptances, and the server-side meter. Only new tables,
+# so the migration from version 1 leaves every consent row as it was.
+_SCHEMA_V2 = (
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX users_by_email_key ON users (email_key)",
+    # No foreign key to users: sites with their own accounts record acceptances for
+    # user ids we have never seen.
+    """
+    CREATE TABLE acceptances (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL,
+        purpose TEXT NOT NULL CHECK (purpose IN ('privacy_policy', 'newsletter')),
+        policy_version TEXT NOT NULL,
+        policy_sha256 TEXT NOT NULL,
+        granted INTEGER NOT NULL CHECK (granted IN (0, 1)),
+        method TEXT NOT NULL
+            CHECK (method IN ('registration', 're-acceptance', 'external', 'withdrawal')),
+        ip_hmac TEXT,
+        user_agent TEXT,
+        recorded_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX acceptances_by_user ON acceptances (user_id, purpose, recorded_at)",
+    "CREATE INDEX acceptances_by_recorded_at ON acceptances (recorded_at)",
+    # Acceptances are evidence (GDPR Art. 7(1)), like the consent ledger.
+    """
+    CREATE TRIGGER acceptances_no_update BEFORE UPDATE ON acceptances
+    BEGIN SELECT RAISE(ABORT, 'acceptances is append-only'); END
+    """,
+    """
+    CREATE TRIGGER acceptances_no_delete BEFORE DELETE ON acceptances
+    BEGIN SELECT RAISE(ABORT, 'acceptances is append-only'); END
+    """,
+    """
+    CREATE TABLE meter_reads (
+        reader_key TEXT NOT NULL,
+        article TEXT NOT NULL,
+        read_at TEXT NOT NULL,
+        PRIMARY KEY (reader_key, article)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX meter_reads_by_read_at ON meter_reads (read_at)",
+)
+
 # version -> statements that bring the schema from version - 1 to version.
-_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1}
+_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 _INSERT = """
     INSERT INTO consent_ledger (
@@ -93,6 +152,48 @@ _SELECT_PAGE_UNTIL = """
         banner_text_sha256, language, region_mode, method, ip_hmac, user_agent, recorded_at
     FROM consent_ledger WHERE (recorded_at, id) > (?, ?) AND recorded_at < ?
     ORDER BY recorded_at, id LIMIT ?
+"""
+
+_SELECT_USER_BY_EMAIL_KEY = (
+    "SELECT id, email, password_hash, created_at FROM users WHERE email_key = ?"
+)
+_SELECT_USER_BY_ID = "SELECT id, email, password_hash, created_at FROM users WHERE id = ?"
+_INSERT_USER = (
+    "INSERT INTO users (id, email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_ACCEPTANCE = """
+    INSERT INTO acceptances (
+        user_id, purpose, policy_version, policy_sha256, granted, method, ip_hmac,
+        user_agent, recorded_at
+    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_SELECT_LATEST_ACCEPTANCE = """
+    SELECT id, user_id, purpose, policy_version, policy_sha256, granted, method, ip_hmac,
+        user_agent, recorded_at
+    FROM acceptances WHERE user_id = ? AND purpose = ?
+    ORDER BY recorded_at DESC, id DESC LIMIT 1
+"""
+_SELECT_ACCEPTANCES_FOR = """
+    SELECT id, user_id, purpose, policy_version, policy_sha256, granted, method, ip_hmac,
+        user_agent, recorded_at
+    FROM acceptances WHERE user_id = ? ORDER BY recorded_at, id
+"""
+_SELECT_ACCEPTANCE_PAGE = """
+    SELECT id, user_id, purpose, policy_version, policy_sha256, granted, method, ip_hmac,
+        user_agent, recorded_at
+    FROM acceptances WHERE (recorded_at, id) > (?, ?)
+    ORDER BY recorded_at, id LIMIT ?
+"""
+_SELECT_ACCEPTANCE_PAGE_UNTIL = """
+    SELECT id, user_id, purpose, policy_version, policy_sha256, granted, method, ip_hmac,
+        user_agent, recorded_at
+    FROM acceptances WHERE (recorded_at, id) > (?, ?) AND recorded_at < ?
+    ORDER BY recorded_at, id LIMIT ?
+"""
+# MAX keeps the newest time when reads arrive out of order (two workers, one reader).
+_UPSERT_READ = """
+    INSERT INTO meter_reads (reader_key, article, read_at) VALUES (?, ?, ?)
+    ON CONFLICT (reader_key, article) DO UPDATE SET read_at = MAX(read_at, excluded.read_at)
 """
 
 Row = tuple[Any, ...]
@@ -149,6 +250,67 @@ def _record_from_row(row: Row) -> ConsentRecord:
         user_agent=row[12],
         recorded_at=parse_timestamp(row[13]),
     )
+
+
+def _acceptance_params(rec: AcceptanceRecord) -> tuple[Any, ...]:
+    return (
+        rec.user_id,
+        rec.purpose,
+        rec.policy_version,
+        rec.policy_sha256,
+        int(rec.granted),
+        rec.method,
+        rec.ip_hmac,
+        rec.user_agent,
+        format_timestamp(rec.recorded_at),
+    )
+
+
+def _acceptance_from_row(row: Row) -> AcceptanceRecord:
+    return AcceptanceRecord(
+        id=row[0],
+        user_id=row[1],
+        purpose=row[2],
+        policy_version=row[3],
+        policy_sha256=row[4],
+        granted=bool(row[5]),
+        method=row[6],
+        ip_hmac=row[7],
+        user_agent=row[8],
+        recorded_at=parse_timestamp(row[9]),
+    )
+
+
+def _user_from_row(row: Row) -> User:
+    return User(id=row[0], email=row[1], password_hash=row[2], created_at=parse_timestamp(row[3]))
+
+
+def _insert_user(
+    conn: sqlite3.Connection, user: User, acceptances: Sequence[AcceptanceRecord]
+) -> None:
+    """One transaction: the user and its acceptances are stored together or not at all."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            _INSERT_USER,
+            (
+                user.id,
+                user.email,
+                email_key(user.email),
+                user.password_hash,
+                format_timestamp(user.created_at),
+            ),
+        )
+        for rec in acceptances:
+            conn.execute(_INSERT_ACCEPTANCE, _acceptance_params(rec))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _is_duplicate_email(exc: sqlite3.IntegrityError) -> bool:
+    return "users.email_key" in str(exc)
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
@@ -309,26 +471,117 @@ class SQLiteStorage:
     async def iter_consents(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> AsyncIterator[ConsentRecord]:
+        async for row in self._iter_rows(_SELECT_PAGE, _SELECT_PAGE_UNTIL, 13, since, until):
+            yield _record_from_row(row)
+
+    async def _iter_rows(
+        self,
+        page_sql: str,
+        page_until_sql: str,
+        time_column: int,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> AsyncIterator[Row]:
+        """Keyset pages on (recorded_at, id); column 0 of every row is the id."""
         # ids start at 1, so (since, 0) is just below every row recorded at `since`.
         after: tuple[str, int] = (format_timestamp(since) if since is not None else "", 0)
         upper = format_timestamp(until) if until is not None else None
         while True:
-            rows = await self._run(self._page_reader(after, upper))
+            rows = await self._run(self._page_reader(page_sql, page_until_sql, after, upper))
             for row in rows:
-                yield _record_from_row(row)
+                yield row
             if len(rows) < self._batch_size:
                 return
-            after = (rows[-1][13], rows[-1][0])
+            after = (rows[-1][time_column], rows[-1][0])
 
     def _page_reader(
-        self, after: tuple[str, int], upper: str | None
+        self, page_sql: str, page_until_sql: str, after: tuple[str, int], upper: str | None
     ) -> Callable[[sqlite3.Connection], list[Row]]:
         def read(conn: sqlite3.Connection) -> list[Row]:
             if upper is None:
-                return conn.execute(_SELECT_PAGE, (*after, self._batch_size)).fetchall()
-            return conn.execute(_SELECT_PAGE_UNTIL, (*after, upper, self._batch_size)).fetchall()
+                return conn.execute(page_sql, (*after, self._batch_size)).fetchall()
+            return conn.execute(page_until_sql, (*after, upper, self._batch_size)).fetchall()
 
         return read
+
+    # -- accounts --------------------------------------------------------------------
+    async def create_user(self, user: User, acceptances: Sequence[AcceptanceRecord] = ()) -> User:
+        for rec in acceptances:
+            if rec.id is not None:
+                raise ValueError(f"acceptance record already stored with id {rec.id}")
+        try:
+            await self._run(lambda conn: _insert_user(conn, user, acceptances))
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.IntegrityError) and _is_duplicate_email(cause):
+                raise DuplicateUserError("this e-mail address is already registered") from cause
+            raise
+        return user
+
+    async def user_by_email(self, email: str) -> User | None:
+        key = email_key(email)
+        row = await self._run(
+            lambda conn: conn.execute(_SELECT_USER_BY_EMAIL_KEY, (key,)).fetchone()
+        )
+        return _user_from_row(row) if row is not None else None
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        row = await self._run(lambda conn: conn.execute(_SELECT_USER_BY_ID, (user_id,)).fetchone())
+        return _user_from_row(row) if row is not None else None
+
+    async def update_password_hash(self, user_id: str, new_hash: str) -> None:
+        sql = "UPDATE users SET password_hash = ? WHERE id = ?"
+        changed = await self._run(lambda conn: conn.execute(sql, (new_hash, user_id)).rowcount)
+        if changed != 1:
+            raise StorageError("no user with this id; password hash not updated")
+
+    async def record_acceptance(self, rec: AcceptanceRecord) -> AcceptanceRecord:
+        if rec.id is not None:
+            raise ValueError(f"acceptance record already stored with id {rec.id}")
+        params = _acceptance_params(rec)
+        row_id = await self._run(lambda conn: conn.execute(_INSERT_ACCEPTANCE, params).lastrowid)
+        if row_id is None:
+            raise StorageError("SQLite did not report the id of the new acceptance record")
+        return replace(rec, id=row_id)
+
+    async def latest_acceptance(self, user_id: str, purpose: str) -> AcceptanceRecord | None:
+        row = await self._run(
+            lambda conn: conn.execute(_SELECT_LATEST_ACCEPTANCE, (user_id, purpose)).fetchone()
+        )
+        return _acceptance_from_row(row) if row is not None else None
+
+    async def acceptances_for(self, user_id: str) -> list[AcceptanceRecord]:
+        rows = await self._run(
+            lambda conn: conn.execute(_SELECT_ACCEPTANCES_FOR, (user_id,)).fetchall()
+        )
+        return [_acceptance_from_row(row) for row in rows]
+
+    async def iter_acceptances(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[AcceptanceRecord]:
+        pages = self._iter_rows(
+            _SELECT_ACCEPTANCE_PAGE, _SELECT_ACCEPTANCE_PAGE_UNTIL, 9, since, until
+        )
+        async for row in pages:
+            yield _acceptance_from_row(row)
+
+    # -- the server-side meter -------------------------------------------------------
+    async def record_read(self, key: str, article: str, at: datetime) -> None:
+        if not key or not article:
+            raise ValueError("record_read needs a reader key and an article")
+        params = (key, article, format_timestamp(at))
+        await self._run(lambda conn: conn.execute(_UPSERT_READ, params))
+
+    async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]:
+        sql = "SELECT article FROM meter_reads WHERE reader_key = ? AND read_at >= ?"
+        params = (key, format_timestamp(since))
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return frozenset(str(row[0]) for row in rows)
+
+    async def prune_reads(self, before: datetime) -> int:
+        sql = "DELETE FROM meter_reads WHERE read_at < ?"
+        params = (format_timestamp(before),)
+        return await self._run(lambda conn: conn.execute(sql, params).rowcount)
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())

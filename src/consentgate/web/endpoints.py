@@ -81,6 +81,11 @@ class Endpoints:
         # Changes whenever the files do, so browsers may cache them for a year.
         self.static_version = hashlib.sha256(b"".join(self._static.values())).hexdigest()[:10]
 
+    def add_routes(self, routes: Mapping[tuple[str, str], Handler]) -> None:
+        """More endpoints under our prefix (the built-in accounts)."""
+        self._routes.update(routes)
+        self._paths = {path for _, path in self._routes}
+
     def match(self, scope: Scope) -> Handler | None:
         path = _route_path(scope)
         method = "GET" if scope["method"] == "HEAD" else scope["method"]

@@ -1,0 +1,274 @@
+"""The registration wall, per article response: who reads in full, and how the rest is cut.
+
+``wall/`` decides in plain values (access levels, the meter, crawler verification,
+JSON-LD, the call to action); ``rewrite/`` cuts HTML. This module joins them for one
+response, as ``pipeline.py`` does for consent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.datastructures import MutableHeaders
+
+from consentgate.rewrite import (
+    Operation,
+    RemoveElement,
+    TransformText,
+    Truncate,
+    compile_selector,
+)
+from consentgate.wall.access import (
+    ACCESS_HEADER,
+    ARTICLE_ID_HEADER,
+    AccessDecision,
+    AccessLevel,
+    AccessReason,
+    AccessRules,
+    ArticleAccess,
+    RouteRule,
+    article_access,
+    decide_access,
+)
+from consentgate.wall.crawlers import CrawlerVerifier, Resolver, SystemResolver
+from consentgate.wall.cta import CtaTexts, cta_texts, render_cta, render_wall_page
+from consentgate.wall.jsonld import scrub_jsonld
+from consentgate.wall.meter import MeterCookieCodec, MeterState, MeterWindow, ServerMeter
+from consentgate.web.cookies import own_cookie
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from consentgate.middleware import ConsentGate
+    from consentgate.visitor import Visitor
+
+logger = logging.getLogger("consentgate")
+
+JSON_LD = compile_selector('script[type="application/ld+json"]')
+# Request headers that would let a reader get at bytes past the cut: a byte range of the
+# full article, a compressed body we would have to trust ourselves to undo, or a 304
+# that revalidates a copy cached before the meter ran out.
+_ARTICLE_REQUEST_HEADERS_DROPPED = frozenset(
+    {b"range", b"if-range", b"if-none-match", b"if-modified-since", b"accept-encoding"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleVerdict:
+    """What the wall decided for this response."""
+
+    access: ArticleAccess
+    decision: AccessDecision
+    meter_cookie: str | None = None
+
+    @property
+    def gated(self) -> bool:
+        return not self.decision.full
+
+
+class ArticleGate:
+    """Built once per middleware; holds the compiled rules, selectors and codecs."""
+
+    def __init__(self, gate: ConsentGate, resolver: Resolver | None = None) -> None:
+        config = gate.config
+        wall = config.wall
+        self._gate = gate
+        self._settings = wall
+        self.rules = AccessRules(
+            (RouteRule(r.path, AccessLevel(r.access)) for r in wall.rules),
+            default=AccessLevel(wall.default_access),
+        )
+        self.window = MeterWindow(
+            limit=wall.meter.limit,
+            period_days=wall.meter.period_days,
+            calendar_month=wall.meter.period == "calendar-month",
+        )
+        self.meter_codec = MeterCookieCodec(config.secret_keys, self.window)
+        self.server_meter = (
+            ServerMeter(
+                gate.ledger.storage,
+                self.window,
+                wall.meter.network_limit,
+                config.secret_keys[0],
+            )
+            if wall.meter.store == "server"
+            else None
+        )
+        self.crawlers = (
+            CrawlerVerifier(
+                wall.crawlers.domains,
+                wall.crawlers.ip_ranges,
+                resolver or SystemResolver(),
+                cache_seconds=wall.crawlers.cache_seconds,
+                timeout_seconds=wall.crawlers.timeout_seconds,
+            )
+            if wall.crawlers.enabled
+            else None
+        )
+        self._container = compile_selector(wall.article_selector)
+        self._items = compile_selector(wall.paragraph_selector)
+        self._removals = tuple(compile_selector(s) for s in wall.remove_selectors)
+        self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in config.languages}
+        self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
+            wall.default_access != "free"
+        )
+
+    # -- before the app runs ----------------------------------------------------------
+    def prepare_request(self, scope: Scope) -> None:
+        """For URLs the rules call articles, ask the app for the whole, plain page.
+
+        Responses the app marks by header alone are checked after the fact (a 206 or
+        an encoding we cannot undo there ends in the wall page).
+        """
+        if not self._any_gated_rule or scope["method"] not in ("GET", "HEAD"):
+            return
+        if self.rules.level_for(scope["path"]) is AccessLevel.FREE:
+            return
+        scope["headers"] = [
+            (name, value)
+            for name, value in scope["headers"]
+            if name.lower() not in _ARTICLE_REQUEST_HEADERS_DROPPED
+        ]
+
+    # -- when the response starts ----------------------------------------------------------
+    def access_of(self, scope: Scope, headers: MutableHeaders) -> ArticleAccess:
+        """The article's level and id; the app's signalling headers never leave us."""
+        header_access = headers.get(ACCESS_HEADER)
+        header_id = headers.get(ARTICLE_ID_HEADER)
+        del headers[ACCESS_HEADER]
+        del headers[ARTICLE_ID_HEADER]
+        access = article_access(scope["path"], header_access, header_id, self.rules)
+        if access.invalid_header is not None:
+            logger.warning(
+                "consentgate: %s sent %s: %r, which is not free, metered or registered; "
+                "using the route rules (%s)",
+                scope["path"],
+                ACCESS_HEADER,
+                access.invalid_header,
+                access.level.value,
+            )
+        return access
+
+    async def decide(self, visitor: Visitor, access: ArticleAccess) -> ArticleVerdict:
+        now = time.time()
+        meter = self.meter_codec.loads(
+            visitor.cookies.get(self._gate.config.cookie_names.meter), now
+        )
+        decision = decide_access(
+            access.level,
+            access.article_id,
+            user_id=visitor.user_id,
+            needs_policy_acceptance=await self._needs_policy_acceptance(visitor),
+            meter=meter,
+            limit=self.window.limit,
+            verified_crawler=await self._verified_crawler(visitor, access),
+        )
+        if not decision.count_read:
+            return ArticleVerdict(access, decision)
+        return await self._count_read(visitor, access, decision, meter, now)
+
+    async def _count_read(
+        self,
+        visitor: Visitor,
+        access: ArticleAccess,
+        decision: AccessDecision,
+        meter: MeterState,
+        now: float,
+    ) -> ArticleVerdict:
+        exhausted = AccessDecision(False, AccessReason.METER_EXHAUSTED)
+        if not visitor.consent.allows(self._settings.meter.category):
+            # The operator put the meter cookie under a category this reader refused:
+            # a read we cannot count cannot be free, or every visit would be the first.
+            return ArticleVerdict(access, exhausted)
+        if self.server_meter is not None:
+            verdict = await self.server_meter.check_and_count(
+                meter.reader_id, visitor.client_ip, access.article_id, now
+            )
+            if not verdict.allowed:
+                return ArticleVerdict(access, exhausted)
+        counted = self.window.with_read(meter, access.article_id, now)
+        cookie = own_cookie(
+            self._gate.config,
+            self._gate.config.cookie_names.meter,
+            self.meter_codec.dumps(counted),
+            max_age=self.window.period_days * 86_400 + 86_400,
+            scheme=visitor.scheme,
+        )
+        return ArticleVerdict(access, decision, meter_cookie=cookie)
+
+    async def _needs_policy_acceptance(self, visitor: Visitor) -> bool:
+        if not visitor.user_id:
+            return False
+        return await self._gate.accounts.needs_policy_acceptance(visitor.user_id)
+
+    async def _verified_crawler(self, visitor: Visitor, access: ArticleAccess) -> bool:
+        if self.crawlers is None or access.level is AccessLevel.FREE or not visitor.client_ip:
+            return False
+        return await self.crawlers.is_verified(visitor.client_ip)
+
+    # -- the rewrite ------------------------------------------------------------------------
+    def operations(self, visitor: Visitor, verdict: ArticleVerdict) -> list[Operation]:
+        """Paywall markup on every non-free article; the cut when the reader is walled."""
+        gated = verdict.gated
+        css_class = self._settings.gated_class
+
+        def jsonld(text: str) -> str:
+            return scrub_jsonld(text, gated=gated, paywalled=True, css_class=css_class)
+
+        operations: list[Operation] = [TransformText(JSON_LD, jsonld)]
+        if not gated:
+            return operations
+        operations.extend(RemoveElement(selector) for selector in self._removals)
+        operations.append(self._truncate(self.cta_html(visitor, verdict.decision.reason)))
+        return operations
+
+    def _truncate(self, cta: str) -> Truncate:
+        settings = self._settings
+        if settings.lead_words is not None:
+            return Truncate(self._container, cta, keep_words=settings.lead_words)
+        return Truncate(
+            self._container, cta, keep_items=settings.lead_paragraphs, items=self._items
+        )
+
+    def cta_html(self, visitor: Visitor, reason: AccessReason) -> str:
+        return render_cta(self._texts_for(visitor), reason=reason, **self._urls(visitor))
+
+    def wall_page(self, visitor: Visitor, reason: AccessReason) -> bytes:
+        """The page sent instead of an article we could not cut safely: CTA only."""
+        config = self._gate.config
+        page = render_wall_page(
+            self._texts_for(visitor),
+            title=config.site_name,
+            reason=reason,
+            lang=visitor.language,
+            stylesheet_url=f"{config.prefix}/static/banner.css?v={self._gate.static_version}",
+            **self._urls(visitor),
+        )
+        return page.encode("utf-8")
+
+    def _texts_for(self, visitor: Visitor) -> CtaTexts:
+        return self._texts.get(visitor.language) or cta_texts(visitor.language)
+
+    def _urls(self, visitor: Visitor) -> dict[str, str]:
+        config = self._gate.config
+        here = "?next=" + quote(visitor.path_with_query, safe="/")
+        register = self._settings.register_url or f"{config.prefix}/register"
+        login = self._settings.login_url or f"{config.prefix}/login"
+        return {
+            "register_url": register + here,
+            "login_url": login + here,
+            "policy_url": f"{config.prefix}/policy{here}",
+        }
+
+
+def _cta_texts(lang: str, overrides: Mapping[str, Any]) -> CtaTexts:
+    """Built-in wording for ``lang`` with the operator's ``[wall.cta.LANG]`` on top."""
+    values: dict[str, Any] = {
+        key: tuple(value) if key == "benefits" else value for key, value in overrides.items()
+    }
+    return replace(cta_texts(lang), **values)

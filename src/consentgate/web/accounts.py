@@ -1,0 +1,505 @@
+"""The built-in account endpoints, for sites without accounts of their own.
+
+GET  {prefix}/register   registration form: e-mail, password, privacy policy (required,
+POST {prefix}/register   unticked), newsletter (optional, unticked)
+GET  {prefix}/login      sign-in form
+POST {prefix}/login
+POST {prefix}/logout     clears the session cookie
+GET  {prefix}/policy     asks a signed-in reader to accept a new privacy-policy version
+POST {prefix}/policy
+
+Every POST is CSRF-protected like the consent endpoints (signed double-submit cookie
+and Origin check). Registration and sign-in are rate-limited per address (HMAC) and
+sign-in also per e-mail (HMAC). No session cookie is set unless the account and its
+acceptance rows were written: a storage failure answers 503 and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from consentgate.accounts import AccountError, Accounts, RateLimiter, SessionCodec
+from consentgate.accounts.passwords import MIN_PASSWORD_LENGTH
+from consentgate.config import Config
+from consentgate.storage import StorageError
+from consentgate.web.account_templates import (
+    AccountPage,
+    account_texts,
+    render_account_message,
+    render_login_page,
+    render_policy_page,
+    render_register_page,
+)
+from consentgate.web.cookies import own_cookie
+from consentgate.web.errors import Failure
+from consentgate.web.security import CsrfTokens, safe_next, same_origin
+
+__all__ = [
+    "LOGIN_LIMIT",
+    "REGISTER_LIMIT",
+    "AccountEndpoints",
+    "AccountGate",
+    "AccountHandler",
+    "AccountVisitor",
+    "FormFailure",
+    "Limit",
+]
+
+logger = logging.getLogger("consentgate")
+
+
+class AccountVisitor(Protocol):
+    """The parts of :class:`consentgate.visitor.Visitor` these endpoints read."""
+
+    @property
+    def cookies(self) -> dict[str, str]: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def client_ip(self) -> str | None: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def scheme(self) -> str: ...
+
+
+class CsrfIssuer(Protocol):
+    def csrf_token_for(self, visitor: Any) -> tuple[str, str | None]: ...
+
+
+class AccountGate(Protocol):
+    """The parts of :class:`consentgate.middleware.ConsentGate` these endpoints use."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def csrf(self) -> CsrfTokens: ...
+    @property
+    def endpoints(self) -> CsrfIssuer: ...
+    @property
+    def accounts(self) -> Accounts: ...
+    @property
+    def sessions(self) -> SessionCodec: ...
+    @property
+    def rate_limiter(self) -> RateLimiter: ...
+    @property
+    def static_version(self) -> str: ...
+
+
+AccountHandler = Callable[[Scope, Receive, Send, AccountVisitor], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    attempts: int
+    window_seconds: int
+
+
+# Registration: enough for a household behind one address, too few to enumerate
+# e-mails (EMAIL_TAKEN tells whether an address is registered). Sign-in: enough for
+# typos, too few to guess passwords. Only submissions that pass validation count.
+REGISTER_LIMIT = Limit(5, 3600)
+LOGIN_LIMIT = Limit(10, 900)
+# Our forms are a few short fields; the consent endpoints use the same ceiling.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class FormFailure(Exception):
+    """A POST we refuse before reading its fields: CSRF, size, encoding."""
+
+    def __init__(self, failure: Failure, detail: str | None = None) -> None:
+        super().__init__(failure.message if detail is None else f"{failure.message} {detail}")
+        self.failure = failure
+
+
+class AccountEndpoints:
+    def __init__(self, gate: AccountGate) -> None:
+        self.gate = gate
+        self.prefix = gate.config.prefix
+
+    def routes(self) -> dict[tuple[str, str], AccountHandler]:
+        prefix = self.prefix
+        return {
+            ("GET", f"{prefix}/register"): self.register_form,
+            ("POST", f"{prefix}/register"): self.register,
+            ("GET", f"{prefix}/login"): self.login_form,
+            ("POST", f"{prefix}/login"): self.login,
+            ("POST", f"{prefix}/logout"): self.logout,
+            ("GET", f"{prefix}/policy"): self.policy_form,
+            ("POST", f"{prefix}/policy"): self.accept_policy,
+        }
+
+    # -- register -------------------------------------------------------------------
+    async def register_form(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        next_url = safe_next(Request(scope).query_params.get("next"))
+        if visitor.user_id is not None:
+            await _redirect(next_url)(scope, receive, send)
+            return
+        await self._page(scope, receive, send, visitor, next_url, self._register_renderer())
+
+    async def register(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        request = Request(scope, receive)
+        form = await self._post_form(request, visitor)
+        if isinstance(form, FormFailure):
+            await self._failure(scope, receive, send, visitor, form)
+            return
+        next_url = safe_next(_first(form, "next"))
+        email, password = _first(form, "email"), _first(form, "password")
+        accepted, newsletter = bool(_first(form, "accept_policy")), bool(_first(form, "newsletter"))
+        accounts = self.gate.accounts
+        problems = accounts.registration_problems(email, password, accepted)
+        if problems:
+            errors = _errors_by_field(problems)
+            render = self._register_renderer(email=email, errors=errors)
+            await self._page(scope, receive, send, visitor, next_url, render, status=400)
+            return
+        context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
+        if not await self._allowed(f"register:ip:{context.ip_hmac}", REGISTER_LIMIT):
+            await self._too_many(scope, receive, send, visitor, next_url, REGISTER_LIMIT)
+            return
+        try:
+            user = await accounts.register(email, password, accepted, newsletter, context)
+        except AccountError as error:
+            render = self._register_renderer(email=email, errors={error.field: error.message})
+            await self._page(scope, receive, send, visitor, next_url, render, status=400)
+            return
+        except StorageError as exc:
+            logger.error("consentgate: registration not stored, no account: %s", exc)
+            await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_register")
+            return
+        await self._signed_in(scope, receive, send, visitor, user.id, next_url)
+
+    def _register_renderer(
+        self, *, email: str = "", errors: dict[str, str] | None = None
+    ) -> Callable[[AccountPage], str]:
+        min_length = MIN_PASSWORD_LENGTH
+
+        def render(page: AccountPage) -> str:
+            return render_register_page(
+                page, email=email, errors=errors, min_password_length=min_length
+            )
+
+        return render
+
+    # -- login / logout ---------------------------------------------------------------
+    async def login_form(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        next_url = safe_next(Request(scope).query_params.get("next"))
+        await self._page(scope, receive, send, visitor, next_url, render_login_page)
+
+    async def login(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        request = Request(scope, receive)
+        form = await self._post_form(request, visitor)
+        if isinstance(form, FormFailure):
+            await self._failure(scope, receive, send, visitor, form)
+            return
+        next_url = safe_next(_first(form, "next"))
+        email, password = _first(form, "email"), _first(form, "password")
+        accounts = self.gate.accounts
+        context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
+        # Address first: a refused address never creates per-e-mail keys, so one client
+        # cannot flood the limiter's memory with invented e-mails.
+        allowed = await self._allowed(f"login:ip:{context.ip_hmac}", LOGIN_LIMIT)
+        if allowed and email:
+            allowed = await self._allowed(f"login:email:{accounts.email_key(email)}", LOGIN_LIMIT)
+        if not allowed:
+            await self._too_many(scope, receive, send, visitor, next_url, LOGIN_LIMIT)
+            return
+        try:
+            user = await accounts.authenticate(email, password)
+        except StorageError as exc:
+            logger.error("consentgate: sign-in impossible, storage failed: %s", exc)
+            await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_login")
+            return
+        if user is None:
+            error = self._texts(visitor)["login_error"]
+
+            def render(page: AccountPage) -> str:
+                return render_login_page(page, email=email, error=error)
+
+            await self._page(scope, receive, send, visitor, next_url, render, status=400)
+            return
+        await self._signed_in(scope, receive, send, visitor, user.id, next_url)
+
+    async def logout(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        request = Request(scope, receive)
+        form = await self._post_form(request, visitor)
+        if isinstance(form, FormFailure):
+            await self._failure(scope, receive, send, visitor, form)
+            return
+        response = _redirect(safe_next(_first(form, "next")))
+        response.headers.append("set-cookie", self._session_cookie("", visitor, max_age=0))
+        await response(scope, receive, send)
+
+    # -- policy re-acceptance -----------------------------------------------------------
+    async def policy_form(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        next_url = safe_next(Request(scope).query_params.get("next"))
+        user_id = visitor.user_id
+        if user_id is None:
+            await self._to_login(next_url)(scope, receive, send)
+            return
+        try:
+            needed = await self.gate.accounts.needs_policy_acceptance(user_id)
+        except StorageError as exc:
+            logger.error("consentgate: cannot read policy acceptances: %s", exc)
+            await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_policy")
+            return
+        if not needed:
+            await _redirect(next_url)(scope, receive, send)
+            return
+        await self._page(scope, receive, send, visitor, next_url, render_policy_page)
+
+    async def accept_policy(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        request = Request(scope, receive)
+        form = await self._post_form(request, visitor)
+        if isinstance(form, FormFailure):
+            await self._failure(scope, receive, send, visitor, form)
+            return
+        next_url = safe_next(_first(form, "next"))
+        user_id = visitor.user_id
+        if user_id is None:
+            await self._to_login(next_url)(scope, receive, send)
+            return
+        if not _first(form, "accept_policy"):
+            error = self._texts(visitor)["policy_error"]
+
+            def render(page: AccountPage) -> str:
+                return render_policy_page(page, error=error)
+
+            await self._page(scope, receive, send, visitor, next_url, render, status=400)
+            return
+        accounts = self.gate.accounts
+        context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
+        try:
+            # A second submit of the same form records nothing twice.
+            if await accounts.needs_policy_acceptance(user_id):
+                await accounts.record_acceptance(user_id, "re-acceptance", context)
+        except StorageError as exc:
+            logger.error("consentgate: policy acceptance not recorded: %s", exc)
+            await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_policy")
+            return
+        await _redirect(next_url)(scope, receive, send)
+
+    # -- shared pieces ------------------------------------------------------------------
+    async def _post_form(
+        self, request: Request, visitor: AccountVisitor
+    ) -> dict[str, list[str]] | FormFailure:
+        """The urlencoded form if it is readable and passes the CSRF checks."""
+        try:
+            form = await _read_form(request)
+            self._check_csrf(request, visitor, _first(form, "csrf_token") or None)
+        except FormFailure as failure:
+            return failure
+        return form
+
+    def _check_csrf(self, request: Request, visitor: AccountVisitor, submitted: str | None) -> None:
+        if not same_origin(
+            request.headers.get("origin"), request.headers.get("host"), request.url.scheme
+        ):
+            raise FormFailure(Failure.CROSS_ORIGIN)
+        cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
+        if not self.gate.csrf.is_valid(cookie_token):
+            raise FormFailure(Failure.CSRF_COOKIE_MISSING)
+        if not self.gate.csrf.matches(cookie_token, submitted):
+            raise FormFailure(Failure.CSRF_TOKEN_MISMATCH)
+
+    async def _allowed(self, key: str, limit: Limit) -> bool:
+        return await self.gate.rate_limiter.hit(key, limit.attempts, limit.window_seconds)
+
+    def _texts(self, visitor: AccountVisitor) -> dict[str, str]:
+        return account_texts(visitor.language)
+
+    def _account_page(self, visitor: AccountVisitor, csrf_token: str, next_url: str) -> AccountPage:
+        config = self.gate.config
+        return AccountPage(
+            prefix=config.prefix,
+            lang=visitor.language,
+            csrf_token=csrf_token,
+            next_url=next_url,
+            policy_url=config.policy.url,
+            policy_version=config.policy.version,
+            site_name=config.site_name,
+            static_version=self.gate.static_version,
+            texts=self._texts(visitor),
+        )
+
+    async def _page(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: AccountVisitor,
+        next_url: str,
+        render: Callable[[AccountPage], str],
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Render a page with a CSRF token, setting the CSRF cookie if it is new."""
+        token, cookie = self.gate.endpoints.csrf_token_for(visitor)
+        page = self._account_page(visitor, token, next_url)
+        response = HTMLResponse(
+            render(page), status_code=status, headers={**_private_headers(), **(headers or {})}
+        )
+        if cookie:
+            response.headers.append("set-cookie", cookie)
+        await response(scope, receive, send)
+
+    async def _signed_in(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: AccountVisitor,
+        user_id: str,
+        next_url: str,
+    ) -> None:
+        sessions = self.gate.sessions
+        value = sessions.dumps(sessions.new_session(user_id))
+        response = _redirect(next_url)
+        response.headers.append(
+            "set-cookie", self._session_cookie(value, visitor, max_age=sessions.lifetime_seconds)
+        )
+        await response(scope, receive, send)
+
+    def _session_cookie(self, value: str, visitor: AccountVisitor, *, max_age: int) -> str:
+        config = self.gate.config
+        return own_cookie(
+            config, config.cookie_names.session, value, max_age=max_age, scheme=visitor.scheme
+        )
+
+    def _to_login(self, next_url: str) -> Response:
+        back_here = f"{self.prefix}/policy?next={quote(next_url, safe='/')}"
+        return _redirect(f"{self.prefix}/login?next={quote(back_here, safe='/')}")
+
+    async def _message(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: AccountVisitor,
+        next_url: str,
+        keys: tuple[str, str],
+        *,
+        status: int,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        texts = self._texts(visitor)
+        page = self._account_page(visitor, "", next_url)
+        body = render_account_message(page, texts[keys[0]], texts[keys[1]], next_url)
+        response = HTMLResponse(
+            body, status_code=status, headers={**_private_headers(), **(headers or {})}
+        )
+        await response(scope, receive, send)
+
+    async def _too_many(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: AccountVisitor,
+        next_url: str,
+        limit: Limit,
+    ) -> None:
+        # The protocol answers yes/no only, so the whole window is the honest upper bound.
+        retry = {"retry-after": str(limit.window_seconds)}
+        keys = ("too_many_title", "too_many_message")
+        await self._message(
+            scope, receive, send, visitor, next_url, keys, status=429, headers=retry
+        )
+
+    async def _unavailable(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: AccountVisitor,
+        next_url: str,
+        message_key: str,
+    ) -> None:
+        keys = ("unavailable_title", message_key)
+        await self._message(scope, receive, send, visitor, next_url, keys, status=503)
+
+    async def _failure(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: AccountVisitor,
+        failure: FormFailure,
+    ) -> None:
+        """A CSRF or unreadable-form failure, as a small page with its status."""
+        title = self._texts(visitor)["error_title"]
+        page = self._account_page(visitor, "", "/")
+        body = render_account_message(page, title, str(failure), None)
+        response = HTMLResponse(
+            body, status_code=failure.failure.status, headers=_private_headers()
+        )
+        await response(scope, receive, send)
+
+
+async def _read_form(request: Request) -> dict[str, list[str]]:
+    """An urlencoded body of at most MAX_BODY_BYTES (no multipart: our forms need none)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/x-www-form-urlencoded", ""):
+        raise FormFailure(Failure.UNSUPPORTED_MEDIA_TYPE, f"Got {content_type!r}.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise FormFailure(Failure.BODY_TOO_LARGE)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise FormFailure(Failure.BODY_TOO_LARGE)
+    except ClientDisconnect:
+        raise FormFailure(Failure.BAD_FORM, "The client went away.") from None
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormFailure(Failure.BAD_FORM, f"({exc})") from None
+
+
+def _errors_by_field(problems: list[AccountError]) -> dict[str, str]:
+    """The first problem of each field: one message next to each control."""
+    errors: dict[str, str] = {}
+    for problem in problems:
+        errors.setdefault(problem.field, problem.message)
+    return errors
+
+
+def _first(form: dict[str, list[str]], name: str) -> str:
+    values = form.get(name)
+    return values[0] if values else ""
+
+
+def _redirect(url: str) -> Response:
+    # 303: the browser follows with a GET, so a reload never re-posts the form.
+    response = RedirectResponse(url, status_code=303)
+    response.headers.update(_private_headers())
+    return response
+
+
+def _private_headers() -> dict[str, str]:
+    return {"cache-control": "private, no-store", "vary": "Cookie"}
