@@ -39,6 +39,7 @@ from consentgate.wall.crawlers import CrawlerVerifier, Resolver, SystemResolver
 from consentgate.wall.cta import CtaTexts, cta_texts, render_cta, render_wall_page
 from consentgate.wall.jsonld import scrub_jsonld
 from consentgate.wall.meter import MeterCookieCodec, MeterState, MeterWindow, ServerMeter
+from consentgate.storage import StorageError
 from consentgate.web.cookies import own_cookie
 
 if TYPE_CHECKING:
@@ -186,11 +187,18 @@ class ArticleGate:
             # a read we cannot count cannot be free, or every visit would be the first.
             return ArticleVerdict(access, exhausted)
         if self.server_meter is not None:
-            verdict = await self.server_meter.check_and_count(
-                meter.reader_id, visitor.client_ip, access.article_id, now
-            )
-            if not verdict.allowed:
-                return ArticleVerdict(access, exhausted)
+            try:
+                await self._gate.ledger.ensure_open()
+                verdict = await self.server_meter.check_and_count(
+                    meter.reader_id, visitor.client_ip, access.article_id, now
+                )
+            except StorageError as exc:
+                # The signed cookie still counts; a database outage should not wall
+                # every reader, nor open the wall to all.
+                logger.warning("consentgate: server meter unavailable (%s); cookie meter only", exc)
+            else:
+                if not verdict.allowed:
+                    return ArticleVerdict(access, exhausted)
         counted = self.window.with_read(meter, access.article_id, now)
         cookie = own_cookie(
             self._gate.config,

@@ -59,7 +59,8 @@ MAX_USER_AGENT = 512  # as in the consent ledger
 # characters that only appear in quoted local parts nobody uses for a news site.
 _LOCAL_PART = re.compile(r"[^\s@\"(),:;<>\[\]\\]{1,64}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_DOMAIN_LABEL = re.compile(r"(?!-)[^\W_](?:[\w-]{0,61}[^\W_])?", re.UNICODE)
+# Letters (any script) and digits, inner hyphens; no underscore (\w would allow one).
+_DOMAIN_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
 
 
 class AccountErrorReason(Enum):
@@ -154,6 +155,10 @@ class Accounts:
         self._opener = opener
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
+
+    @property
+    def min_password_length(self) -> int:
+        return self._min_password_length
 
     # -- helpers for the web layer ----------------------------------------------------
     def context(self, client_ip: str | None, user_agent: str | None) -> RequestContext:

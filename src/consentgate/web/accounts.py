@@ -27,7 +27,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts import AccountError, Accounts, RateLimiter, SessionCodec
-from consentgate.accounts.passwords import MIN_PASSWORD_LENGTH
 from consentgate.config import Config
 from consentgate.storage import StorageError
 from consentgate.web.account_templates import (
@@ -43,8 +42,8 @@ from consentgate.web.errors import Failure
 from consentgate.web.security import CsrfTokens, safe_next, same_origin
 
 __all__ = [
-    "LOGIN_LIMIT",
-    "REGISTER_LIMIT",
+    "LOGIN_WINDOW_SECONDS",
+    "REGISTER_WINDOW_SECONDS",
     "AccountEndpoints",
     "AccountGate",
     "AccountHandler",
@@ -103,11 +102,12 @@ class Limit:
     window_seconds: int
 
 
+# Windows of the configured limits (accounts.register_per_hour, login_per_15_minutes).
 # Registration: enough for a household behind one address, too few to enumerate
 # e-mails (EMAIL_TAKEN tells whether an address is registered). Sign-in: enough for
-# typos, too few to guess passwords. Only submissions that pass validation count.
-REGISTER_LIMIT = Limit(5, 3600)
-LOGIN_LIMIT = Limit(10, 900)
+# typos, too few to guess passwords. Only registrations that pass validation count.
+REGISTER_WINDOW_SECONDS = 3600
+LOGIN_WINDOW_SECONDS = 900
 # Our forms are a few short fields; the consent endpoints use the same ceiling.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -124,6 +124,9 @@ class AccountEndpoints:
     def __init__(self, gate: AccountGate) -> None:
         self.gate = gate
         self.prefix = gate.config.prefix
+        settings = gate.config.accounts
+        self.register_limit = Limit(settings.register_per_hour, REGISTER_WINDOW_SECONDS)
+        self.login_limit = Limit(settings.login_per_15_minutes, LOGIN_WINDOW_SECONDS)
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
         prefix = self.prefix
@@ -166,8 +169,8 @@ class AccountEndpoints:
             await self._page(scope, receive, send, visitor, next_url, render, status=400)
             return
         context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
-        if not await self._allowed(f"register:ip:{context.ip_hmac}", REGISTER_LIMIT):
-            await self._too_many(scope, receive, send, visitor, next_url, REGISTER_LIMIT)
+        if not await self._allowed(f"register:ip:{context.ip_hmac}", self.register_limit):
+            await self._too_many(scope, receive, send, visitor, next_url, self.register_limit)
             return
         try:
             user = await accounts.register(email, password, accepted, newsletter, context)
@@ -184,7 +187,7 @@ class AccountEndpoints:
     def _register_renderer(
         self, *, email: str = "", errors: dict[str, str] | None = None
     ) -> Callable[[AccountPage], str]:
-        min_length = MIN_PASSWORD_LENGTH
+        min_length = self.gate.accounts.min_password_length
 
         def render(page: AccountPage) -> str:
             return render_register_page(
@@ -214,11 +217,13 @@ class AccountEndpoints:
         context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
         # Address first: a refused address never creates per-e-mail keys, so one client
         # cannot flood the limiter's memory with invented e-mails.
-        allowed = await self._allowed(f"login:ip:{context.ip_hmac}", LOGIN_LIMIT)
+        allowed = await self._allowed(f"login:ip:{context.ip_hmac}", self.login_limit)
         if allowed and email:
-            allowed = await self._allowed(f"login:email:{accounts.email_key(email)}", LOGIN_LIMIT)
+            allowed = await self._allowed(
+                f"login:email:{accounts.email_key(email)}", self.login_limit
+            )
         if not allowed:
-            await self._too_many(scope, receive, send, visitor, next_url, LOGIN_LIMIT)
+            await self._too_many(scope, receive, send, visitor, next_url, self.login_limit)
             return
         try:
             user = await accounts.authenticate(email, password)
