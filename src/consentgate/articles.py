@@ -23,6 +23,7 @@ from consentgate.rewrite import (
     Truncate,
     compile_selector,
 )
+from consentgate.storage import StorageError
 from consentgate.wall.access import (
     ACCESS_HEADER,
     ARTICLE_ID_HEADER,
@@ -39,7 +40,6 @@ from consentgate.wall.crawlers import CrawlerVerifier, Resolver, SystemResolver
 from consentgate.wall.cta import CtaTexts, cta_texts, render_cta, render_wall_page
 from consentgate.wall.jsonld import scrub_jsonld
 from consentgate.wall.meter import MeterCookieCodec, MeterState, MeterWindow, ServerMeter
-from consentgate.storage import StorageError
 from consentgate.web.cookies import own_cookie
 
 if TYPE_CHECKING:

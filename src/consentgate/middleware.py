@@ -28,8 +28,8 @@ from consentgate.responder import Responder
 from consentgate.storage import Storage, StorageError, storage_from_url
 from consentgate.visitor import Visitor
 from consentgate.wall.crawlers import Resolver
-from consentgate.web.cookies import consent_cookie_header
 from consentgate.web.accounts import AccountEndpoints
+from consentgate.web.cookies import consent_cookie_header
 from consentgate.web.endpoints import Endpoints, FailureResponse
 from consentgate.web.security import CsrfTokens
 
