@@ -244,7 +244,12 @@ class ArticleGate:
         )
 
     def cta_html(self, visitor: Visitor, reason: AccessReason) -> str:
-        return render_cta(self._texts_for(visitor), reason=reason, **self._urls(visitor))
+        # The stylesheet travels with the CTA: a <link> in <body> is valid HTML, and
+        # pages that are never cut do not download it.
+        stylesheet = f'<link rel="stylesheet" href="{self._stylesheet_url()}">'
+        return stylesheet + render_cta(
+            self._texts_for(visitor), reason=reason, **self._urls(visitor)
+        )
 
     def wall_page(self, visitor: Visitor, reason: AccessReason) -> bytes:
         """The page sent instead of an article we could not cut safely: CTA only."""
@@ -254,10 +259,13 @@ class ArticleGate:
             title=config.site_name,
             reason=reason,
             lang=visitor.language,
-            stylesheet_url=f"{config.prefix}/static/banner.css?v={self._gate.static_version}",
+            stylesheet_url=self._stylesheet_url(),
             **self._urls(visitor),
         )
         return page.encode("utf-8")
+
+    def _stylesheet_url(self) -> str:
+        return f"{self._gate.config.prefix}/static/wall.css?v={self._gate.static_version}"
 
     def _texts_for(self, visitor: Visitor) -> CtaTexts:
         return self._texts.get(visitor.language) or cta_texts(visitor.language)

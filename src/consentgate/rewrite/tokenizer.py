@@ -39,6 +39,11 @@ _TAG = re.compile(
     + rb")*+(?P<tail>[\t\n\f\r /]*+)>"
 )
 _ATTR_AT = re.compile(rb"[\t\n\f\r /]*+" + _ATTR)
+#: Lower-cased names of recently seen tag names (bounded); also makes equal names the same
+#: ``str`` object, so comparisons and set lookups take their fast paths.
+_NAME_CACHE: dict[bytes, str] = {}
+_NAME_CACHE_SIZE = 2048
+_ALPHA = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_EVENT = re.compile(rb"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
 _CDATA_OPEN = b"<![CDATA["
@@ -191,7 +196,7 @@ class Tokenizer:
         while pos < len(self._buf):
             mode = self._mode
             if mode is _Mode.DATA:
-                new_pos = self._data(pos, final)
+                new_pos = self._data_run(pos, final)
             elif mode is _Mode.SCRIPT:
                 new_pos = self._script(pos, final)
             elif mode is _Mode.RAWTEXT:
@@ -209,6 +214,87 @@ class Tokenizer:
                 break  # the rest is an incomplete token (a mode switch alone is progress)
             pos = new_pos
         return pos
+
+    def _data_run(self, pos: int, final: bool) -> int:
+        """Data state: hand on text and complete tags in one loop (the hot path).
+
+        Anything unusual (markup declarations, a ``<`` that starts no tag, an incomplete tag,
+        a tag that changes the content model) goes through :meth:`_data` / :meth:`_tag`, so the
+        handler sees exactly the same calls. Returns when the buffer is used up, the mode
+        changed or an incomplete token is held (then without progress from that token).
+        """
+        buf = self._buf
+        size = len(buf)
+        handler = self._handler
+        text = handler.text
+        start_tag = handler.start_tag
+        end_tag = handler.end_tag
+        find = buf.find
+        tag_match = _TAG.match
+        names = _NAME_CACHE
+        data_model = ContentModel.DATA
+        while pos < size:
+            lt = find(b"<", pos)
+            if lt == -1:
+                text(buf[pos:])
+                return size
+            if lt > pos:
+                text(buf[pos:lt])
+                pos = lt
+            nxt = buf[lt + 1] if lt + 1 < size else -1
+            if nxt in _ALPHA:
+                end = False
+            elif nxt == 0x2F and lt + 2 < size and buf[lt + 2] in _ALPHA:  # "</" + letter
+                end = True
+            else:
+                new_pos = self._data(lt, final)
+                if new_pos == lt or self._mode is not _Mode.DATA:
+                    return new_pos
+                pos = new_pos
+                continue
+            match = tag_match(buf, lt) if not self._retry_from else None
+            if match is None:
+                # Incomplete (or a pending retry): the careful path decides, as before.
+                new_pos = self._tag(lt, final, end=end)
+                if new_pos == lt or self._mode is not _Mode.DATA:
+                    return new_pos
+                pos = new_pos
+                continue
+            pos = match.end()
+            raw = buf[lt:pos]
+            name_bytes = match.group(1)
+            name = names.get(name_bytes)
+            if name is None:
+                name = name_bytes.lower().decode("latin-1")
+                if len(names) < _NAME_CACHE_SIZE:
+                    names[name_bytes] = name
+            if end:
+                end_tag(EndTag(raw, name))
+                continue
+            tail = match.start(2)
+            model = start_tag(
+                StartTag(
+                    raw,
+                    name,
+                    match.end(1) - lt,
+                    tail - lt,
+                    tail < pos - 1 and buf[pos - 2] == 0x2F,
+                )
+            )
+            if model is not data_model:
+                self._enter_model(model, name)
+                return pos
+        return pos
+
+    def _enter_model(self, model: ContentModel, name: str) -> None:
+        if model is ContentModel.SCRIPT:
+            self._mode = _Mode.SCRIPT
+            self._script_state = 0
+        elif model is ContentModel.RAWTEXT:
+            self._mode = _Mode.RAWTEXT
+            self._raw_name = name
+        elif model is ContentModel.PLAINTEXT:
+            self._mode = _Mode.PLAINTEXT
 
     def _data(self, pos: int, final: bool) -> int:
         buf = self._buf

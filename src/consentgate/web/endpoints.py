@@ -51,6 +51,7 @@ MAX_BODY_BYTES = 64 * 1024
 STATIC_FILES = {
     "banner.css": "text/css; charset=utf-8",
     "banner.js": "text/javascript; charset=utf-8",
+    "wall.css": "text/css; charset=utf-8",
 }
 ACTIONS = ("accept_all", "reject_all", "save")
 GPC_LAST_UPDATE = "2026-11-26"
