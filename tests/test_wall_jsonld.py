@@ -103,7 +103,7 @@ def test_jsonld_non_article_objects_untouched() -> None:
 
 
 @pytest.mark.parametrize(
-    "broken", ['{"articleBody": "x"', "", "<!-- {} -->", "NaN", "[1, Infinity]"]
+    "broken", ['{"articleBody": "x"', "", "<!-- {\"articleBody\": -->", "NaN", "[1, Infinity]"]
 )
 def test_jsonld_invalid_json_on_gated_page_raises(broken: str) -> None:
     with pytest.raises(JsonLdError):
@@ -139,3 +139,22 @@ def test_jsonld_output_is_compact() -> None:
 def test_jsonld_css_class_must_be_plain_identifier() -> None:
     with pytest.raises(ValueError, match="CSS class"):
         scrub_jsonld("{}", gated=True, paywalled=True, css_class="a b")
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        ("\n  <![CDATA[\n  ", "\n  ]]>\n"),
+        ("//<![CDATA[\n", "\n//]]>"),
+        ("/* <![CDATA[ */\n", "\n/* ]]> */"),
+        ("<!--\n", "\n-->"),
+    ],
+    ids=["cdata", "js-comment-cdata", "block-comment-cdata", "html-comment"],
+)
+def test_jsonld_wrapped_blob_is_scrubbed_and_keeps_its_wrapper(opening: str, closing: str) -> None:
+    blob = json.dumps({"@type": "NewsArticle", "articleBody": "the hidden text"})
+    out = scrub_jsonld(opening + blob + closing, gated=True, paywalled=True, css_class="body")
+    assert "hidden text" not in out
+    assert out.startswith(opening) and out.endswith(closing)
+    inner = json.loads(out[len(opening) : len(out) - len(closing)])
+    assert inner["isAccessibleForFree"] is False

@@ -49,6 +49,25 @@ def _escape_unencodable(err: UnicodeError) -> tuple[bytes, int]:
 codecs.register_error(_ERRORS, _escape_unencodable)
 
 _WORD = re.compile(rb"[^\t\n\f\r ]+")
+
+#: Start tags that may close open elements (see :meth:`Rewriter._implied_closes`); any other
+#: start tag closes nothing unless the current element is ``head``.
+_IMPLIED_CLOSE_TRIGGERS = (
+    H.CLOSES_P
+    | H.HEADINGS
+    | frozenset(
+        "li dd dt option optgroup td th tr tbody thead tfoot caption colgroup table a nobr "
+        "button".split()
+    )
+)
+_TABLE_SECTIONS = frozenset(("tbody", "thead", "tfoot", "caption", "colgroup"))
+_P_SCOPE = H.SCOPE_BOUNDARIES | {"button"}
+_DOCUMENT_ELEMENTS = frozenset(("html", "body", "head"))
+_CONTENT_MODELS: dict[str, ContentModel] = {
+    **{name: ContentModel.RAWTEXT for name in H.RAW_TEXT_ELEMENTS},
+    H.PLAINTEXT: ContentModel.PLAINTEXT,
+    H.SCRIPT: ContentModel.SCRIPT,
+}
 _VALID_ATTR_NAME = re.compile(r"[^\t\n\f\r />=\"'<\x00]+")
 
 
@@ -214,6 +233,7 @@ class Rewriter:
         self._tokenizer = Tokenizer(self, max_token_bytes=max_token_bytes)
         self._out: list[bytes] = []
         self._stack: list[_Element] = []
+        self._names: list[str] = []  # the names of ``_stack``, kept in step with it
         self._closed = False
         self._pending_head = b""  # bytes held until the charset is known
         self._charset: CharsetDecision | None = None
@@ -261,6 +281,12 @@ class Rewriter:
                 raise TypeError(f"not a rewrite operation: {op!r}")
             self._states.append(state)
         self._watch_words = any(t.keep_words is not None for t in self._truncates)
+        # Start tags with no candidate operation take a short path (see start_tag).
+        starts, items, ends = self._start_index, self._item_index, self._end_index
+        self._start_any = bool(starts.any_tag or items.any_tag)
+        self._start_names = frozenset(starts.by_tag) | frozenset(items.by_tag)
+        self._end_any = bool(ends.any_tag)
+        self._end_names = frozenset(ends.by_tag)
 
     def _set_charset(self, decision: CharsetDecision) -> None:
         self.report.charset = decision
@@ -363,48 +389,65 @@ class Rewriter:
 
     def start_tag(self, tag: StartTag) -> ContentModel:
         name = tag.name
-        self._reset_word_boundaries()
-        self._implicit_batch.clear()
-        foreign = self._prepare_for_start_tag(tag)
-        model = ContentModel.DATA
-        if not foreign:
-            if name == H.SCRIPT:
-                model = ContentModel.SCRIPT
-            elif name in H.RAW_TEXT_ELEMENTS:
-                model = ContentModel.RAWTEXT
-            elif name == H.PLAINTEXT:
-                model = ContentModel.PLAINTEXT
-        if name in ("html", "body", "head") and self._already_open(name):
+        if self._watch_words:
+            self._reset_word_boundaries()
+        if self._implicit_batch:
+            self._implicit_batch.clear()
+        stack = self._stack
+        top = stack[-1] if stack else None
+        if top is not None and top.foreign and top.name not in H.INTEGRATION_POINTS:
+            foreign = self._prepare_for_start_tag(tag)
+        else:
+            # What _prepare_for_start_tag does outside foreign content, minus the calls that
+            # cannot close anything.
+            if name in _IMPLIED_CLOSE_TRIGGERS or (top is not None and top.name == "head"):
+                self._implied_closes(name)
+            foreign = name in H.FOREIGN_ROOTS
+        model = ContentModel.DATA if foreign else _CONTENT_MODELS.get(name, ContentModel.DATA)
+        if name in _DOCUMENT_ELEMENTS and self._already_open(name):
             self._emit_visible(tag.raw)  # browsers merge such duplicates into the first one
             return model
-        stack = self._stack
         if len(stack) >= self._max_depth:
             self._warn_depth()
             self._emit_visible(tag.raw)
             return model
         element = _Element(tag, foreign, self._codec)
         stack.append(element)
-        if self._dropping:
-            pass
-        else:
+        self._names.append(name)
+        if not self._dropping:
             if self._content_fallbacks and name not in ("html", "head"):
                 self._insert_content_fallbacks()
-            self._apply_start_ops(element, model)
-        stays_open = not (foreign and tag.self_closing) and (
-            foreign or name not in H.VOID_ELEMENTS
-        )
-        if not stays_open:
+            if self._start_any or name in self._start_names:
+                self._apply_start_ops(element, model)
+            else:
+                self._out.append(tag.raw)  # no operation can match: the bytes go through
+        if (tag.self_closing and foreign) or (not foreign and name in H.VOID_ELEMENTS):
             stack.pop()
-            self._element_closed(element)
+            self._names.pop()
+            if self._truncates:
+                self._element_closed(element)
         return model
 
     def end_tag(self, tag: EndTag) -> None:
-        self._reset_word_boundaries()
-        self._implicit_batch.clear()
+        if self._watch_words:
+            self._reset_word_boundaries()
+        if self._implicit_batch:
+            self._implicit_batch.clear()
         if self._capture is not None:
             self._finish_capture()
         name = tag.name
         stack = self._stack
+        names = self._names
+        if names and names[-1] == name and name != "body" and name != "html":
+            # The usual case: the end tag closes the current element (what _find_end_target
+            # returns first; nothing is open above it, so nothing else closes).
+            if self._dropping or self._truncates or self._end_any or name in self._end_names:
+                self._close_with_token(tag, len(stack) - 1, pop=True)
+            else:
+                stack.pop()
+                names.pop()
+                self._out.append(tag.raw)
+            return
         if name in ("body", "html"):
             # These do not close anything in a browser (later content still lands in body), but
             # whatever is still open inside body is over as far as we are concerned.
@@ -451,20 +494,23 @@ class Rewriter:
         return name in H.FOREIGN_ROOTS
 
     def _implied_closes(self, name: str) -> None:
-        stack = self._stack
-        if stack and stack[-1].name == "head" and name not in H.HEAD_CONTENT and name not in (
+        # The membership tests on ``names`` (in C) skip scans that cannot find anything.
+        names = self._names
+        if names and names[-1] == "head" and name not in H.HEAD_CONTENT and name not in (
             "html",
             "head",
         ):
             self._pop_implicit()
         if name == "li":
-            self._close_list_item(("li",))
+            if "li" in names:
+                self._close_list_item(("li",))
         elif name in ("dd", "dt"):
-            self._close_list_item(("dd", "dt"))
-        if name in H.CLOSES_P:
+            if "dd" in names or "dt" in names:
+                self._close_list_item(("dd", "dt"))
+        if name in H.CLOSES_P and "p" in names:
             self._close_p()
         if name in H.HEADINGS:
-            if stack and stack[-1].name in H.HEADINGS:
+            if names and names[-1] in H.HEADINGS:
                 self._pop_implicit()
         elif name == "option":
             self._pop_if_top("option")
@@ -472,70 +518,82 @@ class Rewriter:
             self._pop_if_top("option")
             self._pop_if_top("optgroup")
         elif name in ("td", "th"):
-            self._close_nearest(("td", "th"), ("tr", "table", "html", "template"))
+            if "td" in names or "th" in names:
+                self._close_nearest(("td", "th"), ("tr", "table", "html", "template"))
         elif name == "tr":
-            self._close_nearest(
-                ("tr", "td", "th"), ("tbody", "thead", "tfoot", "table", "html", "template")
-            )
-        elif name in ("tbody", "thead", "tfoot", "caption", "colgroup"):
-            table = self._nearest(("table",), ("html", "template"))
-            if table is not None:
-                while len(stack) - 1 > table:
-                    self._pop_implicit()
+            if "tr" in names or "td" in names or "th" in names:
+                self._close_nearest(
+                    ("tr", "td", "th"), ("tbody", "thead", "tfoot", "table", "html", "template")
+                )
+        elif name in _TABLE_SECTIONS:
+            if "table" in names:
+                table = self._nearest(("table",), ("html", "template"))
+                if table is not None:
+                    while len(names) - 1 > table:
+                        self._pop_implicit()
         elif name == "table":
-            self._close_nearest(("table",), ("td", "th", "caption", "html", "template"))
+            if "table" in names:
+                self._close_nearest(("table",), ("td", "th", "caption", "html", "template"))
         elif name in ("a", "nobr", "button"):
-            self._close_nearest((name,), tuple(H.SCOPE_BOUNDARIES))
+            if name in names:
+                self._close_nearest((name,), H.SCOPE_BOUNDARIES)
 
-    def _nearest(self, names: tuple[str, ...], stop: tuple[str, ...]) -> int | None:
-        stack = self._stack
-        for i in range(len(stack) - 1, -1, -1):
-            node = stack[i].name
-            if node in names:
+    def _nearest(
+        self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]
+    ) -> int | None:
+        names = self._names
+        for i in range(len(names) - 1, -1, -1):
+            node = names[i]
+            if node in wanted:
                 return i
             if node in stop:
                 return None
         return None
 
-    def _close_nearest(self, names: tuple[str, ...], stop: tuple[str, ...]) -> None:
-        index = self._nearest(names, stop)
+    def _close_nearest(self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]) -> None:
+        index = self._nearest(wanted, stop)
         if index is not None:
             while len(self._stack) > index:
                 self._pop_implicit()
 
     def _close_p(self) -> None:
-        self._close_nearest(("p",), (*H.SCOPE_BOUNDARIES, "button"))
+        self._close_nearest(("p",), _P_SCOPE)
 
-    def _close_list_item(self, names: tuple[str, ...]) -> None:
-        stack = self._stack
-        for i in range(len(stack) - 1, -1, -1):
-            node = stack[i].name
-            if node in names:
-                while len(stack) > i:
+    def _close_list_item(self, wanted: tuple[str, ...]) -> None:
+        names = self._names
+        for i in range(len(names) - 1, -1, -1):
+            node = names[i]
+            if node in wanted:
+                while len(names) > i:
                     self._pop_implicit()
                 return
             if node in H.SPECIAL_ELEMENTS and node not in ("address", "div", "p"):
                 return
 
     def _pop_if_top(self, name: str) -> None:
-        if self._stack and self._stack[-1].name == name:
+        if self._names and self._names[-1] == name:
             self._pop_implicit()
 
     def _already_open(self, name: str) -> bool:
+        names = self._names
         if name == "head":
-            return any(el.name in ("head", "body") for el in self._stack)
-        return self._last_index(name) is not None
+            return "head" in names or "body" in names
+        return name in names
 
     def _last_index(self, name: str) -> int | None:
-        stack = self._stack
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i].name == name:
+        names = self._names
+        if name not in names:
+            return None
+        for i in range(len(names) - 1, -1, -1):
+            if names[i] == name:
                 return i
-        return None
+        return None  # pragma: no cover - found above
 
     def _find_end_target(self, name: str) -> int | None:
         """The open element an end tag closes, or None when a browser would ignore it."""
         stack = self._stack
+        if name not in self._names:
+            return None  # the loop below only ever returns an index of an element so named
         table_part = name in H.TABLE_PARTS
         plain = name not in H.SPECIAL_ELEMENTS and name not in H.FORMATTING_ELEMENTS
         for i in range(len(stack) - 1, -1, -1):
@@ -564,10 +622,12 @@ class Rewriter:
     def _pop_implicit(self) -> None:
         """Close the current element without an end tag of its own in the input."""
         element = self._stack.pop()
+        self._names.pop()
         self._after_implicit_close(element)
 
     def _remove_in_place(self, index: int) -> None:
         element = self._stack.pop(index)
+        del self._names[index]
         self._after_implicit_close(element)
 
     def _after_implicit_close(self, element: _Element) -> None:
@@ -586,6 +646,7 @@ class Rewriter:
         ends_drop = pop and element is not None and element is self._drop_root
         if ends_drop and self._drop_kind is _DropKind.REMOVE:
             stack.pop()
+            self._names.pop()
             self._end_drop()
             assert element is not None
             self._element_closed(element)
@@ -596,6 +657,7 @@ class Rewriter:
             before, after = self._end_insertions(tag.name, index)
         if pop:
             stack.pop()
+            self._names.pop()
         if ends_drop:
             self._end_drop()
         if visible:

@@ -73,14 +73,32 @@ def scrub_jsonld(text: str, *, gated: bool, paywalled: bool, css_class: str) -> 
         raise ValueError(f"not a plain CSS class name: {css_class!r}")
     if not (gated or paywalled):
         return text
+    opening, body, closing = _unwrap(text)
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(body, parse_constant=_refuse_constant)
         scrubbed = _walk(data, gated=gated, paywalled=paywalled, css_class=css_class)
-        return _serialise(scrubbed)
+        return opening + _serialise(scrubbed) + closing
     except (ValueError, RecursionError) as exc:
         if gated:
             raise JsonLdError(f"unparseable JSON-LD on a gated page: {exc}") from None
         return text
+
+
+# Real pages wrap JSON-LD as XHTML taught: <![CDATA[ … ]]>, <!-- … -->, sometimes behind
+# "//" or "/* */". Browsers and search engines read through it; so must we.
+_WRAPPED = re.compile(
+    r"\A(\s*(?:/\*\s*|//\s*)?(?:<!\[CDATA\[|<!--)(?:\s*\*/)?\s*)(.*?)"
+    r"(\s*(?:/\*\s*|//\s*)?(?:\]\]>|-->)(?:\s*\*/)?\s*)\Z",
+    re.DOTALL,
+)
+
+
+def _unwrap(text: str) -> tuple[str, str, str]:
+    """(opening wrapper, JSON, closing wrapper); the wrappers are kept on output."""
+    match = _WRAPPED.match(text)
+    if match is None:
+        return "", text, ""
+    return match.group(1), match.group(2), match.group(3)
 
 
 def _refuse_constant(name: str) -> Any:
