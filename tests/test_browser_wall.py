@@ -50,6 +50,10 @@ FULL_MIN_PARAGRAPHS = 8
 BANNER = "#consentgate-banner"
 CTA = "#consentgate-cta"
 BODY_P = "div.article-body p"
+# The CTA is inserted *inside* div.article-body at the cut (Truncate keeps the
+# container's end tag), so its own <p>s match BODY_P too; the article's paragraphs are
+# the ones outside the aside.
+ARTICLE_P = "div.article-body p:not(#consentgate-cta p)"
 REGISTER_LABEL = "Register — it's free"
 SESSION = "cg_session"
 METER = "cg_meter"
@@ -189,9 +193,13 @@ def assert_walled(
 ) -> None:
     """The CTA is shown, only the lead is served, and the rest is nowhere in the source."""
     expect(page.locator(CTA)).to_be_visible()
-    body = page.locator(BODY_P)
+    expect(page.locator(f"div.article-body > {CTA}")).to_have_count(1)
+    body = page.locator(ARTICLE_P)
     expect(body).to_have_count(LEAD_PARAGRAPHS)
     expect(body.first).to_have_text(paragraphs[0])
+    expect(body.last).to_have_text(paragraphs[LEAD_PARAGRAPHS - 1])
+    cta_paragraphs = page.locator(f"{CTA} p").count()
+    expect(page.locator(BODY_P)).to_have_count(LEAD_PARAGRAPHS + cta_paragraphs)
     hidden = paragraphs[4]  # the fifth paragraph, well past the lead
     assert_text_absent(page.content(), hidden, f"{slug}: page.content()")
     # The raw bytes the server sends to this reader (same cookies), not the DOM.
@@ -346,7 +354,7 @@ def test_wall_registration_only_article_walled_from_first_read(
     # Still walled on a second visit, meter or not.
     page.goto(article_path(REGISTERED_ONLY))
     expect(page.locator(CTA)).to_be_visible()
-    expect(page.locator(BODY_P)).to_have_count(LEAD_PARAGRAPHS)
+    expect(page.locator(ARTICLE_P)).to_have_count(LEAD_PARAGRAPHS)
 
 
 # -- 4. keyboard ------------------------------------------------------------------------

@@ -602,3 +602,49 @@ def test_wall_policy_bump_asks_registered_reader_to_accept_again(tmp_path: Path)
         .fetchall()
     )
     assert rows == [("1", "registration"), ("2", "re-acceptance")]
+
+
+def test_wall_site_accounts_via_user_resolver_and_acceptance_api(tmp_path: Path) -> None:
+    """A site with its own accounts: it says who is signed in and records acceptances."""
+    articles = ArticleApp()
+
+    async def site(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/signup":  # the site's own sign-up, recording the acceptance
+            gate = scope["state"]["consentgate"]
+            await gate.record_policy_acceptance(scope, "site-user-7")
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await articles(scope, receive, send)
+
+    async def resolver(scope: Any) -> str | None:
+        cookies = dict(scope["headers"]).get(b"cookie", b"").decode()
+        return "site-user-7" if "site_user=7" in cookies else None
+
+    async def scenario() -> tuple[str, str, str]:
+        config = Config.from_mapping(
+            {
+                "secret_keys": [SECRET],
+                "database_url": f"sqlite:///{tmp_path / 'ledger.db'}",
+                "accounts": {"enabled": False},
+                "wall": {
+                    "rules": [{"path": "/premium/*", "access": "registered"}],
+                    "register_url": "/join",
+                    "login_url": "/sign-in",
+                },
+            }
+        )
+        gate = ConsentGate(site, config=config, user_resolver=resolver)
+        async with client(gate) as c:
+            anonymous = (await read(c, "/premium/alpha")).text
+            signed_in = await read(c, "/premium/alpha", headers={"cookie": "site_user=7"})
+            await c.get("/signup", headers={"cookie": "site_user=7"})
+            accepted = await read(c, "/premium/alpha", headers={"cookie": "site_user=7"})
+        return anonymous, signed_in.text, accepted.text
+
+    anonymous, before_acceptance, after_acceptance = run(scenario())
+    assert hidden_markers(anonymous) == []
+    assert 'href="/join?next=/premium/alpha"' in anonymous
+    assert hidden_markers(before_acceptance) == []
+    assert 'data-cg-reason="policy_acceptance_needed"' in before_acceptance
+    assert full_text_present(after_acceptance, "alpha")

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentgate.accounts.ratelimit import MemoryRateLimiter, RateLimiter
-from consentgate.accounts.service import Accounts
+from consentgate.accounts.service import AcceptanceMethod, Accounts
 from consentgate.accounts.sessions import SessionCodec
 from consentgate.articles import ArticleGate
 from consentgate.config import Config, ConfigError
@@ -25,7 +25,7 @@ from consentgate.consent.ledger import Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.consent.texts import banner_text_sha256, resolve_texts
 from consentgate.responder import Responder
-from consentgate.storage import Storage, StorageError, storage_from_url
+from consentgate.storage import AcceptanceRecord, Storage, StorageError, storage_from_url
 from consentgate.visitor import Visitor
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
@@ -109,7 +109,7 @@ class ConsentGate:
             visitor = replace(visitor, user_id=user_id)
         state = scope.setdefault("state", {})
         state["consent"] = visitor.consent
-        state["consentgate_user_id"] = user_id
+        state["consentgate"] = self
         endpoint = self.endpoints.match(scope)
         if endpoint is not None:
             await endpoint(scope, receive, send, visitor)
@@ -139,6 +139,25 @@ class ConsentGate:
                 return None
         session = self.sessions.loads(visitor.cookies.get(self.config.cookie_names.session))
         return session.user_id if session is not None else None
+
+    # -- the API for sites with their own accounts --------------------------------------
+    async def record_policy_acceptance(
+        self, scope: Scope, user_id: str, *, method: AcceptanceMethod = "external"
+    ) -> AcceptanceRecord:
+        """Record that ``user_id`` accepted the current privacy policy (version, text hash).
+
+        Call it from your own sign-up or policy page, e.g.
+        ``await request.state.consentgate.record_policy_acceptance(request.scope, user.id)``.
+        Raises StorageError if it cannot be written; then the acceptance did not happen.
+        """
+        headers = Headers(scope=scope)
+        client = scope.get("client")
+        context = self.accounts.context(client[0] if client else None, headers.get("user-agent"))
+        return await self.accounts.record_acceptance(user_id, method, context)
+
+    async def needs_policy_acceptance(self, user_id: str) -> bool:
+        """True when ``user_id`` has not accepted the current policy version."""
+        return await self.accounts.needs_policy_acceptance(user_id)
 
     # -- helpers the endpoints and the responder share ------------------------------
     def banner_hash(self, visitor: Visitor) -> str:
