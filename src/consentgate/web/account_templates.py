@@ -125,6 +125,8 @@ def _document(page: AccountPage, title: str, body: str) -> str:
         '<meta name="robots" content="noindex">'
         f"<title>{_e(full_title)}</title>"
         f'<link rel="stylesheet" href="{_e(page.prefix)}/static/banner.css?v={_e(version)}"'
+        f"{nonce}>"
+        f'<link rel="stylesheet" href="{_e(page.prefix)}/static/wall.css?v={_e(version)}"'
         f"{nonce}></head>"
         f'<body class="cg-page"><main class="cg-main">{body}</main></body></html>'
     )
