@@ -150,3 +150,39 @@ def test_config_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 def test_config_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         Config.from_toml(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("wall", "key"),
+    [
+        ({"rules": [{"path": "articles/*", "access": "metered"}]}, "wall.rules[0].path"),
+        ({"rules": [{"path": "/a/*", "access": "paid"}]}, "wall.rules[0].access"),
+        ({"article_selector": "div..x"}, "wall.article_selector"),
+        ({"article_selector": "#body"}, "wall.gated_class"),
+        ({"remove_selectors": ["[unclosed"]}, "wall.remove_selectors[0]"),
+        ({"lead_paragraphs": -1}, "wall.lead_paragraphs"),
+        ({"meter": {"limit": 0}}, "wall.meter.limit"),
+        ({"meter": {"store": "memory"}}, "wall.meter.store"),
+        ({"meter": {"period": "weekly"}}, "wall.meter.period"),
+        ({"meter": {"category": "nope"}}, "wall.meter.category"),
+        ({"meter": {"limit": 5, "network_limit": 2}}, "wall.meter.network_limit"),
+        ({"crawlers": {"ip_ranges": ["not-a-range"]}}, "wall.crawlers.ip_ranges[0]"),
+        ({"crawlers": {"timeout_seconds": 0}}, "wall.crawlers.timeout_seconds"),
+        ({"cta": {"en": {"headline": "x"}}}, "wall.cta.en.headline"),
+        ({"cta": {"en": {"benefits": "one"}}}, "wall.cta.en.benefits"),
+        ({"register_url": "javascript:alert(1)"}, "wall.register_url"),
+        ({"login_url": "/in?x=1"}, "wall.login_url"),
+        ({"paywall": True}, "wall.paywall"),
+    ],
+)
+def test_config_invalid_wall_value_names_the_key(wall: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        Config.from_mapping({**GOOD, "wall": wall})
+    assert excinfo.value.key == key
+
+
+def test_config_wall_gated_class_comes_from_the_selector() -> None:
+    config = Config.from_mapping(
+        {**GOOD, "wall": {"article_selector": "main div.story-body__inner"}}
+    )
+    assert config.wall.gated_class == "story-body__inner"

@@ -774,7 +774,7 @@ def _access_rules(value: Any) -> tuple[AccessRuleSetting, ...]:
 
 def _meter(raw: Mapping[str, Any], category_ids: set[str]) -> MeterSettings:
     prefix = "wall.meter."
-    limit = _int_in_range(raw, "limit", 3, 0, 1000, prefix=prefix)
+    limit = _int_in_range(raw, "limit", 3, 1, 1000, prefix=prefix)
     category = _string(raw, "category", "necessary", prefix=prefix)
     if category not in category_ids:
         raise ConfigError(prefix + "category", f"unknown category {category!r}")
