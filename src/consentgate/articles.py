@@ -193,9 +193,11 @@ class ArticleGate:
                     meter.reader_id, visitor.client_ip, access.article_id, now
                 )
             except StorageError as exc:
-                # The signed cookie still counts; a database outage should not wall
-                # every reader, nor open the wall to all.
-                logger.warning("consentgate: server meter unavailable (%s); cookie meter only", exc)
+                # wall.meter.on_store_error: "cookie" lets the signed cookie decide alone
+                # (an outage walls nobody extra); "wall" treats the read as over the limit.
+                logger.warning("consentgate: server meter unavailable (%s)", exc)
+                if self._settings.meter.on_store_error == "wall":
+                    return ArticleVerdict(access, exhausted)
             else:
                 if not verdict.allowed:
                     return ArticleVerdict(access, exhausted)

@@ -124,6 +124,7 @@ class MeterSettings:
     store: Literal["cookie", "server"] = "cookie"
     network_limit: int = 10
     category: str = "necessary"
+    on_store_error: Literal["cookie", "wall"] = "cookie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,8 @@ class Config:
     jurisdiction: str = "EU"
     wall: WallSettings = field(default_factory=WallSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    meter_url: str | None = None
+    admin_token_sha256: str | None = None
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -297,6 +300,8 @@ _TOP_LEVEL_KEYS = {
     "controller",
     "wall",
     "accounts",
+    "meter_url",
+    "admin",
 }
 
 
@@ -348,7 +353,33 @@ def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
         jurisdiction=_string(controller, "jurisdiction", "EU", prefix="controller."),
         wall=_wall(_table(raw, "wall"), category_ids, languages),
         accounts=_accounts(_table(raw, "accounts")),
+        meter_url=_meter_url(raw),
+        admin_token_sha256=_admin_token(_table(raw, "admin")),
     )
+
+
+def _meter_url(raw: Mapping[str, Any]) -> str | None:
+    """Redis for the meter counts and rate limits, shared by every worker and host."""
+    if "meter_url" not in raw:
+        return None
+    url = _string(raw, "meter_url", "")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("meter_url", "must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _admin_token(raw: Mapping[str, Any]) -> str | None:
+    """The dashboard's token, stored only as its SHA-256 (`consentgate admin-token`)."""
+    value = raw.get("token_sha256")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ConfigError(
+            "admin.token_sha256",
+            "must be the SHA-256 (64 lower-case hex digits) of the admin token; "
+            "`consentgate admin-token` prints a token and its hash",
+        )
+    return value
 
 
 def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -784,6 +815,9 @@ def _meter(raw: Mapping[str, Any], category_ids: set[str]) -> MeterSettings:
     store = raw.get("store", "cookie")
     if store not in ("cookie", "server"):
         raise ConfigError(prefix + "store", "must be cookie or server")
+    on_store_error = raw.get("on_store_error", "cookie")
+    if on_store_error not in ("cookie", "wall"):
+        raise ConfigError(prefix + "on_store_error", "must be cookie or wall")
     network_limit = _int_in_range(raw, "network_limit", max(10, limit), 1, 100_000, prefix=prefix)
     if network_limit < limit:
         raise ConfigError(prefix + "network_limit", "must be at least the per-reader limit")
@@ -794,6 +828,7 @@ def _meter(raw: Mapping[str, Any], category_ids: set[str]) -> MeterSettings:
         store=store,
         network_limit=network_limit,
         category=category,
+        on_store_error=on_store_error,
     )
 
 
