@@ -200,7 +200,7 @@ def make_inner_app(html: bytes, payload: bytes) -> ASGIApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        if path == "/article":
+        if path in ("/article", "/premium/article"):
             await send({"type": "http.response.start", "status": 200, "headers": html_headers})
             await send({"type": "http.response.body", "body": html, "more_body": False})
         elif path == "/article/streamed":
@@ -417,6 +417,18 @@ def _check_undecided_html(name: str, html: bytes) -> Callable[[Response, Respons
     return check
 
 
+def _check_walled_html(name: str, html: bytes) -> Callable[[Response, Response], None]:
+    def check(bare: Response, gated: Response) -> None:
+        _expect(bare.body == html, name, "bare app body differs from the page")
+        _expect(gated.status == 200, name, f"status {gated.status}")
+        _expect(b'id="consentgate-cta"' in gated.body, name, "article not cut (no CTA)")
+        _expect(b"cg-wall-page" not in gated.body, name, "the wall page, not the cut article")
+        _expect(len(gated.body) < len(bare.body), name, "nothing was cut")
+        _expect(int(gated.header(b"content-length")[0]) == len(gated.body), name, "length")
+
+    return check
+
+
 def _check_json(name: str, payload: bytes) -> Callable[[Response, Response], None]:
     def check(bare: Response, gated: Response) -> None:
         _expect(bare.body == payload, name, "bare app body differs")
@@ -455,6 +467,13 @@ def build_scenarios(cookies: dict[str, str], html: bytes, payload: bytes) -> lis
             _check_undecided_html("html-undecided", html),
         ),
         Scenario(
+            "html-walled",
+            f"decided reader, registration-only article, {len(html) / 1024:.0f} KB HTML cut "
+            "after 2 paragraphs",
+            make_scope("/premium/article", headers=decided),
+            _check_walled_html("html-walled", html),
+        ),
+        Scenario(
             "html-streamed",
             f"decided reader, {len(html) / 1024:.0f} KB HTML in {HTML_CHUNKS} body messages",
             make_scope("/article/streamed", headers=decided),
@@ -482,6 +501,11 @@ async def run(iterations: int, rounds: int, progress: bool) -> dict[str, Any]:
                     {"name": "_ga_*", "category": "analytics"},
                     {"name": "_fbp", "category": "marketing"},
                 ],
+                "wall": {
+                    "rules": [{"path": "/premium/*", "access": "registered"}],
+                    "article_selector": "main article",
+                    "gated_class": "article",
+                },
             }
         )
         gate = ConsentGate(inner, config=config)

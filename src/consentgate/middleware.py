@@ -24,6 +24,7 @@ from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.consent.texts import banner_text_sha256, resolve_texts
+from consentgate.metrics import Metrics
 from consentgate.responder import Responder
 from consentgate.storage import AcceptanceRecord, Storage, StorageError, storage_from_url
 from consentgate.visitor import Visitor
@@ -85,6 +86,7 @@ class ConsentGate:
         self.sessions = SessionCodec(config.secret_keys, config.accounts.session_lifetime_days)
         self.rate_limiter: RateLimiter = MemoryRateLimiter()
         self.user_resolver = user_resolver
+        self.metrics = Metrics(self.ledger)
         self.endpoints = Endpoints(self)
         if config.accounts.enabled:
             self.endpoints.add_routes(AccountEndpoints(self).routes())
@@ -216,12 +218,44 @@ class ConsentGate:
         return decision
 
     def _closing_storage_on_shutdown(self, send: Send) -> Send:
+        """Open the storage when the app has started; flush and close it at shutdown.
+
+        Opening at start-up makes a too-old schema stop the server with a message
+        saying to migrate, instead of failing readers one by one later.
+        """
+
         async def send_wrapper(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                problem = await self._open_storage_at_startup()
+                if problem is not None:
+                    await send({"type": "lifespan.startup.failed", "message": problem})
+                    return
             if message["type"] == "lifespan.shutdown.complete":
-                await asyncio.shield(self.ledger.close())
+                await asyncio.shield(self._shutdown())
             await send(message)
 
         return send_wrapper
+
+    async def _open_storage_at_startup(self) -> str | None:
+        try:
+            await self.ledger.ensure_open()
+        except StorageError as exc:
+            if _is_schema_too_old(exc):
+                logger.error("consentgate: %s", exc)
+                return f"consentgate: {exc}"
+            # A database that is down now may be back soon: start, answer 503 to
+            # consent POSTs meanwhile, and retry on use.
+            logger.warning("consentgate: storage not available at start-up (%s)", exc)
+        return None
+
+    async def _shutdown(self) -> None:
+        await self.metrics.close()
+        await self.ledger.close()
+
+
+def _is_schema_too_old(exc: StorageError) -> bool:
+    # TODO(lead): import SchemaTooOldError once the storage layer defines it.
+    return type(exc).__name__ == "SchemaTooOldError"
 
 
 def _is_page_navigation(scope: Scope) -> bool:

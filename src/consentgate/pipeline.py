@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from consentgate.consent.consent_mode import consent_mode_script
+from consentgate.metrics import BANNER_IMPRESSIONS
 from consentgate.rewrite import (
     AttributesCallback,
     InsertHTML,
@@ -103,6 +104,7 @@ def _banner_or_control(
         return render_settings_control(gate.endpoints.context(visitor, "", next_url, nonce)), []
     token, cookie = gate.endpoints.csrf_token_for(visitor)
     ctx = gate.endpoints.context(visitor, token, next_url, nonce)
+    gate.metrics.add(BANNER_IMPRESSIONS)
     return render_banner(ctx), [cookie] if cookie else []
 
 

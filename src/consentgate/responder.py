@@ -24,6 +24,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
 from consentgate.consent.cookies import expire_cookie_headers, filter_set_cookie_headers
+from consentgate.metrics import WALL_IMPRESSIONS
 from consentgate.pipeline import consent_rewriter
 from consentgate.rewrite import (
     Operation,
@@ -105,6 +106,7 @@ class Responder:
             if verdict.meter_cookie:
                 self.extra_cookies.append(verdict.meter_cookie)
             if verdict.gated:
+                self.gate.metrics.add(WALL_IMPRESSIONS)
                 await self._begin_gated(start, headers, status, first)
                 return
         await self._begin_best_effort(start, headers, status, first)

@@ -9,7 +9,7 @@ only as an HMAC, which proves "same address" without revealing it.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
@@ -82,6 +82,11 @@ class Ledger:
     async def history(self, consent_id: str) -> list[ConsentRecord]:
         await self.ensure_open()
         return await self.storage.consent_history(consent_id)
+
+    async def add_counts(self, day: date, counts: dict[str, int]) -> None:
+        """Daily counters (impressions, registrations) for the operator's figures."""
+        await self.ensure_open()
+        await self.storage.add_counts(day, counts)
 
     async def close(self) -> None:
         if self._opened:

@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts import AccountError, Accounts, RateLimiter, SessionCodec
 from consentgate.config import Config
+from consentgate.metrics import REGISTRATIONS, Metrics
 from consentgate.storage import StorageError
 from consentgate.web.account_templates import (
     AccountPage,
@@ -91,6 +92,8 @@ class AccountGate(Protocol):
     def rate_limiter(self) -> RateLimiter: ...
     @property
     def static_version(self) -> str: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 AccountHandler = Callable[[Scope, Receive, Send, AccountVisitor], Awaitable[None]]
@@ -182,6 +185,7 @@ class AccountEndpoints:
             logger.error("consentgate: registration not stored, no account: %s", exc)
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_register")
             return
+        self.gate.metrics.add(REGISTRATIONS)
         await self._signed_in(scope, receive, send, visitor, user.id, next_url)
 
     def _register_renderer(
