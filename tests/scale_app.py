@@ -10,8 +10,9 @@ import dataclasses
 import os
 from typing import Any
 
-from consentgate import Config, ConsentGate
 from examples.newsroom.app import CONFIG_PATH, create_app
+
+from consentgate import Config, ConsentGate
 
 
 def create() -> Any:

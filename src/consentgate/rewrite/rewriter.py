@@ -56,8 +56,7 @@ _IMPLIED_CLOSE_TRIGGERS = (
     H.CLOSES_P
     | H.HEADINGS
     | frozenset(
-        "li dd dt option optgroup td th tr tbody thead tfoot caption colgroup table a nobr "
-        "button".split()
+        ["li", "dd", "dt", "option", "optgroup", "td", "th", "tr", "tbody", "thead", "tfoot", "caption", "colgroup", "table", "a", "nobr", "button"]
     )
 )
 _TABLE_SECTIONS = frozenset(("tbody", "thead", "tfoot", "caption", "colgroup"))
@@ -96,36 +95,39 @@ class RewriteReport:
         return self.cuts > 0
 
 
-class _Element:
-    """An open element: its name, start tag and (lazily decoded) attributes."""
+class _Element(StartTag):
+    """An open element: the start tag the tokenizer made (the rewriter has it build this class,
+    so there is one object per tag), whether it is foreign, and lazily decoded attributes.
 
-    __slots__ = ("_attrs", "_classes", "_codec", "foreign", "name", "tag")
+    ``foreign`` and ``codec`` are set by the rewriter before anything else reads the element;
+    the decoded attributes and classes are only worked out when a selector asks.
+    """
 
-    def __init__(self, tag: StartTag, foreign: bool, codec: str) -> None:
-        self.tag = tag
-        self.name = tag.name
-        self.foreign = foreign
-        self._codec = codec
-        self._attrs: dict[str, str] | None = None
-        self._classes: frozenset[str] | None = None
+    __slots__ = ("_decoded", "codec", "foreign")
 
     @property
     def attrs(self) -> dict[str, str]:
-        if self._attrs is None:
-            self._attrs = {
-                name.decode(self._codec, "surrogateescape"): _decode_value(value, self._codec)
-                for name, value in self.tag.raw_attrs.items()
+        try:
+            return self._decoded[0]
+        except AttributeError:
+            codec = self.codec
+            attrs = {
+                name.decode(codec, "surrogateescape"): _decode_value(value, codec)
+                for name, value in self.raw_attrs.items()
             }
-        return self._attrs
+            self._decoded = (attrs, frozenset(attrs.get("class", "").split()))
+            return attrs
 
     def get_attr(self, name: str) -> str | None:
         return self.attrs.get(name)
 
     @property
     def classes(self) -> frozenset[str]:
-        if self._classes is None:
-            self._classes = frozenset(self.attrs.get("class", "").split())
-        return self._classes
+        try:
+            return self._decoded[1]
+        except AttributeError:
+            self.attrs  # noqa: B018 - decodes and stores both
+            return self._decoded[1]
 
 
 def _decode_value(value: bytes, codec: str) -> str:
@@ -230,7 +232,9 @@ class Rewriter:
         self._content_type = content_type
         self._max_text = max_text_bytes
         self._max_depth = max_depth
-        self._tokenizer = Tokenizer(self, max_token_bytes=max_token_bytes)
+        self._tokenizer = Tokenizer(
+            self, max_token_bytes=max_token_bytes, start_tag_type=_Element
+        )
         self._out: list[bytes] = []
         self._stack: list[_Element] = []
         self._names: list[str] = []  # the names of ``_stack``, kept in step with it
@@ -411,7 +415,10 @@ class Rewriter:
             self._warn_depth()
             self._emit_visible(tag.raw)
             return model
-        element = _Element(tag, foreign, self._codec)
+        # The tokenizer builds the class it was given (see __init__).
+        element: _Element = tag  # type: ignore[assignment]
+        element.foreign = foreign
+        element.codec = self._codec
         stack.append(element)
         self._names.append(name)
         if not self._dropping:
@@ -441,12 +448,14 @@ class Rewriter:
         if names and names[-1] == name and name != "body" and name != "html":
             # The usual case: the end tag closes the current element (what _find_end_target
             # returns first; nothing is open above it, so nothing else closes).
-            if self._dropping or self._truncates or self._end_any or name in self._end_names:
+            if self._dropping or self._end_any or name in self._end_names:
                 self._close_with_token(tag, len(stack) - 1, pop=True)
-            else:
-                stack.pop()
+            else:  # what _close_with_token does when nothing is dropped or inserted
+                element = stack.pop()
                 names.pop()
                 self._out.append(tag.raw)
+                if self._truncates:
+                    self._element_closed(element)
             return
         if name in ("body", "html"):
             # These do not close anything in a browser (later content still lands in body), but
@@ -718,7 +727,7 @@ class Rewriter:
         candidates = self._start_index.candidates(name)
         items = self._item_index.candidates(name) if self._truncates else []
         if not candidates and not items:
-            self._out.append(element.tag.raw)
+            self._out.append(element.raw)
             return
         matched = [state for selector, state in candidates if selector.matches(stack)]
         for state in matched:
@@ -730,7 +739,7 @@ class Rewriter:
                 return
         before: list[bytes] = []
         after: list[bytes] = []
-        raw = element.tag.raw
+        raw = element.raw
         for state in matched:
             op = state.op
             if isinstance(op, InsertHTML):
@@ -812,7 +821,7 @@ class Rewriter:
             else:
                 escaped = value.replace("&", "&amp;").replace('"', "&quot;")
                 parts.append(f' {name}="{escaped}"')
-        parts.append(" />" if element.tag.self_closing else ">")
+        parts.append(" />" if element.self_closing else ">")
         return "".join(parts).encode(self._codec, _ERRORS)
 
     # -- text transforms --------------------------------------------------------------------

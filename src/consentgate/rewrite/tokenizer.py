@@ -43,7 +43,6 @@ _ATTR_AT = re.compile(rb"[\t\n\f\r /]*+" + _ATTR)
 #: ``str`` object, so comparisons and set lookups take their fast paths.
 _NAME_CACHE: dict[bytes, str] = {}
 _NAME_CACHE_SIZE = 2048
-_ALPHA = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_EVENT = re.compile(rb"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
 _CDATA_OPEN = b"<![CDATA["
@@ -60,19 +59,32 @@ class ContentModel(enum.Enum):
 
 
 class StartTag:
-    """A complete start tag; ``raw`` is its exact bytes."""
+    """A complete start tag; ``raw`` is its exact bytes.
 
-    __slots__ = ("_attrs", "attrs_end", "name", "name_end", "raw", "self_closing")
+    Subclasses may add slots (the tokenizer builds its tags with the class it was given); the
+    attribute positions are only worked out when the attributes are asked for.
+    """
 
-    def __init__(
-        self, raw: bytes, name: str, name_end: int, attrs_end: int, self_closing: bool
-    ) -> None:
+    __slots__ = ("_attrs", "name", "raw", "self_closing")
+
+    def __init__(self, raw: bytes, name: str, self_closing: bool) -> None:
         self.raw = raw
         self.name = name
-        self.name_end = name_end
-        self.attrs_end = attrs_end
         self.self_closing = self_closing
         self._attrs: dict[bytes, bytes] | None = None
+
+    @property
+    def name_end(self) -> int:
+        """Where the tag name ends in ``raw`` (``<`` plus the name: lower-casing and latin-1
+        keep the length)."""
+        return 1 + len(self.name)
+
+    @property
+    def attrs_end(self) -> int:
+        """Where the attributes end in ``raw`` (the start of the trailing spaces/slashes)."""
+        match = _TAG.match(self.raw)
+        assert match is not None, "a StartTag holds a complete tag"
+        return match.start("tail")
 
     @property
     def raw_attrs(self) -> dict[bytes, bytes]:
@@ -151,8 +163,15 @@ def _raw_end_pattern(name: str) -> re.Pattern[bytes]:
 class Tokenizer:
     """Feed bytes, get handler calls. ``close()`` hands over whatever is still held."""
 
-    def __init__(self, handler: TokenHandler, *, max_token_bytes: int = _DEFAULT_MAX_TOKEN) -> None:
+    def __init__(
+        self,
+        handler: TokenHandler,
+        *,
+        max_token_bytes: int = _DEFAULT_MAX_TOKEN,
+        start_tag_type: type[StartTag] = StartTag,
+    ) -> None:
         self._handler = handler
+        self._start_tag_type = start_tag_type
         self._max_token = max_token_bytes
         self._buf = b""
         self._mode = _Mode.DATA
@@ -223,12 +242,16 @@ class Tokenizer:
         handler sees exactly the same calls. Returns when the buffer is used up, the mode
         changed or an incomplete token is held (then without progress from that token).
         """
+        if self._retry_from:
+            # An incomplete tag is held from the last call: the careful path decides.
+            return self._data(pos, final)
         buf = self._buf
         size = len(buf)
         handler = self._handler
         text = handler.text
         start_tag = handler.start_tag
         end_tag = handler.end_tag
+        make_start = self._start_tag_type
         find = buf.find
         tag_match = _TAG.match
         names = _NAME_CACHE
@@ -241,44 +264,32 @@ class Tokenizer:
             if lt > pos:
                 text(buf[pos:lt])
                 pos = lt
-            nxt = buf[lt + 1] if lt + 1 < size else -1
-            if nxt in _ALPHA:
-                end = False
-            elif nxt == 0x2F and lt + 2 < size and buf[lt + 2] in _ALPHA:  # "</" + letter
-                end = True
-            else:
+            match = tag_match(buf, lt)
+            if match is None:
+                # Not a tag, or an incomplete one: the careful path decides, as before (it
+                # returns without progress when the token is incomplete).
                 new_pos = self._data(lt, final)
                 if new_pos == lt or self._mode is not _Mode.DATA:
                     return new_pos
                 pos = new_pos
                 continue
-            match = tag_match(buf, lt) if not self._retry_from else None
-            if match is None:
-                # Incomplete (or a pending retry): the careful path decides, as before.
-                new_pos = self._tag(lt, final, end=end)
-                if new_pos == lt or self._mode is not _Mode.DATA:
-                    return new_pos
-                pos = new_pos
-                continue
             pos = match.end()
-            raw = buf[lt:pos]
             name_bytes = match.group(1)
             name = names.get(name_bytes)
             if name is None:
                 name = name_bytes.lower().decode("latin-1")
                 if len(names) < _NAME_CACHE_SIZE:
                     names[name_bytes] = name
-            if end:
-                end_tag(EndTag(raw, name))
+            if buf[lt + 1] == 0x2F:  # "</"
+                end_tag(EndTag(buf[lt:pos], name))
                 continue
-            tail = match.start(2)
+            # Self-closing when the tail (spaces and slashes before ">") ends with "/"; a "/"
+            # right before ">" can also end an unquoted attribute value (<a href=/>).
             model = start_tag(
-                StartTag(
-                    raw,
+                make_start(
+                    buf[lt:pos],
                     name,
-                    match.end(1) - lt,
-                    tail - lt,
-                    tail < pos - 1 and buf[pos - 2] == 0x2F,
+                    buf[pos - 2] == 0x2F and match.start(2) < pos - 1,
                 )
             )
             if model is not data_model:
@@ -353,18 +364,8 @@ class Tokenizer:
             self._handler.end_tag(EndTag(raw, name))
             return match.end()
         tail = match.group("tail")
-        tag = StartTag(
-            raw, name, match.end(1) - pos, match.start("tail") - pos, tail.endswith(b"/")
-        )
-        model = self._handler.start_tag(tag)
-        if model is ContentModel.SCRIPT:
-            self._mode = _Mode.SCRIPT
-            self._script_state = 0
-        elif model is ContentModel.RAWTEXT:
-            self._mode = _Mode.RAWTEXT
-            self._raw_name = name
-        elif model is ContentModel.PLAINTEXT:
-            self._mode = _Mode.PLAINTEXT
+        tag = self._start_tag_type(raw, name, tail.endswith(b"/"))
+        self._enter_model(self._handler.start_tag(tag), name)
         return match.end()
 
     def _slash(self, pos: int, final: bool) -> int:
