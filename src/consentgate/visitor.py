@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -69,13 +70,17 @@ class Visitor:
             consent=consent_in_force(config, decision, mode=mode, gpc_signal=gpc),
             mode=mode,
             gpc=gpc,
-            language=negotiate_language(
+            language=_language(
                 headers.get("accept-language"), config.languages, config.default_language
             ),
             client_ip=client[0] if client else None,
             scheme=str(scope.get("scheme", "http")),
             path_with_query=_path_with_query(scope),
         )
+
+
+# Browsers send a handful of distinct Accept-Language values; parse each once.
+_language = functools.lru_cache(maxsize=1024)(negotiate_language)
 
 
 def _path_with_query(scope: Scope) -> str:

@@ -11,6 +11,7 @@ Two layers, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -115,6 +116,11 @@ class ConsentCookieCodec:
         self._grant_lifetime = config.consent_lifetime_days * _DAY
         self._reject_lifetime = config.reject_lifetime_days * _DAY
         self._optional = frozenset(config.category_ids) - config.required_category_ids
+        # A reader sends the same cookie on every request for months: verify each
+        # distinct value once per process. The key is the whole signed value, so a
+        # cached answer is exactly what verifying again would give; age is still
+        # checked on every request.
+        self._verified = functools.lru_cache(maxsize=8192)(self._verify)
 
     def dumps(self, decision: Decision) -> str:
         return self._serializer.dumps(decision.to_payload())
@@ -123,15 +129,20 @@ class ConsentCookieCodec:
         """The decision, or None for a missing, tampered, foreign-key or expired cookie."""
         if not value or len(value) > 4096:
             return None
+        verified = self._verified(value)
+        if verified is None:
+            return None
+        decision, signed_at = verified
+        age = (time.time() if now is None else now) - signed_at
+        return None if age > self.lifetime_seconds(decision) else decision
+
+    def _verify(self, value: str) -> tuple[Decision, float] | None:
         try:
             payload, signed_at = self._serializer.loads(value, return_timestamp=True)
         except (BadData, ValueError, TypeError):
             return None
         decision = Decision.from_payload(payload)
-        if decision is None:
-            return None
-        age = (time.time() if now is None else now) - signed_at.timestamp()
-        return None if age > self.lifetime_seconds(decision) else decision
+        return None if decision is None else (decision, signed_at.timestamp())
 
     def lifetime_seconds(self, decision: Decision) -> int:
         """Grants and refusals may live for different times (both capped at 395 days)."""
