@@ -178,3 +178,22 @@ def test_streaming_undeclared_utf16_with_bom_passes_through_intact(tmp_path: Pat
 
     sent = run(_call(make_gate(app, tmp_path)))
     assert b"".join(m.get("body", b"") for m in sent[1:]) == page
+
+
+def test_streaming_display_case_header_names_are_enforced(tmp_path: Path) -> None:
+    """Apps may send ``Set-Cookie`` in any case; the spelling must not slip past."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [
+            (b"Content-Type", b"text/html; charset=utf-8"),
+            (b"Set-Cookie", b"ad_id=1; Path=/"),
+            (b"SET-COOKIE", b"session=s; Path=/"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<html><body></body></html>"})
+
+    sent = run(_call(make_gate(app, tmp_path)))
+    cookies = [v for k, v in sent[0]["headers"] if k == b"set-cookie"]
+    assert any(v.startswith(b"session=") for v in cookies)
+    assert not any(v.startswith(b"ad_id=") for v in cookies)
+    assert b'id="consentgate-banner"' in b"".join(m.get("body", b"") for m in sent[1:])

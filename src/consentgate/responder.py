@@ -95,7 +95,7 @@ class Responder:
         if start is None:  # a body before the start: not ours to fix
             await self._send(first)
             return
-        headers = MutableHeaders(raw=list(start["headers"]))
+        headers = _response_headers(start)
         self._headers = headers
         status = int(start["status"])
         access = self.gate.articles.access_of(self.scope, headers)
@@ -270,7 +270,7 @@ class Responder:
                 (b"content-length", str(len(body)).encode()),
             ]
         )
-        original = MutableHeaders(raw=list(start["headers"]))
+        original = _response_headers(start)
         for value in original.getlist("set-cookie"):
             headers.append("set-cookie", value)
         self._enforce_cookies(headers)
@@ -362,6 +362,16 @@ class Responder:
                 return False
             return True
         return self.visitor.consent.allows(category)
+
+
+def _response_headers(start: Message) -> MutableHeaders:
+    """The app's headers with lower-case names, as HTTP/2 writes them.
+
+    ASGI leaves the case of response header names to the app; Django sends
+    ``Set-Cookie`` and ``Content-Type``. MutableHeaders compares lower-case names, so
+    without this a cookie would slip past enforcement just by its spelling.
+    """
+    return MutableHeaders(raw=[(name.lower(), value) for name, value in start["headers"]])
 
 
 def _mark_visitor_dependent(headers: MutableHeaders) -> None:
