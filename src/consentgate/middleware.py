@@ -50,6 +50,7 @@ class ConsentGate:
     def __init__(
         self,
         app: ASGIApp,
+        /,
         config: Config | None = None,
         *,
         storage: Storage | None = None,
