@@ -17,6 +17,7 @@ from consentgate.storage import (
     AcceptanceRecord,
     ConsentRecord,
     DuplicateUserError,
+    SchemaTooOldError,
     SQLiteStorage,
     Storage,
     StorageError,
@@ -277,7 +278,7 @@ def test_sqlite_reopen_keeps_single_schema_version(tmp_path: Path) -> None:
 
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
     finally:
         raw.close()
 
@@ -511,9 +512,10 @@ def test_storage_from_url_result_opens(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "url", ["postgresql://u:secret@db/consent", "postgres://db/x", "postgresql+psycopg://db/x"]
 )
-def test_storage_from_url_postgres_not_yet_supported(url: str) -> None:
-    with pytest.raises(ValueError, match="PostgreSQL support arrives with the postgres extra"):
-        storage_from_url(url)
+def test_storage_from_url_postgres_builds_postgres_storage(url: str) -> None:
+    from consentgate.storage.postgres import PostgresStorage
+
+    assert isinstance(storage_from_url(url), PostgresStorage)
 
 
 def test_storage_from_url_unknown_scheme_names_it_without_credentials() -> None:
@@ -901,9 +903,33 @@ def _version_1_database(path: Path) -> None:
     raw.close()
 
 
-def test_sqlite_migration_v1_to_v2_keeps_consent_rows(tmp_path: Path) -> None:
+def _migrated(path: Path) -> list[int]:
+    """What `consentgate migrate` does: migrate, then close."""
+
+    async def scenario() -> list[int]:
+        storage = SQLiteStorage(path)
+        try:
+            return await storage.migrate()
+        finally:
+            await storage.close()
+
+    return run(scenario())
+
+
+def test_sqlite_open_on_version_1_refuses_until_migrated(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     _version_1_database(path)
+
+    with pytest.raises(SchemaTooOldError, match="version 1, this consentgate needs 3"):
+        with_storage(path, SQLiteStorage.ping)
+    assert _migrated(path) == [2, 3]
+    assert _migrated(path) == []
+
+
+def test_sqlite_migration_v1_to_v3_keeps_consent_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    _version_1_database(path)
+    _migrated(path)
 
     async def body(storage: SQLiteStorage) -> tuple[list[ConsentRecord], User | None]:
         user = make_user()
@@ -930,12 +956,13 @@ def test_sqlite_migration_v1_to_v2_keeps_consent_rows(tmp_path: Path) -> None:
             raw.execute("DELETE FROM consent_ledger")
     finally:
         raw.close()
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
 
 
-def test_sqlite_migration_v1_to_v2_new_consents_continue_ids(tmp_path: Path) -> None:
+def test_sqlite_migration_v1_to_v3_new_consents_continue_ids(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     _version_1_database(path)
+    _migrated(path)
 
     async def body(storage: SQLiteStorage) -> int | None:
         return (await storage.record_consent(make_record("c-new"))).id

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -39,7 +40,13 @@ from consentgate.wall.access import (
 from consentgate.wall.crawlers import CrawlerVerifier, Resolver, SystemResolver
 from consentgate.wall.cta import CtaTexts, cta_texts, render_cta, render_wall_page
 from consentgate.wall.jsonld import scrub_jsonld
-from consentgate.wall.meter import MeterCookieCodec, MeterState, MeterWindow, ServerMeter
+from consentgate.wall.meter import (
+    MeterCookieCodec,
+    MeterState,
+    MeterStore,
+    MeterWindow,
+    ServerMeter,
+)
 from consentgate.web.cookies import own_cookie
 
 if TYPE_CHECKING:
@@ -90,9 +97,10 @@ class ArticleGate:
             calendar_month=wall.meter.period == "calendar-month",
         )
         self.meter_codec = MeterCookieCodec(config.secret_keys, self.window)
+        self._meter_in_database = gate.redis is None
         self.server_meter = (
             ServerMeter(
-                gate.ledger.storage,
+                self._meter_store(gate),
                 self.window,
                 wall.meter.network_limit,
                 config.secret_keys[0],
@@ -118,6 +126,16 @@ class ArticleGate:
         self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
             wall.default_access != "free"
         )
+
+    def _meter_store(self, gate: ConsentGate) -> MeterStore:
+        """Redis when meter_url is set (atomic, with expiry), else the database."""
+        if gate.redis is None:
+            return gate.ledger.storage
+        from consentgate.storage.redis import RedisMeterStore
+
+        # Reads must outlive the longest period: a calendar month has up to 31 days.
+        days = 31 if self.window.calendar_month else self.window.period_days
+        return RedisMeterStore(gate.redis, retention=timedelta(days=days + 1))
 
     # -- before the app runs ----------------------------------------------------------
     def prepare_request(self, scope: Scope) -> None:
@@ -188,7 +206,8 @@ class ArticleGate:
             return ArticleVerdict(access, exhausted)
         if self.server_meter is not None:
             try:
-                await self._gate.ledger.ensure_open()
+                if self._meter_in_database:
+                    await self._gate.ledger.ensure_open()
                 verdict = await self.server_meter.check_and_count(
                     meter.reader_id, visitor.client_ip, access.article_id, now
                 )

@@ -26,7 +26,14 @@ from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.consent.texts import banner_text_sha256, resolve_texts
 from consentgate.metrics import Metrics
 from consentgate.responder import Responder
-from consentgate.storage import AcceptanceRecord, Storage, StorageError, storage_from_url
+from consentgate.storage import (
+    AcceptanceRecord,
+    SchemaTooNewError,
+    SchemaTooOldError,
+    Storage,
+    StorageError,
+    storage_from_url,
+)
 from consentgate.visitor import Visitor
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
@@ -85,7 +92,8 @@ class ConsentGate:
             opener=self.ledger.ensure_open,
         )
         self.sessions = SessionCodec(config.secret_keys, config.accounts.session_lifetime_days)
-        self.rate_limiter: RateLimiter = MemoryRateLimiter()
+        self.redis: Any = _redis_client(config)
+        self.rate_limiter: RateLimiter = _rate_limiter(self.redis)
         self.user_resolver = user_resolver
         self.metrics = Metrics(self.ledger)
         self.endpoints = Endpoints(self)
@@ -240,10 +248,10 @@ class ConsentGate:
     async def _open_storage_at_startup(self) -> str | None:
         try:
             await self.ledger.ensure_open()
+        except (SchemaTooOldError, SchemaTooNewError) as exc:
+            logger.error("consentgate: %s", exc)
+            return f"consentgate: {exc}"
         except StorageError as exc:
-            if _is_schema_too_old(exc):
-                logger.error("consentgate: %s", exc)
-                return f"consentgate: {exc}"
             # A database that is down now may be back soon: start, answer 503 to
             # consent POSTs meanwhile, and retry on use.
             logger.warning("consentgate: storage not available at start-up (%s)", exc)
@@ -252,11 +260,30 @@ class ConsentGate:
     async def _shutdown(self) -> None:
         await self.metrics.close()
         await self.ledger.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
-def _is_schema_too_old(exc: StorageError) -> bool:
-    # TODO(lead): import SchemaTooOldError once the storage layer defines it.
-    return type(exc).__name__ == "SchemaTooOldError"
+def _redis_client(config: Config) -> Any:
+    """One Redis client per process for the meter and the rate limits (meter_url)."""
+    if config.meter_url is None:
+        return None
+    try:
+        from consentgate.storage.redis import redis_client_from_url
+    except ImportError:
+        raise ConfigError(
+            "meter_url", "Redis needs the redis extra: install consentgate[redis]"
+        ) from None
+    return redis_client_from_url(config.meter_url)
+
+
+def _rate_limiter(redis: Any) -> RateLimiter:
+    if redis is None:
+        return MemoryRateLimiter()
+    from consentgate.storage.redis import RedisRateLimiter
+
+    # If Redis fails, per-process limits still slow guessing down (see docs/scaling.md).
+    return RedisRateLimiter(redis, fallback=MemoryRateLimiter())
 
 
 def _is_page_navigation(scope: Scope) -> bool:

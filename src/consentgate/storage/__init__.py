@@ -1,5 +1,10 @@
 """Storage of the consent ledger, accounts, acceptances and the meter: one async
-interface, several backends."""
+interface, several backends.
+
+SQLite is always here; ``consentgate.storage.postgres`` (``PostgresStorage``) and
+``consentgate.storage.redis`` (``RedisMeterStore``, ``RedisRateLimiter``) need their
+extras and are imported only by whoever uses them.
+"""
 
 from consentgate.storage.base import (
     ACCEPTANCE_METHODS,
@@ -9,6 +14,8 @@ from consentgate.storage.base import (
     AcceptanceRecord,
     ConsentRecord,
     DuplicateUserError,
+    SchemaTooNewError,
+    SchemaTooOldError,
     Storage,
     StorageError,
     User,
@@ -26,6 +33,8 @@ __all__ = [
     "ConsentRecord",
     "DuplicateUserError",
     "SQLiteStorage",
+    "SchemaTooNewError",
+    "SchemaTooOldError",
     "Storage",
     "StorageError",
     "User",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 __all__ = [
@@ -18,9 +18,12 @@ __all__ = [
     "AcceptanceRecord",
     "ConsentRecord",
     "DuplicateUserError",
+    "SchemaTooNewError",
+    "SchemaTooOldError",
     "Storage",
     "StorageError",
     "User",
+    "check_counts",
     "email_key",
     "new_user_id",
     "storage_from_url",
@@ -42,10 +45,54 @@ class DuplicateUserError(StorageError):
     """``create_user`` found the e-mail address already registered."""
 
 
+class SchemaTooOldError(StorageError):
+    """The database holds an older schema: an operator must run ``consentgate migrate``.
+
+    ``open()`` never migrates an existing database by itself: with several workers or
+    hosts, an upgrade must be one deliberate step, not a race at start-up.
+    """
+
+    def __init__(self, found: int, needed: int) -> None:
+        super().__init__(
+            f"database schema is version {found}, this consentgate needs {needed}: "
+            "run `consentgate migrate`"
+        )
+        self.found = found
+        self.needed = needed
+
+
+class SchemaTooNewError(StorageError):
+    """The database was migrated by a newer consentgate than this one."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"database schema is version {found}, newer than this consentgate supports "
+            f"({supported}): upgrade consentgate"
+        )
+        self.found = found
+        self.supported = supported
+
+
 def _utc(moment: datetime, name: str) -> datetime:
     if moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware")
     return moment.astimezone(UTC)
+
+
+_COUNTER_NAME = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+
+
+def check_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """Validate ``add_counts`` input once for every backend: names are short
+    identifiers (they become dashboard labels), values plain integers."""
+    checked: dict[str, int] = {}
+    for name, value in counts.items():
+        if not isinstance(name, str) or not _COUNTER_NAME.fullmatch(name):
+            raise ValueError(f"counter names are lowercase identifiers, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"counter {name!r} needs an integer, got {value!r}")
+        checked[name] = value
+    return checked
 
 
 def new_user_id() -> str:
@@ -155,14 +202,21 @@ class ConsentRecord:
 
 
 class Storage(Protocol):
-    """Async storage shared by the SQLite, PostgreSQL and Redis backends.
+    """Async storage implemented by the SQLite and PostgreSQL backends.
+
+    (Redis serves only the meter and rate limits: see :mod:`consentgate.storage.redis`.)
 
     Every method raises :class:`StorageError` when the backend fails, so the caller can
     answer 503 without knowing which backend runs.
     """
 
     async def open(self) -> None:
-        """Connect and create or migrate the schema. Calling it twice is harmless."""
+        """Connect and check the schema. Calling it twice is harmless.
+
+        An empty database gets the latest schema (a first start just works). An
+        existing one must already be at :meth:`schema_version` of this code: older
+        raises :class:`SchemaTooOldError`, newer :class:`SchemaTooNewError`.
+        """
 
     async def close(self) -> None:
         """Release connections. The store may be opened again afterwards."""
@@ -237,6 +291,41 @@ class Storage(Protocol):
     async def ping(self) -> None:
         """Return if the backend answers; raise :class:`StorageError` otherwise."""
 
+    # -- operators: counters, erasure, schema -----------------------------------------
+    async def add_counts(self, day: date, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` to the day's counters (missing ones start at 0), atomically."""
+
+    async def counts(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[tuple[date, str, int]]:
+        """``(day, name, value)`` with ``since <= day < until``, by day then name.
+
+        Half-open like ``iter_consents``: ``counts(d, d + timedelta(days=1))`` is one day.
+        """
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Remove the account (not its ledger rows); False when there was none."""
+
+    async def redact_user_records(self, user_id: str) -> int:
+        """Null ``ip_hmac`` and ``user_agent`` in the user's consent and acceptance rows.
+
+        The only change the append-only tables allow: the rows stay as pseudonymised
+        proof (random user id, times, versions, hashes). Returns the rows changed.
+        """
+
+    async def consents_for_user(self, user_id: str) -> list[ConsentRecord]:
+        """Every consent record carrying this user id, oldest first."""
+
+    async def schema_version(self) -> int:
+        """The version the database is at (0 when empty). Works before :meth:`open`."""
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations and return their versions ([] when up to date).
+
+        Idempotent and safe when several processes run it at once. Works before
+        :meth:`open` (it connects itself; call :meth:`close` afterwards).
+        """
+
 
 _POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
 
@@ -255,12 +344,25 @@ def storage_from_url(url: str) -> Storage:
     if scheme == "sqlite":
         return _sqlite_from_url_rest(rest)
     if scheme.split("+", 1)[0] in _POSTGRES_SCHEMES:
+        return _postgres_from_url(url)
+    raise ValueError(
+        f"unsupported storage URL scheme {scheme!r}; use sqlite:///path.db or postgresql://…"
+    )
+
+
+def _postgres_from_url(url: str) -> Storage:
+    # psycopg is an optional extra: only PostgreSQL URLs may require it.
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
         raise ValueError(
-            "PostgreSQL support arrives with the postgres extra "
-            "(pip install 'consentgate[postgres]') in a coming release; "
-            "use sqlite:///path/to/consentgate.db until then"
-        )
-    raise ValueError(f"unsupported storage URL scheme {scheme!r}; use sqlite:///path.db")
+            "PostgreSQL storage needs the postgres extra: install consentgate[postgres] "
+            f"(missing module {exc.name!r})"
+        ) from exc
+    from consentgate.storage.postgres import PostgresStorage
+
+    return PostgresStorage(url)
 
 
 def _sqlite_from_url_rest(rest: str) -> Storage:

@@ -11,26 +11,31 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from consentgate.storage.base import (
     AcceptanceRecord,
     ConsentRecord,
     DuplicateUserError,
+    SchemaTooNewError,
+    SchemaTooOldError,
+    Storage,
     StorageError,
     User,
+    check_counts,
     email_key,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MEMORY = ":memory:"
 
 _T = TypeVar("_T")
@@ -120,8 +125,54 @@ _SCHEMA_V2 = (
     "CREATE INDEX meter_reads_by_read_at ON meter_reads (read_at)",
 )
 
+_LEDGER_COLUMNS = (
+    "id", "consent_id", "user_id", "action", "granted", "denied", "policy_version",
+    "banner_text_sha256", "language", "region_mode", "method", "recorded_at",
+)  # fmt: skip
+_ACCEPTANCE_COLUMNS = (
+    "id", "user_id", "purpose", "policy_version", "policy_sha256", "granted", "method",
+    "recorded_at",
+)  # fmt: skip
+
+
+def _redaction_only_trigger(table: str, kept_columns: Sequence[str]) -> str:
+    """An UPDATE trigger refusing everything but nulling ``ip_hmac`` and ``user_agent``.
+
+    ``kept_columns`` must list every other column: a column added later and missing
+    here could be changed freely, so migrations adding columns must recreate this.
+    """
+    unchanged = " AND ".join(f"NEW.{column} IS OLD.{column}" for column in kept_columns)
+    return f"""
+    CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+    WHEN NOT (NEW.ip_hmac IS NULL AND NEW.user_agent IS NULL AND {unchanged})
+    BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
+    """
+
+
+# Version 3: daily counters for the dashboard, and redaction (erasure requests) as the
+# one change the append-only tables accept.
+_SCHEMA_V3 = (
+    """
+    CREATE TABLE counters (
+        day TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        PRIMARY KEY (day, name)
+    ) WITHOUT ROWID
+    """,
+    # Erasure and subject-access requests look rows up by user.
+    """
+    CREATE INDEX consent_ledger_by_user ON consent_ledger (user_id, recorded_at)
+    WHERE user_id IS NOT NULL
+    """,
+    "DROP TRIGGER consent_ledger_no_update",
+    _redaction_only_trigger("consent_ledger", _LEDGER_COLUMNS),
+    "DROP TRIGGER acceptances_no_update",
+    _redaction_only_trigger("acceptances", _ACCEPTANCE_COLUMNS),
+)
+
 # version -> statements that bring the schema from version - 1 to version.
-_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 _INSERT = """
     INSERT INTO consent_ledger (
@@ -138,6 +189,11 @@ _SELECT_LATEST = """
     SELECT id, consent_id, user_id, action, granted, denied, policy_version,
         banner_text_sha256, language, region_mode, method, ip_hmac, user_agent, recorded_at
     FROM consent_ledger WHERE consent_id = ? ORDER BY recorded_at DESC, id DESC LIMIT 1
+"""
+_SELECT_FOR_USER = """
+    SELECT id, consent_id, user_id, action, granted, denied, policy_version,
+        banner_text_sha256, language, region_mode, method, ip_hmac, user_agent, recorded_at
+    FROM consent_ledger WHERE user_id = ? ORDER BY recorded_at, id
 """
 # Keyset pagination on (recorded_at, id): no OFFSET scans, no duplicates or gaps when
 # rows are appended while an export runs.
@@ -313,37 +369,112 @@ def _is_duplicate_email(exc: sqlite3.IntegrityError) -> bool:
     return "users.email_key" in str(exc)
 
 
+_UPSERT_COUNT = """
+    INSERT INTO counters (day, name, value) VALUES (?, ?, ?)
+    ON CONFLICT (day, name) DO UPDATE SET value = value + excluded.value
+"""
+_REDACT = (
+    "UPDATE {table} SET ip_hmac = NULL, user_agent = NULL"
+    " WHERE user_id = ? AND (ip_hmac IS NOT NULL OR user_agent IS NOT NULL)"
+)
+
+
 def _schema_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if exists is None:
+        return 0
     row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    # IMMEDIATE takes the write lock first, so two processes opening a fresh file
-    # cannot both create the schema.
+def _in_write_transaction(conn: sqlite3.Connection, job: Callable[[], _T]) -> _T:
+    # IMMEDIATE takes the write lock before reading the version, so two processes
+    # cannot both decide to apply the same migration.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version ("
-            " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        current = _schema_version(conn)
-        if current > SCHEMA_VERSION:
-            raise StorageError(
-                f"database schema version {current} is newer than this consentgate "
-                f"supports ({SCHEMA_VERSION}); upgrade consentgate"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                (version, format_timestamp(datetime.now(UTC))),
-            )
+        result = job()
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return result
+
+
+def _apply_migrations(conn: sqlite3.Connection, target: int) -> list[int]:
+    """Inside a write transaction: bring the schema up to ``target``."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    current = _schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNewError(current, SCHEMA_VERSION)
+    applied = list(range(current + 1, target + 1))
+    for version in applied:
+        for statement in _MIGRATIONS[version]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+            (version, format_timestamp(datetime.now(UTC))),
+        )
+    return applied
+
+
+def _migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> list[int]:
+    return _in_write_transaction(conn, lambda: _apply_migrations(conn, target))
+
+
+def _check_schema(conn: sqlite3.Connection) -> None:
+    """Create the latest schema in an empty database; refuse any other version."""
+
+    def check() -> None:
+        current = _schema_version(conn)
+        if current == 0:
+            _apply_migrations(conn, SCHEMA_VERSION)
+        elif current < SCHEMA_VERSION:
+            raise SchemaTooOldError(current, SCHEMA_VERSION)
+        elif current > SCHEMA_VERSION:
+            raise SchemaTooNewError(current, SCHEMA_VERSION)
+
+    _in_write_transaction(conn, check)
+
+
+def _redact(conn: sqlite3.Connection, user_id: str) -> int:
+    def redact() -> int:
+        return sum(
+            conn.execute(_REDACT.format(table=table), (user_id,)).rowcount
+            for table in ("consent_ledger", "acceptances")
+        )
+
+    return _in_write_transaction(conn, redact)
+
+
+def _add_counts(conn: sqlite3.Connection, day: date, counts: Mapping[str, int]) -> None:
+    def add() -> None:
+        conn.executemany(
+            _UPSERT_COUNT, [(day.isoformat(), name, value) for name, value in counts.items()]
+        )
+
+    _in_write_transaction(conn, add)
+
+
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """WAL lets exports read while visitors' consents are written.
+
+    Switching to WAL needs an exclusive lock and SQLite does not wait for it (no busy
+    handler): when several processes open a new file at once, retry until the timeout.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SQLiteStorage:
@@ -367,6 +498,7 @@ class SQLiteStorage:
         self._batch_size = batch_size
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
+        self._schema_checked = False
 
     @property
     def path(self) -> str:
@@ -385,6 +517,13 @@ class SQLiteStorage:
         await self.close()
 
     async def open(self) -> None:
+        await self._connect_once()
+        if not self._schema_checked:
+            await self._run(_check_schema)
+            self._schema_checked = True
+
+    async def _connect_once(self) -> None:
+        """Connect without looking at the schema (``migrate`` must work on old ones)."""
         if self._connection is not None:
             return
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-sqlite")
@@ -397,6 +536,7 @@ class SQLiteStorage:
             executor.shutdown(wait=False)
             raise
         self._executor, self._connection = executor, connection
+        self._schema_checked = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._path != MEMORY:
@@ -405,12 +545,10 @@ class SQLiteStorage:
         connection = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            # WAL lets exports read while visitors' consents are written.
-            connection.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(connection, self._busy_timeout)
             # The ledger is evidence: a consent acknowledged to the visitor must
             # survive a power cut, so sync the WAL on every commit.
             connection.execute("PRAGMA synchronous = FULL")
-            _migrate(connection)
         except BaseException:
             connection.close()
             raise
@@ -585,3 +723,50 @@ class SQLiteStorage:
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- operators: counters, erasure, schema ------------------------------------------
+    async def add_counts(self, day: date, counts: Mapping[str, int]) -> None:
+        checked = check_counts(counts)
+        if checked:
+            await self._run(lambda conn: _add_counts(conn, day, checked))
+
+    async def counts(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[tuple[date, str, int]]:
+        # ISO dates sort as text; "" and "~" bound every date when a side is open.
+        low = since.isoformat() if since is not None else ""
+        high = until.isoformat() if until is not None else "~"
+        sql = "SELECT day, name, value FROM counters WHERE day >= ? AND day < ? ORDER BY day, name"
+        rows = await self._run(lambda conn: conn.execute(sql, (low, high)).fetchall())
+        return [(date.fromisoformat(row[0]), str(row[1]), int(row[2])) for row in rows]
+
+    async def delete_user(self, user_id: str) -> bool:
+        sql = "DELETE FROM users WHERE id = ?"
+        return bool(await self._run(lambda conn: conn.execute(sql, (user_id,)).rowcount))
+
+    async def redact_user_records(self, user_id: str) -> int:
+        if not user_id:
+            raise ValueError("redact_user_records needs a user id")
+        return await self._run(lambda conn: _redact(conn, user_id))
+
+    async def consents_for_user(self, user_id: str) -> list[ConsentRecord]:
+        rows = await self._run(lambda conn: conn.execute(_SELECT_FOR_USER, (user_id,)).fetchall())
+        return [_record_from_row(row) for row in rows]
+
+    async def schema_version(self) -> int:
+        await self._connect_once()
+        return await self._run(_schema_version)
+
+    async def migrate(self, target: int = SCHEMA_VERSION) -> list[int]:
+        """See :meth:`Storage.migrate`; ``target`` (tests) stops at an older version."""
+        if not 0 <= target <= SCHEMA_VERSION:
+            raise ValueError(f"target must be between 0 and {SCHEMA_VERSION}")
+        await self._connect_once()
+        applied = await self._run(lambda conn: _migrate(conn, target))
+        return applied
+
+
+if TYPE_CHECKING:
+
+    def _implements_storage(storage: SQLiteStorage) -> Storage:
+        return storage  # mypy proves the backend implements the whole protocol

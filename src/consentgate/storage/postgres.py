@@ -1,0 +1,742 @@
+"""PostgreSQL storage: psycopg 3 (async) behind a ``psycopg_pool.AsyncConnectionPool``.
+
+For sites with several workers or hosts. Needs the ``postgres`` extra
+(``pip install 'consentgate[postgres]'``); :func:`~consentgate.storage.storage_from_url`
+imports this module only for ``postgresql://`` and ``postgres://`` URLs.
+
+Failure must be quick, never a hang: a visitor's consent click waits on this store.
+So connecting has a timeout (``connect_timeout``), waiting for a pooled connection has
+one (``pool_timeout``), every statement has one (``statement_timeout``, set on each new
+connection), and each connection is checked as it leaves the pool, so one that died
+while idle (a database restart) is replaced instead of failing the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from consentgate.storage.base import (
+    AcceptanceRecord,
+    ConsentRecord,
+    DuplicateUserError,
+    SchemaTooNewError,
+    SchemaTooOldError,
+    Storage,
+    StorageError,
+    User,
+    check_counts,
+    email_key,
+)
+
+__all__ = ["SCHEMA_VERSION", "PoolSettings", "PostgresStorage"]
+
+SCHEMA_VERSION = 3
+
+Conn = psycopg.AsyncConnection[Any]
+Row = tuple[Any, ...]
+
+# A stand-in for "no lower bound" that compares below every stored time.
+_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+# Version 1: the consent ledger. Numbered like the SQLite schema so that
+# `schema_version()` means the same on both backends.
+_SCHEMA_V1 = (
+    """
+    CREATE TABLE consent_ledger (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        consent_id TEXT NOT NULL,
+        user_id TEXT,
+        action TEXT NOT NULL
+            CHECK (action IN ('grant', 'reject', 'update', 'withdraw', 'gpc')),
+        granted TEXT[] NOT NULL,
+        denied TEXT[] NOT NULL,
+        policy_version TEXT NOT NULL,
+        banner_text_sha256 TEXT NOT NULL,
+        language TEXT NOT NULL,
+        region_mode TEXT NOT NULL,
+        method TEXT NOT NULL CHECK (method IN ('form', 'js', 'api', 'gpc')),
+        ip_hmac TEXT,
+        user_agent TEXT,
+        recorded_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE INDEX consent_ledger_by_consent_id ON consent_ledger (consent_id, recorded_at, id)",
+    "CREATE INDEX consent_ledger_by_recorded_at ON consent_ledger (recorded_at, id)",
+    # The ledger is evidence of consent: rows are never changed or removed, not even by
+    # a TRUNCATE (which row triggers would not see).
+    """
+    CREATE FUNCTION consentgate_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER consent_ledger_append_only BEFORE UPDATE OR DELETE ON consent_ledger
+    FOR EACH ROW EXECUTE FUNCTION consentgate_append_only()
+    """,
+    """
+    CREATE TRIGGER consent_ledger_no_truncate BEFORE TRUNCATE ON consent_ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION consentgate_append_only()
+    """,
+)
+
+# Version 2: accounts, their acceptances (append-only too), the server-side meter.
+_SCHEMA_V2 = (
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX users_by_email_key ON users (email_key)",
+    # No foreign key to users: sites with their own accounts record acceptances for
+    # user ids we have never seen.
+    """
+    CREATE TABLE acceptances (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        purpose TEXT NOT NULL CHECK (purpose IN ('privacy_policy', 'newsletter')),
+        policy_version TEXT NOT NULL,
+        policy_sha256 TEXT NOT NULL,
+        granted BOOLEAN NOT NULL,
+        method TEXT NOT NULL
+            CHECK (method IN ('registration', 're-acceptance', 'external', 'withdrawal')),
+        ip_hmac TEXT,
+        user_agent TEXT,
+        recorded_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE INDEX acceptances_by_user ON acceptances (user_id, purpose, recorded_at, id)",
+    "CREATE INDEX acceptances_by_recorded_at ON acceptances (recorded_at, id)",
+    """
+    CREATE TRIGGER acceptances_append_only BEFORE UPDATE OR DELETE ON acceptances
+    FOR EACH ROW EXECUTE FUNCTION consentgate_append_only()
+    """,
+    """
+    CREATE TRIGGER acceptances_no_truncate BEFORE TRUNCATE ON acceptances
+    FOR EACH STATEMENT EXECUTE FUNCTION consentgate_append_only()
+    """,
+    """
+    CREATE TABLE meter_reads (
+        reader_key TEXT NOT NULL,
+        article TEXT NOT NULL,
+        read_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (reader_key, article)
+    )
+    """,
+    "CREATE INDEX meter_reads_by_read_at ON meter_reads (read_at)",
+)
+
+# Version 3: daily counters, and redaction as the one change the append-only tables
+# accept. Comparing the rows as JSON without the two columns covers every other
+# column, including any added later.
+_SCHEMA_V3 = (
+    """
+    CREATE TABLE counters (
+        day DATE NOT NULL,
+        name TEXT NOT NULL,
+        value BIGINT NOT NULL,
+        PRIMARY KEY (day, name)
+    )
+    """,
+    """
+    CREATE INDEX consent_ledger_by_user ON consent_ledger (user_id, recorded_at, id)
+    WHERE user_id IS NOT NULL
+    """,
+    """
+    CREATE OR REPLACE FUNCTION consentgate_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE'
+            AND NEW.ip_hmac IS NULL AND NEW.user_agent IS NULL
+            AND to_jsonb(NEW) - 'ip_hmac' - 'user_agent'
+                = to_jsonb(OLD) - 'ip_hmac' - 'user_agent'
+        THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+    END
+    $$
+    """,
+)
+
+_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+
+# Interpolated into the queries below (constants, never input: hence the S608 waivers).
+_CONSENT_COLUMNS = """id, consent_id, user_id, action, granted, denied, policy_version,
+    banner_text_sha256, language, region_mode, method, ip_hmac, user_agent, recorded_at"""
+_ACCEPTANCE_COLUMNS = """id, user_id, purpose, policy_version, policy_sha256, granted,
+    method, ip_hmac, user_agent, recorded_at"""
+
+_INSERT_CONSENT = """
+    INSERT INTO consent_ledger (
+        consent_id, user_id, action, granted, denied, policy_version, banner_text_sha256,
+        language, region_mode, method, ip_hmac, user_agent, recorded_at
+    ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
+"""
+_SELECT_HISTORY = f"""SELECT {_CONSENT_COLUMNS} FROM consent_ledger
+    WHERE consent_id = %s ORDER BY recorded_at, id"""  # noqa: S608
+_SELECT_LATEST = f"""SELECT {_CONSENT_COLUMNS} FROM consent_ledger
+    WHERE consent_id = %s ORDER BY recorded_at DESC, id DESC LIMIT 1"""  # noqa: S608
+_SELECT_FOR_USER = f"""SELECT {_CONSENT_COLUMNS} FROM consent_ledger
+    WHERE user_id = %s ORDER BY recorded_at, id"""  # noqa: S608
+# Keyset pages on (recorded_at, id), each on its own pooled connection: memory stays
+# constant and a slow consumer holds neither a connection nor a transaction open.
+_CONSENT_PAGE = f"""SELECT {_CONSENT_COLUMNS} FROM consent_ledger
+    WHERE (recorded_at, id) > (%s, %s) AND recorded_at < %s
+    ORDER BY recorded_at, id LIMIT %s"""  # noqa: S608
+_ACCEPTANCE_PAGE = f"""SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances
+    WHERE (recorded_at, id) > (%s, %s) AND recorded_at < %s
+    ORDER BY recorded_at, id LIMIT %s"""  # noqa: S608
+
+_SELECT_USER_BY_EMAIL_KEY = (
+    "SELECT id, email, password_hash, created_at FROM users WHERE email_key = %s"
+)
+_SELECT_USER_BY_ID = "SELECT id, email, password_hash, created_at FROM users WHERE id = %s"
+_INSERT_USER = (
+    "INSERT INTO users (id, email, email_key, password_hash, created_at)"
+    " VALUES (%s, %s, %s, %s, %s)"
+)
+_INSERT_ACCEPTANCE = """
+    INSERT INTO acceptances (
+        user_id, purpose, policy_version, policy_sha256, granted, method, ip_hmac,
+        user_agent, recorded_at
+    ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
+"""
+_SELECT_LATEST_ACCEPTANCE = f"""SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances
+    WHERE user_id = %s AND purpose = %s ORDER BY recorded_at DESC, id DESC LIMIT 1"""  # noqa: S608
+_SELECT_ACCEPTANCES_FOR = f"""SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances
+    WHERE user_id = %s ORDER BY recorded_at, id"""  # noqa: S608
+# GREATEST keeps the newest time when reads arrive out of order (two workers, one reader).
+_UPSERT_READ = """
+    INSERT INTO meter_reads (reader_key, article, read_at) VALUES (%s, %s, %s)
+    ON CONFLICT (reader_key, article)
+    DO UPDATE SET read_at = GREATEST(meter_reads.read_at, excluded.read_at)
+"""
+_UPSERT_COUNT = """
+    INSERT INTO counters (day, name, value) VALUES (%s, %s, %s)
+    ON CONFLICT (day, name) DO UPDATE SET value = counters.value + excluded.value
+"""
+_SELECT_COUNTS = """SELECT day, name, value FROM counters
+    WHERE day >= %s AND day < %s ORDER BY day, name"""
+_REDACT_CONSENTS = """UPDATE consent_ledger SET ip_hmac = NULL, user_agent = NULL
+    WHERE user_id = %s AND (ip_hmac IS NOT NULL OR user_agent IS NOT NULL)"""
+_REDACT_ACCEPTANCES = """UPDATE acceptances SET ip_hmac = NULL, user_agent = NULL
+    WHERE user_id = %s AND (ip_hmac IS NOT NULL OR user_agent IS NOT NULL)"""
+# One lock per schema, so tests (and tenants) in other schemas do not wait on each other.
+_MIGRATION_LOCK = (
+    "SELECT pg_advisory_xact_lock("
+    "hashtextextended('consentgate.migrate:' || coalesce(current_schema(), ''), 0))"
+)
+
+
+# -- configuration ----------------------------------------------------------------------
+
+# Our own URL query parameters; libpq would refuse them, so they are taken out.
+_POOL_PARAMS = frozenset(
+    {"pool_min_size", "pool_max_size", "pool_timeout", "statement_timeout", "reconnect_timeout"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Pool sizes and timeouts (seconds). Set in the URL query or the constructor."""
+
+    min_size: int = 1
+    max_size: int = 10
+    pool_timeout: float = 5.0
+    connect_timeout: int = 5
+    statement_timeout: float = 5.0
+    # The pool retries a lost server with doubling delays until this much time has
+    # passed; kept short so the delay never grows beyond a few seconds, and recovery
+    # after an outage is quick (a new request starts a fresh attempt).
+    reconnect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
+            raise ValueError("need 0 <= pool_min_size <= pool_max_size and pool_max_size >= 1")
+        timeouts = (self.pool_timeout, self.statement_timeout, self.reconnect_timeout)
+        if min(timeouts) <= 0 or self.connect_timeout < 1:
+            raise ValueError("PostgreSQL timeouts must be positive")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """``(libpq URL, our parameters)``: the scheme normalised, our query keys removed."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower().split("+", 1)[0]
+    if scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"not a PostgreSQL URL scheme: {parts.scheme!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {key: value for key, value in query if key in _POOL_PARAMS}
+    rest = [(key, value) for key, value in query if key not in _POOL_PARAMS]
+    # quote, not quote_plus: libpq decodes %XX but would keep a "+" as a plus sign.
+    libpq_query = urlencode(rest, quote_via=quote)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, libpq_query, "")), ours
+
+
+def _settings_from(ours: Mapping[str, str], overrides: Mapping[str, Any]) -> PoolSettings:
+    def number(key: str) -> float | None:
+        text = ours.get(key)
+        if text is None:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"PostgreSQL URL parameter {key} must be a number") from None
+
+    values: dict[str, Any] = {}
+    for field_name, key in (
+        ("min_size", "pool_min_size"),
+        ("max_size", "pool_max_size"),
+        ("pool_timeout", "pool_timeout"),
+        ("statement_timeout", "statement_timeout"),
+        ("reconnect_timeout", "reconnect_timeout"),
+    ):
+        value = number(key)
+        if value is not None:
+            values[field_name] = int(value) if field_name.endswith("size") else value
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return PoolSettings(**values)
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+
+def _consent_params(rec: ConsentRecord) -> tuple[Any, ...]:
+    return (
+        rec.consent_id,
+        rec.user_id,
+        rec.action,
+        list(rec.granted),
+        list(rec.denied),
+        rec.policy_version,
+        rec.banner_text_sha256,
+        rec.language,
+        rec.region_mode,
+        rec.method,
+        rec.ip_hmac,
+        rec.user_agent,
+        rec.recorded_at,
+    )
+
+
+def _consent_from_row(row: Row) -> ConsentRecord:
+    return ConsentRecord(
+        id=row[0],
+        consent_id=row[1],
+        user_id=row[2],
+        action=row[3],
+        granted=tuple(row[4]),
+        denied=tuple(row[5]),
+        policy_version=row[6],
+        banner_text_sha256=row[7],
+        language=row[8],
+        region_mode=row[9],
+        method=row[10],
+        ip_hmac=row[11],
+        user_agent=row[12],
+        recorded_at=row[13],
+    )
+
+
+def _acceptance_params(rec: AcceptanceRecord) -> tuple[Any, ...]:
+    return (
+        rec.user_id,
+        rec.purpose,
+        rec.policy_version,
+        rec.policy_sha256,
+        rec.granted,
+        rec.method,
+        rec.ip_hmac,
+        rec.user_agent,
+        rec.recorded_at,
+    )
+
+
+def _acceptance_from_row(row: Row) -> AcceptanceRecord:
+    return AcceptanceRecord(
+        id=row[0],
+        user_id=row[1],
+        purpose=row[2],
+        policy_version=row[3],
+        policy_sha256=row[4],
+        granted=row[5],
+        method=row[6],
+        ip_hmac=row[7],
+        user_agent=row[8],
+        recorded_at=row[9],
+    )
+
+
+def _user_from_row(row: Row) -> User:
+    return User(id=row[0], email=row[1], password_hash=row[2], created_at=row[3])
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment
+
+
+# -- schema -------------------------------------------------------------------------------
+
+
+async def _schema_version(conn: Conn) -> int:
+    cursor = await conn.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return 0
+    cursor = await conn.execute("SELECT max(version) FROM schema_version")
+    row = await cursor.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+async def _apply_migrations(conn: Conn, target: int) -> list[int]:
+    """One transaction under the advisory lock: a second process waits, then finds
+    nothing left to do."""
+    async with conn.transaction():
+        # Building an index on a large ledger may take longer than the per-request limit.
+        await conn.execute("SET LOCAL statement_timeout = 0")
+        await conn.execute(_MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        current = await _schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNewError(current, SCHEMA_VERSION)
+        applied = list(range(current + 1, target + 1))
+        for version in applied:
+            for statement in _MIGRATIONS[version]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    return applied
+
+
+def _describe(exc: BaseException) -> str:
+    # psycopg messages name host and port but never the password.
+    return f"{type(exc).__name__}: {str(exc).strip() or 'no detail'}"
+
+
+class PostgresStorage:
+    """The :class:`~consentgate.storage.base.Storage` backend on PostgreSQL.
+
+    ``url`` is a libpq URL; the query may carry ``pool_min_size``, ``pool_max_size``,
+    ``pool_timeout``, ``statement_timeout``, ``reconnect_timeout`` (seconds) beside
+    libpq's own parameters (``connect_timeout`` defaults to 5, ``options=-csearch_path=…``
+    selects a schema). Keyword arguments override the URL.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        pool_timeout: float | None = None,
+        statement_timeout: float | None = None,
+        connect_timeout: int | None = None,
+        reconnect_timeout: float | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._conninfo, ours = split_url(url)
+        self._settings = _settings_from(
+            ours,
+            {
+                "min_size": min_size,
+                "max_size": max_size,
+                "pool_timeout": pool_timeout,
+                "statement_timeout": statement_timeout,
+                "connect_timeout": connect_timeout,
+                "reconnect_timeout": reconnect_timeout,
+            },
+        )
+        self._connect_timeout_in_url = "connect_timeout" in urlsplit(self._conninfo).query
+        self._batch_size = batch_size
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._schema_checked = False
+
+    @property
+    def settings(self) -> PoolSettings:
+        return self._settings
+
+    async def __aenter__(self) -> PostgresStorage:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- connections ----------------------------------------------------------------------
+    async def open(self) -> None:
+        await self._start_pool()
+        if self._schema_checked:
+            return
+        try:
+            if await self.schema_version() == 0:
+                await self.migrate()
+            current = await self.schema_version()
+            if current < SCHEMA_VERSION:
+                raise SchemaTooOldError(current, SCHEMA_VERSION)
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNewError(current, SCHEMA_VERSION)
+        except BaseException:
+            await self.close()
+            raise
+        self._schema_checked = True
+
+    async def _start_pool(self) -> None:
+        """Start the pool without touching the schema (``migrate`` needs old ones)."""
+        if self._pool is not None:
+            return
+        settings = self._settings
+        kwargs: dict[str, Any] = {}
+        if not self._connect_timeout_in_url:
+            kwargs["connect_timeout"] = settings.connect_timeout
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self._conninfo,
+            kwargs=kwargs,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            timeout=settings.pool_timeout,
+            reconnect_timeout=settings.reconnect_timeout,
+            configure=self._configure,
+            check=AsyncConnectionPool.check_connection,
+            name="consentgate",
+            open=False,
+        )
+        # wait=False: a database that is down must fail the first request (StorageError),
+        # not block start-up; the pool keeps trying in the background.
+        await pool.open(wait=False)
+        self._pool = pool
+        self._schema_checked = False
+
+    async def _configure(self, conn: Conn) -> None:
+        # Autocommit: transactions are spelled out with conn.transaction() where needed.
+        await conn.set_autocommit(True)
+        milliseconds = str(int(self._settings.statement_timeout * 1000))
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (milliseconds,))
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        self._schema_checked = False
+        if pool is not None:
+            await pool.close(timeout=self._settings.pool_timeout)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        pool = self._pool
+        if pool is None:
+            raise StorageError("PostgreSQL storage is not open")
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL storage failed: {_describe(exc)}") from exc
+        except OSError as exc:
+            raise StorageError(f"PostgreSQL storage failed: {_describe(exc)}") from exc
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def _rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+    # -- consent ledger -----------------------------------------------------------------
+    async def record_consent(self, rec: ConsentRecord) -> ConsentRecord:
+        if rec.id is not None:
+            raise ValueError(f"consent record already stored with id {rec.id}")
+        row = await self._fetchone(_INSERT_CONSENT, _consent_params(rec))
+        if row is None:
+            raise StorageError("PostgreSQL did not return the id of the new consent record")
+        return replace(rec, id=int(row[0]))
+
+    async def consent_history(self, consent_id: str) -> list[ConsentRecord]:
+        return [
+            _consent_from_row(row) for row in await self._fetchall(_SELECT_HISTORY, (consent_id,))
+        ]
+
+    async def latest_consent(self, consent_id: str) -> ConsentRecord | None:
+        row = await self._fetchone(_SELECT_LATEST, (consent_id,))
+        return _consent_from_row(row) if row is not None else None
+
+    async def count_consents(self) -> int:
+        row = await self._fetchone("SELECT count(*) FROM consent_ledger")
+        return int(row[0]) if row is not None else 0
+
+    async def iter_consents(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[ConsentRecord]:
+        async for row in self._pages(_CONSENT_PAGE, 13, since, until):
+            yield _consent_from_row(row)
+
+    async def _pages(
+        self, page_sql: str, time_column: int, since: datetime | None, until: datetime | None
+    ) -> AsyncIterator[Row]:
+        """Keyset pages on (recorded_at, id); column 0 of every row is the id."""
+        # ids start at 1, so (since, 0) is just below every row recorded at `since`.
+        after: tuple[datetime, int] = (
+            _aware(since, "since") if since is not None else _BEGINNING,
+            0,
+        )
+        upper = _aware(until, "until") if until is not None else datetime.max.replace(tzinfo=UTC)
+        while True:
+            rows = await self._fetchall(page_sql, (*after, upper, self._batch_size))
+            for row in rows:
+                yield row
+            if len(rows) < self._batch_size:
+                return
+            after = (rows[-1][time_column], rows[-1][0])
+
+    async def consents_for_user(self, user_id: str) -> list[ConsentRecord]:
+        return [
+            _consent_from_row(row) for row in await self._fetchall(_SELECT_FOR_USER, (user_id,))
+        ]
+
+    # -- accounts ------------------------------------------------------------------------
+    async def create_user(self, user: User, acceptances: Sequence[AcceptanceRecord] = ()) -> User:
+        for rec in acceptances:
+            if rec.id is not None:
+                raise ValueError(f"acceptance record already stored with id {rec.id}")
+        params = (user.id, user.email, email_key(user.email), user.password_hash, user.created_at)
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute(_INSERT_USER, params)
+                    for rec in acceptances:
+                        await conn.execute(_INSERT_ACCEPTANCE, _acceptance_params(rec))
+            except pg_errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == "users_by_email_key":
+                    raise DuplicateUserError("this e-mail address is already registered") from exc
+                raise
+        return user
+
+    async def user_by_email(self, email: str) -> User | None:
+        row = await self._fetchone(_SELECT_USER_BY_EMAIL_KEY, (email_key(email),))
+        return _user_from_row(row) if row is not None else None
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        row = await self._fetchone(_SELECT_USER_BY_ID, (user_id,))
+        return _user_from_row(row) if row is not None else None
+
+    async def update_password_hash(self, user_id: str, new_hash: str) -> None:
+        sql = "UPDATE users SET password_hash = %s WHERE id = %s"
+        if await self._rowcount(sql, (new_hash, user_id)) != 1:
+            raise StorageError("no user with this id; password hash not updated")
+
+    async def delete_user(self, user_id: str) -> bool:
+        return await self._rowcount("DELETE FROM users WHERE id = %s", (user_id,)) > 0
+
+    async def record_acceptance(self, rec: AcceptanceRecord) -> AcceptanceRecord:
+        if rec.id is not None:
+            raise ValueError(f"acceptance record already stored with id {rec.id}")
+        row = await self._fetchone(_INSERT_ACCEPTANCE, _acceptance_params(rec))
+        if row is None:
+            raise StorageError("PostgreSQL did not return the id of the new acceptance record")
+        return replace(rec, id=int(row[0]))
+
+    async def latest_acceptance(self, user_id: str, purpose: str) -> AcceptanceRecord | None:
+        row = await self._fetchone(_SELECT_LATEST_ACCEPTANCE, (user_id, purpose))
+        return _acceptance_from_row(row) if row is not None else None
+
+    async def acceptances_for(self, user_id: str) -> list[AcceptanceRecord]:
+        rows = await self._fetchall(_SELECT_ACCEPTANCES_FOR, (user_id,))
+        return [_acceptance_from_row(row) for row in rows]
+
+    async def iter_acceptances(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[AcceptanceRecord]:
+        async for row in self._pages(_ACCEPTANCE_PAGE, 9, since, until):
+            yield _acceptance_from_row(row)
+
+    async def redact_user_records(self, user_id: str) -> int:
+        if not user_id:
+            raise ValueError("redact_user_records needs a user id")
+        async with self._connection() as conn, conn.transaction():
+            consents = await conn.execute(_REDACT_CONSENTS, (user_id,))
+            acceptances = await conn.execute(_REDACT_ACCEPTANCES, (user_id,))
+            return consents.rowcount + acceptances.rowcount
+
+    # -- the server-side meter -------------------------------------------------------------
+    async def record_read(self, key: str, article: str, at: datetime) -> None:
+        if not key or not article:
+            raise ValueError("record_read needs a reader key and an article")
+        await self._rowcount(_UPSERT_READ, (key, article, _aware(at, "at")))
+
+    async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]:
+        sql = "SELECT article FROM meter_reads WHERE reader_key = %s AND read_at >= %s"
+        rows = await self._fetchall(sql, (key, _aware(since, "since")))
+        return frozenset(str(row[0]) for row in rows)
+
+    async def prune_reads(self, before: datetime) -> int:
+        sql = "DELETE FROM meter_reads WHERE read_at < %s"
+        return await self._rowcount(sql, (_aware(before, "before"),))
+
+    async def ping(self) -> None:
+        await self._fetchone("SELECT 1")
+
+    # -- counters and schema -----------------------------------------------------------------
+    async def add_counts(self, day: date, counts: Mapping[str, int]) -> None:
+        checked = check_counts(counts)
+        if not checked:
+            return
+        async with self._connection() as conn, conn.transaction():
+            # Sorted: two workers adding the same names lock the rows in the same order.
+            for name in sorted(checked):
+                await conn.execute(_UPSERT_COUNT, (day, name, checked[name]))
+
+    async def counts(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[tuple[date, str, int]]:
+        low = since if since is not None else date.min
+        high = until if until is not None else date.max
+        rows = await self._fetchall(_SELECT_COUNTS, (low, high))
+        return [(row[0], str(row[1]), int(row[2])) for row in rows]
+
+    async def schema_version(self) -> int:
+        await self._start_pool()
+        async with self._connection() as conn:
+            return await _schema_version(conn)
+
+    async def migrate(self, target: int = SCHEMA_VERSION) -> list[int]:
+        """See :meth:`Storage.migrate`; ``target`` (tests) stops at an older version."""
+        if not 0 <= target <= SCHEMA_VERSION:
+            raise ValueError(f"target must be between 0 and {SCHEMA_VERSION}")
+        await self._start_pool()
+        async with self._connection() as conn:
+            return await _apply_migrations(conn, target)
+
+
+if TYPE_CHECKING:
+
+    def _implements_storage(storage: PostgresStorage) -> Storage:
+        return storage  # mypy proves the backend implements the whole protocol
