@@ -3,22 +3,31 @@
 ``consentgate demo``          run the demo news site (source checkout only)
 ``consentgate check-config``  validate a consentgate.toml and summarise it
 ``consentgate keygen``        print a new secret key
+``consentgate admin-token``   print a new dashboard token and its config line
+``consentgate migrate``       bring the database schema up to date
+``consentgate export``        stream consents, acceptances or accounts as JSON lines or CSV
+``consentgate show``          everything held about a consent id or an account (Art. 15)
+``consentgate forget``        erase an account, pseudonymise its proof rows (Art. 17)
+``consentgate stats``         the operator's figures, as text, JSON or an HTML report
 
 Each command is one ``_add_<name>`` function that registers a subparser and sets
-``handler``; later commands (``migrate``, ``export``, ``show``, ``forget``, ``stats``)
-plug in the same way by appending to :data:`COMMANDS`.
+``handler``; the operator commands (database ones take ``--config``) do their work in
+:mod:`consentgate.operator`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
 import importlib
+import json
 import secrets
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from consentgate.config import SECRET_KEYS_ENV, Config, ConfigError
 
@@ -260,9 +269,397 @@ def _run_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- admin-token --------------------------------------------------------------------
+
+ADMIN_TOKEN_BYTES = 32  # 256 bits
+
+
+def _add_admin_token(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "admin-token",
+        help="print a new admin dashboard token and the config line with its hash",
+        description="Print a new random token for the admin dashboard, then the lines to "
+        "put in consentgate.toml. Only the token's SHA-256 goes in the file; keep the "
+        "token itself in a password manager.",
+    )
+    _config_option(parser)
+    parser.set_defaults(handler=_run_admin_token)
+
+
+def new_admin_token() -> tuple[str, str]:
+    """(token, the SHA-256 hex of it that goes in ``[admin] token_sha256``)."""
+    token = secrets.token_urlsafe(ADMIN_TOKEN_BYTES)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def _run_admin_token(args: argparse.Namespace) -> int:
+    token, digest = new_admin_token()
+    print(token)
+    print()
+    print("[admin]")
+    print(f'token_sha256 = "{digest}"')
+    _error(
+        "\nThe first line is the token: sign in at /consentgate/admin/login (under your "
+        "prefix) with it, or send it as 'Authorization: Bearer <token>'.\nPut the [admin] "
+        "lines in your config (only the hash is stored there); a new token replaces the "
+        "old one and ends every dashboard session."
+    )
+    return 0
+
+
+# -- the database commands ------------------------------------------------------------
+
+DEFAULT_CONFIG = "consentgate.toml"
+
+
+class CommandError(Exception):
+    """A message for the operator and exit status 1."""
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"the configuration with database_url (default ./{DEFAULT_CONFIG})",
+    )
+
+
+def _load_config(path: str) -> Config:
+    try:
+        return Config.from_toml(path)
+    except ConfigError as exc:
+        if exc.key == str(Path(path)):
+            raise CommandError(f"{path}: {exc.reason}") from None
+        raise CommandError(f"{path}: {exc.key}: {exc.reason}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: cannot read: {exc}") from None
+
+
+def _when(value: str) -> Any:
+    from consentgate.operator.store import parse_when
+
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since", type=_when, metavar="ISO", help="from this UTC date or time (inclusive)"
+    )
+    parser.add_argument(
+        "--until", type=_when, metavar="ISO", help="up to this UTC date or time (exclusive)"
+    )
+
+
+def _run_async(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a database command: configuration, storage and schema problems become
+    one line on stderr and exit status 1, never a traceback."""
+    from consentgate.storage.base import SchemaTooNewError, SchemaTooOldError, StorageError
+
+    try:
+        return asyncio.run(job())
+    except CommandError as exc:
+        _error(f"{PROG}: {exc}")
+    except SchemaTooOldError as exc:
+        _error(f"{PROG}: {exc} (run `{PROG} migrate`)")
+    except SchemaTooNewError as exc:
+        _error(f"{PROG}: {exc}")
+    except StorageError as exc:
+        _error(f"{PROG}: storage error: {exc}")
+    except ValueError as exc:  # e.g. an unsupported database URL
+        _error(f"{PROG}: {exc}")
+    except KeyboardInterrupt:
+        _error(f"{PROG}: interrupted")
+        return 130
+    return 1
+
+
+def _with_storage(args: argparse.Namespace, work: Callable[[Config, Any], Awaitable[int]]) -> int:
+    from consentgate.operator.store import open_storage
+
+    async def job() -> int:
+        config = _load_config(args.config)
+        async with open_storage(config.database_url) as storage:
+            return await work(config, storage)
+
+    return _run_async(job)
+
+
+# -- migrate --------------------------------------------------------------------------
+
+
+def _add_migrate(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        help="bring the database schema up to date (safe to run again)",
+        description="Apply the pending schema migrations of the configured database. "
+        "Running it again does nothing. Run it once per upgrade, before starting the "
+        "new version (the app refuses an out-of-date schema).",
+    )
+    _config_option(parser)
+    parser.set_defaults(handler=_run_migrate)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from consentgate.storage import storage_from_url
+
+    async def job() -> int:
+        config = _load_config(args.config)
+        storage = storage_from_url(config.database_url)
+        try:
+            applied = await storage.migrate()
+            version = await storage.schema_version()
+        finally:
+            await storage.close()
+        where = redact_url(config.database_url)
+        if applied:
+            listed = ", ".join(str(v) for v in applied)
+            plural = "s" if len(applied) > 1 else ""
+            print(f"{where}: applied migration{plural} {listed}; now at version {version}")
+        else:
+            print(f"{where}: already at version {version}")
+        return 0
+
+    return _run_async(job)
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+def _add_export(subparsers: Subparsers) -> None:
+    from consentgate.operator.export import KINDS
+
+    parser = subparsers.add_parser(
+        "export",
+        help="stream consents, acceptances or accounts as JSON lines or CSV",
+        description="Write every row (in the window) to FILE or standard output, streamed "
+        "in constant memory. JSON lines: one object per line, times in ISO-8601 UTC. CSV: "
+        "a header row, categories separated by spaces. Accounts are exported without "
+        "password hashes. A progress line goes to stderr when it is a terminal.",
+    )
+    parser.add_argument("kind", choices=KINDS, help="what to export")
+    _window_options(parser)
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--output", metavar="FILE", help="default: standard output")
+    _config_option(parser)
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from consentgate.operator.export import Progress, export
+    from consentgate.operator.store import Window
+
+    try:
+        window = Window(args.since, args.until)
+    except ValueError as exc:
+        _error(f"{PROG}: {exc}")
+        return 2
+
+    async def work(config: Config, storage: Any) -> int:
+        count = await export(
+            storage, args.kind, out, window=window, fmt=args.format, progress=Progress()
+        )
+        if args.output:
+            _error(f"{count} {args.kind} rows written to {args.output}")
+        return 0
+
+    out: TextIO = sys.stdout
+    if args.output:
+        try:
+            # newline="": the csv module writes its own line endings.
+            out = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            _error(f"{PROG}: cannot write {args.output}: {exc.strerror or exc}")
+            return 1
+    try:
+        return _with_storage(args, work)
+    finally:
+        if out is sys.stdout:
+            out.flush()
+        else:
+            out.close()
+
+
+# -- show -----------------------------------------------------------------------------
+
+
+def _add_show(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "show",
+        help="everything held about a consent id or an account (access requests)",
+        description="For a reader's access request (GDPR Art. 15): `show consent ID` "
+        "prints the full ledger history of a consent id; `show user EMAIL` the account "
+        "(never the password hash), its acceptances, its consent rows and what is known "
+        "about its meter. Read-only.",
+    )
+    parser.add_argument("what", choices=("consent", "user"))
+    parser.add_argument("key", metavar="ID_OR_EMAIL")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _config_option(parser)
+    parser.set_defaults(handler=_run_show)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from consentgate.operator.privacy import (
+        consent_lines,
+        consent_report,
+        user_lines,
+        user_report,
+    )
+
+    async def work(config: Config, storage: Any) -> int:
+        if args.what == "consent":
+            report = await consent_report(storage, args.key)
+            if args.json:
+                _print_json(report.to_json())
+            else:
+                print("\n".join(consent_lines(report)))
+            return 0 if report.history else 1
+        found = await user_report(storage, args.key)
+        if found is None:
+            if args.json:
+                _print_json({"email": args.key, "found": False})
+            _error(f"{PROG}: no account with the e-mail address {args.key!r}")
+            return 1
+        if args.json:
+            _print_json(found.to_json())
+        else:
+            print("\n".join(user_lines(found)))
+        return 0
+
+    return _with_storage(args, work)
+
+
+# -- forget ---------------------------------------------------------------------------
+
+
+def _add_forget(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "forget",
+        help="erase an account and pseudonymise its proof rows (erasure requests)",
+        description="For a reader's erasure request (GDPR Art. 17): delete the account "
+        "(e-mail, password hash) and remove the IP HMAC and user agent from its consent "
+        "and acceptance rows. The rows themselves stay, as pseudonymous proof of consent "
+        "(Art. 7(1), Art. 17(3)(b) and (e)); see docs/operators.md.",
+    )
+    parser.add_argument("what", choices=("user",))
+    parser.add_argument("email", metavar="EMAIL")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _config_option(parser)
+    parser.set_defaults(handler=_run_forget)
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _run_forget(args: argparse.Namespace) -> int:
+    from consentgate.operator.privacy import forget_user
+
+    async def work(config: Config, storage: Any) -> int:
+        user = await storage.user_by_email(args.email)
+        if user is None:
+            _error(f"{PROG}: no account with the e-mail address {args.email!r}")
+            return 1
+        if not args.yes:
+            question = (
+                f"Erase the account {user.email} ({user.id}) and pseudonymise its consent "
+                "and acceptance rows? This cannot be undone. [y/N] "
+            )
+            if not _confirm(question):
+                _error("Nothing was changed.")
+                return 1
+        result = await forget_user(storage, user)
+        print("\n".join(result.lines()))
+        return 0
+
+    return _with_storage(args, work)
+
+
+# -- stats ----------------------------------------------------------------------------
+
+
+def _add_stats(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "stats",
+        help="decisions, consent rates, GPC, banner and wall figures",
+        description="Figures from the consent ledger (streamed) and the daily counters: "
+        "decisions by action and method, consent rate per category over the latest "
+        "decision of each consent id, GPC share, banner impressions and answers, wall "
+        "impressions, registrations and the wall-to-registration conversion.",
+    )
+    _window_options(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--html", metavar="FILE", help="also write a self-contained HTML report with charts"
+    )
+    _config_option(parser)
+    parser.set_defaults(handler=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from consentgate.operator.report import render_report
+    from consentgate.operator.stats import compute_stats, stats_lines
+    from consentgate.operator.store import Window
+
+    try:
+        window = Window(args.since, args.until)
+    except ValueError as exc:
+        _error(f"{PROG}: {exc}")
+        return 2
+
+    report: list[str] = []
+
+    async def work(config: Config, storage: Any) -> int:
+        stats = await compute_stats(
+            storage,
+            window,
+            categories=config.category_ids,
+            required=config.required_category_ids,
+        )
+        if args.json:
+            _print_json(stats.to_json())
+        else:
+            print("\n".join(stats_lines(stats)))
+        if args.html:
+            report.append(render_report(stats, site_name=config.site_name))
+        return 0
+
+    status = _with_storage(args, work)
+    if status == 0 and report:
+        try:
+            Path(args.html).write_text(report[0], encoding="utf-8")
+        except OSError as exc:
+            _error(f"{PROG}: cannot write {args.html}: {exc.strerror or exc}")
+            return 1
+        _error(f"report written to {args.html}")
+    return status
+
+
 # -- entry point --------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Subparsers], None]] = [_add_demo, _add_check_config, _add_keygen]
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_demo,
+    _add_check_config,
+    _add_keygen,
+    _add_admin_token,
+    _add_migrate,
+    _add_export,
+    _add_show,
+    _add_forget,
+    _add_stats,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

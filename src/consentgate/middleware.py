@@ -25,6 +25,7 @@ from consentgate.consent.ledger import Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.consent.texts import banner_text_sha256, resolve_texts
 from consentgate.metrics import Metrics
+from consentgate.operator.dashboard import dashboard_routes
 from consentgate.responder import Responder
 from consentgate.storage import (
     AcceptanceRecord,
@@ -99,6 +100,8 @@ class ConsentGate:
         self.endpoints = Endpoints(self)
         if config.accounts.enabled:
             self.endpoints.add_routes(AccountEndpoints(self).routes())
+        if config.admin_token_sha256:
+            self.endpoints.add_routes(dashboard_routes(self))
         self.failure_response: FailureResponse = (
             failure_response or self.endpoints.default_failure_response
         )

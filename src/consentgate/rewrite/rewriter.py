@@ -56,7 +56,10 @@ _IMPLIED_CLOSE_TRIGGERS = (
     H.CLOSES_P
     | H.HEADINGS
     | frozenset(
-        ["li", "dd", "dt", "option", "optgroup", "td", "th", "tr", "tbody", "thead", "tfoot", "caption", "colgroup", "table", "a", "nobr", "button"]
+        (
+            "li", "dd", "dt", "option", "optgroup", "td", "th", "tr", "tbody", "thead",
+            "tfoot", "caption", "colgroup", "table", "a", "nobr", "button",
+        )
     )
 )
 _TABLE_SECTIONS = frozenset(("tbody", "thead", "tfoot", "caption", "colgroup"))
@@ -103,31 +106,40 @@ class _Element(StartTag):
     the decoded attributes and classes are only worked out when a selector asks.
     """
 
-    __slots__ = ("_decoded", "codec", "foreign")
+    __slots__ = ("_classes", "_decoded", "codec", "foreign")
+
+    _classes: frozenset[str]
+    _decoded: dict[str, str]
+    codec: str
+    foreign: bool
 
     @property
     def attrs(self) -> dict[str, str]:
         try:
-            return self._decoded[0]
+            return self._decoded
         except AttributeError:
             codec = self.codec
-            attrs = {
+            self._decoded = {
                 name.decode(codec, "surrogateescape"): _decode_value(value, codec)
                 for name, value in self.raw_attrs.items()
             }
-            self._decoded = (attrs, frozenset(attrs.get("class", "").split()))
-            return attrs
+            return self._decoded
 
     def get_attr(self, name: str) -> str | None:
+        if name.isascii():
+            # Only the bytes of an ASCII name decode to it in the encodings we rewrite, so
+            # decoding this one value is the same as decoding them all and looking it up.
+            value = self.raw_attrs.get(name.encode("ascii"))
+            return None if value is None else _decode_value(value, self.codec)
         return self.attrs.get(name)
 
     @property
     def classes(self) -> frozenset[str]:
         try:
-            return self._decoded[1]
+            return self._classes
         except AttributeError:
-            self.attrs  # noqa: B018 - decodes and stores both
-            return self._decoded[1]
+            self._classes = frozenset((self.get_attr("class") or "").split())
+            return self._classes
 
 
 def _decode_value(value: bytes, codec: str) -> str:
@@ -264,6 +276,7 @@ class Rewriter:
         self._end_index = _Index()
         self._item_index = _Index()
         self._truncates: list[_TruncateState] = []
+        self._active_truncates = 0  # how many are in _Phase.ACTIVE
         self._content_fallbacks: list[_OpState] = []
         for op in operations:
             state: _OpState
@@ -431,7 +444,7 @@ class Rewriter:
         if (tag.self_closing and foreign) or (not foreign and name in H.VOID_ELEMENTS):
             stack.pop()
             self._names.pop()
-            if self._truncates:
+            if self._active_truncates:
                 self._element_closed(element)
         return model
 
@@ -454,7 +467,7 @@ class Rewriter:
                 element = stack.pop()
                 names.pop()
                 self._out.append(tag.raw)
-                if self._truncates:
+                if self._active_truncates:
                     self._element_closed(element)
             return
         if name in ("body", "html"):
@@ -513,9 +526,8 @@ class Rewriter:
         if name == "li":
             if "li" in names:
                 self._close_list_item(("li",))
-        elif name in ("dd", "dt"):
-            if "dd" in names or "dt" in names:
-                self._close_list_item(("dd", "dt"))
+        elif name in ("dd", "dt") and ("dd" in names or "dt" in names):
+            self._close_list_item(("dd", "dt"))
         if name in H.CLOSES_P and "p" in names:
             self._close_p()
         if name in H.HEADINGS:
@@ -543,9 +555,8 @@ class Rewriter:
         elif name == "table":
             if "table" in names:
                 self._close_nearest(("table",), ("td", "th", "caption", "html", "template"))
-        elif name in ("a", "nobr", "button"):
-            if name in names:
-                self._close_nearest((name,), H.SCOPE_BOUNDARIES)
+        elif name in ("a", "nobr", "button") and name in names:
+            self._close_nearest((name,), H.SCOPE_BOUNDARIES)
 
     def _nearest(
         self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]
@@ -559,7 +570,9 @@ class Rewriter:
                 return None
         return None
 
-    def _close_nearest(self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]) -> None:
+    def _close_nearest(
+        self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]
+    ) -> None:
         index = self._nearest(wanted, stop)
         if index is not None:
             while len(self._stack) > index:
@@ -675,11 +688,14 @@ class Rewriter:
             self._element_closed(element)
 
     def _element_closed(self, element: _Element) -> None:
+        if not self._active_truncates:
+            return
         for state in self._truncates:
             if state.phase is not _Phase.ACTIVE:
                 continue
             if element is state.container:
                 state.phase = _Phase.DONE  # ended before the limit: nothing to cut
+                self._active_truncates -= 1
             elif element is state.nth_item:
                 if element in self._implicit_batch:
                     # Closed by a later tag (<p>1<p>2): the input has no end tags for it and
@@ -714,7 +730,8 @@ class Rewriter:
         position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
         for element in reversed(stack[position + 1 :]):
             out.append(self._end_tag_bytes(element))
-        state.phase = _Phase.CUTTING
+        state.phase = _Phase.CUTTING  # always from ACTIVE
+        self._active_truncates -= 1
         state.done = True
         self.report.cuts += 1
         self._begin_drop(container, _DropKind.CUT)
@@ -785,6 +802,7 @@ class Rewriter:
         state.container = element
         state.matches += 1
         state.phase = _Phase.ACTIVE
+        self._active_truncates += 1
         self.report.containers_found += 1
         if state.keep_items == 0:
             self._start_cut(state)

@@ -1,0 +1,554 @@
+"""The admin dashboard: the operator's figures and access lookups, in the browser.
+
+GET  {prefix}/admin             overview: the figures of ``consentgate stats``, charts per day
+GET  {prefix}/admin/search?q=   a consent id or an e-mail: what ``consentgate show`` shows
+GET  {prefix}/admin/login       sign-in form (the admin token)
+POST {prefix}/admin/login       checks the token, sets the admin cookie
+POST {prefix}/admin/logout      ends the admin session
+
+Off unless ``[admin] token_sha256`` is set (404). Authentication: ``Authorization:
+Bearer <token>`` or the ``cg_admin`` cookie set by the login form — signed
+(itsdangerous, salt ``consentgate.admin.v1``, SHA-256), one hour, HttpOnly,
+SameSite=Strict, Path limited to the dashboard, and bound to the current token's hash
+(a new token ends every session). Tokens are compared as SHA-256 digests with
+``hmac.compare_digest``. The login POST is CSRF-protected (``cg_csrf``, like every
+POST of ours) and rate limited per address; failed bearer tokens are rate limited too.
+Read-only, server-rendered, no JavaScript; every answer is ``no-store``, unframeable,
+without referrer, under a CSP that allows only the page's own stylesheet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from consentgate.operator.privacy import (
+    CONSENT_NOTE,
+    HASH_NOTE,
+    METER_NOTE,
+    ConsentReport,
+    UserReport,
+    consent_report,
+    user_report,
+)
+from consentgate.operator.report import CSS_SHA256, page, stats_section
+from consentgate.operator.stats import compute_stats
+from consentgate.operator.store import Window, iso, parse_when
+from consentgate.storage import AcceptanceRecord, ConsentRecord, StorageError
+from consentgate.web.cookies import is_secure
+from consentgate.web.security import same_origin
+
+if TYPE_CHECKING:
+    from consentgate.middleware import ConsentGate
+    from consentgate.visitor import Visitor
+    from consentgate.web.endpoints import Handler
+
+__all__ = [
+    "ADMIN_COOKIE",
+    "ADMIN_SALT",
+    "SECURITY_HEADERS",
+    "Dashboard",
+    "dashboard_routes",
+]
+
+logger = logging.getLogger("consentgate")
+
+ADMIN_SALT = "consentgate.admin.v1"
+ADMIN_COOKIE = "cg_admin"
+SESSION_SECONDS = 3600
+LOGIN_ATTEMPTS, LOGIN_WINDOW = 10, 15 * 60  # every login POST counts, per address
+LOGIN_ATTEMPTS_ALL = 100  # all addresses together, same window
+BEARER_FAILURES = 10  # wrong bearer tokens per address, same window
+DEFAULT_DAYS = 30
+MAX_DAYS = 3660
+MAX_FORM_BYTES = 8 * 1024
+MAX_QUERY = 320
+
+SECURITY_HEADERS = {
+    "cache-control": "no-store",
+    "pragma": "no-cache",
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        f"default-src 'none'; style-src {CSS_SHA256}; img-src data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "vary": "Cookie, Authorization",
+}
+
+
+def dashboard_routes(gate: ConsentGate) -> dict[tuple[str, str], Handler]:
+    """The dashboard's routes for ``gate.endpoints.add_routes``; empty when no admin
+    token is configured (then the paths are the app's, usually a 404)."""
+    if not gate.config.admin_token_sha256:
+        return {}
+    return Dashboard(gate).routes()
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class Dashboard:
+    def __init__(self, gate: ConsentGate) -> None:
+        self.gate = gate
+        self.base = f"{gate.config.prefix}/admin"
+        self._serializer = URLSafeTimedSerializer(
+            list(reversed(gate.config.secret_keys)),
+            salt=ADMIN_SALT,
+            signer_kwargs={"digest_method": hashlib.sha256},
+        )
+
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        b = self.base
+        return {
+            ("GET", b): self._guard(self.overview),
+            ("GET", f"{b}/search"): self._guard(self.search),
+            ("GET", f"{b}/login"): self._guard(self.login_form, public=True),
+            ("POST", f"{b}/login"): self._guard(self.login, public=True),
+            ("POST", f"{b}/logout"): self._guard(self.logout, public=True),
+        }
+
+    # -- authentication -------------------------------------------------------------
+    @property
+    def _token_sha256(self) -> str | None:
+        return self.gate.config.admin_token_sha256
+
+    def token_matches(self, token: str) -> bool:
+        expected = self._token_sha256
+        if not expected or not token or len(token) > 512:
+            return False
+        return hmac.compare_digest(_token_digest(token), expected)
+
+    def _session_payload(self) -> str:
+        """Binds a session to the token in force: a new token ends old sessions."""
+        expected = self._token_sha256 or ""
+        return hashlib.sha256(f"admin-session:{expected}".encode()).hexdigest()[:32]
+
+    def session_cookie_value(self) -> str:
+        return self._serializer.dumps({"s": self._session_payload()})
+
+    def _valid_session(self, value: str | None) -> bool:
+        if not value or len(value) > 1024:
+            return False
+        try:
+            data: Any = self._serializer.loads(value, max_age=SESSION_SECONDS)
+        except (BadData, ValueError, TypeError):
+            return False
+        return (
+            isinstance(data, dict)
+            and isinstance(data.get("s"), str)
+            and hmac.compare_digest(data["s"], self._session_payload())
+        )
+
+    def _cookie(self, value: str, visitor: Visitor, *, max_age: int) -> str:
+        parts = [
+            f"{ADMIN_COOKIE}={value}",
+            f"Path={self.base}",
+            f"Max-Age={max_age}",
+            "HttpOnly",
+            "SameSite=Strict",
+        ]
+        if is_secure(self.gate.config, visitor.scheme):
+            parts.append("Secure")
+        return "; ".join(parts)
+
+    async def _auth_failure(self, request: Request, visitor: Visitor) -> Response | None:
+        """None when the request is authenticated, else the answer to send."""
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "bearer" and self.token_matches(token.strip()):
+                return None
+            key = f"admin-bearer:{visitor.client_ip or 'unknown'}"
+            if not await self.gate.rate_limiter.hit(key, BEARER_FAILURES, LOGIN_WINDOW):
+                return _too_many()
+            return _plain(401, "Wrong admin token.", {"www-authenticate": _challenge(True)})
+        if self._valid_session(visitor.cookies.get(ADMIN_COOKIE)):
+            return None
+        accept = request.headers.get("accept", "")
+        if "text/html" in accept:
+            target = f"{self.base}/login?next={quote(visitor.path_with_query, safe='')}"
+            return _headers(RedirectResponse(target, status_code=303))
+        return _plain(401, "Sign in to the dashboard.", {"www-authenticate": _challenge(False)})
+
+    def _guard(
+        self,
+        handler: Callable[[Request, Visitor], Awaitable[Response]],
+        *,
+        public: bool = False,
+    ) -> Handler:
+        async def endpoint(scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+            request = Request(scope, receive)
+            response: Response | None
+            if not self._token_sha256:
+                response = _plain(404, "Not found.")
+            else:
+                response = None if public else await self._auth_failure(request, visitor)
+            if response is None:
+                try:
+                    response = await handler(request, visitor)
+                except StorageError as exc:
+                    logger.error("consentgate: admin dashboard: storage unavailable: %s", exc)
+                    response = self._html(
+                        "Storage unavailable",
+                        "<p>The database does not answer; try again shortly.</p>",
+                        status=503,
+                    )
+            await _headers(response)(scope, receive, send)
+
+        return endpoint
+
+    # -- pages ----------------------------------------------------------------------
+    async def overview(self, request: Request, visitor: Visitor) -> Response:
+        window, problem = _window_from(request)
+        await self.gate.ledger.ensure_open()
+        config = self.gate.config
+        stats = await compute_stats(
+            self.gate.ledger.storage,
+            window,
+            categories=config.category_ids,
+            required=config.required_category_ids,
+        )
+        days = request.query_params.get("days", "")
+        choices = "".join(
+            f'<a href="{_e(self.base)}?days={n}"'
+            f'{" aria-current=page" if days == str(n) else ""}>last {n} days</a> '
+            for n in (7, 30, 90, 365)
+        )
+        body = (
+            f'<p class="note">Show: {choices}</p>'
+            + (f'<p class="error" role="alert">{_e(problem)}</p>' if problem else "")
+            + stats_section(stats)
+        )
+        return self._html("Overview", body, visitor=visitor)
+
+    async def search(self, request: Request, visitor: Visitor) -> Response:
+        query = request.query_params.get("q", "").strip()[:MAX_QUERY]
+        if not query:
+            return self._html("Search", "<p>Enter a consent id or an e-mail address.</p>",
+                              visitor=visitor, query=query)
+        await self.gate.ledger.ensure_open()
+        storage = self.gate.ledger.storage
+        if "@" in query:
+            found = await user_report(storage, query)
+            body = (
+                _user_html(found)
+                if found is not None
+                else f"<p>No account with the e-mail address <b>{_e(query)}</b>.</p>"
+            )
+        else:
+            body = _consent_html(await consent_report(storage, query))
+        return self._html(f"Search: {query}", body, visitor=visitor, query=query)
+
+    async def login_form(self, request: Request, visitor: Visitor) -> Response:
+        next_url = _admin_next(request.query_params.get("next"), self.base)
+        return self._login_page(visitor, next_url, status=200)
+
+    async def login(self, request: Request, visitor: Visitor) -> Response:
+        ip = visitor.client_ip or "unknown"
+        limiter = self.gate.rate_limiter
+        if not await limiter.hit(f"admin-login:{ip}", LOGIN_ATTEMPTS, LOGIN_WINDOW):
+            return _too_many(html=True)
+        if not await limiter.hit("admin-login:*", LOGIN_ATTEMPTS_ALL, LOGIN_WINDOW):
+            return _too_many(html=True)
+        form = await _read_form(request)
+        if form is None:
+            return _plain(400, "Send the login form (application/x-www-form-urlencoded).")
+        next_url = _admin_next(_first(form, "next"), self.base)
+        if not self._csrf_ok(request, visitor, _first(form, "csrf_token")):
+            return self._login_page(
+                visitor,
+                next_url,
+                status=403,
+                error="The form had expired or came from another site; please try again.",
+            )
+        if not self.token_matches(_first(form, "token").strip()):
+            return self._login_page(
+                visitor, next_url, status=401, error="That is not the admin token."
+            )
+        response = RedirectResponse(next_url, status_code=303)
+        response.headers.append(
+            "set-cookie",
+            self._cookie(self.session_cookie_value(), visitor, max_age=SESSION_SECONDS),
+        )
+        return response
+
+    async def logout(self, request: Request, visitor: Visitor) -> Response:
+        form = await _read_form(request)
+        if form is None or not self._csrf_ok(request, visitor, _first(form, "csrf_token")):
+            return _plain(403, "The form had expired or came from another site.")
+        response = RedirectResponse(f"{self.base}/login", status_code=303)
+        response.headers.append("set-cookie", self._cookie("", visitor, max_age=0))
+        return response
+
+    # -- pieces ---------------------------------------------------------------------
+    def _csrf_ok(self, request: Request, visitor: Visitor, submitted: str) -> bool:
+        origin = request.headers.get("origin")
+        if origin == "null" and request.headers.get("sec-fetch-site") == "same-origin":
+            # Under Referrer-Policy: no-referrer, browsers send "Origin: null" with our
+            # own form posts; Fetch Metadata still says where the post came from.
+            origin = None
+        if not same_origin(origin, request.headers.get("host"), request.url.scheme):
+            return False
+        cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
+        return self.gate.csrf.matches(cookie_token, submitted or None)
+
+    def _login_page(
+        self, visitor: Visitor, next_url: str, *, status: int, error: str = ""
+    ) -> Response:
+        token, cookie = self.gate.endpoints.csrf_token_for(visitor)
+        alert = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
+        body = (
+            f"<main><h1>{_e(self.gate.config.site_name)}: consentgate dashboard</h1>{alert}"
+            f'<form method="post" action="{_e(self.base)}/login">'
+            '<p><label for="token">Admin token</label><br>'
+            '<input type="password" id="token" name="token" required '
+            'autocomplete="current-password" autofocus></p>'
+            f'<input type="hidden" name="csrf_token" value="{_e(token)}">'
+            f'<input type="hidden" name="next" value="{_e(next_url)}">'
+            '<p><button type="submit">Sign in</button></p></form>'
+            '<p class="note">The token is printed by <code>consentgate admin-token</code>; '
+            "the configuration holds only its SHA-256.</p></main>"
+        )
+        response = HTMLResponse(page("Sign in — consentgate", body), status_code=status)
+        if cookie:
+            response.headers.append("set-cookie", cookie)
+        return response
+
+    def _html(
+        self,
+        title: str,
+        content: str,
+        *,
+        visitor: Visitor | None = None,
+        query: str = "",
+        status: int = 200,
+    ) -> Response:
+        cookie = None
+        nav = ""
+        if visitor is not None:
+            token, cookie = self.gate.endpoints.csrf_token_for(visitor)
+            nav = (
+                f'<nav aria-label="Dashboard"><a href="{_e(self.base)}">Overview</a>'
+                f'<form class="inline" role="search" method="get" action="{_e(self.base)}/search">'
+                '<label for="q">Consent id or e-mail</label> '
+                f'<input type="search" id="q" name="q" value="{_e(query)}" maxlength="{MAX_QUERY}">'
+                ' <button type="submit">Search</button></form> '
+                f'<form class="inline" method="post" action="{_e(self.base)}/logout">'
+                f'<input type="hidden" name="csrf_token" value="{_e(token)}">'
+                '<button type="submit">Sign out</button></form></nav>'
+            )
+        site = self.gate.config.site_name
+        body = (
+            f"<header><p>{_e(site)} · consentgate dashboard (read-only)</p>{nav}</header>"
+            f"<main><h1>{_e(title)}</h1>{content}</main>"
+        )
+        response = HTMLResponse(page(f"{title} — consentgate", body), status_code=status)
+        if cookie:
+            response.headers.append("set-cookie", cookie)
+        return response
+
+
+# -- HTML of the lookups ---------------------------------------------------------------
+
+
+def _table(caption: str, head: tuple[str, ...], rows: list[list[str]]) -> str:
+    ths = "".join(f'<th scope="col">{_e(h)}</th>' for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        f"<table><caption>{_e(caption)}</caption><thead><tr>{ths}</tr></thead>"
+        f"<tbody>{trs}</tbody></table>"
+    )
+
+
+_CONSENT_HEAD = (
+    "recorded (UTC)",
+    "action",
+    "method",
+    "granted",
+    "denied",
+    "policy",
+    "language",
+    "region mode",
+    "banner text sha256",
+    "IP HMAC",
+    "user agent",
+    "user id",
+)
+
+
+def _consent_row(rec: ConsentRecord) -> list[str]:
+    return [
+        iso(rec.recorded_at),
+        rec.action,
+        rec.method,
+        " ".join(rec.granted) or "none",
+        " ".join(rec.denied) or "none",
+        rec.policy_version,
+        rec.language,
+        rec.region_mode,
+        rec.banner_text_sha256,
+        rec.ip_hmac or "(none)",
+        rec.user_agent or "(none)",
+        rec.user_id or "",
+    ]
+
+
+def _acceptance_row(acc: AcceptanceRecord) -> list[str]:
+    return [
+        iso(acc.recorded_at),
+        acc.purpose,
+        "granted" if acc.granted else "refused",
+        acc.method,
+        acc.policy_version,
+        acc.policy_sha256,
+        acc.ip_hmac or "(none)",
+        acc.user_agent or "(none)",
+    ]
+
+
+def _consent_html(report: ConsentReport) -> str:
+    if not report.history:
+        return f"<p>No ledger rows for consent id <code>{_e(report.consent_id)}</code>.</p>"
+    return (
+        f"<p>{len(report.history)} ledger rows for consent id "
+        f"<code>{_e(report.consent_id)}</code>, oldest first. The IP address is not stored: "
+        "only an HMAC of it with the site's secret key.</p>"
+        + _table("Ledger history", _CONSENT_HEAD, [_consent_row(r) for r in report.history])
+    )
+
+
+def _user_html(report: UserReport) -> str:
+    user = report.user
+    account = _table(
+        "Account",
+        ("field", "value"),
+        [
+            ["id", user.id],
+            ["e-mail", user.email],
+            ["registered (UTC)", iso(user.created_at)],
+            ["password", HASH_NOTE],
+        ],
+    )
+    acceptances = _table(
+        "Acceptances",
+        (
+            "recorded (UTC)",
+            "purpose",
+            "answer",
+            "method",
+            "policy version",
+            "policy text sha256",
+            "IP HMAC",
+            "user agent",
+        ),
+        [_acceptance_row(a) for a in report.acceptances],
+    )
+    consents = _table(
+        "Consent rows recorded while signed in",
+        ("consent id", *_CONSENT_HEAD),
+        [[r.consent_id, *_consent_row(r)] for r in report.consents],
+    )
+    return (
+        account
+        + acceptances
+        + consents
+        + f'<p class="note">{_e(CONSENT_NOTE)}</p>'
+        + f"<h2>Meter</h2><p>{_e(METER_NOTE)}</p>"
+    )
+
+
+# -- small helpers ---------------------------------------------------------------------
+
+
+def _window_from(request: Request) -> tuple[Window, str]:
+    """``?since=&until=`` (ISO) or ``?days=N`` (default 30); a bad value → the default."""
+    params = request.query_params
+    now = datetime.now(UTC)
+    default = Window(now - timedelta(days=DEFAULT_DAYS), None)
+    try:
+        if params.get("since") or params.get("until"):
+            since = parse_when(params["since"]) if params.get("since") else None
+            until = parse_when(params["until"]) if params.get("until") else None
+            return Window(since, until), ""
+        days = int(params.get("days") or DEFAULT_DAYS)
+        if not 1 <= days <= MAX_DAYS:
+            raise ValueError(f"days must be between 1 and {MAX_DAYS}")
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return Window(today - timedelta(days=days - 1), None), ""
+    except (ValueError, KeyError) as exc:
+        return default, f"{exc}; showing the last {DEFAULT_DAYS} days."
+
+
+def _admin_next(value: str | None, base: str) -> str:
+    """Only a dashboard page: no other path of the site, no other host."""
+    if not value or len(value) > 2048 or any(ch in value for ch in "\r\n\t\\"):
+        return base
+    if value == base or value.startswith((f"{base}?", f"{base}/")):
+        if value.startswith((f"{base}/login", f"{base}/logout")):
+            return base
+        return value
+    return base
+
+
+async def _read_form(request: Request) -> dict[str, list[str]] | None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/x-www-form-urlencoded", ""):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                return None
+            chunks.append(chunk)
+        return parse_qs(b"".join(chunks).decode("utf-8"), max_num_fields=20)
+    except (ClientDisconnect, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _first(form: dict[str, list[str]], name: str) -> str:
+    values = form.get(name)
+    return values[0] if values else ""
+
+
+def _challenge(invalid: bool) -> str:
+    realm = 'Bearer realm="consentgate admin"'
+    return realm + (', error="invalid_token"' if invalid else "")
+
+
+def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, status_code=status, media_type="text/plain", headers=headers)
+
+
+def _too_many(*, html: bool = False) -> Response:
+    headers = {"retry-after": str(LOGIN_WINDOW)}
+    message = "Too many attempts; try again in 15 minutes."
+    if html:
+        body = f'<main><h1>Too many attempts</h1><p role="alert">{_e(message)}</p></main>'
+        return HTMLResponse(page("Too many attempts", body), status_code=429, headers=headers)
+    return _plain(429, message, headers)
+
+
+def _headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response

@@ -1,0 +1,308 @@
+"""The admin dashboard over HTTP: a ConsentGate over a tiny app, a real SQLite ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import client, html_app, make_gate, run
+from tests.test_cli_operator import _fill, check_html
+
+from consentgate import ConsentGate
+from consentgate.operator.dashboard import ADMIN_COOKIE, Dashboard, dashboard_routes
+
+TOKEN = "admin-token-for-tests-0123456789abcdefghijklmnop"
+TOKEN_SHA = hashlib.sha256(TOKEN.encode()).hexdigest()
+ADMIN = "/consentgate/admin"
+WINDOW = {"since": "2026-03-01", "until": "2026-03-03"}
+BEARER = {"authorization": f"Bearer {TOKEN}"}
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def not_found_app() -> Any:
+    return html_app("<!DOCTYPE html><html><body>the app's 404</body></html>", status=404)
+
+
+def admin_gate(tmp_path: Path, token_sha256: str | None = TOKEN_SHA) -> ConsentGate:
+    options: dict[str, Any] = {"site_name": "The Test Gazette"}
+    if token_sha256 is not None:
+        options["admin"] = {"token_sha256": token_sha256}
+    gate = make_gate(not_found_app(), tmp_path, **options)
+    run(_fill(tmp_path / "ledger.db"))
+    return gate
+
+
+def assert_secure_headers(response: httpx.Response) -> None:
+    headers = response.headers
+    assert headers["cache-control"] == "no-store"
+    assert headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src" not in headers["content-security-policy"]  # default-src 'none'
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+async def login(c: httpx.AsyncClient, token: str = TOKEN) -> httpx.Response:
+    form = await c.get(f"{ADMIN}/login")
+    match = CSRF_FIELD.search(form.text)
+    assert match
+    return await c.post(
+        f"{ADMIN}/login", data={"token": token, "csrf_token": match.group(1), "next": ADMIN}
+    )
+
+
+def test_dashboard_off_without_token_is_the_apps_404(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path, token_sha256=None)
+    assert dashboard_routes(gate) == {}
+
+    async def go() -> None:
+        async with client(gate) as c:
+            response = await c.get(ADMIN, headers=BEARER)
+            assert response.status_code == 404
+            assert "the app's 404" in response.text
+            assert (await c.get(f"{ADMIN}/login")).status_code == 404
+
+    run(go())
+
+
+def test_dashboard_routes_registered_but_token_removed_answer_404(tmp_path: Path) -> None:
+    gate = make_gate(not_found_app(), tmp_path)
+    gate.endpoints.add_routes(Dashboard(gate).routes())
+
+    async def go() -> None:
+        async with client(gate) as c:
+            response = await c.get(ADMIN, headers=BEARER)
+            assert response.status_code == 404
+            assert_secure_headers(response)
+
+    run(go())
+
+
+def test_dashboard_without_auth_is_401_or_redirect_to_login(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            response = await c.get(ADMIN)
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert_secure_headers(response)
+            search = await c.get(f"{ADMIN}/search", params={"q": "a" * 32})
+            assert search.status_code == 401 and "a" * 32 not in search.text
+            browser = await c.get(ADMIN, headers={"accept": "text/html"})
+            assert browser.status_code == 303
+            assert browser.headers["location"].startswith(f"{ADMIN}/login?next=")
+
+    run(go())
+
+
+def test_dashboard_bearer_token_shows_overview_with_charts(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            response = await c.get(ADMIN, params=WINDOW, headers=BEARER)
+            assert response.status_code == 200
+            assert_secure_headers(response)
+            page = response.text
+            checker = check_html(page)
+            assert "script" not in checker.tags
+            assert page.count("<svg") >= 4
+            assert "Decisions per day" in page and "Consent rate per category" in page
+            assert "<strong>6</strong>" in page  # decisions, as `stats` says
+            assert "<strong>30.0 %</strong>" in page  # wall → registration
+            assert "<strong>25.0 %</strong>" in page  # GPC share
+            for days in ("7", "365"):
+                other = await c.get(ADMIN, params={"days": days}, headers=BEARER)
+                assert other.status_code == 200
+            bad = await c.get(ADMIN, params={"days": "many"}, headers=BEARER)
+            assert bad.status_code == 200 and "showing the last 30 days" in bad.text
+
+    run(go())
+
+
+def test_dashboard_wrong_bearer_is_401_then_rate_limited(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            wrong = {"authorization": "Bearer not-the-token"}
+            statuses = [(await c.get(ADMIN, headers=wrong)).status_code for _ in range(11)]
+            assert statuses == [401] * 10 + [429]
+            basic = await c.get(ADMIN, headers={"authorization": "Basic YWRtaW46eA=="})
+            assert basic.status_code == 429
+
+    run(go())
+
+
+def test_dashboard_login_form_sets_strict_path_limited_cookie(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            form = await c.get(f"{ADMIN}/login")
+            assert form.status_code == 200
+            assert_secure_headers(form)
+            assert 'type="password"' in form.text and "<script" not in form.text
+            response = await login(c)
+            assert response.status_code == 303
+            assert response.headers["location"] == ADMIN
+            cookie = next(
+                h for h in response.headers.get_list("set-cookie") if h.startswith(ADMIN_COOKIE)
+            )
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert f"Path={ADMIN}" in cookie and "Max-Age=3600" in cookie
+            overview = await c.get(ADMIN, params=WINDOW)
+            assert overview.status_code == 200 and "<svg" in overview.text
+            # Signing out ends it.
+            token = CSRF_FIELD.search(overview.text)
+            assert token
+            out = await c.post(f"{ADMIN}/logout", data={"csrf_token": token.group(1)})
+            assert out.status_code == 303
+            assert (await c.get(ADMIN)).status_code == 401
+
+    run(go())
+
+
+def test_dashboard_login_refuses_wrong_token_and_missing_csrf(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            wrong = await login(c, "nope")
+            assert wrong.status_code == 401
+            assert "not the admin token" in wrong.text
+            assert ADMIN_COOKIE not in wrong.headers.get("set-cookie", "")
+            no_csrf = await c.post(f"{ADMIN}/login", data={"token": TOKEN})
+            assert no_csrf.status_code == 403
+            assert ADMIN_COOKIE not in c.cookies
+            form = await c.get(f"{ADMIN}/login")
+            match = CSRF_FIELD.search(form.text)
+            assert match
+            cross = await c.post(
+                f"{ADMIN}/login",
+                data={"token": TOKEN, "csrf_token": match.group(1)},
+                headers={"origin": "https://evil.example"},
+            )
+            assert cross.status_code == 403
+            # Referrer-Policy: no-referrer makes browsers send "Origin: null" on our own
+            # form; Fetch Metadata tells our page from a sandboxed foreign one.
+            null_cross = await c.post(
+                f"{ADMIN}/login",
+                data={"token": TOKEN, "csrf_token": match.group(1)},
+                headers={"origin": "null", "sec-fetch-site": "cross-site"},
+            )
+            assert null_cross.status_code == 403
+            null_own = await c.post(
+                f"{ADMIN}/login",
+                data={"token": TOKEN, "csrf_token": match.group(1)},
+                headers={"origin": "null", "sec-fetch-site": "same-origin"},
+            )
+            assert null_own.status_code == 303
+
+    run(go())
+
+
+def test_dashboard_login_is_rate_limited(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            statuses = [(await login(c, f"guess-{i}")).status_code for i in range(10)]
+            assert statuses == [401] * 10
+            limited = await login(c, TOKEN)  # even the right token, once limited
+            assert limited.status_code == 429
+            assert limited.headers["retry-after"] == "900"
+            assert_secure_headers(limited)
+
+    run(go())
+
+
+def test_dashboard_tampered_or_foreign_cookie_is_401_never_500(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+    good = Dashboard(gate).session_cookie_value()
+
+    async def go() -> None:
+        for value in ("garbage", good[:-2] + "xx", "", "a." * 600):
+            async with client(gate, cookies={ADMIN_COOKIE: value}) as c:
+                assert (await c.get(ADMIN)).status_code == 401
+        async with client(gate, cookies={ADMIN_COOKIE: good}) as c:
+            assert (await c.get(ADMIN, params=WINDOW)).status_code == 200
+
+    run(go())
+
+
+def test_dashboard_new_token_ends_old_sessions(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+    old_cookie = Dashboard(gate).session_cookie_value()
+    other_sha = hashlib.sha256(b"another token").hexdigest()
+    rotated = make_gate(not_found_app(), tmp_path, admin={"token_sha256": other_sha})
+
+    async def go() -> None:
+        async with client(rotated, cookies={ADMIN_COOKIE: old_cookie}) as c:
+            assert (await c.get(ADMIN)).status_code == 401
+
+    run(go())
+
+
+def test_dashboard_search_by_consent_id_and_email(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate, headers=BEARER) as c:
+            by_id = await c.get(f"{ADMIN}/search", params={"q": "c" * 32})
+            assert by_id.status_code == 200
+            assert_secure_headers(by_id)
+            check_html(by_id.text)
+            assert "2 ledger rows" in by_id.text
+            assert by_id.text.index("<td>gpc</td>") < by_id.text.index("<td>update</td>")
+            by_mail = await c.get(f"{ADMIN}/search", params={"q": "READER@example.org"})
+            assert by_mail.status_code == 200
+            text = by_mail.text
+            assert "reader@example.org" in text and "a scrypt hash is stored" in text
+            assert "scrypt$" not in text
+            assert "privacy_policy" in text and "newsletter" in text
+            assert "cg_meter" in text
+            unknown = await c.get(f"{ADMIN}/search", params={"q": "<b>x</b>@example.org"})
+            assert unknown.status_code == 200
+            assert "No account" in unknown.text and "<b>x</b>" not in unknown.text
+            empty = await c.get(f"{ADMIN}/search")
+            assert empty.status_code == 200
+
+    run(go())
+
+
+def test_dashboard_login_next_stays_inside_the_dashboard(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate) as c:
+            form = await c.get(f"{ADMIN}/login")
+            match = CSRF_FIELD.search(form.text)
+            assert match
+            for next_url, expected in (
+                ("//evil.example/", ADMIN),
+                ("/elsewhere", ADMIN),
+                (f"{ADMIN}/search?q=abc", f"{ADMIN}/search?q=abc"),
+            ):
+                response = await c.post(
+                    f"{ADMIN}/login",
+                    data={"token": TOKEN, "csrf_token": match.group(1), "next": next_url},
+                )
+                assert response.headers["location"] == expected
+
+    run(go())
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_dashboard_other_methods_are_405(tmp_path: Path, method: str) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> None:
+        async with client(gate, headers=BEARER) as c:
+            assert (await c.request(method, ADMIN)).status_code == 405
+
+    run(go())

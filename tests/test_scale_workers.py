@@ -1,0 +1,162 @@
+"""Several workers, one truth: the demo under uvicorn with 2 workers on PostgreSQL + Redis.
+
+10,000 consent decisions from 64 concurrent clients must leave exactly 10,000 ledger
+rows, and a reader's meter must be the same whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from tests.services import free_port, fresh_postgres_schema, require_postgres, require_redis
+
+from consentgate.storage.postgres import PostgresStorage
+
+REPO = Path(__file__).resolve().parents[1]
+DECISIONS = 10_000
+CLIENTS = 64
+METERED = ("harbour-dredging-vote", "ferry-timetable-change", "school-robotics-team")
+FOURTH = "heatwave-water-authority"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, str]]:
+    postgres, redis_url = require_postgres(), require_redis()
+    with fresh_postgres_schema(postgres) as database_url:
+        asyncio.run(_migrate_and_clear(database_url, redis_url))  # the deploy step
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CONSENTGATE_SCALE_DATABASE_URL": database_url,
+            "CONSENTGATE_SCALE_METER_URL": redis_url,
+        }
+        command = [
+            sys.executable, "-m", "uvicorn", "tests.scale_app:create", "--factory",
+            "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, cwd=REPO, env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_serving(base, process)
+            yield base, database_url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def _migrate_and_clear(database_url: str, redis_url: str) -> None:
+    import redis.asyncio as redis_asyncio
+
+    storage = PostgresStorage(database_url)
+    await storage.migrate()
+    await storage.close()
+    client = redis_asyncio.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+
+
+def _wait_until_serving(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"uvicorn exited with {process.returncode}")
+        try:
+            if httpx.get(base + "/consentgate/consent", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("uvicorn with 2 workers did not start within 60 s")
+
+
+async def _one_reader_decides(c: httpx.AsyncClient, token: str, n: int) -> str:
+    """A new reader decides (no consent cookie: a new consent id); returns the worker.
+
+    The CSRF cookie and token are kept from the client's first visit: a browser keeps
+    them across pages too, and it halves the requests this test needs.
+    """
+    c.cookies.delete("cg_consent")
+    action = ("accept_all", "reject_all", "save")[n % 3]
+    for _attempt in range(5):
+        response = await c.post(
+            "/consentgate/consent",
+            json={"action": action, "categories": ["analytics"]},
+            headers={"x-csrf-token": token},
+        )
+        if response.status_code == 200:
+            return response.headers["x-worker-pid"]
+        # 503 means "not recorded, not granted": the reader may simply try again.
+        assert response.status_code == 503, response.text
+    pytest.fail("a decision failed five times")
+
+
+async def _decide_many(base: str) -> list[str]:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(DECISIONS):
+        queue.put_nowait(n)
+    workers: list[str] = []
+
+    async def client_loop() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            token = (await c.get("/consentgate/consent")).json()["csrf_token"]
+            while not queue.empty():
+                workers.append(await _one_reader_decides(c, token, queue.get_nowait()))
+
+    await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
+    return workers
+
+
+def test_scale_ten_thousand_decisions_from_64_clients_leave_ten_thousand_rows(
+    server: tuple[str, str],
+) -> None:
+    base, database_url = server
+    workers = asyncio.run(_decide_many(base))
+    assert len(workers) == DECISIONS
+    assert len(set(workers)) == 2, "both workers answered"
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT count(*), count(DISTINCT consent_id) FROM consent_ledger"
+        ).fetchone()
+    assert rows == (DECISIONS, DECISIONS)
+
+
+def test_scale_meter_same_whichever_worker_answers(server: tuple[str, str]) -> None:
+    base, _ = server
+
+    async def scenario() -> tuple[set[str], list[bool], bool, bool]:
+        # No keep-alive: every request is a new connection, so either worker may answer.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        pids: set[str] = set()
+        full: list[bool] = []
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as c:
+            for slug in METERED:
+                page = await c.get(f"/articles/{slug}")
+                pids.add(page.headers["x-worker-pid"])
+                full.append('id="consentgate-cta"' not in page.text)
+            for _ in range(6):  # the same fourth article, from both workers
+                fourth = await c.get(f"/articles/{FOURTH}")
+                pids.add(fourth.headers["x-worker-pid"])
+                assert 'id="consentgate-cta"' in fourth.text
+            reread = await c.get(f"/articles/{METERED[0]}")
+            reread_full = 'id="consentgate-cta"' not in reread.text
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as cleared:
+            fresh = await cleared.get(f"/articles/{FOURTH}")  # cookies gone, same network
+            fresh_walled = 'id="consentgate-cta"' in fresh.text
+        return pids, full, reread_full, fresh_walled
+
+    pids, full, reread_full, fresh_walled = asyncio.run(scenario())
+    assert len(pids) == 2, "requests reached both workers"
+    assert full == [True, True, True]
+    assert reread_full
+    assert fresh_walled, "the server meter in Redis remembers the network across workers"
