@@ -285,3 +285,9 @@ def test_truncate_second_container_is_emptied_not_passed_whole() -> None:
     assert b"SECRET" not in out
     assert out.count(b"<aside>CTA</aside>") == 1
     assert out.endswith(b"<div class=body></div><p>after</p></body>")
+
+
+def test_remove_self_closed_foreign_element_keeps_the_rest() -> None:
+    html = b"<body><svg><g/><text>kept</text></svg><p>after</p></body>"
+    out = run_all_chunkings(lambda: [RemoveElement("svg g")], html)
+    assert out == b"<body><svg><text>kept</text></svg><p>after</p></body>"

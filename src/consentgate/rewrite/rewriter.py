@@ -751,7 +751,12 @@ class Rewriter:
             if isinstance(state.op, RemoveElement):
                 state.matches += 1
                 self.report.removals += 1
-                if name not in H.VOID_ELEMENTS or element.foreign:
+                # Only an element that stays open has content to drop; a void or a
+                # self-closed foreign element (<svg><g/>) is just its tag.
+                stays_open = (
+                    not element.self_closing if element.foreign else name not in H.VOID_ELEMENTS
+                )
+                if stays_open:
                     self._begin_drop(element, _DropKind.REMOVE)
                 return
         before: list[bytes] = []
