@@ -648,3 +648,29 @@ def test_wall_site_accounts_via_user_resolver_and_acceptance_api(tmp_path: Path)
     assert hidden_markers(before_acceptance) == []
     assert 'data-cg-reason="policy_acceptance_needed"' in before_acceptance
     assert full_text_present(after_acceptance, "alpha")
+
+
+def test_wall_server_meter_prunes_reads_older_than_the_period(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    async def scenario() -> int:
+        gate = wall_gate(ArticleApp(), tmp_path, wall={"meter": {"store": "server"}})
+        await gate.ledger.ensure_open()
+        old = datetime.now(UTC) - timedelta(days=90)
+        await gate.ledger.storage.record_read("reader:old", "article:old", old)
+        async with client(gate) as c:
+            await read(c, "/articles/alpha")
+        for _ in range(50):  # the prune runs in the background
+            rows = (
+                sqlite3.connect(tmp_path / "ledger.db")
+                .execute("SELECT count(*) FROM meter_reads WHERE reader_key = 'reader:old'")
+                .fetchone()[0]
+            )
+            if rows == 0:
+                break
+            await asyncio.sleep(0.05)
+        return int(rows)
+
+    assert run(scenario()) == 0

@@ -7,11 +7,12 @@ response, as ``pipeline.py`` does for consent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from consentgate.visitor import Visitor
 
 logger = logging.getLogger("consentgate")
+PRUNE_INTERVAL_SECONDS = 3600
 
 JSON_LD = compile_selector('script[type="application/ld+json"]')
 # Request headers that would let a reader get at bytes past the cut: a byte range of the
@@ -98,6 +100,8 @@ class ArticleGate:
         )
         self.meter_codec = MeterCookieCodec(config.secret_keys, self.window)
         self._meter_in_database = gate.redis is None
+        self._last_prune = 0.0
+        self._prune_task: asyncio.Task[None] | None = None
         self.server_meter = (
             ServerMeter(
                 self._meter_store(gate),
@@ -208,6 +212,7 @@ class ArticleGate:
             try:
                 if self._meter_in_database:
                     await self._gate.ledger.ensure_open()
+                    self._prune_old_reads_now_and_then(now)
                 verdict = await self.server_meter.check_and_count(
                     meter.reader_id, visitor.client_ip, access.article_id, now
                 )
@@ -229,6 +234,27 @@ class ArticleGate:
             scheme=visitor.scheme,
         )
         return ArticleVerdict(access, decision, meter_cookie=cookie)
+
+    def _prune_old_reads_now_and_then(self, now: float) -> None:
+        """Reads older than the period count for nothing: delete them, hourly at most.
+
+        Redis expires them by itself; in the database they would pile up for ever,
+        and they are reading records we have no reason to keep.
+        """
+        if now - self._last_prune < PRUNE_INTERVAL_SECONDS or self._prune_task is not None:
+            return
+        self._last_prune = now
+        before = datetime.fromtimestamp(self.window.starts_at(now) - 86_400, UTC)
+        self._prune_task = asyncio.get_running_loop().create_task(self._prune(before))
+
+    async def _prune(self, before: datetime) -> None:
+        try:
+            removed = await self._gate.ledger.storage.prune_reads(before)
+            logger.info("consentgate: pruned %d expired meter reads", removed)
+        except StorageError as exc:
+            logger.warning("consentgate: could not prune meter reads (%s)", exc)
+        finally:
+            self._prune_task = None
 
     async def _needs_policy_acceptance(self, visitor: Visitor) -> bool:
         if not visitor.user_id:
