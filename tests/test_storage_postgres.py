@@ -128,7 +128,7 @@ def test_postgres_statement_timeout_turns_slow_query_into_storage_error(pg_url: 
             await storage.ping()  # the connection is fine afterwards
             return elapsed
 
-    assert asyncio.run(scenario()) < 2
+    assert asyncio.run(scenario()) < 4.5  # pg_sleep(5) was cut short by the timeout
 
 
 def test_postgres_unreachable_server_fails_fast_without_leaking_password() -> None:

@@ -219,7 +219,8 @@ class Accounts:
         if problems:
             raise problems[0]
         normalized = normalize_email(email)
-        assert normalized is not None  # registration_problems checked it
+        if normalized is None:  # registration_problems checked it; never trust -O
+            raise AccountError(AccountErrorReason.EMAIL_INVALID, "This is not an e-mail address.")
         password_hash = await asyncio.to_thread(hash_password, password)
         user = User(email=normalized, password_hash=password_hash, created_at=self._clock())
         rows = [self._acceptance(user.id, "privacy_policy", True, "registration", context)]

@@ -29,11 +29,11 @@ from consentgate.storage import CONSENT_ACTIONS, ConsentRecord, Storage
 
 __all__ = ["ACTIONS", "CategoryRate", "Day", "Stats", "compute_stats"]
 
-ACTIONS = ("grant", "reject", "update", "withdraw", "gpc")
+# Display order; every ledger action, as the storage layer defines them.
+ACTIONS = tuple(sorted(CONSENT_ACTIONS, key=("grant", "reject", "update", "withdraw", "gpc").index))
 METHODS = ("form", "js", "api", "gpc")
 BANNER_METHODS = frozenset({"form", "js"})  # answers given in the banner or settings page
 _BATCH = 1000
-assert frozenset(ACTIONS) == CONSENT_ACTIONS
 
 
 @dataclass(frozen=True, slots=True)

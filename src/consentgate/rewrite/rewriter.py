@@ -320,7 +320,8 @@ class Rewriter:
                 state.snippet = self._encode_new(op.html)
 
     def _encode_new(self, text: str) -> bytes:
-        assert self._charset is not None
+        if self._charset is None:
+            raise RuntimeError("snippet encoded before the charset was decided")
         return text.encode(self._charset.snippet_encoding, _ERRORS)
 
     # -- public API --------------------------------------------------------------------------
@@ -670,8 +671,7 @@ class Rewriter:
             stack.pop()
             self._names.pop()
             self._end_drop()
-            assert element is not None
-            self._element_closed(element)
+            self._element_closed(self._drop_root_element(element))
             return
         visible = not self._dropping or ends_drop
         before = after = b""
@@ -721,9 +721,16 @@ class Rewriter:
         self._drop_root = None
         self._dropping = False
 
+    @staticmethod
+    def _drop_root_element(element: _Element | None) -> _Element:
+        if element is None:  # ends_drop implies an element; say so without assert
+            raise RuntimeError("end of a dropped element without the element")
+        return element
+
     def _start_cut(self, state: _TruncateState) -> None:
         container = state.container
-        assert container is not None
+        if container is None:
+            raise RuntimeError("cut started outside its container")
         out = self._out
         out.append(state.snippet)
         stack = self._stack
