@@ -9,16 +9,16 @@ by silently skipping them.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.services import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -54,13 +54,6 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -113,3 +106,8 @@ def cookie_names(context: Any) -> set[str]:
 def assert_absent(context: Any, names: Sequence[str], when: str) -> None:
     present = sorted(cookie_names(context) & set(names))
     assert not present, f"{when}: the jar still holds {present}"
+
+
+TIMEOUT_MS = 10_000
+DESKTOP = {"width": 1280, "height": 800}
+NewContext = Callable[..., Any]

@@ -6,12 +6,19 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from tests.browser_support import (
+    DESKTOP,
+    TIMEOUT_MS,
+    NewContext,
+    launch_chromium,
+    require_browser,
+)
 
 from consentgate import Config, ConsentGate
 
@@ -121,3 +128,41 @@ async def decide(
     if categories:
         data["category"] = list(categories)
     return await c.post("/consentgate/consent", data=data)
+
+
+# -- browser fixtures, shared by the test_browser_* modules -----------------------------
+# Each module defines its own ``site`` fixture (the server it tests); these only start
+# Chromium when a test asks for them.
+@pytest.fixture(scope="module")
+def sync_api() -> Any:
+    return require_browser()
+
+
+@pytest.fixture(scope="module")
+def browser(sync_api: Any) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_context(browser: Any, site: str) -> Iterator[NewContext]:
+    """Make fresh browser contexts (clean cookie jars); all are closed afterwards."""
+    made: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("base_url", site)
+        options.setdefault("viewport", DESKTOP)
+        options.setdefault("locale", "en-GB")
+        options.setdefault("reduced_motion", "reduce")
+        context = browser.new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        context.close()

@@ -13,18 +13,18 @@ on every HTML page).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from examples.newsroom.app import create_app
 from tests.browser_support import (
+    DESKTOP,
+    NewContext,
     assert_absent,
     cookie_names,
     cookies_by_name,
-    launch_chromium,
-    require_browser,
     serve,
 )
 
@@ -38,55 +38,17 @@ CONSENT = "cg_consent"
 BANNER = "#consentgate-banner"
 SETTINGS_LINK = "#consentgate-settings-link"
 BADGE = ".demo-analytics-badge"
-TIMEOUT_MS = 10_000
-DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 375, "height": 740}
 
-NewContext = Callable[..., Any]
 
 
 # -- fixtures -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sync_api() -> Any:
-    return require_browser()
-
-
 @pytest.fixture(scope="module")
 def site(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The wrapped demo over real HTTP, with its own ledger for this module."""
     data_dir = tmp_path_factory.mktemp("newsroom-data")
     with serve(create_app(data_dir)) as base_url:
         yield base_url
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api: Any) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def new_context(browser: Any, site: str) -> Iterator[NewContext]:
-    """Make fresh browser contexts (clean cookie jars); all are closed afterwards."""
-    made: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        options.setdefault("base_url", site)
-        options.setdefault("viewport", DESKTOP)
-        options.setdefault("locale", "en-GB")
-        options.setdefault("reduced_motion", "reduce")
-        context = browser.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        made.append(context)
-        return context
-
-    yield make
-    for context in made:
-        context.close()
 
 
 @pytest.fixture

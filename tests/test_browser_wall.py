@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,10 +26,9 @@ import httpx
 import pytest
 from examples.newsroom.app import create_app
 from tests.browser_support import (
+    NewContext,
     cookie_names,
     cookies_by_name,
-    launch_chromium,
-    require_browser,
     serve,
 )
 
@@ -59,10 +58,7 @@ SESSION = "cg_session"
 REGISTER_PATH = "/consentgate/register"
 METER = "cg_meter"
 PASSWORD = "harbour-light-2025-kestrel"
-TIMEOUT_MS = 10_000
-DESKTOP = {"width": 1280, "height": 800}
 
-NewContext = Callable[..., Any]
 
 
 def article_path(slug: str) -> str:
@@ -70,11 +66,6 @@ def article_path(slug: str) -> str:
 
 
 # -- fixtures -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sync_api() -> Any:
-    return require_browser()
-
-
 @pytest.fixture(scope="module")
 def site(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The wrapped demo over real HTTP, with its own ledger for this module."""
@@ -115,36 +106,6 @@ def full_paragraphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[
     for slug, paragraphs in found.items():
         assert len(paragraphs) >= FULL_MIN_PARAGRAPHS, (slug, len(paragraphs))
     return found
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api: Any) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def new_context(browser: Any, site: str) -> Iterator[NewContext]:
-    """Make fresh browser contexts (clean cookie jars); all are closed afterwards."""
-    made: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        options.setdefault("base_url", site)
-        options.setdefault("viewport", DESKTOP)
-        options.setdefault("locale", "en-GB")
-        options.setdefault("reduced_motion", "reduce")
-        context = browser.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        made.append(context)
-        return context
-
-    yield make
-    for context in made:
-        context.close()
 
 
 @pytest.fixture
