@@ -674,3 +674,21 @@ def test_wall_server_meter_prunes_reads_older_than_the_period(tmp_path: Path) ->
         return int(rows)
 
     assert run(scenario()) == 0
+
+
+def test_wall_session_of_an_erased_account_reads_as_anonymous(tmp_path: Path) -> None:
+    async def scenario() -> tuple[str, str]:
+        gate = wall_gate(ArticleApp(), tmp_path)
+        async with client(gate) as c:
+            await register(c, email="gone@example.org")
+            before = (await read(c, "/premium/alpha")).text
+            user = await gate.ledger.storage.user_by_email("gone@example.org")
+            assert user is not None
+            await gate.ledger.storage.delete_user(user.id)  # `consentgate forget user`
+            gate._known_accounts.clear()  # as if the minute of caching had passed
+            after = (await read(c, "/premium/alpha")).text
+        return before, after
+
+    before, after = run(scenario())
+    assert full_text_present(before, "alpha")
+    assert hidden_markers(after) == []
