@@ -186,3 +186,21 @@ def test_config_wall_gated_class_comes_from_the_selector() -> None:
         {**GOOD, "wall": {"article_selector": "main div.story-body__inner"}}
     )
     assert config.wall.gated_class == "story-body__inner"
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"secret_keys": ("short",)}, "secret_keys[0]"),
+        ({"consent_lifetime_days": 1000}, "consent_lifetime_days"),
+        ({"categories": ()}, "categories"),
+        ({"prefix": "no-slash"}, "prefix"),
+        ({"default_language": "it"}, "default_language"),
+    ],
+)
+def test_config_built_directly_is_checked_too(change: dict[str, Any], key: str) -> None:
+    import dataclasses
+
+    with pytest.raises(ConfigError) as excinfo:
+        dataclasses.replace(Config.from_mapping(GOOD), **change)
+    assert excinfo.value.key == key

@@ -230,6 +230,38 @@ class Config:
     meter_url: str | None = None
     admin_token_sha256: str | None = None
 
+    def __post_init__(self) -> None:
+        """Invariants the rest of consentgate relies on, however the Config was built.
+
+        ``from_toml`` and ``from_mapping`` check every key with precise messages; this
+        catches a Config built directly (or changed with ``dataclasses.replace``) that
+        would otherwise fail later, on some reader's request.
+        """
+        for index, secret in enumerate(self.secret_keys):
+            if len(secret) < MIN_SECRET_KEY_LENGTH:
+                raise ConfigError(f"secret_keys[{index}]", "too short (at least 32 characters)")
+        for key in ("consent_lifetime_days", "reject_lifetime_days"):
+            if not 1 <= getattr(self, key) <= MAX_CONSENT_LIFETIME_DAYS:
+                raise ConfigError(key, f"must be between 1 and {MAX_CONSENT_LIFETIME_DAYS}")
+        necessary = self.category("necessary")
+        if necessary is None or not necessary.required:
+            raise ConfigError("categories", "must include 'necessary' with required = true")
+        known = set(self.category_ids)
+        for index, rule in enumerate(self.cookies):
+            if rule.category not in known:
+                raise ConfigError(
+                    f"cookies[{index}].category", f"unknown category {rule.category!r}"
+                )
+        if self.wall.meter.category not in known:
+            raise ConfigError(
+                "wall.meter.category", f"unknown category {self.wall.meter.category!r}"
+            )
+        if self.default_language not in self.languages:
+            raise ConfigError("default_language", f"{self.default_language!r} is not in languages")
+        _prefix(self.prefix)
+        if self.wall.meter.limit < 1:
+            raise ConfigError("wall.meter.limit", "must be at least 1")
+
     # -- construction -------------------------------------------------------------
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> Config:
