@@ -24,6 +24,7 @@ from consentgate.storage.postgres import PostgresStorage
 REPO = Path(__file__).resolve().parents[1]
 DECISIONS = 10_000
 CLIENTS = 64
+DECISIONS_PER_CONNECTION = 25
 METERED = ("harbour-dredging-vote", "ferry-timetable-change", "school-robotics-team")
 FOURTH = "heatwave-water-authority"
 
@@ -108,10 +109,15 @@ async def _decide_many(base: str) -> list[str]:
     workers: list[str] = []
 
     async def client_loop() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-            token = (await c.get("/consentgate/consent")).json()["csrf_token"]
-            while not queue.empty():
-                workers.append(await _one_reader_decides(c, token, queue.get_nowait()))
+        # A fresh connection every few decisions, as browsers come and go: new
+        # connections are what the two workers share out between them.
+        while not queue.empty():
+            async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+                token = (await c.get("/consentgate/consent")).json()["csrf_token"]
+                for _ in range(DECISIONS_PER_CONNECTION):
+                    if queue.empty():
+                        break
+                    workers.append(await _one_reader_decides(c, token, queue.get_nowait()))
 
     await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
     return workers
