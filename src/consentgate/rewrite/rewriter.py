@@ -795,7 +795,8 @@ class Rewriter:
                 elif state.phase is _Phase.DONE and not self._dropping:
                     self._empty_container(state, element)
         for selector, state in items:
-            assert isinstance(state, _TruncateState)
+            if not isinstance(state, _TruncateState):
+                raise RuntimeError("the item index holds only truncations")
             if (
                 state.phase is _Phase.ACTIVE
                 and element is not state.container
@@ -861,7 +862,8 @@ class Rewriter:
         state = self._capture_state
         self._capture = None
         self._capture_state = None
-        assert state is not None and isinstance(state.op, TransformText)
+        if state is None or not isinstance(state.op, TransformText):
+            raise RuntimeError("a capture ended without its text transform")
         text = captured.decode(self._codec, "surrogateescape")
         try:
             new_text = state.op.callback(text)
@@ -883,7 +885,8 @@ class Rewriter:
         """Count words in ``data``; when the limit is passed, cut right before the next word and
         return only the part that stays."""
         limit = state.keep_words
-        assert limit is not None
+        if limit is None:
+            raise RuntimeError("word counting for a truncation that keeps items")
         for match in _WORD.finditer(data):
             if match.start() == 0 and state.in_word:
                 continue  # the word began in the previous piece of text
@@ -907,7 +910,8 @@ class Rewriter:
         after: list[bytes] = []
         for selector, state in candidates:
             op = state.op
-            assert isinstance(op, InsertHTML)
+            if not isinstance(op, InsertHTML):
+                raise RuntimeError("the end-tag index holds only insertions")
             if state.done and op.once:
                 continue
             if index is not None:

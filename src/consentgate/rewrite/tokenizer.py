@@ -83,7 +83,8 @@ class StartTag:
     def attrs_end(self) -> int:
         """Where the attributes end in ``raw`` (the start of the trailing spaces/slashes)."""
         match = _TAG.match(self.raw)
-        assert match is not None, "a StartTag holds a complete tag"
+        if match is None:  # a StartTag is only ever made from a complete tag
+            raise RuntimeError(f"not a complete start tag: {self.raw[:40]!r}")
         return match.start("tail")
 
     @property
