@@ -746,3 +746,23 @@ def test_starlette_middleware_option_with_keyword_config(tmp_path: Path) -> None
             return await c.get("/")
 
     assert 'id="consentgate-banner"' in run(scenario()).text
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"origin": "null", "sec-fetch-site": "same-origin"}, 303),  # no-referrer pages
+        ({"origin": "null"}, 403),
+        ({"origin": "null", "sec-fetch-site": "cross-site"}, 403),
+    ],
+)
+def test_consent_post_origin_null_needs_same_origin_fetch_metadata(
+    tmp_path: Path, headers: dict[str, str], status: int
+) -> None:
+    async def scenario() -> httpx.Response:
+        async with client(make_gate(html_app(), tmp_path)) as c:
+            token = await csrf_token(c)
+            data = {"action": "reject_all", "csrf_token": token, "next": "/"}
+            return await c.post("/consentgate/consent", data=data, headers=headers)
+
+    assert run(scenario()).status_code == status

@@ -26,10 +26,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from itsdangerous import BadData, URLSafeTimedSerializer
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -47,7 +47,7 @@ from consentgate.operator.stats import compute_stats
 from consentgate.operator.store import Window, iso, parse_when
 from consentgate.storage import AcceptanceRecord, ConsentRecord, StorageError
 from consentgate.web.cookies import is_secure
-from consentgate.web.security import same_origin
+from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form
 
 if TYPE_CHECKING:
     from consentgate.middleware import ConsentGate
@@ -229,7 +229,7 @@ class Dashboard:
         days = request.query_params.get("days", "")
         choices = "".join(
             f'<a href="{_e(self.base)}?days={n}"'
-            f'{" aria-current=page" if days == str(n) else ""}>last {n} days</a> '
+            f"{' aria-current=page' if days == str(n) else ''}>last {n} days</a> "
             for n in (7, 30, 90, 365)
         )
         body = (
@@ -242,8 +242,12 @@ class Dashboard:
     async def search(self, request: Request, visitor: Visitor) -> Response:
         query = request.query_params.get("q", "").strip()[:MAX_QUERY]
         if not query:
-            return self._html("Search", "<p>Enter a consent id or an e-mail address.</p>",
-                              visitor=visitor, query=query)
+            return self._html(
+                "Search",
+                "<p>Enter a consent id or an e-mail address.</p>",
+                visitor=visitor,
+                query=query,
+            )
         await self.gate.ledger.ensure_open()
         storage = self.gate.ledger.storage
         if "@" in query:
@@ -271,15 +275,15 @@ class Dashboard:
         form = await _read_form(request)
         if form is None:
             return _plain(400, "Send the login form (application/x-www-form-urlencoded).")
-        next_url = _admin_next(_first(form, "next"), self.base)
-        if not self._csrf_ok(request, visitor, _first(form, "csrf_token")):
+        next_url = _admin_next(first(form, "next"), self.base)
+        if not self._csrf_ok(request, visitor, first(form, "csrf_token")):
             return self._login_page(
                 visitor,
                 next_url,
                 status=403,
                 error="The form had expired or came from another site; please try again.",
             )
-        if not self.token_matches(_first(form, "token").strip()):
+        if not self.token_matches(first(form, "token").strip()):
             return self._login_page(
                 visitor, next_url, status=401, error="That is not the admin token."
             )
@@ -292,7 +296,7 @@ class Dashboard:
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
         form = await _read_form(request)
-        if form is None or not self._csrf_ok(request, visitor, _first(form, "csrf_token")):
+        if form is None or not self._csrf_ok(request, visitor, first(form, "csrf_token")):
             return _plain(403, "The form had expired or came from another site.")
         response = RedirectResponse(f"{self.base}/login", status_code=303)
         response.headers.append("set-cookie", self._cookie("", visitor, max_age=0))
@@ -300,15 +304,12 @@ class Dashboard:
 
     # -- pieces ---------------------------------------------------------------------
     def _csrf_ok(self, request: Request, visitor: Visitor, submitted: str) -> bool:
-        origin = request.headers.get("origin")
-        if origin == "null" and request.headers.get("sec-fetch-site") == "same-origin":
-            # Under Referrer-Policy: no-referrer, browsers send "Origin: null" with our
-            # own form posts; Fetch Metadata still says where the post came from.
-            origin = None
-        if not same_origin(origin, request.headers.get("host"), request.url.scheme):
-            return False
         cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-        return self.gate.csrf.matches(cookie_token, submitted or None)
+        try:
+            check_csrf(request, self.gate.csrf, cookie_token, submitted)
+        except RequestFailure:
+            return False
+        return True
 
     def _login_page(
         self, visitor: Visitor, next_url: str, *, status: int, error: str = ""
@@ -508,26 +509,11 @@ def _admin_next(value: str | None, base: str) -> str:
     return base
 
 
-async def _read_form(request: Request) -> dict[str, list[str]] | None:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/x-www-form-urlencoded", ""):
-        return None
-    chunks: list[bytes] = []
-    size = 0
+async def _read_form(request: Request) -> Form | None:
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                return None
-            chunks.append(chunk)
-        return parse_qs(b"".join(chunks).decode("utf-8"), max_num_fields=20)
-    except (ClientDisconnect, UnicodeDecodeError, ValueError):
+        return await read_form(request, MAX_FORM_BYTES)
+    except RequestFailure:
         return None
-
-
-def _first(form: dict[str, list[str]], name: str) -> str:
-    values = form.get(name)
-    return values[0] if values else ""
 
 
 def _challenge(invalid: bool) -> str:

@@ -20,10 +20,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts import AccountError, Accounts, RateLimiter, SessionCodec
@@ -39,8 +39,16 @@ from consentgate.web.account_templates import (
     render_register_page,
 )
 from consentgate.web.cookies import own_cookie
-from consentgate.web.errors import Failure
-from consentgate.web.security import CsrfTokens, safe_next, same_origin
+from consentgate.web.forms import (
+    Form,
+    RequestFailure,
+    check_csrf,
+    first,
+    private_headers,
+    read_form,
+    see_other,
+)
+from consentgate.web.security import CsrfTokens, safe_next
 
 __all__ = [
     "LOGIN_WINDOW_SECONDS",
@@ -49,8 +57,8 @@ __all__ = [
     "AccountGate",
     "AccountHandler",
     "AccountVisitor",
-    "FormFailure",
     "Limit",
+    "RequestFailure",
 ]
 
 logger = logging.getLogger("consentgate")
@@ -111,16 +119,6 @@ class Limit:
 # typos, too few to guess passwords. Only registrations that pass validation count.
 REGISTER_WINDOW_SECONDS = 3600
 LOGIN_WINDOW_SECONDS = 900
-# Our forms are a few short fields; the consent endpoints use the same ceiling.
-MAX_BODY_BYTES = 64 * 1024
-
-
-class FormFailure(Exception):
-    """A POST we refuse before reading its fields: CSRF, size, encoding."""
-
-    def __init__(self, failure: Failure, detail: str | None = None) -> None:
-        super().__init__(failure.message if detail is None else f"{failure.message} {detail}")
-        self.failure = failure
 
 
 class AccountEndpoints:
@@ -149,7 +147,7 @@ class AccountEndpoints:
     ) -> None:
         next_url = safe_next(Request(scope).query_params.get("next"))
         if visitor.user_id is not None:
-            await _redirect(next_url)(scope, receive, send)
+            await see_other(next_url)(scope, receive, send)
             return
         await self._page(scope, receive, send, visitor, next_url, self._register_renderer())
 
@@ -158,12 +156,12 @@ class AccountEndpoints:
     ) -> None:
         request = Request(scope, receive)
         form = await self._post_form(request, visitor)
-        if isinstance(form, FormFailure):
+        if isinstance(form, RequestFailure):
             await self._failure(scope, receive, send, visitor, form)
             return
-        next_url = safe_next(_first(form, "next"))
-        email, password = _first(form, "email"), _first(form, "password")
-        accepted, newsletter = bool(_first(form, "accept_policy")), bool(_first(form, "newsletter"))
+        next_url = safe_next(first(form, "next"))
+        email, password = first(form, "email"), first(form, "password")
+        accepted, newsletter = bool(first(form, "accept_policy")), bool(first(form, "newsletter"))
         accounts = self.gate.accounts
         problems = accounts.registration_problems(email, password, accepted)
         if problems:
@@ -212,11 +210,11 @@ class AccountEndpoints:
     ) -> None:
         request = Request(scope, receive)
         form = await self._post_form(request, visitor)
-        if isinstance(form, FormFailure):
+        if isinstance(form, RequestFailure):
             await self._failure(scope, receive, send, visitor, form)
             return
-        next_url = safe_next(_first(form, "next"))
-        email, password = _first(form, "email"), _first(form, "password")
+        next_url = safe_next(first(form, "next"))
+        email, password = first(form, "email"), first(form, "password")
         accounts = self.gate.accounts
         context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
         # Address first: a refused address never creates per-e-mail keys, so one client
@@ -250,10 +248,10 @@ class AccountEndpoints:
     ) -> None:
         request = Request(scope, receive)
         form = await self._post_form(request, visitor)
-        if isinstance(form, FormFailure):
+        if isinstance(form, RequestFailure):
             await self._failure(scope, receive, send, visitor, form)
             return
-        response = _redirect(safe_next(_first(form, "next")))
+        response = see_other(safe_next(first(form, "next")))
         response.headers.append("set-cookie", self._session_cookie("", visitor, max_age=0))
         await response(scope, receive, send)
 
@@ -273,7 +271,7 @@ class AccountEndpoints:
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_policy")
             return
         if not needed:
-            await _redirect(next_url)(scope, receive, send)
+            await see_other(next_url)(scope, receive, send)
             return
         await self._page(scope, receive, send, visitor, next_url, render_policy_page)
 
@@ -282,15 +280,15 @@ class AccountEndpoints:
     ) -> None:
         request = Request(scope, receive)
         form = await self._post_form(request, visitor)
-        if isinstance(form, FormFailure):
+        if isinstance(form, RequestFailure):
             await self._failure(scope, receive, send, visitor, form)
             return
-        next_url = safe_next(_first(form, "next"))
+        next_url = safe_next(first(form, "next"))
         user_id = visitor.user_id
         if user_id is None:
             await self._to_login(next_url)(scope, receive, send)
             return
-        if not _first(form, "accept_policy"):
+        if not first(form, "accept_policy"):
             error = self._texts(visitor)["policy_error"]
 
             def render(page: AccountPage) -> str:
@@ -308,30 +306,18 @@ class AccountEndpoints:
             logger.error("consentgate: policy acceptance not recorded: %s", exc)
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_policy")
             return
-        await _redirect(next_url)(scope, receive, send)
+        await see_other(next_url)(scope, receive, send)
 
     # -- shared pieces ------------------------------------------------------------------
-    async def _post_form(
-        self, request: Request, visitor: AccountVisitor
-    ) -> dict[str, list[str]] | FormFailure:
+    async def _post_form(self, request: Request, visitor: AccountVisitor) -> Form | RequestFailure:
         """The urlencoded form if it is readable and passes the CSRF checks."""
         try:
-            form = await _read_form(request)
-            self._check_csrf(request, visitor, _first(form, "csrf_token") or None)
-        except FormFailure as failure:
+            form = await read_form(request)
+            cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
+            check_csrf(request, self.gate.csrf, cookie_token, first(form, "csrf_token"))
+        except RequestFailure as failure:
             return failure
         return form
-
-    def _check_csrf(self, request: Request, visitor: AccountVisitor, submitted: str | None) -> None:
-        if not same_origin(
-            request.headers.get("origin"), request.headers.get("host"), request.url.scheme
-        ):
-            raise FormFailure(Failure.CROSS_ORIGIN)
-        cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-        if not self.gate.csrf.is_valid(cookie_token):
-            raise FormFailure(Failure.CSRF_COOKIE_MISSING)
-        if not self.gate.csrf.matches(cookie_token, submitted):
-            raise FormFailure(Failure.CSRF_TOKEN_MISMATCH)
 
     async def _allowed(self, key: str, limit: Limit) -> bool:
         return await self.gate.rate_limiter.hit(key, limit.attempts, limit.window_seconds)
@@ -369,7 +355,7 @@ class AccountEndpoints:
         token, cookie = self.gate.endpoints.csrf_token_for(visitor)
         page = self._account_page(visitor, token, next_url)
         response = HTMLResponse(
-            render(page), status_code=status, headers={**_private_headers(), **(headers or {})}
+            render(page), status_code=status, headers={**private_headers(), **(headers or {})}
         )
         if cookie:
             response.headers.append("set-cookie", cookie)
@@ -386,7 +372,7 @@ class AccountEndpoints:
     ) -> None:
         sessions = self.gate.sessions
         value = sessions.dumps(sessions.new_session(user_id))
-        response = _redirect(next_url)
+        response = see_other(next_url)
         response.headers.append(
             "set-cookie", self._session_cookie(value, visitor, max_age=sessions.lifetime_seconds)
         )
@@ -400,7 +386,7 @@ class AccountEndpoints:
 
     def _to_login(self, next_url: str) -> Response:
         back_here = f"{self.prefix}/policy?next={quote(next_url, safe='/')}"
-        return _redirect(f"{self.prefix}/login?next={quote(back_here, safe='/')}")
+        return see_other(f"{self.prefix}/login?next={quote(back_here, safe='/')}")
 
     async def _message(
         self,
@@ -418,7 +404,7 @@ class AccountEndpoints:
         page = self._account_page(visitor, "", next_url)
         body = render_account_message(page, texts[keys[0]], texts[keys[1]], next_url)
         response = HTMLResponse(
-            body, status_code=status, headers={**_private_headers(), **(headers or {})}
+            body, status_code=status, headers={**private_headers(), **(headers or {})}
         )
         await response(scope, receive, send)
 
@@ -456,38 +442,14 @@ class AccountEndpoints:
         receive: Receive,
         send: Send,
         visitor: AccountVisitor,
-        failure: FormFailure,
+        failure: RequestFailure,
     ) -> None:
         """A CSRF or unreadable-form failure, as a small page with its status."""
         title = self._texts(visitor)["error_title"]
         page = self._account_page(visitor, "", "/")
         body = render_account_message(page, title, str(failure), None)
-        response = HTMLResponse(
-            body, status_code=failure.failure.status, headers=_private_headers()
-        )
+        response = HTMLResponse(body, status_code=failure.failure.status, headers=private_headers())
         await response(scope, receive, send)
-
-
-async def _read_form(request: Request) -> dict[str, list[str]]:
-    """An urlencoded body of at most MAX_BODY_BYTES (no multipart: our forms need none)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/x-www-form-urlencoded", ""):
-        raise FormFailure(Failure.UNSUPPORTED_MEDIA_TYPE, f"Got {content_type!r}.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise FormFailure(Failure.BODY_TOO_LARGE)
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise FormFailure(Failure.BODY_TOO_LARGE)
-    except ClientDisconnect:
-        raise FormFailure(Failure.BAD_FORM, "The client went away.") from None
-    try:
-        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormFailure(Failure.BAD_FORM, f"({exc})") from None
 
 
 def _errors_by_field(problems: list[AccountError]) -> dict[str, str]:
@@ -496,19 +458,3 @@ def _errors_by_field(problems: list[AccountError]) -> dict[str, str]:
     for problem in problems:
         errors.setdefault(problem.field, problem.message)
     return errors
-
-
-def _first(form: dict[str, list[str]], name: str) -> str:
-    values = form.get(name)
-    return values[0] if values else ""
-
-
-def _redirect(url: str) -> Response:
-    # 303: the browser follows with a GET, so a reload never re-posts the form.
-    response = RedirectResponse(url, status_code=303)
-    response.headers.update(_private_headers())
-    return response
-
-
-def _private_headers() -> dict[str, str]:
-    return {"cache-control": "private, no-store", "vary": "Cookie"}

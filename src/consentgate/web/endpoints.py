@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.consent.cookies import expire_cookie_headers
@@ -31,7 +31,17 @@ from consentgate.consent.texts import resolve_texts
 from consentgate.storage import StorageError
 from consentgate.web.cookies import consent_cookie_header, csrf_cookie_header
 from consentgate.web.errors import Failure
-from consentgate.web.security import safe_next, same_origin
+from consentgate.web.forms import (
+    RequestFailure,
+    check_csrf,
+    first,
+    media_type,
+    private_headers,
+    read_body,
+    read_form,
+    see_other,
+)
+from consentgate.web.security import safe_next
 from consentgate.web.templates import (
     BannerContext,
     render_message_page,
@@ -47,7 +57,6 @@ logger = logging.getLogger("consentgate")
 Handler = Callable[[Scope, Receive, Send, "Visitor"], Awaitable[None]]
 # (failure, message, visitor, wants_json) -> the response to send instead.
 FailureResponse = Callable[[Failure, str, "Visitor", bool], Response]
-MAX_BODY_BYTES = 64 * 1024
 STATIC_FILES = {
     "banner.css": "text/css; charset=utf-8",
     "banner.js": "text/javascript; charset=utf-8",
@@ -55,13 +64,6 @@ STATIC_FILES = {
 }
 ACTIONS = ("accept_all", "reject_all", "save")
 GPC_LAST_UPDATE = "2026-11-26"
-
-
-class EndpointFailure(Exception):
-    def __init__(self, failure: Failure, detail: str | None = None) -> None:
-        super().__init__(failure.message if detail is None else f"{failure.message} {detail}")
-        self.failure = failure
-        self.detail = detail
 
 
 class Endpoints:
@@ -119,7 +121,7 @@ class Endpoints:
             ],
             "csrf_token": token,
         }
-        response = JSONResponse(body, headers=_private_headers())
+        response = JSONResponse(body, headers=private_headers())
         if cookie:
             response.headers.append("set-cookie", cookie)
         await response(scope, receive, send)
@@ -127,20 +129,20 @@ class Endpoints:
     async def receipt(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         decision = visitor.decision
         if decision is None:
-            await self._fail(scope, receive, send, visitor, EndpointFailure(Failure.NO_CONSENT))
+            await self._fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
             return
         try:
             history = await self.gate.ledger.history(decision.consent_id)
         except StorageError:
             await self._fail(
-                scope, receive, send, visitor, EndpointFailure(Failure.STORAGE_UNAVAILABLE)
+                scope, receive, send, visitor, RequestFailure(Failure.STORAGE_UNAVAILABLE)
             )
             return
         if not history:
-            await self._fail(scope, receive, send, visitor, EndpointFailure(Failure.NO_CONSENT))
+            await self._fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
             return
         body = consent_receipt(self.gate.config, history, visitor.consent)
-        headers = _private_headers()
+        headers = private_headers()
         headers["content-disposition"] = (
             f'inline; filename="consent-receipt-{decision.consent_id}.json"'
         )
@@ -162,7 +164,7 @@ class Endpoints:
             consent_id=decision.consent_id if decision else None,
             decided_at=decided_at,
         )
-        response = HTMLResponse(page, headers=_private_headers())
+        response = HTMLResponse(page, headers=private_headers())
         if cookie:
             response.headers.append("set-cookie", cookie)
         await response(scope, receive, send)
@@ -229,8 +231,8 @@ class Endpoints:
                 )
             except StorageError as exc:
                 logger.error("consentgate: consent not recorded, so not granted: %s", exc)
-                raise EndpointFailure(Failure.STORAGE_UNAVAILABLE) from exc
-        except EndpointFailure as failure:
+                raise RequestFailure(Failure.STORAGE_UNAVAILABLE) from exc
+        except RequestFailure as failure:
             await self._fail(
                 scope, receive, send, visitor, failure, wants_json=_wants_json(request)
             )
@@ -258,12 +260,11 @@ class Endpoints:
                     "settings_url": f"{config.prefix}/settings?next={quote(submission.next_url)}",
                     "receipt_url": f"{config.prefix}/consent/receipt",
                 },
-                headers=_private_headers(),
+                headers=private_headers(),
             )
         else:
             # 303: the browser follows with a GET, so a reload never re-posts the form.
-            response = RedirectResponse(submission.next_url, status_code=303)
-            response.headers.update(_private_headers())
+            response = see_other(submission.next_url)
         response.headers.append(
             "set-cookie", consent_cookie_header(self.gate, decision, visitor.scheme)
         )
@@ -272,14 +273,8 @@ class Endpoints:
         await response(scope, receive, send)
 
     def _check_csrf(self, request: Request, visitor: Visitor, submission: Submission) -> None:
-        origin = request.headers.get("origin")
-        if not same_origin(origin, request.headers.get("host"), request.url.scheme):
-            raise EndpointFailure(Failure.CROSS_ORIGIN)
         cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-        if not self.gate.csrf.is_valid(cookie_token):
-            raise EndpointFailure(Failure.CSRF_COOKIE_MISSING)
-        if not self.gate.csrf.matches(cookie_token, submission.csrf_token):
-            raise EndpointFailure(Failure.CSRF_TOKEN_MISMATCH)
+        check_csrf(request, self.gate.csrf, cookie_token, submission.csrf_token)
 
     def _granted_by(self, submission: Submission, *, withdraw: bool) -> frozenset[str]:
         config = self.gate.config
@@ -291,10 +286,10 @@ class Endpoints:
         if submission.action == "reject_all":
             return frozenset()
         if submission.action != "save":
-            raise EndpointFailure(Failure.BAD_ACTION, f"Got {submission.action!r}.")
+            raise RequestFailure(Failure.BAD_ACTION, f"Got {submission.action!r}.")
         for category in submission.categories:
             if category not in config.category_ids:
-                raise EndpointFailure(Failure.UNKNOWN_CATEGORY, f"Got {category!r}.")
+                raise RequestFailure(Failure.UNKNOWN_CATEGORY, f"Got {category!r}.")
         return frozenset(c for c in submission.categories if c in optional)
 
     # -- shared pieces --------------------------------------------------------------
@@ -334,7 +329,7 @@ class Endpoints:
         receive: Receive,
         send: Send,
         visitor: Visitor,
-        failure: EndpointFailure,
+        failure: RequestFailure,
         *,
         wants_json: bool | None = None,
     ) -> None:
@@ -346,7 +341,7 @@ class Endpoints:
     def default_failure_response(
         self, failure: Failure, message: str, visitor: Visitor, wants_json: bool
     ) -> Response:
-        headers = _private_headers()
+        headers = private_headers()
         if wants_json:
             return JSONResponse(
                 {"error": failure.code, "message": message},
@@ -385,36 +380,32 @@ class Submission:
 
 
 async def read_submission(request: Request) -> Submission:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _read_body_limited(request)
-    if content_type == "application/json":
-        return _json_submission(request, body)
-    if content_type in ("application/x-www-form-urlencoded", ""):
-        form = _parse_urlencoded(body)
-        return Submission(
-            action=_first(form, "action") or "",
-            categories=form.get("category", []),
-            csrf_token=_first(form, "csrf_token") or request.headers.get("x-csrf-token"),
-            next_url=safe_next(_first(form, "next")),
-            method="form",
-            is_json=False,
-        )
-    raise EndpointFailure(Failure.UNSUPPORTED_MEDIA_TYPE, f"Got {content_type!r}.")
+    if media_type(request) == "application/json":
+        return _json_submission(request, await read_body(request))
+    form = await read_form(request)
+    return Submission(
+        action=first(form, "action"),
+        categories=form.get("category", []),
+        csrf_token=first(form, "csrf_token") or request.headers.get("x-csrf-token"),
+        next_url=safe_next(first(form, "next")),
+        method="form",
+        is_json=False,
+    )
 
 
 def _json_submission(request: Request, body: bytes) -> Submission:
     try:
         data = json.loads(body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EndpointFailure(Failure.BAD_JSON, f"({exc})") from None
+        raise RequestFailure(Failure.BAD_JSON, f"({exc})") from None
     if not isinstance(data, Mapping):
-        raise EndpointFailure(Failure.BAD_JSON, "Expected an object.")
+        raise RequestFailure(Failure.BAD_JSON, "Expected an object.")
     categories: Any = data.get("categories", [])
     if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-        raise EndpointFailure(Failure.BAD_JSON, "'categories' must be a list of strings.")
+        raise RequestFailure(Failure.BAD_JSON, "'categories' must be a list of strings.")
     action = data.get("action", "")
     if not isinstance(action, str):
-        raise EndpointFailure(Failure.BAD_JSON, "'action' must be a string.")
+        raise RequestFailure(Failure.BAD_JSON, "'action' must be a string.")
     next_url = data.get("next")
     # The banner's script says so; any other JSON client is an API caller.
     from_banner = request.headers.get("x-consentgate-client") == "banner"
@@ -426,37 +417,6 @@ def _json_submission(request: Request, body: bytes) -> Submission:
         method="js" if from_banner else "api",
         is_json=True,
     )
-
-
-async def _read_body_limited(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise EndpointFailure(Failure.BODY_TOO_LARGE)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise EndpointFailure(Failure.BODY_TOO_LARGE)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise EndpointFailure(Failure.BAD_FORM, "The client went away.") from None
-    return b"".join(chunks)
-
-
-def _parse_urlencoded(body: bytes) -> dict[str, list[str]]:
-    """Our forms are urlencoded; the standard library reads them (no multipart needed)."""
-    try:
-        text = body.decode("utf-8")
-        return parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=100)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EndpointFailure(Failure.BAD_FORM, f"({exc})") from None
-
-
-def _first(form: dict[str, list[str]], name: str) -> str | None:
-    values = form.get(name)
-    return values[0] if values else None
 
 
 def _ledger_action(
@@ -472,10 +432,6 @@ def _ledger_action(
 
 def _ordered(gate: ConsentGate, ids: frozenset[str]) -> list[str]:
     return [c for c in gate.config.category_ids if c in ids]
-
-
-def _private_headers() -> dict[str, str]:
-    return {"cache-control": "private, no-store", "vary": "Cookie"}
 
 
 def _wants_json(request: Request) -> bool:

@@ -1,0 +1,102 @@
+"""What every POST to our endpoints shares: a bounded body, urlencoded fields, CSRF.
+
+The consent endpoints, the account pages and the admin dashboard all read their forms
+here, so a limit or a CSRF rule is set once and holds for each of them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import RedirectResponse, Response
+
+from consentgate.web.errors import Failure
+from consentgate.web.security import CsrfTokens, same_origin
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELDS = 100
+
+Form = dict[str, list[str]]
+
+
+class RequestFailure(Exception):
+    """A request we refuse; ``failure`` says which way (status and message)."""
+
+    def __init__(self, failure: Failure, detail: str | None = None) -> None:
+        super().__init__(failure.message if detail is None else f"{failure.message} {detail}")
+        self.failure = failure
+        self.detail = detail
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused past ``limit`` bytes whatever Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestFailure(Failure.BODY_TOO_LARGE)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise RequestFailure(Failure.BODY_TOO_LARGE)
+    except ClientDisconnect:
+        raise RequestFailure(Failure.BAD_FORM, "The client went away.") from None
+    return bytes(body)
+
+
+def parse_urlencoded(body: bytes, max_fields: int = MAX_FIELDS) -> Form:
+    """Our forms are urlencoded; the standard library reads them (no multipart needed)."""
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestFailure(Failure.BAD_FORM, f"({exc})") from None
+
+
+async def read_form(request: Request, limit: int = MAX_BODY_BYTES) -> Form:
+    """An urlencoded form of at most ``limit`` bytes."""
+    content_type = media_type(request)
+    if content_type not in ("application/x-www-form-urlencoded", ""):
+        raise RequestFailure(Failure.UNSUPPORTED_MEDIA_TYPE, f"Got {content_type!r}.")
+    return parse_urlencoded(await read_body(request, limit))
+
+
+def first(form: Form, name: str) -> str:
+    values = form.get(name)
+    return values[0] if values else ""
+
+
+def check_csrf(
+    request: Request, tokens: CsrfTokens, cookie_token: str | None, submitted: str | None
+) -> None:
+    """The signed double-submit token, and an Origin that is ours if the browser sent one.
+
+    Under ``Referrer-Policy: no-referrer`` browsers send ``Origin: null`` with a page's
+    own form posts; Fetch Metadata (``Sec-Fetch-Site: same-origin``) still says where
+    the post came from, so that pair counts as ours.
+    """
+    origin = request.headers.get("origin")
+    if origin == "null" and request.headers.get("sec-fetch-site") == "same-origin":
+        origin = None
+    if not same_origin(origin, request.headers.get("host"), request.url.scheme):
+        raise RequestFailure(Failure.CROSS_ORIGIN)
+    if not tokens.is_valid(cookie_token):
+        raise RequestFailure(Failure.CSRF_COOKIE_MISSING)
+    if not tokens.matches(cookie_token, submitted or None):
+        raise RequestFailure(Failure.CSRF_TOKEN_MISMATCH)
+
+
+def private_headers() -> dict[str, str]:
+    """Answers that differ per reader: no shared cache may keep or reuse them."""
+    return {"cache-control": "private, no-store", "vary": "Cookie"}
+
+
+def see_other(url: str) -> Response:
+    """303: the browser follows with a GET, so a reload never re-posts the form."""
+    response = RedirectResponse(url, status_code=303)
+    response.headers.update(private_headers())
+    return response
