@@ -20,6 +20,11 @@ class RewriteErrorReason(enum.Enum):
     TARGET_NOT_FOUND = "target_not_found"
     #: A text-transform callback raised; the exception is the ``__cause__``.
     CALLBACK_FAILED = "callback_failed"
+    #: A ``Truncate`` with ``short=FAIL`` found fewer items in its container than it keeps.
+    SHORT_CONTAINER = "short_container"
+    #: The tree model cannot be sure where an element ends (nesting deeper than ``max_depth``
+    #: or another limit) while a truncation depends on it: a walled page must fail closed.
+    MODEL_LIMIT = "model_limit"
     #: ``feed()`` after ``close()``, or ``close()`` twice.
     CLOSED = "closed"
 

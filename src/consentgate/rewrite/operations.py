@@ -16,6 +16,19 @@ AttributesCallback = Callable[[str, dict[str, str]], "dict[str, str] | None"]
 TextCallback = Callable[[str], str]
 
 
+class ShortContainer(enum.Enum):
+    """What a :class:`Truncate` with ``keep_items`` does when its container ends holding fewer
+    item matches than it keeps (paragraphs as ``<div>``, ``<br>``-separated or bare text)."""
+
+    #: Cut after ``fallback_words`` words of the container's text instead (block elements and
+    #: ``<br>`` separate words; inline tags do not).
+    CUT = "cut"
+    #: Raise ``SHORT_CONTAINER``: the caller serves something else (the wall page).
+    FAIL = "fail"
+    #: Keep the container whole; :attr:`RewriteReport.short_containers` counts it.
+    KEEP = "keep"
+
+
 class Position(enum.Enum):
     """Where an :class:`InsertHTML` snippet goes relative to its target element."""
 
@@ -140,6 +153,10 @@ class Truncate:
     items: Selector | str = "p"
     keep_words: int | None = None
     required: bool = True
+    #: With ``keep_items``: what happens when the container holds fewer items (see
+    #: :class:`ShortContainer`); ``fallback_words`` is the word budget of ``CUT``.
+    short: ShortContainer = ShortContainer.CUT
+    fallback_words: int = 80
 
     def __post_init__(self) -> None:
         _selector_field(self, "container")
@@ -149,6 +166,8 @@ class Truncate:
         limit = self.keep_items if self.keep_items is not None else self.keep_words
         if limit is not None and limit < 0:
             raise ValueError("Truncate limits must not be negative")
+        if self.fallback_words < 0:
+            raise ValueError("Truncate fallback_words must not be negative")
 
 
 Operation = InsertHTML | RewriteAttributes | RemoveElement | TransformText | Truncate

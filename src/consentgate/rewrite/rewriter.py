@@ -86,6 +86,8 @@ class RewriteReport:
     cuts: int = 0
     #: Truncation containers found (a found container with short content is not cut).
     containers_found: int = 0
+    #: Containers that ended with fewer items than ``keep_items`` (see ``ShortContainer``).
+    short_containers: int = 0
     #: Insertions that used their fallback (EOF / before first content tag).
     fallbacks: int = 0
     #: Operations whose target was never seen (required or not).
@@ -329,6 +331,12 @@ class Rewriter:
     @property
     def charset(self) -> CharsetDecision | None:
         return self._charset
+
+    @property
+    def settled(self) -> bool:
+        """No truncation is still undecided: every container was cut or has ended, so the
+        output so far is final. A caller serving a walled page holds output until then."""
+        return all(s.phase is _Phase.CUTTING or s.phase is _Phase.DONE for s in self._truncates)
 
     def feed(self, chunk: bytes) -> bytes:
         """Process ``chunk``; return the output that can already be sent."""
