@@ -15,6 +15,7 @@ from .errors import RewriteError, RewriteErrorReason, SelectorError
 from .headers import StreamingDecoder, is_rewritable, is_rewritable_content_type
 from .operations import (
     AttributesCallback,
+    AttributesPredicate,
     InsertHTML,
     Operation,
     Position,
@@ -30,6 +31,7 @@ from .selectors import Selector, compile_selector
 
 __all__ = [
     "AttributesCallback",
+    "AttributesPredicate",
     "CharsetDecision",
     "InsertHTML",
     "Operation",

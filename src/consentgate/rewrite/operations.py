@@ -14,6 +14,9 @@ from .selectors import Selector, compile_selector
 AttributesCallback = Callable[[str, dict[str, str]], "dict[str, str] | None"]
 #: ``(text) -> new text`` for the content of a raw-text element (script, style, textarea ...).
 TextCallback = Callable[[str], str]
+#: ``(attributes) -> bool``: a further test on a matched element's decoded attributes, for what
+#: a selector cannot say (a MIME type compared by its essence, say).
+AttributesPredicate = Callable[[dict[str, str]], bool]
 
 
 class ShortContainer(enum.Enum):
@@ -127,6 +130,8 @@ class TransformText:
     target: Selector | str
     callback: TextCallback
     required: bool = False
+    #: Only elements whose decoded attributes pass this test (None: every match).
+    accept: AttributesPredicate | None = None
 
     def __post_init__(self) -> None:
         _selector_field(self, "target")

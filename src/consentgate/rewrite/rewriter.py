@@ -790,6 +790,7 @@ class Rewriter:
                 isinstance(op, TransformText)
                 and model is not ContentModel.DATA
                 and self._capture is None
+                and (op.accept is None or op.accept(dict(element.attrs)))
             ):
                     state.matches += 1
                     self._capture = []
