@@ -113,7 +113,8 @@ def test_is_rewritable_checks_encoding() -> None:
     assert not is_rewritable("text/html", "gzip")
     assert is_rewritable("text/html", "gzip", allow_decoding=True)
     assert not is_rewritable("text/html", "br", allow_decoding=True)
-    assert not is_rewritable("text/html", "gzip, gzip", allow_decoding=True)
+    assert is_rewritable("text/html", "gzip, gzip", allow_decoding=True)  # RFC 9110 §8.4: a list
+    assert not is_rewritable("text/html", "gzip, br", allow_decoding=True)
 
 
 @pytest.mark.parametrize(

@@ -5,19 +5,24 @@ HTML rewritten as it streams, articles cut for walled readers.
 we know enough to fix the headers (Content-Length of a rewritten body, Set-Cookie,
 Vary, Cache-Control). Two regimes follow:
 
-* **best effort** (every HTML page): each chunk goes through the rewriter and out at
-  once. If the rewriter gives up (UTF-16, a monstrous tag), the page passes through
-  as it was; consent-gated scripts then simply stay inert.
+* **best effort** (every page the reader may read in full): each chunk goes through
+  the rewriter and out at once. If the rewriter gives up (UTF-16, a monstrous tag),
+  the page passes through as it was when nothing has been sent yet, else its body
+  ends there; consent-gated scripts then simply stay inert.
 * **fail closed** (an article the reader may not read in full): output is held until
-  the article container has been found, so that a page we cannot cut never streams
-  out uncut. Any failure before that point sends the wall page instead; any failure
-  after it ends the body there (what was sent had already been cut).
+  the rewriter is *settled* (the cut is done or the container has ended), so that
+  nothing of the container goes out before its cut is decided and a page we cannot
+  cut never streams out uncut. From then on it streams, still failing closed. Any
+  failure whatsoever (a rewriter error of any reason, a limit, a charset or
+  decompression error, an exception from a callback or from code nobody foresaw)
+  sends the wall page when nothing was sent, or ends the body right there when the
+  cut lead already went out. Each is logged at ERROR, saying which and why. A
+  walled page is never "passed through as it was".
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import MutableHeaders
@@ -46,12 +51,28 @@ logger = logging.getLogger("consentgate")
 _NO_BODY_STATUSES = frozenset({204, 304})
 # Statuses whose body is the article itself; a 404 or 500 page is not an article.
 _ARTICLE_STATUSES = frozenset({200, 203, 206})
-# A gated page is held until its container shows up; past this, we give up (wall page).
+# A walled page is held until its cut is decided; past this, we give up (wall page).
 MAX_HELD_BYTES = 8 << 20
+# ASGI messages after the body that carry no body bytes; anything else on a walled
+# page (a pathsend, a zero-copy send) is a body we cannot cut.
+_HARMLESS_AFTER_START = frozenset({"http.response.trailers"})
 
 
 class _Failed(Exception):
-    """The gated body cannot be delivered safely; the message says why (for the log)."""
+    """The walled body cannot be delivered safely; the message says why (for the log)."""
+
+
+def _why(exc: BaseException) -> str:
+    """The log's reason: a rewriter error names its reason; anything else its type too."""
+    if isinstance(exc, RewriteError | _Failed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _content_encoding(headers: MutableHeaders) -> str | None:
+    """Every ``Content-Encoding`` line as one list (RFC 9110 §5.3), in order."""
+    values = headers.getlist("content-encoding")
+    return ", ".join(values) if values else None
 
 
 class Responder:
@@ -68,8 +89,11 @@ class Responder:
         self._decoder: StreamingDecoder | None = None
         self._replay: list[bytes] | None = []
         self._ended = False
-        # Fail-closed state (walled article).
+        self._short_logged = 0
+        # Fail-closed state (walled article). ``_gated`` stays true for the whole
+        # response; ``_held`` is the output kept back until the rewriter has settled.
         self._verdict: ArticleVerdict | None = None
+        self._gated = False
         self._held: list[bytes] | None = None
         self._held_size = 0
 
@@ -84,10 +108,21 @@ class Responder:
             self._began = True
             await self._begin(message)
             return
+        if self._gated:
+            await self._gated_message(message)
+            return
         if kind == "http.response.body" and self._rewriter is not None:
             await self._body(message)
             return
         await self._send(message)
+
+    async def _gated_message(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            await self._body(message)
+        elif kind not in _HARMLESS_AFTER_START:
+            await self._fail_closed(f"the app sent {kind!r}, which cannot be cut")
+        # Trailers are dropped: they described the app's body, not ours.
 
     # -- the first body message decides the headers ---------------------------------
     async def _begin(self, first: Message) -> None:
@@ -107,6 +142,7 @@ class Responder:
                 self.extra_cookies.append(verdict.meter_cookie)
             if verdict.gated:
                 self.gate.metrics.add(WALL_IMPRESSIONS)
+                self._gated = True
                 await self._begin_gated(start, headers, status, first)
                 return
         await self._begin_best_effort(start, headers, status, first)
@@ -114,15 +150,19 @@ class Responder:
     async def _begin_best_effort(
         self, start: Message, headers: MutableHeaders, status: int, first: Message
     ) -> None:
+        original_headers = list(headers.raw)
         if first["type"] == "http.response.body" and self._should_rewrite(headers, status):
-            extra = self._article_operations()
             try:
+                extra = self._article_operations()
                 self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers, extra)
-            except RewriteError as exc:  # e.g. a declared UTF-16 page: leave it as it is
+                self._start_decoding(headers)
+            except Exception as exc:  # e.g. a declared UTF-16 page: leave it as it is
                 self._log_not_rewritten(exc)
+                self._rewriter = self._decoder = None
+                headers = MutableHeaders(raw=original_headers)
+                self._headers = headers
             else:
                 self.extra_cookies.extend(cookies)
-                self._start_decoding(headers)
         cookies_changed = self._enforce_cookies(headers)
         if self._rewriter is None:
             if cookies_changed:
@@ -135,8 +175,18 @@ class Responder:
             await self._send_head(start, headers, first)
             return
         if not first.get("more_body", False):
-            body = self._best_effort(first.get("body", b""), final=True)
-            headers["content-length"] = str(len(body))
+            chunk = first.get("body", b"")
+            body = self._best_effort(chunk, final=True)
+            if self._rewriter is None:
+                # Not rewritten: the app's bytes go out as the app sent them, with its
+                # own Content-Encoding and Content-Length (a corrupt gzip body stays the
+                # app's corrupt gzip body; a free page is never answered with a 500).
+                headers = MutableHeaders(raw=original_headers)
+                if self._enforce_cookies(headers):
+                    headers.add_vary_header("Cookie")
+                body = chunk
+            else:
+                headers["content-length"] = str(len(body))
             await self._send({**start, "headers": headers.raw})
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
             self._ended = True
@@ -153,14 +203,14 @@ class Responder:
         if reason is not None:
             await self._send_wall_page(reason)
             return
-        extra = self._article_operations()
         try:
+            extra = self._article_operations()
             self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers, extra)
-        except RewriteError as exc:
-            await self._send_wall_page(f"cannot rewrite: {exc}")
+            self._start_decoding(headers)
+        except Exception as exc:
+            await self._send_wall_page(f"cannot rewrite: {_why(exc)}")
             return
         self.extra_cookies.extend(cookies)
-        self._start_decoding(headers)
         self._enforce_cookies(headers)
         _mark_visitor_dependent(headers)
         if self.scope["method"] == "HEAD":
@@ -176,17 +226,16 @@ class Responder:
             return f"the app sent {first['type']!r}, which cannot be cut"
         if not is_rewritable_content_type(headers.get("content-type")):
             return f"content type {headers.get('content-type')!r} cannot be cut"
-        if not is_rewritable(
-            headers.get("content-type"), headers.get("content-encoding"), allow_decoding=True
-        ):
-            return f"content encoding {headers.get('content-encoding')!r} cannot be undone"
+        encoding = _content_encoding(headers)
+        if not is_rewritable(headers.get("content-type"), encoding, allow_decoding=True):
+            return f"content encoding {encoding!r} cannot be undone"
         return None
 
     # -- bodies ---------------------------------------------------------------------
     async def _body(self, message: Message) -> None:
         chunk: bytes = message.get("body", b"")
         more = bool(message.get("more_body", False))
-        if self._held is None:
+        if not self._gated:
             output = self._best_effort(chunk, final=not more)
             if self._ended:
                 await self._send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -194,10 +243,12 @@ class Responder:
                 await self._send({"type": "http.response.body", "body": output, "more_body": more})
                 self._ended = not more
             return
+        # A walled page: whatever goes wrong, in the rewriter, the decoder, a callback
+        # or code nobody foresaw, must not let the app's bytes through.
         try:
             output = self._rewrite(chunk, final=not more)
-        except (_Failed, RewriteError, ValueError, zlib.error) as exc:
-            await self._fail_closed(str(exc))
+        except Exception as exc:
+            await self._fail_closed(_why(exc))
             return
         await self._release_or_hold(output, more)
 
@@ -210,24 +261,47 @@ class Responder:
         output = rewriter.feed(chunk)
         if final:
             output += rewriter.close()
+        self._note_short_articles(rewriter)
         return output
 
+    def _note_short_articles(self, rewriter: Rewriter) -> None:
+        """``wall.short_article = "free"`` let a container too short to cut out whole: say so."""
+        short = rewriter.report.short_containers
+        if short > self._short_logged:
+            self._short_logged = short
+            logger.warning(
+                "consentgate: walled article %s sent whole: its container holds fewer "
+                'paragraphs than the lead (wall.short_article = "free")',
+                self.scope["path"],
+            )
+
     async def _release_or_hold(self, output: bytes, more: bool) -> None:
-        held = self._held
         rewriter = self._rewriter
-        if held is None or rewriter is None:
+        if rewriter is None:
+            await self._fail_closed("no rewriter")
             return
-        if rewriter.report.containers_found == 0:
+        held = self._held
+        if held is None:
+            # Settled and under way: the rewriter cuts as it streams.
+            if output or not more:
+                await self._send({"type": "http.response.body", "body": output, "more_body": more})
+                self._ended = not more
+            return
+        if more and not rewriter.settled:
+            # The cut is not decided yet (container not found, or found and still
+            # counting): nothing of it may go out, the wall page is still possible.
             held.append(output)
             self._held_size += len(output)
             if self._held_size > MAX_HELD_BYTES:
-                await self._fail_closed("article container not found in the first 8 MiB")
+                await self._fail_closed(
+                    f"the cut was not decided within the first {MAX_HELD_BYTES >> 20} MiB"
+                )
             return
-        # The container has been found: from here on the rewriter cuts as it streams.
         body = b"".join([*held, output])
         self._held = None
         start, headers = self._start, self._headers
         if start is None or headers is None:
+            await self._fail_closed("the response start is missing")
             return
         if more:
             del headers["content-length"]
@@ -238,27 +312,35 @@ class Responder:
         self._ended = not more
 
     async def _fail_closed(self, reason: str) -> None:
+        self._rewriter = None
+        self._decoder = None
         if self._held is not None:
             await self._send_wall_page(reason)
             return
         # Headers and the cut lead are out; end the body rather than send anything more.
-        logger.error("consentgate: walled article %s ended early: %s", self.scope["path"], reason)
+        logger.error(
+            "consentgate: ended the body of walled article %s early (the cut lead was "
+            "already sent): %s",
+            self.scope["path"],
+            reason,
+        )
         self._ended = True
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_wall_page(self, reason: str) -> None:
         """Fail closed: the CTA alone, none of the app's body."""
-        verdict = self._verdict
-        start = self._start
-        if verdict is None or start is None:
-            return
+        self._ended = True
+        self._held = None
+        self._rewriter = None
         logger.error(
             "consentgate: sent the wall page for %s instead of the article: %s",
             self.scope["path"],
             reason,
         )
-        self._ended = True
-        self._held = None
+        verdict = self._verdict
+        start = self._start
+        if verdict is None or start is None:
+            raise RuntimeError("a wall page before the response was decided")
         body = (
             b""
             if self.scope["method"] == "HEAD"
@@ -293,12 +375,13 @@ class Responder:
 
         Until the rewriter has produced output (it holds the first KiB to find the
         charset), we keep a copy of the input, so a page it refuses passes intact.
+        Never used for a walled page.
         """
         if self._replay is not None:
             self._replay.append(chunk)
         try:
             output = self._rewrite(chunk, final=final)
-        except (_Failed, RewriteError, ValueError, zlib.error) as exc:
+        except Exception as exc:
             self._log_not_rewritten(exc)
             self._rewriter = None
             if self._replay is not None and self._decoder is None:
@@ -315,7 +398,7 @@ class Responder:
         logger.warning(
             "consentgate: HTML of %s not rewritten (%s); passed through as it was",
             self.scope.get("path"),
-            exc,
+            _why(exc),
         )
 
     # -- decisions ------------------------------------------------------------------
@@ -328,16 +411,17 @@ class Responder:
         if status in _NO_BODY_STATUSES or status < 200 or status == 206:
             return False
         return is_rewritable(
-            headers.get("content-type"), headers.get("content-encoding"), allow_decoding=True
+            headers.get("content-type"), _content_encoding(headers), allow_decoding=True
         )
 
     def _start_decoding(self, headers: MutableHeaders) -> None:
         """gzip/deflate from the app is undone here; the outer server may compress again."""
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding and encoding != "identity":
-            self._decoder = StreamingDecoder(encoding)
-            del headers["content-encoding"]
-            del headers["content-length"]
+        encoding = _content_encoding(headers)
+        if encoding is None:
+            return
+        self._decoder = StreamingDecoder(encoding)
+        del headers["content-encoding"]
+        del headers["content-length"]
 
     def _enforce_cookies(self, headers: MutableHeaders) -> bool:
         """Drop Set-Cookie the reader did not allow; expire cookies of denied categories."""
