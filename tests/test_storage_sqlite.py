@@ -278,7 +278,9 @@ def test_sqlite_reopen_keeps_single_schema_version(tmp_path: Path) -> None:
 
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v in range(1, SCHEMA_VERSION + 1)
+        ]
     finally:
         raw.close()
 
@@ -920,9 +922,9 @@ def test_sqlite_open_on_version_1_refuses_until_migrated(tmp_path: Path) -> None
     path = tmp_path / "v1.db"
     _version_1_database(path)
 
-    with pytest.raises(SchemaTooOldError, match="version 1, this consentgate needs 3"):
+    with pytest.raises(SchemaTooOldError, match=f"version 1, this consentgate needs {SCHEMA_VERSION}"):
         with_storage(path, SQLiteStorage.ping)
-    assert _migrated(path) == [2, 3]
+    assert _migrated(path) == list(range(2, SCHEMA_VERSION + 1))
     assert _migrated(path) == []
 
 
@@ -956,7 +958,7 @@ def test_sqlite_migration_v1_to_v3_keeps_consent_rows(tmp_path: Path) -> None:
             raw.execute("DELETE FROM consent_ledger")
     finally:
         raw.close()
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_sqlite_migration_v1_to_v3_new_consents_continue_ids(tmp_path: Path) -> None:

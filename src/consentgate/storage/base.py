@@ -18,8 +18,10 @@ __all__ = [
     "AcceptanceRecord",
     "ConsentRecord",
     "DuplicateUserError",
+    "SESSION_KINDS",
     "SchemaTooNewError",
     "SchemaTooOldError",
+    "SessionRecord",
     "Storage",
     "StorageError",
     "User",
@@ -33,6 +35,9 @@ CONSENT_ACTIONS = frozenset({"grant", "reject", "update", "withdraw", "gpc"})
 CONSENT_METHODS = frozenset({"form", "js", "api", "gpc"})
 ACCEPTANCE_PURPOSES = frozenset({"privacy_policy", "newsletter"})
 ACCEPTANCE_METHODS = frozenset({"registration", "re-acceptance", "external", "withdrawal"})
+# Who a stored session belongs to: a reader of the built-in accounts, or the operator
+# signed in to the dashboard (whose subject is a digest of the admin token in force).
+SESSION_KINDS = frozenset({"reader", "admin"})
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -201,6 +206,31 @@ class ConsentRecord:
         object.__setattr__(self, "recorded_at", _utc(self.recorded_at, "recorded_at"))
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser: the cookie holds a random id, the store only its SHA-256.
+
+    A copied database therefore holds no usable session, and deleting the row ends the
+    session wherever its cookie went (logout, "sign out everywhere", password change).
+    """
+
+    id_hash: str
+    kind: str
+    subject: str
+    created_at: datetime
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        if not _SHA256_HEX.fullmatch(self.id_hash):
+            raise ValueError("id_hash must be 64 lowercase hex digits")
+        if self.kind not in SESSION_KINDS:
+            raise ValueError(f"unknown session kind {self.kind!r}")
+        if not self.subject:
+            raise ValueError("a session needs a subject")
+        object.__setattr__(self, "created_at", _utc(self.created_at, "created_at"))
+        object.__setattr__(self, "expires_at", _utc(self.expires_at, "expires_at"))
+
+
 class Storage(Protocol):
     """Async storage implemented by the SQLite and PostgreSQL backends.
 
@@ -273,6 +303,35 @@ class Storage(Protocol):
         self, since: datetime | None = None, until: datetime | None = None
     ) -> AsyncIterator[AcceptanceRecord]:
         """Stream rows with ``since <= recorded_at < until``, oldest first."""
+
+    # -- sessions (schema version 4) ----------------------------------------------
+    async def create_session(self, rec: SessionRecord) -> None:
+        """Store a new session (its ``id_hash`` is new: 256 random bits hashed)."""
+
+    async def session_by_hash(self, id_hash: str) -> SessionRecord | None:
+        """The session with this hash, expired or not (the caller checks), or None."""
+
+    async def delete_session(self, id_hash: str) -> bool:
+        """End one session; False when there was none."""
+
+    async def delete_sessions(self, kind: str, subject: str, *, keep: str | None = None) -> int:
+        """End every session of ``subject`` except the one hashed ``keep``; how many."""
+
+    async def prune_sessions(self, before: datetime) -> int:
+        """Forget sessions that expired before ``before``; returns how many."""
+
+    # -- dashboard rollups (schema version 4, kept by the database on every insert) ---
+    async def consent_daily(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[tuple[date, str, str, int]]:
+        """``(day, action, method, decisions)`` with ``since <= day < until`` (UTC days)."""
+
+    async def latest_decisions(
+        self, since: datetime
+    ) -> tuple[list[tuple[tuple[str, ...], int]], int]:
+        """Consent ids whose latest row is at or after ``since``: ``([(granted set of
+        that latest row, how many ids)], ids whose latest GPC row is at or after since)``.
+        """
 
     # -- the server-side meter -----------------------------------------------------
     async def record_read(self, key: str, article: str, at: datetime) -> None:

@@ -31,6 +31,7 @@ from consentgate.storage.base import (
     DuplicateUserError,
     SchemaTooNewError,
     SchemaTooOldError,
+    SessionRecord,
     Storage,
     StorageError,
     User,
@@ -40,7 +41,7 @@ from consentgate.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "PoolSettings", "PostgresStorage"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Conn = psycopg.AsyncConnection[Any]
 Row = tuple[Any, ...]
@@ -173,7 +174,87 @@ _SCHEMA_V3 = (
     """,
 )
 
-_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# Version 4: server-side sessions (readers and the dashboard), and rollups kept by the
+# database on every ledger insert, so the dashboard never scans the ledger. The daily
+# rows are spread over 8 shards (by row id): concurrent inserts of one day, action and
+# method would otherwise all wait for one row's lock. Locks are always taken in the
+# same order (consent_latest, then consent_daily), so inserts cannot deadlock.
+_SCHEMA_V4 = (
+    """
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('reader', 'admin')),
+        subject TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE INDEX sessions_by_subject ON sessions (kind, subject)",
+    "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
+    """
+    CREATE TABLE consent_daily (
+        day DATE NOT NULL,
+        action TEXT NOT NULL,
+        method TEXT NOT NULL,
+        shard SMALLINT NOT NULL,
+        decisions BIGINT NOT NULL,
+        PRIMARY KEY (day, action, method, shard)
+    )
+    """,
+    """
+    CREATE TABLE consent_latest (
+        consent_id TEXT PRIMARY KEY,
+        last_at TIMESTAMPTZ NOT NULL,
+        granted TEXT[] NOT NULL,
+        gpc_at TIMESTAMPTZ
+    )
+    """,
+    "CREATE INDEX consent_latest_by_last_at ON consent_latest (last_at) INCLUDE (granted)",
+    "CREATE INDEX consent_latest_by_gpc_at ON consent_latest (gpc_at) WHERE gpc_at IS NOT NULL",
+    """
+    INSERT INTO consent_daily (day, action, method, shard, decisions)
+    SELECT (recorded_at AT TIME ZONE 'UTC')::date, action, method, 0, count(*)
+    FROM consent_ledger GROUP BY 1, 2, 3
+    """,
+    """
+    INSERT INTO consent_latest (consent_id, last_at, granted, gpc_at)
+    SELECT DISTINCT ON (consent_id) consent_id, recorded_at, granted,
+        max(recorded_at) FILTER (WHERE action = 'gpc') OVER (PARTITION BY consent_id)
+    FROM consent_ledger ORDER BY consent_id, recorded_at DESC, id DESC
+    """,
+    """
+    CREATE FUNCTION consentgate_rollups() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        -- A row older than the id's latest (two workers, clock skew) leaves it be;
+        -- GREATEST ignores NULLs.
+        INSERT INTO consent_latest AS l (consent_id, last_at, granted, gpc_at)
+        VALUES (NEW.consent_id, NEW.recorded_at, NEW.granted,
+            CASE WHEN NEW.action = 'gpc' THEN NEW.recorded_at END)
+        ON CONFLICT (consent_id) DO UPDATE SET
+            granted = CASE WHEN excluded.last_at >= l.last_at THEN excluded.granted
+                ELSE l.granted END,
+            last_at = GREATEST(l.last_at, excluded.last_at),
+            gpc_at = GREATEST(l.gpc_at, excluded.gpc_at);
+        INSERT INTO consent_daily AS d (day, action, method, shard, decisions)
+        VALUES ((NEW.recorded_at AT TIME ZONE 'UTC')::date, NEW.action, NEW.method,
+            NEW.id % 8, 1)
+        ON CONFLICT (day, action, method, shard) DO UPDATE SET decisions = d.decisions + 1;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER consent_ledger_rollups AFTER INSERT ON consent_ledger
+    FOR EACH ROW EXECUTE FUNCTION consentgate_rollups()
+    """,
+)
+
+_MIGRATIONS: dict[int, Sequence[str]] = {
+    1: _SCHEMA_V1,
+    2: _SCHEMA_V2,
+    3: _SCHEMA_V3,
+    4: _SCHEMA_V4,
+}
 
 # Interpolated into the queries below (constants, never input: hence the S608 waivers).
 _CONSENT_COLUMNS = """id, consent_id, user_id, action, granted, denied, policy_version,
@@ -236,6 +317,17 @@ _REDACT_CONSENTS = """UPDATE consent_ledger SET ip_hmac = NULL, user_agent = NUL
     WHERE user_id = %s AND (ip_hmac IS NOT NULL OR user_agent IS NOT NULL)"""
 _REDACT_ACCEPTANCES = """UPDATE acceptances SET ip_hmac = NULL, user_agent = NULL
     WHERE user_id = %s AND (ip_hmac IS NOT NULL OR user_agent IS NOT NULL)"""
+_INSERT_SESSION = """INSERT INTO sessions (id_hash, kind, subject, created_at, expires_at)
+    VALUES (%s, %s, %s, %s, %s)"""
+_SELECT_SESSION = """SELECT id_hash, kind, subject, created_at, expires_at
+    FROM sessions WHERE id_hash = %s"""
+_DELETE_SESSIONS = """DELETE FROM sessions
+    WHERE kind = %s AND subject = %s AND id_hash IS DISTINCT FROM %s"""
+_SELECT_DAILY = """SELECT day, action, method, sum(decisions) FROM consent_daily
+    WHERE day >= %s AND day < %s GROUP BY day, action, method ORDER BY day, action, method"""
+_SELECT_LATEST_SETS = """SELECT granted, count(*) FROM consent_latest
+    WHERE last_at >= %s GROUP BY granted"""
+_COUNT_LATEST_GPC = "SELECT count(*) FROM consent_latest WHERE gpc_at >= %s"
 # One lock per schema, so tests (and tenants) in other schemas do not wait on each other.
 _MIGRATION_LOCK = (
     "SELECT pg_advisory_xact_lock("
@@ -654,7 +746,56 @@ class PostgresStorage:
             raise StorageError("no user with this id; password hash not updated")
 
     async def delete_user(self, user_id: str) -> bool:
-        return await self._rowcount("DELETE FROM users WHERE id = %s", (user_id,)) > 0
+        # With its sessions, in one transaction: an erased reader is signed out at once.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM sessions WHERE kind = 'reader' AND subject = %s", (user_id,)
+            )
+            cursor = await conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+            return cursor.rowcount > 0
+
+    # -- sessions ------------------------------------------------------------------------
+    async def create_session(self, rec: SessionRecord) -> None:
+        params = (rec.id_hash, rec.kind, rec.subject, rec.created_at, rec.expires_at)
+        await self._rowcount(_INSERT_SESSION, params)
+
+    async def session_by_hash(self, id_hash: str) -> SessionRecord | None:
+        row = await self._fetchone(_SELECT_SESSION, (id_hash,))
+        if row is None:
+            return None
+        return SessionRecord(
+            id_hash=row[0], kind=row[1], subject=row[2], created_at=row[3], expires_at=row[4]
+        )
+
+    async def delete_session(self, id_hash: str) -> bool:
+        return await self._rowcount("DELETE FROM sessions WHERE id_hash = %s", (id_hash,)) > 0
+
+    async def delete_sessions(self, kind: str, subject: str, *, keep: str | None = None) -> int:
+        return await self._rowcount(_DELETE_SESSIONS, (kind, subject, keep))
+
+    async def prune_sessions(self, before: datetime) -> int:
+        sql = "DELETE FROM sessions WHERE expires_at < %s"
+        return await self._rowcount(sql, (_aware(before, "before"),))
+
+    # -- dashboard rollups ---------------------------------------------------------------
+    async def consent_daily(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[tuple[date, str, str, int]]:
+        low = since if since is not None else date.min
+        high = until if until is not None else date.max
+        rows = await self._fetchall(_SELECT_DAILY, (low, high))
+        return [(row[0], str(row[1]), str(row[2]), int(row[3])) for row in rows]
+
+    async def latest_decisions(
+        self, since: datetime
+    ) -> tuple[list[tuple[tuple[str, ...], int]], int]:
+        low = _aware(since, "since")
+        async with self._connection() as conn:
+            cursor = await conn.execute(_SELECT_LATEST_SETS, (low,))
+            sets = [(tuple(str(c) for c in row[0]), int(row[1])) for row in await cursor.fetchall()]
+            cursor = await conn.execute(_COUNT_LATEST_GPC, (low,))
+            gpc = await cursor.fetchone()
+        return sets, int(gpc[0]) if gpc is not None else 0
 
     async def record_acceptance(self, rec: AcceptanceRecord) -> AcceptanceRecord:
         if rec.id is not None:

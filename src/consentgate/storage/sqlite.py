@@ -26,6 +26,7 @@ from consentgate.storage.base import (
     DuplicateUserError,
     SchemaTooNewError,
     SchemaTooOldError,
+    SessionRecord,
     Storage,
     StorageError,
     User,
@@ -35,7 +36,7 @@ from consentgate.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MEMORY = ":memory:"
 
 _T = TypeVar("_T")
@@ -172,7 +173,86 @@ _SCHEMA_V3 = (
 )
 
 # version -> statements that bring the schema from version - 1 to version.
-_MIGRATIONS: dict[int, Sequence[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# Version 4: server-side sessions (readers and the dashboard), and rollups that the
+# database keeps on every ledger insert, so the dashboard never scans the ledger:
+# decisions per day, action and method, and each consent id's latest decision.
+_SCHEMA_V4 = (
+    """
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('reader', 'admin')),
+        subject TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX sessions_by_subject ON sessions (kind, subject)",
+    "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
+    """
+    CREATE TABLE consent_daily (
+        day TEXT NOT NULL,
+        action TEXT NOT NULL,
+        method TEXT NOT NULL,
+        decisions INTEGER NOT NULL,
+        PRIMARY KEY (day, action, method)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE consent_latest (
+        consent_id TEXT PRIMARY KEY,
+        last_at TEXT NOT NULL,
+        granted TEXT NOT NULL,
+        gpc_at TEXT
+    ) WITHOUT ROWID
+    """,
+    # Covering: the dashboard's rates read the index only.
+    "CREATE INDEX consent_latest_by_last_at ON consent_latest (last_at, granted)",
+    "CREATE INDEX consent_latest_by_gpc_at ON consent_latest (gpc_at) WHERE gpc_at IS NOT NULL",
+    # The rows already in the ledger, once, at migration.
+    """
+    INSERT INTO consent_daily (day, action, method, decisions)
+    SELECT substr(recorded_at, 1, 10), action, method, COUNT(*)
+    FROM consent_ledger GROUP BY 1, 2, 3
+    """,
+    """
+    INSERT INTO consent_latest (consent_id, last_at, granted, gpc_at)
+    SELECT consent_id, recorded_at, granted, gpc_at FROM (
+        SELECT consent_id, recorded_at, granted,
+            MAX(CASE WHEN action = 'gpc' THEN recorded_at END)
+                OVER (PARTITION BY consent_id) AS gpc_at,
+            ROW_NUMBER() OVER (PARTITION BY consent_id ORDER BY recorded_at DESC, id DESC) AS rn
+        FROM consent_ledger
+    ) WHERE rn = 1
+    """,
+    # In the inserting transaction: a row and its rollups are written together.
+    # A row older than the id's latest (two workers, clock skew) leaves the latest be.
+    """
+    CREATE TRIGGER consent_ledger_rollups AFTER INSERT ON consent_ledger
+    BEGIN
+        INSERT INTO consent_daily (day, action, method, decisions)
+        VALUES (substr(NEW.recorded_at, 1, 10), NEW.action, NEW.method, 1)
+        ON CONFLICT (day, action, method) DO UPDATE SET decisions = decisions + 1;
+        INSERT INTO consent_latest (consent_id, last_at, granted, gpc_at)
+        VALUES (NEW.consent_id, NEW.recorded_at, NEW.granted,
+            CASE WHEN NEW.action = 'gpc' THEN NEW.recorded_at END)
+        ON CONFLICT (consent_id) DO UPDATE SET
+            granted = CASE WHEN excluded.last_at >= last_at THEN excluded.granted
+                ELSE granted END,
+            last_at = MAX(last_at, excluded.last_at),
+            gpc_at = CASE WHEN excluded.gpc_at IS NULL THEN gpc_at
+                WHEN gpc_at IS NULL THEN excluded.gpc_at
+                ELSE MAX(gpc_at, excluded.gpc_at) END;
+    END
+    """,
+)
+
+# version -> statements that bring the schema from version - 1 to version.
+_MIGRATIONS: dict[int, Sequence[str]] = {
+    1: _SCHEMA_V1,
+    2: _SCHEMA_V2,
+    3: _SCHEMA_V3,
+    4: _SCHEMA_V4,
+}
 
 _INSERT = """
     INSERT INTO consent_ledger (
@@ -335,6 +415,51 @@ def _acceptance_from_row(row: Row) -> AcceptanceRecord:
         user_agent=row[8],
         recorded_at=parse_timestamp(row[9]),
     )
+
+
+_INSERT_SESSION = (
+    "INSERT INTO sessions (id_hash, kind, subject, created_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_SELECT_SESSION = (
+    "SELECT id_hash, kind, subject, created_at, expires_at FROM sessions WHERE id_hash = ?"
+)
+_SELECT_DAILY = """SELECT day, action, method, decisions FROM consent_daily
+    WHERE day >= ? AND day < ? ORDER BY day, action, method"""
+_SELECT_LATEST_SETS = """SELECT granted, COUNT(*) FROM consent_latest
+    WHERE last_at >= ? GROUP BY granted"""
+_COUNT_LATEST_GPC = "SELECT COUNT(*) FROM consent_latest WHERE gpc_at >= ?"
+
+
+def _session_from_row(row: Row) -> SessionRecord:
+    return SessionRecord(
+        id_hash=row[0],
+        kind=row[1],
+        subject=row[2],
+        created_at=parse_timestamp(row[3]),
+        expires_at=parse_timestamp(row[4]),
+    )
+
+
+def _delete_user(conn: sqlite3.Connection, user_id: str) -> bool:
+    """The account and its sessions together: an erased reader is signed out at once."""
+
+    def delete() -> bool:
+        conn.execute("DELETE FROM sessions WHERE kind = 'reader' AND subject = ?", (user_id,))
+        return bool(conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount)
+
+    return _in_write_transaction(conn, delete)
+
+
+def _latest_decisions(
+    conn: sqlite3.Connection, since: str
+) -> tuple[list[tuple[tuple[str, ...], int]], int]:
+    sets = [
+        (_categories(granted), int(n))
+        for granted, n in conn.execute(_SELECT_LATEST_SETS, (since,)).fetchall()
+    ]
+    gpc = conn.execute(_COUNT_LATEST_GPC, (since,)).fetchone()
+    return sets, int(gpc[0])
 
 
 def _user_from_row(row: Row) -> User:
@@ -741,8 +866,51 @@ class SQLiteStorage:
         return [(date.fromisoformat(row[0]), str(row[1]), int(row[2])) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
-        sql = "DELETE FROM users WHERE id = ?"
-        return bool(await self._run(lambda conn: conn.execute(sql, (user_id,)).rowcount))
+        return await self._run(lambda conn: _delete_user(conn, user_id))
+
+    # -- sessions ------------------------------------------------------------------------
+    async def create_session(self, rec: SessionRecord) -> None:
+        params = (
+            rec.id_hash,
+            rec.kind,
+            rec.subject,
+            format_timestamp(rec.created_at),
+            format_timestamp(rec.expires_at),
+        )
+        await self._run(lambda conn: conn.execute(_INSERT_SESSION, params))
+
+    async def session_by_hash(self, id_hash: str) -> SessionRecord | None:
+        row = await self._run(lambda conn: conn.execute(_SELECT_SESSION, (id_hash,)).fetchone())
+        return _session_from_row(row) if row is not None else None
+
+    async def delete_session(self, id_hash: str) -> bool:
+        sql = "DELETE FROM sessions WHERE id_hash = ?"
+        return bool(await self._run(lambda conn: conn.execute(sql, (id_hash,)).rowcount))
+
+    async def delete_sessions(self, kind: str, subject: str, *, keep: str | None = None) -> int:
+        sql = "DELETE FROM sessions WHERE kind = ? AND subject = ? AND id_hash IS NOT ?"
+        params = (kind, subject, keep)
+        return int(await self._run(lambda conn: conn.execute(sql, params).rowcount))
+
+    async def prune_sessions(self, before: datetime) -> int:
+        sql = "DELETE FROM sessions WHERE expires_at < ?"
+        params = (format_timestamp(before),)
+        return int(await self._run(lambda conn: conn.execute(sql, params).rowcount))
+
+    # -- dashboard rollups ---------------------------------------------------------------
+    async def consent_daily(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[tuple[date, str, str, int]]:
+        low = since.isoformat() if since is not None else ""
+        high = until.isoformat() if until is not None else "~"
+        rows = await self._run(lambda conn: conn.execute(_SELECT_DAILY, (low, high)).fetchall())
+        return [(date.fromisoformat(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+    async def latest_decisions(
+        self, since: datetime
+    ) -> tuple[list[tuple[tuple[str, ...], int]], int]:
+        low = format_timestamp(since)
+        return await self._run(lambda conn: _latest_decisions(conn, low))
 
     async def redact_user_records(self, user_id: str) -> int:
         if not user_id:
