@@ -21,6 +21,7 @@ from starlette.datastructures import MutableHeaders
 from consentgate.rewrite import (
     Operation,
     RemoveElement,
+    ShortContainer,
     TransformText,
     Truncate,
     compile_selector,
@@ -40,7 +41,7 @@ from consentgate.wall.access import (
 )
 from consentgate.wall.crawlers import CrawlerVerifier, Resolver, SystemResolver
 from consentgate.wall.cta import CtaTexts, cta_texts, render_cta, render_wall_page
-from consentgate.wall.jsonld import scrub_jsonld
+from consentgate.wall.jsonld import accepts_jsonld_script, scrub_jsonld
 from consentgate.wall.meter import (
     MeterCookieCodec,
     MeterState,
@@ -59,7 +60,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consentgate")
 PRUNE_INTERVAL_SECONDS = 3600
 
-JSON_LD = compile_selector('script[type="application/ld+json"]')
+# Every script with a type; which of them is JSON-LD is decided on the decoded attribute, as a
+# browser would (case, whitespace, parameters), which a selector's exact match cannot say.
+JSON_LD = compile_selector("script[type]")
+# A <script> inside SVG or MathML is not raw text (its content is parsed as markup), so no text
+# transform can scrub it; on a walled page it goes whole, JSON-LD or not.
+FOREIGN_SCRIPTS = compile_selector("svg script, math script")
+# wall.short_article -> what a Truncate does with a container holding fewer paragraphs than
+# the lead (see docs/wall.md).
+SHORT_ARTICLE_POLICIES = {
+    "cut": ShortContainer.CUT,
+    "wall_page": ShortContainer.FAIL,
+    "free": ShortContainer.KEEP,
+}
 # Request headers that would let a reader get at bytes past the cut: a byte range of the
 # full article, a compressed body we would have to trust ourselves to undo, or a 304
 # that revalidates a copy cached before the meter ran out.
@@ -275,9 +288,10 @@ class ArticleGate:
         def jsonld(text: str) -> str:
             return scrub_jsonld(text, gated=gated, paywalled=True, css_class=css_class)
 
-        operations: list[Operation] = [TransformText(JSON_LD, jsonld)]
+        operations: list[Operation] = [TransformText(JSON_LD, jsonld, accept=accepts_jsonld_script)]
         if not gated:
             return operations
+        operations.append(RemoveElement(FOREIGN_SCRIPTS))
         operations.extend(RemoveElement(selector) for selector in self._removals)
         operations.append(self._truncate(self.cta_html(visitor, verdict.decision.reason)))
         return operations
@@ -287,7 +301,12 @@ class ArticleGate:
         if settings.lead_words is not None:
             return Truncate(self._container, cta, keep_words=settings.lead_words)
         return Truncate(
-            self._container, cta, keep_items=settings.lead_paragraphs, items=self._items
+            self._container,
+            cta,
+            keep_items=settings.lead_paragraphs,
+            items=self._items,
+            short=SHORT_ARTICLE_POLICIES[settings.short_article],
+            fallback_words=settings.short_article_words,
         )
 
     def cta_html(self, visitor: Visitor, reason: AccessReason) -> str:

@@ -136,6 +136,13 @@ class CrawlerSettings:
     timeout_seconds: float = 2.0
 
 
+ShortArticle = Literal["cut", "wall_page", "free"]
+SHORT_ARTICLE_CHOICES: tuple[ShortArticle, ...] = ("cut", "wall_page", "free")
+MAX_LEAD_WORDS = 100_000
+DEFAULT_SHORT_ARTICLE: ShortArticle = "cut"
+DEFAULT_SHORT_ARTICLE_WORDS = 80
+
+
 @dataclass(frozen=True, slots=True)
 class WallSettings:
     """The registration wall: which responses are articles and how they are cut."""
@@ -146,6 +153,11 @@ class WallSettings:
     paragraph_selector: str = "p"
     lead_paragraphs: int = 2
     lead_words: int | None = None
+    #: A container with fewer ``paragraph_selector`` matches than ``lead_paragraphs``: cut
+    #: after ``short_article_words`` words ("cut"), send the wall page ("wall_page"), or send
+    #: it whole, logged ("free").
+    short_article: ShortArticle = DEFAULT_SHORT_ARTICLE
+    short_article_words: int = DEFAULT_SHORT_ARTICLE_WORDS
     remove_selectors: tuple[str, ...] = _DEFAULT_REMOVE_SELECTORS
     gated_class: str = "article-body"
     meter: MeterSettings = field(default_factory=MeterSettings)
@@ -153,6 +165,16 @@ class WallSettings:
     cta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     register_url: str | None = None
     login_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here too, so that a WallSettings built in code is as sound as one from TOML.
+        if self.short_article not in SHORT_ARTICLE_CHOICES:
+            raise ConfigError(
+                "wall.short_article",
+                f"must be one of {', '.join(SHORT_ARTICLE_CHOICES)}; got {self.short_article!r}",
+            )
+        if not 0 <= self.short_article_words <= MAX_LEAD_WORDS:
+            raise ConfigError("wall.short_article_words", f"must be between 0 and {MAX_LEAD_WORDS}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -711,6 +733,8 @@ _WALL_KEYS = {
     "paragraph_selector",
     "lead_paragraphs",
     "lead_words",
+    "short_article",
+    "short_article_words",
     "remove_selectors",
     "gated_class",
     "meter",
@@ -755,6 +779,15 @@ def _wall(raw: Mapping[str, Any], category_ids: set[str], languages: Sequence[st
         paragraph_selector=_selector(raw, "paragraph_selector", "p"),
         lead_paragraphs=_int_in_range(raw, "lead_paragraphs", 2, 0, 1000, prefix="wall."),
         lead_words=lead_words,
+        short_article=_short_article(raw),
+        short_article_words=_int_in_range(
+            raw,
+            "short_article_words",
+            DEFAULT_SHORT_ARTICLE_WORDS,
+            0,
+            MAX_LEAD_WORDS,
+            prefix="wall.",
+        ),
         remove_selectors=tuple(remove),
         gated_class=_gated_class(raw, article_selector),
         meter=_meter(_table(raw, "meter"), category_ids),
@@ -763,6 +796,16 @@ def _wall(raw: Mapping[str, Any], category_ids: set[str], languages: Sequence[st
         register_url=_optional_url(raw, "register_url"),
         login_url=_optional_url(raw, "login_url"),
     )
+
+
+def _short_article(raw: Mapping[str, Any]) -> ShortArticle:
+    value = raw.get("short_article", DEFAULT_SHORT_ARTICLE)
+    if value not in SHORT_ARTICLE_CHOICES:
+        raise ConfigError(
+            "wall.short_article",
+            f"must be one of {', '.join(SHORT_ARTICLE_CHOICES)}; got {value!r}",
+        )
+    return value  # type: ignore[no-any-return]
 
 
 def _optional_url(raw: Mapping[str, Any], key: str) -> str | None:
