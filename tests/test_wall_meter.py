@@ -11,6 +11,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from consentgate.consent.state import consent_serializer
+from consentgate.storage.base import MeterOutcome, meter_outcome
 from consentgate.wall.access import AccessLevel, AccessReason, decide_access
 from consentgate.wall.meter import (
     METER_COOKIE_SALT,
@@ -231,6 +232,26 @@ class DictMeterStore:
 
     async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]:
         return frozenset(article for article, at in self.rows[key] if at >= since)
+
+    async def meter_read(
+        self,
+        reader_key: str,
+        network_key: str | None,
+        article: str,
+        at: datetime,
+        since: datetime,
+        reader_limit: int,
+        network_limit: int,
+    ) -> MeterOutcome:
+        # The backends' shared rule; atomicity is tested on the real stores
+        # (tests/test_meter_race.py).
+        network = None if network_key is None else await self.distinct_reads(network_key, since)
+        seen = await self.distinct_reads(reader_key, since)
+        outcome = meter_outcome(seen, network, article, reader_limit, network_limit)
+        if outcome.recorded:
+            for key in (reader_key,) if network_key is None else (reader_key, network_key):
+                await self.record_read(key, article, at)
+        return outcome
 
 
 def server_meter(store: DictMeterStore, network_limit: int = 5) -> ServerMeter:

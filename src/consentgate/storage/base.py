@@ -8,17 +8,18 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "ACCEPTANCE_METHODS",
     "ACCEPTANCE_PURPOSES",
     "CONSENT_ACTIONS",
     "CONSENT_METHODS",
+    "SESSION_KINDS",
     "AcceptanceRecord",
     "ConsentRecord",
     "DuplicateUserError",
-    "SESSION_KINDS",
+    "MeterOutcome",
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SessionRecord",
@@ -27,6 +28,7 @@ __all__ = [
     "User",
     "check_counts",
     "email_key",
+    "meter_outcome",
     "new_user_id",
     "storage_from_url",
 ]
@@ -231,6 +233,42 @@ class SessionRecord:
         object.__setattr__(self, "expires_at", _utc(self.expires_at, "expires_at"))
 
 
+@dataclass(frozen=True, slots=True)
+class MeterOutcome:
+    """What one atomic step of the server meter (``meter_read``) found and did.
+
+    ``reader_reads``/``network_reads`` count the distinct *other* articles in the
+    window before this read (``network_reads`` is None without a network key).
+    ``recorded`` is False for a re-read (``already_read``) and for a refused read.
+    """
+
+    already_read: bool
+    recorded: bool
+    reader_reads: int
+    network_reads: int | None
+
+
+def meter_outcome(
+    reader_seen: frozenset[str],
+    network_seen: frozenset[str] | None,
+    article: str,
+    reader_limit: int,
+    network_limit: int,
+) -> MeterOutcome:
+    """The meter's rule, written once for every backend that runs it in a transaction.
+
+    Re-reading an article already counted for the reader is allowed and not counted
+    again; otherwise the read is refused when either count already holds its limit.
+    """
+    if article in reader_seen:
+        return MeterOutcome(True, False, len(reader_seen - {article}), None)
+    network_reads = None if network_seen is None else len(network_seen - {article})
+    refused = len(reader_seen) >= reader_limit or (
+        network_reads is not None and network_reads >= network_limit
+    )
+    return MeterOutcome(False, not refused, len(reader_seen), network_reads)
+
+
 class Storage(Protocol):
     """Async storage implemented by the SQLite and PostgreSQL backends.
 
@@ -344,6 +382,24 @@ class Storage(Protocol):
     async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]:
         """The articles ``key`` read at or after ``since``."""
 
+    async def meter_read(
+        self,
+        reader_key: str,
+        network_key: str | None,
+        article: str,
+        at: datetime,
+        since: datetime,
+        reader_limit: int,
+        network_limit: int,
+    ) -> MeterOutcome:
+        """Check and record one read as ONE atomic step (see :func:`meter_outcome`).
+
+        Looks at reads since ``since`` under both keys and, when allowed, records the
+        read at ``at`` under both, with no other ``meter_read`` of the same keys in
+        between (on any worker or host): a burst of parallel reads can never get past
+        the limits.
+        """
+
     async def prune_reads(self, before: datetime) -> int:
         """Forget reads last made before ``before``; returns how many were removed."""
 
@@ -436,6 +492,25 @@ def _sqlite_from_url_rest(rest: str) -> Storage:
     path = rest[1:]
     if not path:
         raise ValueError("sqlite URL needs a database path, e.g. sqlite:///consentgate.db")
-    if "?" in path:
-        raise ValueError("sqlite URLs take no query parameters")
-    return SQLiteStorage(path)
+    path, _, query = path.partition("?")
+    return SQLiteStorage(path, **_sqlite_params(query))
+
+
+# busy_timeout: how long SQLite waits for another connection's write lock; the others
+# bound every call and tune the circuit breaker (see storage/breaker.py).
+_SQLITE_PARAMS = frozenset({"busy_timeout", "call_timeout", "breaker_failures", "breaker_cooldown"})
+
+
+def _sqlite_params(query: str) -> dict[str, Any]:
+    from urllib.parse import parse_qsl
+
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _SQLITE_PARAMS:
+            known = ", ".join(sorted(_SQLITE_PARAMS))
+            raise ValueError(f"sqlite URLs take no query parameter {key!r} (only {known})")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise ValueError(f"sqlite URL parameter {key} must be a number") from None
+    return params

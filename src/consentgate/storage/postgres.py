@@ -13,22 +13,23 @@ while idle (a database restart) is replaced instead of failing the request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from consentgate.storage.base import (
     AcceptanceRecord,
     ConsentRecord,
     DuplicateUserError,
+    MeterOutcome,
     SchemaTooNewError,
     SchemaTooOldError,
     SessionRecord,
@@ -37,6 +38,15 @@ from consentgate.storage.base import (
     User,
     check_counts,
     email_key,
+    meter_outcome,
+)
+from consentgate.storage.breaker import (
+    BREAKER_URL_PARAMS,
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_FAILURES,
+    DEFAULT_CALL_TIMEOUT,
+    BreakerSettings,
+    CircuitBreaker,
 )
 
 __all__ = ["SCHEMA_VERSION", "PoolSettings", "PostgresStorage"]
@@ -45,6 +55,20 @@ SCHEMA_VERSION = 4
 
 Conn = psycopg.AsyncConnection[Any]
 Row = tuple[Any, ...]
+_T = TypeVar("_T")
+
+# libpq parameters set unless the URL sets them. statement_timeout is enforced by the
+# server, which cannot help when the server (or the path to it) is what failed: TCP
+# keepalives notice a dead peer on an idle connection, and tcp_user_timeout (ms) closes
+# a connection whose sent data stays unacknowledged (packets dropped). A hard bound
+# on every call (call_timeout, see storage/breaker.py) covers whatever is left.
+_TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 # A stand-in for "no lower bound" that compares below every stored time.
 _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
@@ -328,6 +352,14 @@ _SELECT_DAILY = """SELECT day, action, method, sum(decisions) FROM consent_daily
 _SELECT_LATEST_SETS = """SELECT granted, count(*) FROM consent_latest
     WHERE last_at >= %s GROUP BY granted"""
 _COUNT_LATEST_GPC = "SELECT count(*) FROM consent_latest WHERE gpc_at >= %s"
+# The server meter's lock per reader or network key, namespaced by schema like the
+# migration lock; a hash collision only makes two keys wait for each other.
+_METER_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended("
+    "'consentgate.meter:' || coalesce(current_schema(), '') || ':' || %s, 0))"
+)
+_METER_READS = """SELECT reader_key, article FROM meter_reads
+    WHERE reader_key = ANY(%s) AND read_at >= %s"""
 # One lock per schema, so tests (and tenants) in other schemas do not wait on each other.
 _MIGRATION_LOCK = (
     "SELECT pg_advisory_xact_lock("
@@ -338,9 +370,13 @@ _MIGRATION_LOCK = (
 # -- configuration ----------------------------------------------------------------------
 
 # Our own URL query parameters; libpq would refuse them, so they are taken out.
-_POOL_PARAMS = frozenset(
-    {"pool_min_size", "pool_max_size", "pool_timeout", "statement_timeout", "reconnect_timeout"}
-)
+_POOL_PARAMS = BREAKER_URL_PARAMS | {
+    "pool_min_size",
+    "pool_max_size",
+    "pool_timeout",
+    "statement_timeout",
+    "reconnect_timeout",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +392,10 @@ class PoolSettings:
     # passed; kept short so the delay never grows beyond a few seconds, and recovery
     # after an outage is quick (a new request starts a fresh attempt).
     reconnect_timeout: float = 10.0
+    # The hard bound on every call, and the circuit breaker (storage/breaker.py).
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    breaker_failures: int = DEFAULT_BREAKER_FAILURES
+    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
@@ -363,6 +403,12 @@ class PoolSettings:
         timeouts = (self.pool_timeout, self.statement_timeout, self.reconnect_timeout)
         if min(timeouts) <= 0 or self.connect_timeout < 1:
             raise ValueError("PostgreSQL timeouts must be positive")
+        # Checks call_timeout and the breaker's values with the same messages everywhere.
+        BreakerSettings(self.call_timeout, self.breaker_failures, self.breaker_cooldown)
+
+    @property
+    def breaker(self) -> BreakerSettings:
+        return BreakerSettings(self.call_timeout, self.breaker_failures, self.breaker_cooldown)
 
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:
@@ -396,10 +442,14 @@ def _settings_from(ours: Mapping[str, str], overrides: Mapping[str, Any]) -> Poo
         ("pool_timeout", "pool_timeout"),
         ("statement_timeout", "statement_timeout"),
         ("reconnect_timeout", "reconnect_timeout"),
+        ("call_timeout", "call_timeout"),
+        ("breaker_failures", "breaker_failures"),
+        ("breaker_cooldown", "breaker_cooldown"),
     ):
         value = number(key)
         if value is not None:
-            values[field_name] = int(value) if field_name.endswith("size") else value
+            whole = field_name.endswith(("size", "failures"))
+            values[field_name] = int(value) if whole else value
     values.update({key: value for key, value in overrides.items() if value is not None})
     return PoolSettings(**values)
 
@@ -518,6 +568,14 @@ async def _apply_migrations(conn: Conn, target: int) -> list[int]:
     return applied
 
 
+def _is_outage(exc: BaseException) -> bool:
+    """A refused, broken or timed-out connection, not a constraint or a bad query."""
+    cause = exc.__cause__
+    return isinstance(
+        cause, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout | OSError
+    )
+
+
 def _describe(exc: BaseException) -> str:
     # psycopg messages name host and port but never the password.
     return f"{type(exc).__name__}: {str(exc).strip() or 'no detail'}"
@@ -542,6 +600,7 @@ class PostgresStorage:
         statement_timeout: float | None = None,
         connect_timeout: int | None = None,
         reconnect_timeout: float | None = None,
+        call_timeout: float | None = None,
         batch_size: int = 500,
     ) -> None:
         if batch_size < 1:
@@ -556,9 +615,17 @@ class PostgresStorage:
                 "statement_timeout": statement_timeout,
                 "connect_timeout": connect_timeout,
                 "reconnect_timeout": reconnect_timeout,
+                "call_timeout": call_timeout,
             },
         )
-        self._connect_timeout_in_url = "connect_timeout" in urlsplit(self._conninfo).query
+        libpq_keys = {key for key, _ in parse_qsl(urlsplit(self._conninfo).query)}
+        self._connect_timeout_in_url = "connect_timeout" in libpq_keys
+        self._tcp_params = {k: v for k, v in _TCP_DEFAULTS.items() if k not in libpq_keys}
+        self._breaker = CircuitBreaker(
+            f"PostgreSQL {urlsplit(self._conninfo).hostname or 'localhost'}",
+            self._settings.breaker,
+            is_outage=_is_outage,
+        )
         self._batch_size = batch_size
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._schema_checked = False
@@ -602,7 +669,7 @@ class PostgresStorage:
         if self._pool is not None:
             return
         settings = self._settings
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(self._tcp_params)
         if not self._connect_timeout_in_url:
             kwargs["connect_timeout"] = settings.connect_timeout
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -648,20 +715,41 @@ class PostgresStorage:
         except OSError as exc:
             raise StorageError(f"PostgreSQL storage failed: {_describe(exc)}") from exc
 
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    async def _call(self, job: Callable[[Conn], Awaitable[_T]], *, bounded: bool = True) -> _T:
+        """Every database call goes through here: a pooled connection, the hard bound
+        (call_timeout) and the circuit breaker. New methods must use it (or the
+        _fetch* helpers) rather than _connection() directly."""
+
+        async def attempt() -> _T:
+            async with self._connection() as conn:
+                return await job(conn)
+
+        return await self._breaker.call(attempt, bounded=bounded)
+
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._connection() as conn:
+        async def job(conn: Conn) -> list[Row]:
             cursor = await conn.execute(sql, params)
             return await cursor.fetchall()
 
+        return await self._call(job)
+
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._connection() as conn:
+        async def job(conn: Conn) -> Row | None:
             cursor = await conn.execute(sql, params)
             return await cursor.fetchone()
 
+        return await self._call(job)
+
     async def _rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._connection() as conn:
+        async def job(conn: Conn) -> int:
             cursor = await conn.execute(sql, params)
             return cursor.rowcount
+
+        return await self._call(job)
 
     # -- consent ledger -----------------------------------------------------------------
     async def record_consent(self, rec: ConsentRecord) -> ConsentRecord:
@@ -720,7 +808,8 @@ class PostgresStorage:
             if rec.id is not None:
                 raise ValueError(f"acceptance record already stored with id {rec.id}")
         params = (user.id, user.email, email_key(user.email), user.password_hash, user.created_at)
-        async with self._connection() as conn:
+
+        async def insert(conn: Conn) -> None:
             try:
                 async with conn.transaction():
                     await conn.execute(_INSERT_USER, params)
@@ -730,6 +819,8 @@ class PostgresStorage:
                 if exc.diag.constraint_name == "users_by_email_key":
                     raise DuplicateUserError("this e-mail address is already registered") from exc
                 raise
+
+        await self._call(insert)
         return user
 
     async def user_by_email(self, email: str) -> User | None:
@@ -822,10 +913,14 @@ class PostgresStorage:
     async def redact_user_records(self, user_id: str) -> int:
         if not user_id:
             raise ValueError("redact_user_records needs a user id")
-        async with self._connection() as conn, conn.transaction():
-            consents = await conn.execute(_REDACT_CONSENTS, (user_id,))
-            acceptances = await conn.execute(_REDACT_ACCEPTANCES, (user_id,))
-            return consents.rowcount + acceptances.rowcount
+
+        async def redact(conn: Conn) -> int:
+            async with conn.transaction():
+                consents = await conn.execute(_REDACT_CONSENTS, (user_id,))
+                acceptances = await conn.execute(_REDACT_ACCEPTANCES, (user_id,))
+                return consents.rowcount + acceptances.rowcount
+
+        return await self._call(redact)
 
     # -- the server-side meter -------------------------------------------------------------
     async def record_read(self, key: str, article: str, at: datetime) -> None:
@@ -837,6 +932,47 @@ class PostgresStorage:
         sql = "SELECT article FROM meter_reads WHERE reader_key = %s AND read_at >= %s"
         rows = await self._fetchall(sql, (key, _aware(since, "since")))
         return frozenset(str(row[0]) for row in rows)
+
+    async def meter_read(
+        self,
+        reader_key: str,
+        network_key: str | None,
+        article: str,
+        at: datetime,
+        since: datetime,
+        reader_limit: int,
+        network_limit: int,
+    ) -> MeterOutcome:
+        if not reader_key or not article:
+            raise ValueError("meter_read needs a reader key and an article")
+        keys = [reader_key] if network_key is None else [reader_key, network_key]
+        params = (_aware(at, "at"), _aware(since, "since"))
+
+        async def step(conn: Conn) -> MeterOutcome:
+            async with conn.transaction():
+                # One transaction-scoped lock per key, taken in sorted order (no
+                # deadlocks): every other meter step of this reader or network, on any
+                # worker or host, waits until this one has committed. Each statement
+                # after the locks sees what the previous holder committed.
+                for key in sorted(keys):
+                    await conn.execute(_METER_LOCK, (key,))
+                cursor = await conn.execute(_METER_READS, (keys, params[1]))
+                seen: dict[str, set[str]] = {key: set() for key in keys}
+                for key, read in await cursor.fetchall():
+                    seen[key].add(read)
+                outcome = meter_outcome(
+                    frozenset(seen[reader_key]),
+                    None if network_key is None else frozenset(seen[network_key]),
+                    article,
+                    reader_limit,
+                    network_limit,
+                )
+                if outcome.recorded:
+                    for key in keys:
+                        await conn.execute(_UPSERT_READ, (key, article, params[0]))
+                return outcome
+
+        return await self._call(step)
 
     async def prune_reads(self, before: datetime) -> int:
         sql = "DELETE FROM meter_reads WHERE read_at < %s"
@@ -850,10 +986,14 @@ class PostgresStorage:
         checked = check_counts(counts)
         if not checked:
             return
-        async with self._connection() as conn, conn.transaction():
-            # Sorted: two workers adding the same names lock the rows in the same order.
-            for name in sorted(checked):
-                await conn.execute(_UPSERT_COUNT, (day, name, checked[name]))
+
+        async def add(conn: Conn) -> None:
+            async with conn.transaction():
+                # Sorted: two workers adding the same names lock the rows in the same order.
+                for name in sorted(checked):
+                    await conn.execute(_UPSERT_COUNT, (day, name, checked[name]))
+
+        await self._call(add)
 
     async def counts(
         self, since: date | None = None, until: date | None = None
@@ -865,16 +1005,15 @@ class PostgresStorage:
 
     async def schema_version(self) -> int:
         await self._start_pool()
-        async with self._connection() as conn:
-            return await _schema_version(conn)
+        return await self._call(_schema_version)
 
     async def migrate(self, target: int = SCHEMA_VERSION) -> list[int]:
         """See :meth:`Storage.migrate`; ``target`` (tests) stops at an older version."""
         if not 0 <= target <= SCHEMA_VERSION:
             raise ValueError(f"target must be between 0 and {SCHEMA_VERSION}")
         await self._start_pool()
-        async with self._connection() as conn:
-            return await _apply_migrations(conn, target)
+        # Unbounded: an operator's migration may build indexes on a large ledger.
+        return await self._call(lambda conn: _apply_migrations(conn, target), bounded=False)
 
 
 if TYPE_CHECKING:

@@ -3,7 +3,10 @@
 Needs the ``redis`` extra (``pip install 'consentgate[redis]'``). Both classes take a
 ``redis.asyncio.Redis`` client (share one: it holds the connection pool) or build one
 with :func:`redis_client_from_url`, whose short socket timeouts make an outage answer
-within about a second instead of hanging a page view.
+within about a second instead of hanging a page view. Every command is also bounded
+by ``call_timeout`` and goes through one circuit breaker per client
+(:mod:`consentgate.storage.breaker`), so a Redis that stopped answering costs
+milliseconds per request once the breaker is open.
 
 * :class:`RedisMeterStore` raises :class:`~consentgate.storage.base.StorageError` on any
   Redis failure: the article gate then applies ``wall.meter.on_store_error``.
@@ -18,16 +21,26 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as redis_asyncio
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from consentgate.storage.base import StorageError
+from consentgate.storage.base import MeterOutcome, StorageError
+from consentgate.storage.breaker import (
+    BREAKER_URL_PARAMS,
+    BreakerSettings,
+    CircuitBreaker,
+    breaker_settings_from,
+)
 
 if TYPE_CHECKING:
     from consentgate.accounts.ratelimit import RateLimiter
@@ -38,7 +51,18 @@ __all__ = ["RedisMeterStore", "RedisRateLimiter", "redis_client_from_url"]
 logger = logging.getLogger("consentgate.storage.redis")
 
 DEFAULT_PREFIX = "consentgate:"
+DEFAULT_TIMEOUT = 1.0
+# A stale pooled connection may get one retry: two socket timeouts and a little slack.
+DEFAULT_CALL_TIMEOUT = 2 * DEFAULT_TIMEOUT + 0.5
+# A PING before a command on a connection idle this long (s), so one that died while
+# idle is noticed and replaced before a reader's command is sent on it.
+HEALTH_CHECK_INTERVAL = 10
 Client = redis_asyncio.Redis
+_T = TypeVar("_T")
+
+# One breaker per client (the meter and the rate limiter share a client, so they share
+# its breaker): keyed weakly, so a closed and dropped client takes its breaker along.
+_BREAKERS: weakref.WeakKeyDictionary[Client, CircuitBreaker] = weakref.WeakKeyDictionary()
 
 # Sliding-window log, atomic because a script runs alone: drop hits that left the
 # window, refuse when `limit` remain, otherwise log this hit (a refused one is not
@@ -58,19 +82,86 @@ return 1
 """
 
 
-def redis_client_from_url(url: str, *, timeout: float = 1.0) -> Client:
-    """A client that fails fast: ``timeout`` seconds to connect and per command, and
-    one immediate retry (a pooled connection may have died while idle: a Redis restart).
+# The server meter's check and record (see RedisMeterStore.meter_read). Returns
+# {already read, recorded, reader's other articles, network's other articles or -1}.
+_METER_SCRIPT = """
+local article = ARGV[1]
+local at = tonumber(ARGV[2])
+local since = tonumber(ARGV[3])
+local reader_limit = tonumber(ARGV[4])
+local network_limit = tonumber(ARGV[5])
+local retention = tonumber(ARGV[6])
+local score = redis.call('ZSCORE', KEYS[1], article)
+if score and tonumber(score) >= since then
+    return {1, 0, redis.call('ZCOUNT', KEYS[1], since, '+inf') - 1, -1}
+end
+local reader = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+local network = -1
+if #KEYS > 1 then
+    network = redis.call('ZCOUNT', KEYS[2], since, '+inf')
+    local seen = redis.call('ZSCORE', KEYS[2], article)
+    if seen and tonumber(seen) >= since then
+        network = network - 1
+    end
+end
+if reader >= reader_limit or (network >= 0 and network >= network_limit) then
+    return {0, 0, reader, network}
+end
+for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, 'GT', at, article)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (at - retention))
+    redis.call('PEXPIRE', key, math.ceil(retention * 1000))
+end
+return {0, 1, reader, network}
+"""
 
-    Building it does not connect; the first command does.
+
+def redis_client_from_url(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Client:
+    """A client that fails fast: ``timeout`` seconds to connect and per command, TCP
+    keepalives, a health check on connections idle for a while, and one immediate
+    retry (a pooled connection may have died while idle: a Redis restart).
+
+    redis-py's own query parameters (``socket_timeout``, ``socket_connect_timeout``,
+    ``health_check_interval``, …) override these; ``call_timeout`` (the bound on every
+    command, seconds), ``breaker_failures`` and ``breaker_cooldown`` are ours. Building
+    the client does not connect; the first command does.
     """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {key: value for key, value in query if key in BREAKER_URL_PARAMS}
+    rest = [(key, value) for key, value in query if key not in BREAKER_URL_PARAMS]
+    settings = breaker_settings_from(ours, "Redis", call_timeout=2 * timeout + 0.5)
     client: Client = redis_asyncio.from_url(
-        url,
+        urlunsplit(parts._replace(query=urlencode(rest))),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        socket_keepalive=True,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
         retry=Retry(NoBackoff(), 1),
     )
+    _BREAKERS[client] = _new_breaker(client, settings)
     return client
+
+
+def breaker_for(client: Client) -> CircuitBreaker:
+    """The breaker of ``client`` (one made with default settings for a foreign client)."""
+    breaker = _BREAKERS.get(client)
+    if breaker is None:
+        breaker = _BREAKERS[client] = _new_breaker(
+            client, BreakerSettings(call_timeout=DEFAULT_CALL_TIMEOUT)
+        )
+    return breaker
+
+
+def _new_breaker(client: Client, settings: BreakerSettings) -> CircuitBreaker:
+    kwargs = client.connection_pool.connection_kwargs
+    where = f"{kwargs.get('host', 'unix socket')}:{kwargs.get('port', '')}"
+    return CircuitBreaker(f"Redis {where}", settings, is_outage=_is_outage)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """No connection or no answer; a script or type error is an answer."""
+    return isinstance(exc.__cause__, RedisConnectionError | RedisTimeoutError | OSError)
 
 
 def _unix(moment: datetime, name: str) -> float:
@@ -86,16 +177,29 @@ class _RedisUser:
         self._client = client
         self._prefix = prefix
         self._owns_client = owns_client
+        self._breaker = breaker_for(client)
 
     @property
     def client(self) -> Client:
         return self._client
 
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    async def _call(self, job: Callable[[], Awaitable[_T]]) -> _T:
+        """Every command goes through here: the bound, the breaker, StorageError."""
+
+        async def attempt() -> _T:
+            try:
+                return await job()
+            except (RedisError, OSError) as exc:
+                raise StorageError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+
+        return await self._breaker.call(attempt)
+
     async def ping(self) -> None:
-        try:
-            await self._client.ping()
-        except (RedisError, OSError) as exc:
-            raise StorageError(f"Redis unavailable: {type(exc).__name__}: {exc}") from exc
+        await self._call(self._client.ping)
 
     async def close(self) -> None:
         """Close the client if this object created it (a shared one is the caller's)."""
@@ -124,6 +228,7 @@ class RedisMeterStore(_RedisUser):
             raise ValueError("retention must be at least one second")
         super().__init__(client, prefix=prefix + "meter:", owns_client=owns_client)
         self._retention = retention.total_seconds()
+        self._meter_script = client.register_script(_METER_SCRIPT)
 
     @classmethod
     def from_url(
@@ -137,25 +242,66 @@ class RedisMeterStore(_RedisUser):
             raise ValueError("record_read needs a reader key and an article")
         score = _unix(at, "at")
         redis_key = self._prefix + key
+
         # One MULTI/EXEC, so another worker never sees half of it: keep the newest
         # time per article, forget reads past the retention, expire an idle reader.
-        try:
+        async def write() -> None:
             async with self._client.pipeline(transaction=True) as pipe:
                 # GT: reading again moves the time forward, never back (as in SQL).
                 pipe.zadd(redis_key, {article: score}, gt=True)
                 pipe.zremrangebyscore(redis_key, "-inf", f"({score - self._retention}")
                 pipe.pexpire(redis_key, int(self._retention * 1000))
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StorageError(f"Redis meter failed: {type(exc).__name__}: {exc}") from exc
+
+        await self._call(write)
 
     async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]:
         low = _unix(since, "since")
-        try:
+
+        async def read() -> list[Any]:
             members: list[Any] = await self._client.zrangebyscore(self._prefix + key, low, "+inf")
-        except (RedisError, OSError) as exc:
-            raise StorageError(f"Redis meter failed: {type(exc).__name__}: {exc}") from exc
-        return frozenset(_text(member) for member in members)
+            return members
+
+        return frozenset(_text(member) for member in await self._call(read))
+
+    async def meter_read(
+        self,
+        reader_key: str,
+        network_key: str | None,
+        article: str,
+        at: datetime,
+        since: datetime,
+        reader_limit: int,
+        network_limit: int,
+    ) -> MeterOutcome:
+        """Check and record in one Lua script: Redis runs a script alone, so no other
+        command on these keys (from any worker or host) comes between the counts and
+        the write. Both keys are used in one script, so this needs a single Redis, not
+        a Redis Cluster (where they could live on different nodes)."""
+        if not reader_key or not article:
+            raise ValueError("meter_read needs a reader key and an article")
+        keys = [self._prefix + reader_key]
+        if network_key is not None:
+            keys.append(self._prefix + network_key)
+        args: list[str | int] = [
+            article,
+            repr(_unix(at, "at")),
+            repr(_unix(since, "since")),
+            reader_limit,
+            network_limit,
+            repr(self._retention),
+        ]
+
+        async def run() -> Any:
+            return await self._meter_script(keys=keys, args=args)
+
+        already, recorded, reader_reads, network_reads = (int(v) for v in await self._call(run))
+        return MeterOutcome(
+            already_read=bool(already),
+            recorded=bool(recorded),
+            reader_reads=reader_reads,
+            network_reads=None if network_reads < 0 else network_reads,
+        )
 
 
 def _text(value: Any) -> str:
@@ -204,11 +350,16 @@ class RedisRateLimiter(_RedisUser):
         # nothing against windows of minutes, and a fake clock keeps tests exact.
         now = self._clock()
         member = f"{now:.6f}:{secrets.token_hex(4)}"
-        try:
-            allowed = await self._script(
+
+        async def run() -> Any:
+            return await self._script(
                 keys=[self._prefix + key], args=[now, window_seconds, limit, member]
             )
-        except (RedisError, OSError) as exc:
+
+        try:
+            allowed = await self._call(run)
+        except StorageError as exc:
+            # With the breaker open this costs nothing: the fallback answers at once.
             return await self._degraded(exc, key, limit, window_seconds)
         if self._failing:
             self._failing = False

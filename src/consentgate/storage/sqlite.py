@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from consentgate.storage.base import (
     AcceptanceRecord,
     ConsentRecord,
     DuplicateUserError,
+    MeterOutcome,
     SchemaTooNewError,
     SchemaTooOldError,
     SessionRecord,
@@ -32,6 +34,15 @@ from consentgate.storage.base import (
     User,
     check_counts,
     email_key,
+    meter_outcome,
+)
+from consentgate.storage.breaker import (
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_FAILURES,
+    DEFAULT_CALL_TIMEOUT,
+    BreakerSettings,
+    CircuitBreaker,
+    StorageTimeoutError,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
@@ -172,7 +183,6 @@ _SCHEMA_V3 = (
     _redaction_only_trigger("acceptances", _ACCEPTANCE_COLUMNS),
 )
 
-# version -> statements that bring the schema from version - 1 to version.
 # Version 4: server-side sessions (readers and the dashboard), and rollups that the
 # database keeps on every ledger insert, so the dashboard never scans the ledger:
 # decisions per day, action and method, and each consent id's latest decision.
@@ -418,8 +428,7 @@ def _acceptance_from_row(row: Row) -> AcceptanceRecord:
 
 
 _INSERT_SESSION = (
-    "INSERT INTO sessions (id_hash, kind, subject, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO sessions (id_hash, kind, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"
 )
 _SELECT_SESSION = (
     "SELECT id_hash, kind, subject, created_at, expires_at FROM sessions WHERE id_hash = ?"
@@ -585,6 +594,50 @@ def _add_counts(conn: sqlite3.Connection, day: date, counts: Mapping[str, int]) 
     _in_write_transaction(conn, add)
 
 
+def _reads_since(conn: sqlite3.Connection, key: str, since: str) -> frozenset[str]:
+    sql = "SELECT article FROM meter_reads WHERE reader_key = ? AND read_at >= ?"
+    return frozenset(str(row[0]) for row in conn.execute(sql, (key, since)).fetchall())
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A locked, full, read-only or broken database; not a constraint or a usage error."""
+    cause = exc.__cause__
+    if isinstance(cause, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+        return False
+    return isinstance(cause, sqlite3.Error | OSError)
+
+
+class _Ticket:
+    """One call on the worker thread, which its caller may stop waiting for.
+
+    An abandoned call that has not started yet is skipped; one that is running is
+    interrupted (``sqlite3.Connection.interrupt`` is safe from another thread), so the
+    single worker does not stay busy for callers who are gone.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._running = False
+
+    def work(self, job: Callable[[sqlite3.Connection], _T], conn: sqlite3.Connection) -> _T:
+        with self._lock:
+            if self._abandoned:
+                raise sqlite3.OperationalError("skipped: the caller stopped waiting")
+            self._running = True
+        try:
+            return job(conn)
+        finally:
+            with self._lock:
+                self._running = False
+
+    def abandon(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._abandoned = True
+            if self._running:
+                conn.interrupt()
+
+
 def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
     """WAL lets exports read while visitors' consents are written.
 
@@ -615,11 +668,24 @@ class SQLiteStorage:
         *,
         busy_timeout: float = 5.0,
         batch_size: int = 500,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        breaker_failures: float = DEFAULT_BREAKER_FAILURES,
+        breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if not busy_timeout > 0:
+            raise ValueError("busy_timeout must be a positive number of seconds")
         self._path = os.fspath(path)
         self._busy_timeout = busy_timeout
+        # A lock held by another connection is waited for busy_timeout at most, and
+        # every call is bounded by call_timeout as well (the worker thread may also be
+        # queued behind a stuck statement); repeated outages open the breaker.
+        self._breaker = CircuitBreaker(
+            f"SQLite database {os.path.basename(self._path)!r}",
+            BreakerSettings(call_timeout, int(breaker_failures), breaker_cooldown),
+            is_outage=_is_outage,
+        )
         self._batch_size = batch_size
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
@@ -692,17 +758,31 @@ class SQLiteStorage:
         finally:
             executor.shutdown(wait=False)
 
-    async def _run(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    async def _run(self, job: Callable[[sqlite3.Connection], _T], *, bounded: bool = True) -> _T:
         connection, executor = self._connection, self._executor
         if connection is None or executor is None:
             raise StorageError("SQLite storage is not open")
+        ticket = _Ticket()
+
+        async def attempt() -> _T:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(executor, ticket.work, job, connection)
+            except (sqlite3.Error, OSError) as exc:
+                raise StorageError(f"SQLite storage failed: {exc}") from exc
+            except RuntimeError as exc:
+                # The executor refuses jobs once close() has shut it down.
+                raise StorageError(f"SQLite storage is closed: {exc}") from exc
+
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, job, connection)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"SQLite storage failed: {exc}") from exc
-        except RuntimeError as exc:
-            # The executor refuses jobs once close() has shut it down.
-            raise StorageError(f"SQLite storage is closed: {exc}") from exc
+            return await self._breaker.call(attempt, bounded=bounded)
+        except StorageTimeoutError:
+            ticket.abandon(connection)
+            raise
 
     async def record_consent(self, rec: ConsentRecord) -> ConsentRecord:
         if rec.id is not None:
@@ -841,6 +921,40 @@ class SQLiteStorage:
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return frozenset(str(row[0]) for row in rows)
 
+    async def meter_read(
+        self,
+        reader_key: str,
+        network_key: str | None,
+        article: str,
+        at: datetime,
+        since: datetime,
+        reader_limit: int,
+        network_limit: int,
+    ) -> MeterOutcome:
+        if not reader_key or not article:
+            raise ValueError("meter_read needs a reader key and an article")
+        at_text, since_text = format_timestamp(at), format_timestamp(since)
+        keys = [reader_key] if network_key is None else [reader_key, network_key]
+
+        def step(conn: sqlite3.Connection) -> MeterOutcome:
+            def check_and_record() -> MeterOutcome:
+                reader_seen = _reads_since(conn, reader_key, since_text)
+                network_seen = (
+                    None if network_key is None else _reads_since(conn, network_key, since_text)
+                )
+                outcome = meter_outcome(
+                    reader_seen, network_seen, article, reader_limit, network_limit
+                )
+                if outcome.recorded:
+                    conn.executemany(_UPSERT_READ, [(key, article, at_text) for key in keys])
+                return outcome
+
+            # BEGIN IMMEDIATE: the write lock is taken before the counts are read, so
+            # other workers' meter steps on this file wait, and a burst cannot overshoot.
+            return _in_write_transaction(conn, check_and_record)
+
+        return await self._run(step)
+
     async def prune_reads(self, before: datetime) -> int:
         sql = "DELETE FROM meter_reads WHERE read_at < ?"
         params = (format_timestamp(before),)
@@ -930,7 +1044,8 @@ class SQLiteStorage:
         if not 0 <= target <= SCHEMA_VERSION:
             raise ValueError(f"target must be between 0 and {SCHEMA_VERSION}")
         await self._connect_once()
-        applied = await self._run(lambda conn: _migrate(conn, target))
+        # Unbounded: an operator's migration may rebuild indexes on a large ledger.
+        applied = await self._run(lambda conn: _migrate(conn, target), bounded=False)
         return applied
 
 

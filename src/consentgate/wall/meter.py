@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from consentgate.storage.base import MeterOutcome
+
 __all__ = [
     "METER_COOKIE_SALT",
     "MeterCookieCodec",
@@ -248,11 +250,19 @@ def _state_from_payload(payload: Any) -> MeterState | None:
 
 
 class MeterStore(Protocol):
-    """The two storage methods the server meter needs (a subset of ``Storage``)."""
+    """The one storage method the server meter needs (``Storage`` has it; so has
+    ``RedisMeterStore``): check and record a read as a single atomic step."""
 
-    async def record_read(self, key: str, article: str, at: datetime) -> None: ...
-
-    async def distinct_reads(self, key: str, since: datetime) -> frozenset[str]: ...
+    async def meter_read(
+        self,
+        reader_key: str,
+        network_key: str | None,
+        article: str,
+        at: datetime,
+        since: datetime,
+        reader_limit: int,
+        network_limit: int,
+    ) -> MeterOutcome: ...
 
 
 class MeterLimit(enum.Enum):
@@ -284,8 +294,9 @@ class ServerMeter:
     addresses, reader ids nor URLs, only what is needed to count. Rotating the secret
     therefore starts every server-side count afresh (a reader gains at most one period).
 
-    Not atomic: check and record are two storage calls, so parallel requests from one
-    reader can overshoot the limit by the number in flight. A meter needs no more.
+    Atomic: check and record are one storage operation (a transaction holding the
+    write lock in SQLite, advisory locks in PostgreSQL, a Lua script in Redis), so a
+    burst of parallel requests from one reader or network never gets past the limit.
     """
 
     def __init__(
@@ -316,22 +327,23 @@ class ServerMeter:
         network = network_of(ip)
         network_key = "net:" + self._hmac("network", str(network)) if network else None
 
-        reader_seen = await self._storage.distinct_reads(reader_key, since)
-        if article in reader_seen:
-            return ServerMeterVerdict(True, False, len(reader_seen - {article}), None)
-        reader_others = len(reader_seen)
-        network_others: int | None = None
-        if network_key is not None:
-            network_others = len(await self._storage.distinct_reads(network_key, since) - {article})
-        limited_by = self._limited_by(reader_others, network_others)
-        if limited_by is not None:
-            return ServerMeterVerdict(False, False, reader_others, network_others, limited_by)
-
-        at = datetime.fromtimestamp(now, UTC)
-        await self._storage.record_read(reader_key, article, at)
-        if network_key is not None:
-            await self._storage.record_read(network_key, article, at)
-        return ServerMeterVerdict(True, True, reader_others, network_others)
+        outcome = await self._storage.meter_read(
+            reader_key,
+            network_key,
+            article,
+            datetime.fromtimestamp(now, UTC),
+            since,
+            self._window.limit,
+            self._network_limit,
+        )
+        if outcome.already_read:
+            return ServerMeterVerdict(True, False, outcome.reader_reads, None)
+        if not outcome.recorded:
+            limited_by = self._limited_by(outcome.reader_reads, outcome.network_reads)
+            return ServerMeterVerdict(
+                False, False, outcome.reader_reads, outcome.network_reads, limited_by
+            )
+        return ServerMeterVerdict(True, True, outcome.reader_reads, outcome.network_reads)
 
     def _limited_by(self, reader_others: int, network_others: int | None) -> MeterLimit | None:
         if reader_others >= self._window.limit:

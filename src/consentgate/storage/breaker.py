@@ -1,0 +1,247 @@
+"""Every storage call has a bound, and an outage is answered in milliseconds.
+
+Two pieces, used by every backend (SQLite, PostgreSQL, Redis):
+
+* :func:`run_bounded` gives a call a hard wall-clock limit. Driver timeouts are not
+  enough on their own: a server that accepts a connection and then never answers
+  (packets dropped, a hung host) leaves a driver waiting on a socket for as long as
+  the kernel keeps it open — minutes. And cancelling a driver is not instant either
+  (psycopg, cancelled mid-query, first tries to cancel on the server, which hangs the
+  same way). So the call runs in its own task and the caller stops waiting at the
+  limit; the task is cancelled and left to clean up in the background.
+* :class:`CircuitBreaker` stops paying that limit on every request during an outage:
+  after ``failures`` consecutive failures it *opens* and every call fails at once
+  with :class:`CircuitOpenError` for ``cooldown`` seconds; then it lets exactly one
+  call through (*half-open*). That probe closes it again when it succeeds, or opens
+  it for another cool-down when it fails. No restart is ever needed.
+
+Only outages count as failures (timeouts, refused or broken connections, a locked or
+full database); an application error such as a duplicate e-mail address is an answer
+from a working backend and resets the count like a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from consentgate.storage.base import StorageError
+
+__all__ = [
+    "BREAKER_URL_PARAMS",
+    "DEFAULT_CALL_TIMEOUT",
+    "BreakerSettings",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "StorageTimeoutError",
+    "breaker_settings_from",
+    "run_bounded",
+]
+
+logger = logging.getLogger("consentgate.storage")
+
+T = TypeVar("T")
+
+# The longest any one storage call may take (seconds), unless the URL says otherwise.
+# A consent click waits on it, so it is short; a statement that needs longer is not one
+# a page view should run.
+DEFAULT_CALL_TIMEOUT = 5.0
+DEFAULT_BREAKER_FAILURES = 3
+DEFAULT_BREAKER_COOLDOWN = 5.0
+
+
+class StorageTimeoutError(StorageError):
+    """The backend did not answer within the call's bound."""
+
+
+class CircuitOpenError(StorageError):
+    """The breaker is open: the backend failed repeatedly and is not asked for now."""
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """``failures`` consecutive outages open the breaker for ``cooldown`` seconds;
+    every call is bounded by ``call_timeout`` seconds."""
+
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    failures: int = DEFAULT_BREAKER_FAILURES
+    cooldown: float = DEFAULT_BREAKER_COOLDOWN
+
+    def __post_init__(self) -> None:
+        if not self.call_timeout > 0:
+            raise ValueError("call_timeout must be a positive number of seconds")
+        if self.failures < 1:
+            raise ValueError("breaker_failures must be at least 1")
+        if not self.cooldown > 0:
+            raise ValueError("breaker_cooldown must be a positive number of seconds")
+
+
+# The URL query parameters every backend reads (and takes out before its driver sees them).
+BREAKER_URL_PARAMS = frozenset({"call_timeout", "breaker_failures", "breaker_cooldown"})
+
+
+def breaker_settings_from(
+    params: Mapping[str, str], what: str, *, call_timeout: float = DEFAULT_CALL_TIMEOUT
+) -> BreakerSettings:
+    """Settings from URL query values (strings); ``what`` names the URL in errors."""
+
+    def number(key: str, default: float) -> float:
+        text = params.get(key)
+        if text is None:
+            return default
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{what} URL parameter {key} must be a number") from None
+
+    failures = number("breaker_failures", DEFAULT_BREAKER_FAILURES)
+    if failures != int(failures):
+        raise ValueError(f"{what} URL parameter breaker_failures must be a whole number")
+    return BreakerSettings(
+        call_timeout=number("call_timeout", call_timeout),
+        failures=int(failures),
+        cooldown=number("breaker_cooldown", DEFAULT_BREAKER_COOLDOWN),
+    )
+
+
+# Tasks whose caller stopped waiting. Kept referenced until they end (an unreferenced
+# task may be garbage-collected mid-flight), and their outcome is collected so that
+# asyncio does not log "exception was never retrieved".
+_abandoned: set[asyncio.Task[object]] = set()
+
+
+def _forget(task: asyncio.Task[object]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("consentgate: abandoned storage call ended with %r", task.exception())
+
+
+def _abandon(task: asyncio.Task[T]) -> None:
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_forget)
+
+
+async def run_bounded(job: Callable[[], Awaitable[T]], seconds: float | None, what: str) -> T:
+    """``await job()``, but never longer than ``seconds`` (None: no bound).
+
+    On expiry raises :class:`StorageTimeoutError` at once; the job is cancelled and
+    finishes its own clean-up in the background (its result is discarded).
+    """
+    if seconds is None:
+        return await job()
+
+    async def call() -> T:
+        return await job()
+
+    task = asyncio.get_running_loop().create_task(call())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if task in done:
+        return task.result()
+    _abandon(task)
+    raise StorageTimeoutError(f"{what} did not answer within {seconds:g} s")
+
+
+class CircuitBreaker:
+    """closed → (``failures`` consecutive outages) → open → (``cooldown``) → half-open:
+    one probe; success closes, failure opens again.
+
+    One breaker per backend object (and per Redis client): every worker process keeps
+    its own, which is what is wanted, as each sees the network from where it runs.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: BreakerSettings | None = None,
+        *,
+        is_outage: Callable[[BaseException], bool] = lambda exc: True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.settings = settings or BreakerSettings()
+        self._is_outage = is_outage
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    async def call(self, job: Callable[[], Awaitable[T]], *, bounded: bool = True) -> T:
+        """Run ``job`` under the breaker and (unless ``bounded`` is False) the bound."""
+        probe = self._admit()
+        timeout = self.settings.call_timeout if bounded else None
+        try:
+            result = await run_bounded(job, timeout, self.name)
+        except StorageTimeoutError:
+            self._failed(probe)
+            raise
+        except asyncio.CancelledError:
+            # The caller went away (a closed request): no verdict on the backend.
+            if probe:
+                self._probing = False
+            raise
+        except Exception as exc:
+            if self._is_outage(exc):
+                self._failed(probe)
+            else:
+                self._succeeded(probe)
+            raise
+        self._succeeded(probe)
+        return result
+
+    def _admit(self) -> bool:
+        """Raise when the breaker is open; True when this call is the half-open probe."""
+        if self._state is BreakerState.CLOSED:
+            return False
+        if self._state is BreakerState.OPEN:
+            if self._clock() - self._opened_at < self.settings.cooldown:
+                raise CircuitOpenError(f"{self.name} is unavailable (circuit open)")
+            self._state = BreakerState.HALF_OPEN
+        if self._probing:
+            raise CircuitOpenError(f"{self.name} is unavailable (probing after an outage)")
+        self._probing = True
+        return True
+
+    def _failed(self, probe: bool) -> None:
+        if probe:
+            self._probing = False
+        self._failures += 1
+        if probe or self._failures >= self.settings.failures:
+            if self._state is not BreakerState.OPEN:
+                logger.warning(
+                    "consentgate: %s failed %d times in a row; failing fast for %g s",
+                    self.name,
+                    self._failures,
+                    self.settings.cooldown,
+                )
+            self._state = BreakerState.OPEN
+            self._opened_at = self._clock()
+
+    def _succeeded(self, probe: bool) -> None:
+        if probe:
+            self._probing = False
+        if self._state is not BreakerState.CLOSED:
+            logger.warning("consentgate: %s answers again", self.name)
+        self._state = BreakerState.CLOSED
+        self._failures = 0
