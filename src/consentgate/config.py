@@ -9,6 +9,7 @@ the reason, instead of surfacing as odd behaviour on some reader's request.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -186,6 +187,9 @@ class AccountsSettings:
     session_lifetime_days: int = 30
     register_per_hour: int = 5
     login_per_15_minutes: int = 10
+    #: Rate limits count an IPv6 client by its network of this prefix length (a
+    #: subscriber gets a /64 or more), an IPv4 client by its address.
+    ipv6_prefix: int = 64
 
 
 def default_categories() -> tuple[Category, ...]:
@@ -251,6 +255,10 @@ class Config:
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     meter_url: str | None = None
     admin_token_sha256: str | None = None
+    #: Addresses or networks of the reverse proxies in front of the app: only a request
+    #: from one of them may name the client in ``trusted_proxy_header``.
+    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
 
     def __post_init__(self) -> None:
         """Invariants the rest of consentgate relies on, however the Config was built.
@@ -281,6 +289,11 @@ class Config:
         if self.default_language not in self.languages:
             raise ConfigError("default_language", f"{self.default_language!r} is not in languages")
         _prefix(self.prefix)
+        _trusted_proxies(list(self.trusted_proxies))
+        if self.trusted_proxy_header not in TRUSTED_PROXY_HEADERS:
+            raise ConfigError(
+                "trusted_proxy_header", f"must be one of {', '.join(TRUSTED_PROXY_HEADERS)}"
+            )
         if self.wall.meter.limit < 1:
             raise ConfigError("wall.meter.limit", "must be at least 1")
 
@@ -356,6 +369,8 @@ _TOP_LEVEL_KEYS = {
     "accounts",
     "meter_url",
     "admin",
+    "trusted_proxies",
+    "trusted_proxy_header",
 }
 
 
@@ -409,7 +424,29 @@ def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
         accounts=_accounts(_table(raw, "accounts")),
         meter_url=_meter_url(raw),
         admin_token_sha256=_admin_token(_table(raw, "admin")),
+        trusted_proxies=_trusted_proxies(raw.get("trusted_proxies", [])),
+        trusted_proxy_header=_choice(  # type: ignore[arg-type]
+            raw, "trusted_proxy_header", "x-forwarded-for", TRUSTED_PROXY_HEADERS
+        ),
     )
+
+
+TRUSTED_PROXY_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def _trusted_proxies(value: Any) -> tuple[str, ...]:
+    """Addresses or CIDR networks (``10.0.0.0/8``, ``2001:db8::/32``, ``127.0.0.1``)."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("trusted_proxies", "must be a list of addresses or networks")
+    for index, entry in enumerate(value):
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies[{index}]",
+                f"{entry!r} is not an address or network such as 10.0.0.0/8",
+            ) from None
+    return tuple(entry.strip() for entry in value)
 
 
 def _meter_url(raw: Mapping[str, Any]) -> str | None:
@@ -970,4 +1007,5 @@ def _accounts(raw: Mapping[str, Any]) -> AccountsSettings:
         login_per_15_minutes=_int_in_range(
             raw, "login_per_15_minutes", 10, 1, 10_000, prefix=prefix
         ),
+        ipv6_prefix=_int_in_range(raw, "ipv6_prefix", 64, 32, 128, prefix=prefix),
     )

@@ -36,7 +36,7 @@ from consentgate.storage import (
     StorageError,
     storage_from_url,
 )
-from consentgate.visitor import Visitor
+from consentgate.visitor import Visitor, client_address
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.cookies import consent_cookie_header
@@ -191,8 +191,9 @@ class ConsentGate:
         Raises StorageError if it cannot be written; then the acceptance did not happen.
         """
         headers = Headers(scope=scope)
-        client = scope.get("client")
-        context = self.accounts.context(client[0] if client else None, headers.get("user-agent"))
+        config = self.config
+        ip = client_address(scope, config.trusted_proxies, config.trusted_proxy_header)
+        context = self.accounts.context(ip, headers.get("user-agent"))
         return await self.accounts.record_acceptance(user_id, method, context)
 
     async def needs_policy_acceptance(self, user_id: str) -> bool:
