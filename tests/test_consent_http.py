@@ -604,7 +604,8 @@ def test_gpc_explicit_later_choice_wins(tmp_path: Path) -> None:
             make_gate(html_app(headers=ALL_COOKIES), tmp_path),
             headers={"sec-gpc": "1", "accept": "text/html"},
         ) as c:
-            await c.get("/")
+            await c.get("/")  # no consent cookie yet: counted, not recorded
+            await c.get("/")  # the browser's consent id: its GPC row
             await decide(c, "accept_all")
             return await c.get("/")
 

@@ -204,7 +204,7 @@ class ArticleGate:
             limit=self.window.limit,
             verified_crawler=await self._verified_crawler(visitor, access),
         )
-        if not decision.count_read:
+        if not decision.count_read and not (meter.tampered and meter.is_new):
             return ArticleVerdict(access, decision)
         return await self._count_read(visitor, access, decision, meter, now)
 
@@ -217,7 +217,14 @@ class ArticleGate:
         now: float,
     ) -> ArticleVerdict:
         exhausted = AccessDecision(False, AccessReason.METER_EXHAUSTED)
-        if not visitor.consent.allows(self._settings.meter.category):
+        allowed_cookie = visitor.consent.allows(self._settings.meter.category)
+        if meter.tampered:
+            # An edited or forged meter cookie: the decision stands (exhausted for a
+            # metered article) and the cookie is replaced by a fresh, signed, exhausted
+            # one, so the bad value stops coming back and no reads are recorded.
+            cookie = self._meter_cookie(visitor, meter) if allowed_cookie else None
+            return ArticleVerdict(access, decision, meter_cookie=cookie)
+        if not allowed_cookie:
             # The operator put the meter cookie under a category this reader refused:
             # a read we cannot count cannot be free, or every visit would be the first.
             return ArticleVerdict(access, exhausted)
@@ -239,14 +246,16 @@ class ArticleGate:
                 if not verdict.allowed:
                     return ArticleVerdict(access, exhausted)
         counted = self.window.with_read(meter, access.article_id, now)
-        cookie = own_cookie(
+        return ArticleVerdict(access, decision, meter_cookie=self._meter_cookie(visitor, counted))
+
+    def _meter_cookie(self, visitor: Visitor, state: MeterState) -> str:
+        return own_cookie(
             self._gate.config,
             self._gate.config.cookie_names.meter,
-            self.meter_codec.dumps(counted),
+            self.meter_codec.dumps(state),
             max_age=self.window.period_days * 86_400 + 86_400,
             scheme=visitor.scheme,
         )
-        return ArticleVerdict(access, decision, meter_cookie=cookie)
 
     def _prune_old_reads_now_and_then(self, now: float) -> None:
         """Reads older than the period count for nothing: delete them, hourly at most.
@@ -272,7 +281,14 @@ class ArticleGate:
     async def _needs_policy_acceptance(self, visitor: Visitor) -> bool:
         if not visitor.user_id:
             return False
-        return await self._gate.accounts.needs_policy_acceptance(visitor.user_id)
+        try:
+            return await self._gate.accounts.needs_policy_acceptance(visitor.user_id)
+        except StorageError as exc:
+            # The acceptance cannot be checked: wall.meter.on_store_error decides, as for
+            # the server meter. "cookie" walls nobody extra during an outage (the reader
+            # is signed in); "wall" treats the reader as not yet cleared.
+            logger.warning("consentgate: policy acceptance not checked (%s)", exc)
+            return self._settings.meter.on_store_error == "wall"
 
     async def _verified_crawler(self, visitor: Visitor, access: ArticleAccess) -> bool:
         if self.crawlers is None or access.level is AccessLevel.FREE or not visitor.client_ip:

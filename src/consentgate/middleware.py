@@ -22,7 +22,7 @@ from consentgate.accounts.sessions import SessionCodec
 from consentgate.articles import ArticleGate
 from consentgate.config import Config, ConfigError
 from consentgate.consent.cookies import CookieRegistry, CookieRule
-from consentgate.consent.ledger import Ledger
+from consentgate.consent.ledger import GPC_WITHOUT_COOKIE, Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.consent.texts import banner_text_sha256, resolve_texts
 from consentgate.metrics import Metrics
@@ -233,10 +233,21 @@ class ConsentGate:
         )
 
     async def _record_gpc_signal(self, scope: Scope, visitor: Visitor) -> Decision | None:
-        """The first time a reader's GPC signal reaches a page, record it once."""
+        """Record a reader's GPC signal once per consent id; a new cookie when needed.
+
+        The signal is honoured on every request whatever happens here (the Visitor
+        applies it). Rows stay bounded: a page view without a consent cookie writes
+        none. It is added to the day's GPC_WITHOUT_COOKIE counter and gets a cookie
+        naming a new consent id with nothing recorded yet; a browser that sends it
+        back gets its one ledger row then. A client that keeps no cookies (a script, a
+        crawler) costs a counter increment per page, never a row.
+        """
         if not visitor.gpc or not _is_page_navigation(scope):
             return None
-        if visitor.decision is not None and visitor.decision.gpc_at is not None:
+        if visitor.decision is None:
+            self.metrics.add(GPC_WITHOUT_COOKIE)
+            return replace(record_gpc(self.config, None), gpc_at=None)
+        if visitor.decision.gpc_at is not None:
             return None
         decision = record_gpc(self.config, visitor.decision)
         try:
@@ -251,7 +262,7 @@ class ConsentGate:
             )
         except StorageError:
             # The signal is honoured all the same; we just cannot prove we saw it yet,
-            # so no cookie: the next page tries again.
+            # so the cookie stays as it is: the next page, once storage is back, records it.
             logger.warning("consentgate: could not record a GPC signal; will retry")
             return None
         return decision

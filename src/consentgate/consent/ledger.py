@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from consentgate.visitor import Visitor
 
 _MAX_USER_AGENT = 512
+# Daily counter of page views that carried Sec-GPC: 1 but no consent cookie. They are
+# counted, not written as rows: anonymous traffic must not grow the append-only ledger
+# without bound (each row is a reader's proof and can never be deleted).
+GPC_WITHOUT_COOKIE = "gpc_without_cookie"
 
 
 class Ledger:

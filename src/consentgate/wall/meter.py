@@ -69,7 +69,7 @@ class MeterState:
     ``reads`` are ``(article key, unix time)`` pairs, one per distinct article.
     ``tampered`` means the cookie came back with a bad signature or shape: its reads
     cannot be trusted, so the meter counts as exhausted. ``is_new`` means no usable
-    cookie came in (the caller must set one).
+    cookie came in (the caller must set one; for a tampered state, an exhausted one).
     """
 
     reader_id: str
@@ -83,8 +83,11 @@ class MeterState:
 
     @classmethod
     def tampered_state(cls) -> MeterState:
-        # A fresh id: the one in a cookie we cannot verify is not ours to trust.
-        return cls(reader_id=new_reader_id(), tampered=True)
+        # A fresh id: the one in a cookie we cannot verify is not ours to trust. New, so
+        # the caller replaces the bad cookie by a signed, exhausted one (``"x": 1``),
+        # which then ages out like any meter; re-sending that one is not new, so it is
+        # never re-signed (which would keep it exhausted for ever).
+        return cls(reader_id=new_reader_id(), tampered=True, is_new=True)
 
     @property
     def article_keys(self) -> frozenset[str]:
