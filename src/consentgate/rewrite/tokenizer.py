@@ -9,30 +9,36 @@ raw-text contents are handed on in pieces so memory stays bounded.
 
 The handler decides the content model after each start tag (a browser does not treat
 ``<script>`` inside ``<svg>`` as raw text, for example), so the tokenizer asks it.
+
+**Wanted names.** A handler that only acts on a few tag names calls
+:meth:`Tokenizer.set_wanted`. From then on one compiled regular expression (one per set of
+names, cached) consumes, in C, every run of text, every tag whose name is not wanted,
+comments, doctypes and whole raw-text and script elements that are not wanted, and hands those
+bytes to ``handler.passthrough`` in bulk; Python wakes only at wanted tags. The tokens it does
+report are exactly those the full tokenizer would report for those names (the tests compare
+the two). Wanted mode assumes HTML content (no CDATA sections): a handler leaves it
+(``set_wanted(None)``) while inside ``<svg>``/``<math>``, so it must want those names.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from ._html import PLAINTEXT, RAW_TEXT_ELEMENTS, SCRIPT
 from .errors import RewriteError, RewriteErrorReason
 
 _WS = rb"\t\n\f\r "
 #: Attribute value: quoted values may contain ``>``; an unterminated quote swallows the rest of
 #: the buffer so that an incomplete tag never matches early (chunking must not matter).
 _VALUE = rb"""(?:"[^"]*+"?|'[^']*+'?|[^\t\n\f\r >]*+)"""
-_ATTR = (
-    rb"([^\t\n\f\r />][^\t\n\f\r />=]*+)(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(" + _VALUE + rb"))?+"
-)
+_ATTR = rb"([^\t\n\f\r />][^\t\n\f\r />=]*+)(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(" + _VALUE + rb"))?+"
 #: A complete start or end tag. All quantifiers are possessive: no backtracking blow-up, and a
 #: failed match always means "need more input" because the grammar accepts any byte sequence
 #: that eventually reaches an unquoted ``>``.
-_ATTR_SKIP = (
-    rb"[^\t\n\f\r />][^\t\n\f\r />=]*+(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VALUE + rb")?+"
-)
+_ATTR_SKIP = rb"[^\t\n\f\r />][^\t\n\f\r />=]*+(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VALUE + rb")?+"
 _TAG = re.compile(
     rb"</?([A-Za-z][^\t\n\f\r />]*+)(?:[\t\n\f\r /]*+"
     + _ATTR_SKIP
@@ -45,7 +51,13 @@ _NAME_CACHE: dict[bytes, str] = {}
 _NAME_CACHE_SIZE = 2048
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_EVENT = re.compile(rb"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
+#: Outside the escapes only this ends a script; a literal-led pattern is searched fast in C.
+_SCRIPT_END = re.compile(rb"</script[\t\n\f\r />]", re.IGNORECASE)
 _CDATA_OPEN = b"<![CDATA["
+#: Bytes after "<" that can start markup (anything else makes the "<" text), and the search
+#: for the next such "<" (or a "<" at the end, which waits for the next byte).
+_MARKUP_SECOND = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz/!?")
+_MARKUP_START = re.compile(rb"<(?:[A-Za-z/!?]|\Z)")
 _DEFAULT_MAX_TOKEN = 1 << 20
 
 
@@ -139,6 +151,11 @@ class TokenHandler(Protocol):
 
     def in_foreign_content(self) -> bool: ...
 
+    def passthrough(self, data: bytes) -> None:
+        """Bytes no wanted name is in (only called after :meth:`Tokenizer.set_wanted` with a
+        set): text, unwanted tags, comments, unwanted raw-text and script elements whole."""
+        ...
+
 
 class _Mode(enum.Enum):
     DATA = 0
@@ -161,6 +178,165 @@ def _raw_end_pattern(name: str) -> re.Pattern[bytes]:
     return pattern
 
 
+# -- the wanted-names scanner ----------------------------------------------------------------
+
+_RAW_NAMES = RAW_TEXT_ELEMENTS
+_DELIM = rb"[\t\n\f\r />]"
+#: What follows a tag name up to and including the closing ``>`` (the grammar of ``_TAG``).
+_TAG_REST = rb"(?:[\t\n\f\r /]*+" + _ATTR_SKIP + rb")*+[\t\n\f\r /]*+>"
+_TAG_NAME = rb"[A-Za-z][^\t\n\f\r />]*+"
+_SCRIPT_NAME = rb"(?i:script)"
+_SCRIPT_D = _SCRIPT_NAME + _DELIM
+
+
+def _name_alternation(names: frozenset[str]) -> bytes:
+    return b"|".join(re.escape(name.encode("latin-1")) for name in sorted(names))
+
+
+def _script_element() -> bytes:
+    """A whole script element with the script data escape states, as :meth:`Tokenizer._script`
+    reads it: ``<!--`` escapes, ``<script`` inside an escape double-escapes (``</script`` there
+    is text and returns to the escape), ``-->`` ends either escape, and ``</script`` outside a
+    double escape ends the element. The three states are three "text without an event" runs;
+    every quantifier is possessive, so a failed attempt costs one more pass at most."""
+    normal = rb"(?:[^<]++|<(?!!--|/" + _SCRIPT_D + rb"))*+"
+    escaped = rb"(?:[^<-]++|-(?!->)|<(?!/?" + _SCRIPT_D + rb"))*+"
+    double = rb"(?:[^<-]++|-(?!->)|<(?!/" + _SCRIPT_D + rb"))*+"
+    # The escape begins after "<!" so that "<!-->" ends it again at once.
+    escape_block = escaped + rb"(?:<" + _SCRIPT_D + double + rb"</" + _SCRIPT_D + escaped + rb")*+"
+    body = (
+        normal
+        + rb"(?:<!(?=--)"
+        + escape_block
+        + rb"(?:-->|<"
+        + _SCRIPT_D
+        + double
+        + rb"-->)"
+        + normal
+        + rb")*+"
+        + rb"(?:<!(?=--)"
+        + escape_block
+        + rb")?+"
+        + rb"(?=</"
+        + _SCRIPT_D
+        + rb")"
+    )
+    return (
+        _SCRIPT_NAME
+        + rb"(?="
+        + _DELIM
+        + rb")"
+        + _TAG_REST
+        + body
+        + rb"</"
+        + _SCRIPT_NAME
+        + _TAG_REST
+    )
+
+
+def _raw_element(name: str) -> bytes:
+    """A whole raw-text element: start tag, content up to ``</name`` + delimiter, end tag."""
+    n = rb"(?i:" + re.escape(name.encode("latin-1")) + rb")"
+    return (
+        n
+        + rb"(?="
+        + _DELIM
+        + rb")"
+        + _TAG_REST
+        + rb"(?:[^<]++|<(?!/"
+        + n
+        + _DELIM
+        + rb"))*+</"
+        + n
+        + _TAG_REST
+    )
+
+
+def _compile_passthrough(wanted: frozenset[str]) -> re.Pattern[bytes]:
+    """The longest run of complete tokens no wanted name is in, from the match position.
+
+    It never matches part of a token whose reading could change with more input (a tag needs
+    its ``>``, a comment its end, a raw-text element its end tag), so it stops at the first
+    wanted tag, ``plaintext`` start tag or incomplete token, where the careful path decides.
+    """
+    starts_reported = wanted | _RAW_NAMES | {SCRIPT, PLAINTEXT}
+    # Alternatives grouped by the byte after "<", so a "<" costs one or two failed attempts.
+    after_letter = [
+        rb"(?!(?i:"
+        + _name_alternation(starts_reported)
+        + rb")"
+        + _DELIM
+        + rb")"
+        + _TAG_NAME
+        + _TAG_REST
+    ]
+    after_letter += [_raw_element(name) for name in sorted(_RAW_NAMES - wanted)]
+    if SCRIPT not in wanted:
+        after_letter.append(_script_element())
+    end_tag = rb""
+    if wanted:
+        end_tag += rb"(?!(?i:" + _name_alternation(wanted) + rb")" + _DELIM + rb")"
+    end_tag += _TAG_NAME + _TAG_REST
+    after_slash = [
+        end_tag,
+        rb">",  # "</>" is ignored by browsers
+        rb"[^A-Za-z>][^>]*+>",  # "</ x>" and the like: a bogus comment
+    ]
+    after_bang = [
+        # <!-->, <!--->, or up to the first "--!?>" after "<!--"
+        rb"--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)",
+        rb"(?!--)[^>]*+>",  # doctype, "<!x>", CDATA in HTML content
+    ]
+    return re.compile(
+        rb"(?:[^<]++"
+        + rb"|<(?=[^A-Za-z/!?])"  # a "<" that starts no markup is text
+        + rb"|<(?:(?=[A-Za-z])(?:"
+        + b"|".join(after_letter)
+        + rb")"
+        + rb"|/(?:"
+        + b"|".join(after_slash)
+        + rb")"
+        + rb"|!(?:"
+        + b"|".join(after_bang)
+        + rb")"
+        + rb"|\?[^>]*+>"
+        + rb"))*+"
+    )
+
+
+_PASS_CACHE: dict[frozenset[str], re.Pattern[bytes]] = {}
+_PASS_CACHE_SIZE = 64
+
+
+def _passthrough_pattern(wanted: frozenset[str]) -> re.Pattern[bytes]:
+    pattern = _PASS_CACHE.get(wanted)
+    if pattern is None:
+        pattern = _compile_passthrough(wanted)
+        if len(_PASS_CACHE) >= _PASS_CACHE_SIZE:
+            _PASS_CACHE.pop(next(iter(_PASS_CACHE)))  # the oldest: operation sets rarely vary
+        _PASS_CACHE[wanted] = pattern
+    return pattern
+
+
+def _usable_names(names: frozenset[str]) -> frozenset[str]:
+    """The names a tag can have: tokenizer names are ASCII-lower-cased latin-1 (any other name
+    never matches, and leaving it out keeps the pattern encodable)."""
+    return frozenset(
+        name
+        for name in names
+        if name and all(ord(ch) < 256 for ch in name) and not any("A" <= ch <= "Z" for ch in name)
+    )
+
+
+def _lower_name(name_bytes: bytes) -> str:
+    name = _NAME_CACHE.get(name_bytes)
+    if name is None:
+        name = name_bytes.lower().decode("latin-1")
+        if len(_NAME_CACHE) < _NAME_CACHE_SIZE:
+            _NAME_CACHE[name_bytes] = name
+    return name
+
+
 class Tokenizer:
     """Feed bytes, get handler calls. ``close()`` hands over whatever is still held."""
 
@@ -175,21 +351,70 @@ class Tokenizer:
         self._start_tag_type = start_tag_type
         self._max_token = max_token_bytes
         self._buf = b""
+        # An incomplete tag waiting for its ">" keeps later chunks here, joined once one brings
+        # a ">": a long tag fed in small pieces is copied once, not once per piece.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._mode = _Mode.DATA
         self._raw_name = ""
         self._script_state = 0  # 0 normal, 1 escaped (<!--), 2 double escaped (<!--<script>)
         self._retry_from = 0  # an incomplete tag is only re-matched once a new ">" arrived
+        self._wanted: frozenset[str] | None = None
+        self._pass_re: re.Pattern[bytes] | None = None
+        # Where text and "other" markup go: the handler's text/other, or passthrough in
+        # wanted mode. ``_sink`` receives the content of the current non-DATA mode; it is
+        # chosen when the mode is entered, so a set_wanted call inside an element does not
+        # move the rest of that element.
+        self._text_out: Callable[[bytes], None] = handler.text
+        self._other_out: Callable[[bytes], None] = handler.other
+        self._sink: Callable[[bytes], None] = handler.raw_text
 
     @property
     def held_bytes(self) -> int:
         """Bytes received but not yet handed to the handler (an incomplete token)."""
-        return len(self._buf)
+        return len(self._buf) + self._pending_size
+
+    @property
+    def wanted(self) -> frozenset[str] | None:
+        return self._wanted
+
+    def set_wanted(self, names: frozenset[str] | None) -> None:
+        """Report only tags with these (lower-case) names, plus ``plaintext`` start tags, and
+        hand everything else to ``handler.passthrough``; ``None`` reports every token.
+
+        May be called at any time, also from inside a handler call: it takes effect at the
+        next token. With a set, the handler promises HTML (not foreign) content.
+        """
+        if names is None:
+            self._wanted = None
+            self._pass_re = None
+            self._text_out = self._handler.text
+            self._other_out = self._handler.other
+            return
+        usable = _usable_names(frozenset(names))
+        self._wanted = usable
+        self._pass_re = _passthrough_pattern(usable)
+        self._text_out = self._other_out = self._handler.passthrough
 
     def feed(self, data: bytes) -> None:
         if not data:
             return
         if self._buf:
-            self._buf += data
+            if self._retry_from and self._mode is _Mode.DATA and b">" not in data:
+                # The held tag cannot end in this chunk: keep it aside (no re-copying).
+                self._pending.append(bytes(data))
+                self._pending_size += len(data)
+                if len(self._buf) + self._pending_size > self._max_token:
+                    raise RewriteError(
+                        RewriteErrorReason.TOKEN_TOO_LARGE,
+                        f"a tag or markup declaration exceeds {self._max_token} bytes",
+                    )
+                return
+            if self._pending:
+                self._pending.append(bytes(data))
+                self._join_pending()
+            else:
+                self._buf += data
         else:
             self._buf = bytes(data)
             self._retry_from = 0
@@ -197,17 +422,24 @@ class Tokenizer:
         self._buf = self._buf[pos:]
         self._retry_from = max(0, self._retry_from - pos)
 
+    def _join_pending(self) -> None:
+        self._buf = b"".join([self._buf, *self._pending])
+        self._pending.clear()
+        self._pending_size = 0
+
     def close(self) -> None:
+        if self._pending:
+            self._join_pending()
         pos = self._run(0, final=True)
         rest = self._buf[pos:]
         self._buf = b""
         if rest:
             # Incomplete markup at end of input: browsers drop it or show it as text; we keep
             # the bytes as they are.
-            if self._mode in (_Mode.RAWTEXT, _Mode.SCRIPT, _Mode.PLAINTEXT):
-                self._handler.raw_text(rest)
+            if self._mode is _Mode.DATA:
+                self._other_out(rest)
             else:
-                self._handler.other(rest)
+                self._sink(rest)
 
     # -- the state machine -------------------------------------------------------------------
 
@@ -216,7 +448,10 @@ class Tokenizer:
         while pos < len(self._buf):
             mode = self._mode
             if mode is _Mode.DATA:
-                new_pos = self._data_run(pos, final)
+                if self._pass_re is None:
+                    new_pos = self._data_run(pos, final)
+                else:
+                    new_pos = self._wanted_run(pos, final)
             elif mode is _Mode.SCRIPT:
                 new_pos = self._script(pos, final)
             elif mode is _Mode.RAWTEXT:
@@ -228,7 +463,7 @@ class Tokenizer:
             elif mode is _Mode.CDATA:
                 new_pos = self._until_bytes(pos, b"]]>", final)
             else:
-                self._handler.raw_text(self._buf[pos:])
+                self._sink(self._buf[pos:])
                 new_pos = len(self._buf)
             if new_pos == pos and self._mode is mode:
                 break  # the rest is an incomplete token (a mode switch alone is progress)
@@ -241,7 +476,8 @@ class Tokenizer:
         Anything unusual (markup declarations, a ``<`` that starts no tag, an incomplete tag,
         a tag that changes the content model) goes through :meth:`_data` / :meth:`_tag`, so the
         handler sees exactly the same calls. Returns when the buffer is used up, the mode
-        changed or an incomplete token is held (then without progress from that token).
+        changed, the handler asked for wanted names, or an incomplete token is held (then
+        without progress from that token).
         """
         if self._retry_from:
             # An incomplete tag is held from the last call: the careful path decides.
@@ -265,12 +501,23 @@ class Tokenizer:
             if lt > pos:
                 text(buf[pos:lt])
                 pos = lt
+                if self._pass_re is not None:
+                    return pos
             match = tag_match(buf, lt)
             if match is None:
+                if lt + 1 < size and buf[lt + 1] not in _MARKUP_SECOND:
+                    # A "<" that starts no markup is text, and so is everything up to the
+                    # next possible markup start: one C search, so "a < b" text stays linear.
+                    more = _MARKUP_START.search(buf, lt + 1)
+                    pos = size if more is None else more.start()
+                    text(buf[lt:pos])
+                    if self._pass_re is not None:
+                        return pos
+                    continue
                 # Not a tag, or an incomplete one: the careful path decides, as before (it
                 # returns without progress when the token is incomplete).
                 new_pos = self._data(lt, final)
-                if new_pos == lt or self._mode is not _Mode.DATA:
+                if new_pos == lt or self._mode is not _Mode.DATA or self._pass_re is not None:
                     return new_pos
                 pos = new_pos
                 continue
@@ -283,6 +530,8 @@ class Tokenizer:
                     names[name_bytes] = name
             if buf[lt + 1] == 0x2F:  # "</"
                 end_tag(EndTag(buf[lt:pos], name))
+                if self._pass_re is not None:
+                    return pos
                 continue
             # Self-closing when the tail (spaces and slashes before ">") ends with "/"; a "/"
             # right before ">" can also end an unquoted attribute value (<a href=/>).
@@ -294,43 +543,115 @@ class Tokenizer:
                 )
             )
             if model is not data_model:
-                self._enter_model(model, name)
+                self._enter_model(model, name, handler.raw_text)
+                return pos
+            if self._pass_re is not None:
                 return pos
         return pos
 
-    def _enter_model(self, model: ContentModel, name: str) -> None:
+    def _wanted_run(self, pos: int, final: bool) -> int:
+        """Data state with wanted names: the compiled pattern consumes everything up to the
+        next wanted tag in one C call; that tag (or whatever stopped the pattern: an incomplete
+        token, an unwanted raw-text element without its end yet) goes the careful way.
+
+        Returns when the buffer is used up, the mode or the wanted names changed, or an
+        incomplete token is held.
+        """
+        if self._retry_from:
+            return self._data(pos, final)  # a held incomplete tag: see _tag
+        pattern = self._pass_re
+        if pattern is None:  # set_wanted(None) since _run looked
+            return pos
+        buf = self._buf
+        size = len(buf)
+        scan = pattern.match
+        passthrough = self._handler.passthrough
+        tag_match = _TAG.match
+        while pos < size:
+            match = scan(buf, pos)
+            end = match.end() if match is not None else pos
+            if end > pos:
+                passthrough(buf[pos:end])
+                pos = end
+                if pos >= size or self._pass_re is not pattern:
+                    return pos
+            tag = tag_match(buf, pos)
+            if tag is not None:
+                new_pos = self._tag_token(tag, pos)
+            else:
+                new_pos = self._data(pos, final)
+                if new_pos == pos:
+                    return pos  # incomplete: held
+            if self._mode is not _Mode.DATA or self._pass_re is not pattern:
+                return new_pos
+            pos = new_pos
+        return pos
+
+    def _tag_token(self, match: re.Match[bytes], pos: int) -> int:
+        """Hand on the complete tag ``match`` found at ``pos``: to the handler, or in wanted
+        mode to passthrough when its name is not wanted (then its content model is the HTML
+        one, by name)."""
+        buf = self._buf
+        end = match.end()
+        name = _lower_name(match.group(1))
+        is_end = buf[pos + 1] == 0x2F
+        wanted = self._wanted
+        handler = self._handler
+        if wanted is not None and name not in wanted and (is_end or name != PLAINTEXT):
+            handler.passthrough(buf[pos:end])
+            if not is_end:
+                if name == SCRIPT:
+                    self._enter_model(ContentModel.SCRIPT, name, handler.passthrough)
+                elif name in _RAW_NAMES:
+                    self._enter_model(ContentModel.RAWTEXT, name, handler.passthrough)
+            return end
+        if is_end:
+            handler.end_tag(EndTag(buf[pos:end], name))
+            return end
+        tag = self._start_tag_type(buf[pos:end], name, match.group("tail").endswith(b"/"))
+        self._enter_model(handler.start_tag(tag), name, handler.raw_text)
+        return end
+
+    def _enter_model(self, model: ContentModel, name: str, sink: Callable[[bytes], None]) -> None:
         if model is ContentModel.SCRIPT:
             self._mode = _Mode.SCRIPT
             self._script_state = 0
+            self._sink = sink
         elif model is ContentModel.RAWTEXT:
             self._mode = _Mode.RAWTEXT
             self._raw_name = name
+            self._sink = sink
         elif model is ContentModel.PLAINTEXT:
             self._mode = _Mode.PLAINTEXT
+            self._sink = sink
+
+    def _enter_other(self, mode: _Mode) -> None:
+        self._mode = mode
+        self._sink = self._other_out
 
     def _data(self, pos: int, final: bool) -> int:
         buf = self._buf
         lt = buf.find(b"<", pos)
         if lt == -1:
-            self._handler.text(buf[pos:])
+            self._text_out(buf[pos:])
             return len(buf)
         if lt > pos:
-            self._handler.text(buf[pos:lt])
+            self._text_out(buf[pos:lt])
             return lt
         # buf[pos] == "<"
         nxt = buf[pos + 1 : pos + 2]
         if not nxt:
             return self._incomplete(pos, final, as_text=True)
         if nxt.isalpha():
-            return self._tag(pos, final, end=False)
+            return self._tag(pos, final)
         if nxt == b"/":
             return self._slash(pos, final)
         if nxt == b"!":
             return self._bang(pos, final)
         if nxt == b"?":
-            self._mode = _Mode.BOGUS
+            self._enter_other(_Mode.BOGUS)
             return self._until_bytes(pos, b">", final, skip=2)
-        self._handler.text(b"<")
+        self._text_out(b"<")
         return pos + 1
 
     def _incomplete(self, pos: int, final: bool, *, as_text: bool = False) -> int:
@@ -338,9 +659,9 @@ class Tokenizer:
         if final:
             rest = self._buf[pos:]
             if as_text:
-                self._handler.text(rest)
+                self._text_out(rest)
             else:
-                self._handler.other(rest)
+                self._other_out(rest)
             return len(self._buf)
         if len(self._buf) - pos > self._max_token:
             raise RewriteError(
@@ -349,7 +670,7 @@ class Tokenizer:
             )
         return pos
 
-    def _tag(self, pos: int, final: bool, *, end: bool) -> int:
+    def _tag(self, pos: int, final: bool) -> int:
         buf = self._buf
         if not final and buf.find(b">", max(pos, self._retry_from)) == -1:
             self._retry_from = len(buf)
@@ -359,26 +680,18 @@ class Tokenizer:
             self._retry_from = len(buf)
             return self._incomplete(pos, final)
         self._retry_from = 0
-        raw = buf[pos : match.end()]
-        name = match.group(1).lower().decode("latin-1")
-        if end:
-            self._handler.end_tag(EndTag(raw, name))
-            return match.end()
-        tail = match.group("tail")
-        tag = self._start_tag_type(raw, name, tail.endswith(b"/"))
-        self._enter_model(self._handler.start_tag(tag), name)
-        return match.end()
+        return self._tag_token(match, pos)
 
     def _slash(self, pos: int, final: bool) -> int:
         third = self._buf[pos + 2 : pos + 3]
         if not third:
             return self._incomplete(pos, final, as_text=True)
         if third.isalpha():
-            return self._tag(pos, final, end=True)
+            return self._tag(pos, final)
         if third == b">":
-            self._handler.other(b"</>")  # ignored by browsers
+            self._other_out(b"</>")  # ignored by browsers
             return pos + 3
-        self._mode = _Mode.BOGUS
+        self._enter_other(_Mode.BOGUS)
         return self._until_bytes(pos, b">", final, skip=2)
 
     def _bang(self, pos: int, final: bool) -> int:
@@ -389,22 +702,25 @@ class Tokenizer:
                 return self._incomplete(pos, final)
             after = buf[pos + 4 : pos + 6]
             if after[:1] == b">":  # <!--> is an empty comment
-                self._handler.other(buf[pos : pos + 5])
+                self._other_out(buf[pos : pos + 5])
                 return pos + 5
             if after == b"->":  # <!---> too
-                self._handler.other(buf[pos : pos + 6])
+                self._other_out(buf[pos : pos + 6])
                 return pos + 6
-            self._mode = _Mode.COMMENT
+            self._enter_other(_Mode.COMMENT)
             return self._until(pos, _COMMENT_END, 3, final, skip=4)
-        if len(head) < 9 and not final and (
-            b"<!--".startswith(head) or _CDATA_OPEN.startswith(head)
+        if (
+            len(head) < 9
+            and not final
+            and (b"<!--".startswith(head) or _CDATA_OPEN.startswith(head))
         ):
             return self._incomplete(pos, final)
-        if head == _CDATA_OPEN and self._handler.in_foreign_content():
-            self._mode = _Mode.CDATA
+        # In wanted mode the handler promised HTML content: no CDATA sections there.
+        if head == _CDATA_OPEN and self._pass_re is None and self._handler.in_foreign_content():
+            self._enter_other(_Mode.CDATA)
             return self._until_bytes(pos, b"]]>", final, skip=9)
         # Doctype, <![CDATA[ in HTML content and anything else: up to the next ">".
-        self._mode = _Mode.BOGUS
+        self._enter_other(_Mode.BOGUS)
         return self._until_bytes(pos, b">", final, skip=2)
 
     def _until_bytes(self, pos: int, end: bytes, final: bool, skip: int = 0) -> int:
@@ -412,7 +728,7 @@ class Tokenizer:
         found = buf.find(end, pos + skip)
         if found != -1:
             stop = found + len(end)
-            self._handler.other(buf[pos:stop])
+            self._sink(buf[pos:stop])
             self._mode = _Mode.DATA
             return stop
         return self._stream_other(pos, len(end) - 1, final, skip)
@@ -423,7 +739,7 @@ class Tokenizer:
         buf = self._buf
         match = end.search(buf, pos + skip)
         if match is not None:
-            self._handler.other(buf[pos : match.end()])
+            self._sink(buf[pos : match.end()])
             self._mode = _Mode.DATA
             return match.end()
         return self._stream_other(pos, hold, final, skip)
@@ -437,7 +753,7 @@ class Tokenizer:
         buf = self._buf
         stop = len(buf) if final else max(pos + skip, len(buf) - hold)
         if stop > pos:
-            self._handler.other(buf[pos:stop])
+            self._sink(buf[pos:stop])
         return stop
 
     def _rawtext(self, pos: int, final: bool) -> int:
@@ -445,32 +761,46 @@ class Tokenizer:
         match = _raw_end_pattern(self._raw_name).search(buf, pos)
         if match is not None:
             if match.start() > pos:
-                self._handler.raw_text(buf[pos : match.start()])
+                self._sink(buf[pos : match.start()])
             self._mode = _Mode.DATA
             return match.start()
         hold = 0 if final else len(self._raw_name) + 2
         stop = max(pos, len(buf) - hold)
         if stop > pos:
-            self._handler.raw_text(buf[pos:stop])
+            self._sink(buf[pos:stop])
         return stop
 
     def _script(self, pos: int, final: bool) -> int:
-        """Script data with its escape states, so ``</script>`` inside ``<!--<script>`` is text."""
+        """Script data with its escape states, so ``</script>`` inside ``<!--<script>`` is text.
+
+        Outside an escape only ``</script`` and ``<!--`` matter: two literal searches (the
+        usual case, fast in C); the escaped states take the event pattern.
+        """
         buf = self._buf
         search_from = pos
         while True:
+            if self._script_state == 0:
+                end = _SCRIPT_END.search(buf, search_from)
+                limit = end.start() if end is not None else len(buf)
+                # "<!--" cannot overlap a "</script" that follows it, so the limit is exact.
+                escape = buf.find(b"<!--", search_from, limit)
+                if escape == -1:
+                    if end is None:
+                        return self._script_hold(pos, search_from, final)
+                    if end.start() > pos:
+                        self._sink(buf[pos : end.start()])
+                    self._mode = _Mode.DATA
+                    return end.start()
+                self._script_state = 1
+                # Continue right after "<!" so that "<!-->" closes the escape again.
+                search_from = escape + 2
+                continue
             match = _SCRIPT_EVENT.search(buf, search_from)
             if match is None:
-                stop = len(buf) if final else max(pos, search_from, len(buf) - 8)
-                if stop > pos:
-                    self._handler.raw_text(buf[pos:stop])
-                return stop
+                return self._script_hold(pos, search_from, final)
             token = match.group(0)
             state = self._script_state
             if token == b"<!--":
-                if state == 0:
-                    self._script_state = 1
-                # Continue right after "<!" so that "<!-->" closes the escape again.
                 search_from = match.start() + 2
             elif token == b"-->":
                 self._script_state = 0
@@ -481,10 +811,19 @@ class Tokenizer:
                     search_from = match.end() - 1
                 else:
                     if match.start() > pos:
-                        self._handler.raw_text(buf[pos : match.start()])
+                        self._sink(buf[pos : match.start()])
                     self._mode = _Mode.DATA
                     return match.start()
             else:  # <script
                 if state == 1:
                     self._script_state = 2
                 search_from = match.end() - 1
+
+    def _script_hold(self, pos: int, search_from: int, final: bool) -> int:
+        """Hand on script data up to the last 8 bytes, which may start ``</script`` + delimiter
+        (the events before ``search_from`` are already counted in the state)."""
+        buf = self._buf
+        stop = len(buf) if final else max(pos, search_from, len(buf) - 8)
+        if stop > pos:
+            self._sink(buf[pos:stop])
+        return stop
