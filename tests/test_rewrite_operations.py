@@ -141,7 +141,8 @@ def test_truncate_keep_items_inserts_cta_and_closes() -> None:
 def test_truncate_closes_elements_open_at_the_cut() -> None:
     data = b"<div class=a><section><p>1<p>2<span>s<p>3</section>tail</div>after"
     out = run_all_chunkings(lambda: [Truncate("div.a", "<CTA>", keep_items=2)], data)
-    assert out == b"<div class=a><section><p>1<p>2<span>s</span></p><CTA></section></div>after"
+    # Open elements are closed first, so the call to action stands in the container itself.
+    assert out == b"<div class=a><section><p>1<p>2<span>s</span></p></section><CTA></div>after"
 
 
 def test_truncate_container_closed_implicitly_gets_end_tag() -> None:
@@ -166,8 +167,8 @@ def test_truncate_keep_zero_items() -> None:
 def test_truncate_keep_words_cuts_mid_text() -> None:
     data = b"<div class=a><p>one two <b>three four</b> five</p><p>six</p></div>end"
     out = run_all_chunkings(lambda: [Truncate("div.a", "<CTA>", keep_words=3)], data)
-    # The snippet goes at the cut, then the open elements are closed.
-    assert out == b"<div class=a><p>one two <b>three <CTA></b></p></div>end"
+    # The open elements are closed at the cut, then the snippet goes in the container.
+    assert out == b"<div class=a><p>one two <b>three </b></p><CTA></div>end"
 
 
 def test_truncate_keep_words_ignores_script_text() -> None:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import _html as H
+from . import treemodel as T
 from .charset import PRESCAN_BYTES, CharsetDecision, detect_charset
 from .errors import RewriteError, RewriteErrorReason
 from .operations import (
@@ -18,11 +18,13 @@ from .operations import (
     Position,
     RemoveElement,
     RewriteAttributes,
+    ShortContainer,
     TransformText,
     Truncate,
 )
 from .selectors import Selector, compile_selector
 from .tokenizer import ContentModel, EndTag, StartTag, Tokenizer
+from .treemodel import HTML, ModelLimit, Outcome, TreeModel
 
 DEFAULT_MAX_TOKEN_BYTES = 1 << 20
 DEFAULT_MAX_TEXT_BYTES = 1 << 20
@@ -50,26 +52,23 @@ codecs.register_error(_ERRORS, _escape_unencodable)
 
 _WORD = re.compile(rb"[^\t\n\f\r ]+")
 
-#: Start tags that may close open elements (see :meth:`Rewriter._implied_closes`); any other
-#: start tag closes nothing unless the current element is ``head``.
-_IMPLIED_CLOSE_TRIGGERS = (
-    H.CLOSES_P
-    | H.HEADINGS
-    | frozenset(
-        (
-            "li", "dd", "dt", "option", "optgroup", "td", "th", "tr", "tbody", "thead",
-            "tfoot", "caption", "colgroup", "table", "a", "nobr", "button",
-        )
-    )
-)
-_TABLE_SECTIONS = frozenset(("tbody", "thead", "tfoot", "caption", "colgroup"))
-_P_SCOPE = H.SCOPE_BOUNDARIES | {"button"}
-_DOCUMENT_ELEMENTS = frozenset(("html", "body", "head"))
+#: Content models of HTML elements outside foreign content, for the light path (no tree model).
 _CONTENT_MODELS: dict[str, ContentModel] = {
-    **{name: ContentModel.RAWTEXT for name in H.RAW_TEXT_ELEMENTS},
-    H.PLAINTEXT: ContentModel.PLAINTEXT,
-    H.SCRIPT: ContentModel.SCRIPT,
+    **{name: ContentModel.RAWTEXT for name in T._RAW_TEXT | {"title", "textarea"}},
+    "plaintext": ContentModel.PLAINTEXT,
+    "script": ContentModel.SCRIPT,
 }
+#: Phrasing elements: their tags do not separate words ("<b>un</b>cut" is one word). Every
+#: other tag (blocks, <br>, table cells ...) does.
+_INLINE = T._names(
+    "a abbr b bdi bdo cite code data del dfn em font i ins kbd mark nobr q rp rt ruby s "
+    "samp small span strike strong sub sup time tt u var wbr"
+)
+#: Output held after a fallback cut point (``ShortContainer.CUT``) before giving up and
+#: cutting there.
+DEFAULT_MAX_HELD_BYTES = 1 << 20
+_DOCTYPE = re.compile(rb"<!doctype[\t\n\f\r ]*([^\t\n\f\r >]*)([^>]*)>?", re.IGNORECASE)
+_DOCTYPE_ID = re.compile(rb"""(public|system)[\t\n\f\r ]*(?:"([^"]*)"?|'([^']*)'?)""", re.I)
 _VALID_ATTR_NAME = re.compile(r"[^\t\n\f\r />=\"'<\x00]+")
 
 
@@ -101,19 +100,30 @@ class RewriteReport:
 
 
 class _Element(StartTag):
-    """An open element: the start tag the tokenizer made (the rewriter has it build this class,
-    so there is one object per tag), whether it is foreign, and lazily decoded attributes.
-
-    ``foreign`` and ``codec`` are set by the rewriter before anything else reads the element;
-    the decoded attributes and classes are only worked out when a selector asks.
+    """An element: the start tag the tokenizer made (the rewriter has it build this class, so
+    there is one object per tag), its namespace, whether it is open, and lazily decoded
+    attributes. Elements the tree model creates without a tag of their own (an implied
+    ``<tbody>``, a reconstructed ``<b>``) are ``synthetic``: their bytes are never written.
     """
 
-    __slots__ = ("_classes", "_decoded", "codec", "foreign")
+    __slots__ = ("_classes", "_decoded", "codec", "ns", "open", "synthetic")
 
     _classes: frozenset[str]
     _decoded: dict[str, str]
     codec: str
-    foreign: bool
+    ns: int
+    open: bool
+    synthetic: bool
+
+    def __init__(self, raw: bytes, name: str, self_closing: bool) -> None:
+        super().__init__(raw, name, self_closing)
+        self.ns = HTML
+        self.open = False
+        self.synthetic = False
+
+    @property
+    def foreign(self) -> bool:
+        return self.ns != HTML
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -176,6 +186,8 @@ class _OpState:
 class _TruncateState(_OpState):
     __slots__ = (
         "container",
+        "fallback_closers",
+        "fallback_set",
         "in_word",
         "items_seen",
         "keep_items",
@@ -195,6 +207,10 @@ class _TruncateState(_OpState):
         self.items_seen = 0
         self.words_seen = 0
         self.in_word = False
+        # ShortContainer.CUT: counting words alongside the items, and where the cut falls if
+        # the container ends with too few of them.
+        self.fallback_set = False
+        self.fallback_closers = b""
 
 
 class _Index:
@@ -230,6 +246,13 @@ class Rewriter:
     a ``<meta>`` in the first 1024 bytes (then up to 1024 bytes are held until decided). An
     encoding in which ``<``/``>``/quotes can be part of other characters raises
     ``UNSAFE_CHARSET``.
+
+    Which elements are open is the business of :class:`~.treemodel.TreeModel`, the WHATWG
+    tree-construction rules for the stack of open elements. It runs only where an operation
+    needs it: from the start when a selector looks at ancestors, otherwise from the moment an
+    element whose extent matters starts (a truncation's container, an element to remove, SVG
+    or MathML content) until it ends. Between those, the tokenizer hands over only the tags
+    an operation can act on (the "light" path).
     """
 
     def __init__(
@@ -241,17 +264,18 @@ class Rewriter:
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        max_held_bytes: int = DEFAULT_MAX_HELD_BYTES,
     ) -> None:
         self.report = RewriteReport()
         self._content_type = content_type
         self._max_text = max_text_bytes
         self._max_depth = max_depth
-        self._tokenizer = Tokenizer(
-            self, max_token_bytes=max_token_bytes, start_tag_type=_Element
-        )
+        self._max_held = max_held_bytes
+        self._tokenizer = Tokenizer(self, max_token_bytes=max_token_bytes, start_tag_type=_Element)
         self._out: list[bytes] = []
-        self._stack: list[_Element] = []
-        self._names: list[str] = []  # the names of ``_stack``, kept in step with it
+        self._hold_from: int | None = None  # output from here on is held (fallback cut)
+        self._model: TreeModel | None = None
+        self._model_base = 0  # depth of the model's made-up context (html, body)
         self._closed = False
         self._pending_head = b""  # bytes held until the charset is known
         self._charset: CharsetDecision | None = None
@@ -262,9 +286,13 @@ class Rewriter:
         self._capture: list[bytes] | None = None
         self._capture_size = 0
         self._capture_state: _OpState | None = None
-        self._depth_warned = False
         self._implicit_batch: list[_Element] = []  # closed without end tags since last token
+        self._collect: list[_Element] | None = None  # closes seen while an end tag is handled
         self._build_states(operations)
+        if self._always_model:
+            self._start_model((), mid_document=False)
+        else:
+            self._update_wanted()
         if encoding is not None:
             self._set_charset(detect_charset(f"text/html; charset={encoding}"))
         elif content_type and "charset" in content_type.lower():
@@ -280,6 +308,7 @@ class Rewriter:
         self._truncates: list[_TruncateState] = []
         self._active_truncates = 0  # how many are in _Phase.ACTIVE
         self._content_fallbacks: list[_OpState] = []
+        always_model = False
         for op in operations:
             state: _OpState
             if isinstance(op, Truncate):
@@ -287,25 +316,49 @@ class Rewriter:
                 self._truncates.append(state)
                 self._start_index.add(compile_selector(op.container), state)
                 self._item_index.add(compile_selector(op.items), state)
+                # A cut must end exactly where a browser ends the container, and an ancestor's
+                # end tag can end it (<section><div class=c>…</section>): the model follows
+                # the whole document.
+                always_model = True
             elif isinstance(op, InsertHTML):
                 state = _OpState(op)
-                index = self._end_index if op.position.at_end_tag else self._start_index
-                index.add(compile_selector(op.target), state)
+                target = compile_selector(op.target)
+                if op.position.at_end_tag:
+                    self._end_index.add(target, state)
+                    # The light path finds end tags by name only.
+                    always_model |= target.simple_tag is None
+                else:
+                    self._start_index.add(target, state)
+                    always_model |= not _is_compound(target)
                 if op.before_first_content_if_missing:
                     self._content_fallbacks.append(state)
             elif isinstance(op, RewriteAttributes | RemoveElement | TransformText):
                 state = _OpState(op)
-                self._start_index.add(compile_selector(op.target), state)
+                target = compile_selector(op.target)
+                self._start_index.add(target, state)
+                always_model |= not _is_compound(target)
             else:  # pragma: no cover - guarded by the type checker
                 raise TypeError(f"not a rewrite operation: {op!r}")
             self._states.append(state)
-        self._watch_words = any(t.keep_words is not None for t in self._truncates)
+        self._always_model = always_model
+        self._watch_words = bool(self._truncates)
         # Start tags with no candidate operation take a short path (see start_tag).
         starts, items, ends = self._start_index, self._item_index, self._end_index
         self._start_any = bool(starts.any_tag or items.any_tag)
         self._start_names = frozenset(starts.by_tag) | frozenset(items.by_tag)
         self._end_any = bool(ends.any_tag)
         self._end_names = frozenset(ends.by_tag)
+        # The light path needs the tags operations act on, those that start foreign content
+        # (the model takes over there) and plaintext; the tokenizer reads the raw text of
+        # every other element itself.
+        if starts.any_tag or ends.any_tag:
+            self._light_wanted: frozenset[str] | None = None
+        else:
+            self._light_wanted = (
+                frozenset(starts.by_tag)
+                | frozenset(ends.by_tag)
+                | frozenset(("svg", "math", "plaintext"))
+            )
 
     def _set_charset(self, decision: CharsetDecision) -> None:
         self.report.charset = decision
@@ -325,6 +378,79 @@ class Rewriter:
         if self._charset is None:
             raise RuntimeError("snippet encoded before the charset was decided")
         return text.encode(self._charset.snippet_encoding, _ERRORS)
+
+    # -- the tree model, on and off ------------------------------------------------------------
+
+    def _make_element(self, name: str, ns: int, like: T.Node | None) -> _Element:
+        element = _Element(like.raw if isinstance(like, _Element) else b"", name, False)
+        if not isinstance(like, _Element):
+            element._attrs = {}
+        element.codec = self._codec
+        element.ns = ns
+        element.synthetic = True
+        return element
+
+    def _start_model(self, context: Sequence[_Element], *, mid_document: bool) -> None:
+        """Run the tree model from here on. Mid-document the context is made up (html, body,
+        then ``context``): what lies outside it can only make a browser close an element
+        earlier than the model does, never later."""
+        stack: list[_Element] = []
+        mode = T.Mode.INITIAL
+        self._model_base = -1  # from the start of the document: never leaves
+        if mid_document:
+            stack = [self._make_element("html", HTML, None), self._make_element("body", HTML, None)]
+            self._model_base = len(stack)
+            stack.extend(context)
+            mode = T.Mode.IN_BODY
+        model = self._model = TreeModel(
+            self._make_element,
+            self._closed_by_model,  # type: ignore[arg-type]
+            max_depth=self._max_depth,
+            stack=stack,  # type: ignore[arg-type]
+            mode=mode,
+        )
+        if context:
+            model.reset_insertion_mode()  # a cell is in a cell, a row in a row
+        self._set_wanted(None)
+
+    def _maybe_stop_model(self) -> None:
+        model = self._model
+        if model is not None and len(model.stack) <= self._model_base and not self._dropping:
+            self._model = None
+            self._update_wanted()
+
+    def _update_wanted(self) -> None:
+        if self._model is not None or self._content_fallbacks or self._capture is not None:
+            self._set_wanted(None)
+        else:
+            self._set_wanted(self._light_wanted)
+
+    def _set_wanted(self, names: frozenset[str] | None) -> None:
+        set_wanted = getattr(self._tokenizer, "set_wanted", None)
+        if set_wanted is not None:
+            set_wanted(names)
+
+    @property
+    def _stack(self) -> list[_Element]:
+        model = self._model
+        return model.stack if model is not None else []  # type: ignore[return-value]
+
+    def _closed_by_model(self, element: _Element) -> None:
+        if self._collect is not None:
+            self._collect.append(element)
+        else:
+            self._after_implicit_close(element)
+
+    def _model_limit(self, exc: ModelLimit) -> None:
+        """The stack outgrew ``max_depth``: nothing the model says can be trusted any more."""
+        busy = self._dropping or any(
+            s.phase is _Phase.ACTIVE or s.phase is _Phase.CUTTING for s in self._truncates
+        )
+        if busy or self._always_model:
+            raise RewriteError(RewriteErrorReason.MODEL_LIMIT, str(exc)) from exc
+        self.report.warnings.append(f"{exc}; the rest is rewritten without the tree model")
+        self._model = None
+        self._update_wanted()
 
     # -- public API --------------------------------------------------------------------------
 
@@ -364,8 +490,8 @@ class Rewriter:
         if self._capture is not None:
             self._finish_capture()
         self._implicit_batch.clear()
-        while self._stack:
-            self._pop_implicit()
+        if self._model is not None:
+            self._model.eof()
         self._insert_eof_fallbacks()
         self._check_required()
         return self._take_output()
@@ -375,18 +501,36 @@ class Rewriter:
         return self.feed(body) + self.close()
 
     def _take_output(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
+        out = self._out
+        hold = self._hold_from
+        if hold is None:
+            data = b"".join(out)
+            out.clear()
+            return data
+        if sum(len(piece) for piece in out[hold:]) > self._max_held:
+            self._cut_at_fallback_now()
+            return self._take_output()
+        data = b"".join(out[:hold])
+        del out[:hold]
+        self._hold_from = 0
+        return data
 
     # -- token handlers (called by the tokenizer) ------------------------------------------------
 
+    def passthrough(self, data: bytes) -> None:
+        """Bytes the light path has no use for (text, tags no operation wants, comments)."""
+        if not self._dropping:
+            self._out.append(data)
+
     def text(self, data: bytes) -> None:
+        model = self._model
+        if model is not None:
+            model.characters(data)
         if self._dropping:
             return
-        if self._watch_words:
+        if self._active_truncates:
             for state in self._truncates:
-                if state.phase is _Phase.ACTIVE and state.keep_words is not None:
+                if state.phase is _Phase.ACTIVE:
                     data = self._count_words(state, data)
                     if self._dropping:
                         return
@@ -407,259 +551,139 @@ class Rewriter:
         self._out.append(data)
 
     def other(self, data: bytes) -> None:
+        model = self._model
+        if model is not None:
+            if data[:2] == b"<!" and data[2:9].lower() == b"doctype":
+                model.doctype(*_parse_doctype(data))
+            else:
+                model.comment()
         if not self._dropping:
             self._out.append(data)
 
     def in_foreign_content(self) -> bool:
-        return bool(self._stack) and self._stack[-1].foreign
+        model = self._model
+        if model is None or not model.stack:
+            return False
+        return model.stack[-1].ns != HTML
 
     def start_tag(self, tag: StartTag) -> ContentModel:
-        name = tag.name
-        if self._watch_words:
+        # The tokenizer builds the class it was given (see __init__).
+        element: _Element = tag  # type: ignore[assignment]
+        element.codec = self._codec
+        name = element.name
+        if self._watch_words and name not in _INLINE:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()
-        stack = self._stack
-        top = stack[-1] if stack else None
-        if top is not None and top.foreign and top.name not in H.INTEGRATION_POINTS:
-            foreign = self._prepare_for_start_tag(tag)
-        else:
-            # What _prepare_for_start_tag does outside foreign content, minus the calls that
-            # cannot close anything.
-            if name in _IMPLIED_CLOSE_TRIGGERS or (top is not None and top.name == "head"):
-                self._implied_closes(name)
-            foreign = name in H.FOREIGN_ROOTS
-        model = ContentModel.DATA if foreign else _CONTENT_MODELS.get(name, ContentModel.DATA)
-        if name in _DOCUMENT_ELEMENTS and self._already_open(name):
-            self._emit_visible(tag.raw)  # browsers merge such duplicates into the first one
-            return model
-        if len(stack) >= self._max_depth:
-            self._warn_depth()
-            self._emit_visible(tag.raw)
-            return model
-        # The tokenizer builds the class it was given (see __init__).
-        element: _Element = tag  # type: ignore[assignment]
-        element.foreign = foreign
-        element.codec = self._codec
-        stack.append(element)
-        self._names.append(name)
+        model = self._model
+        if model is None and (name == "svg" or name == "math"):
+            self._start_model((), mid_document=True)  # foreign content: the model knows it
+            model = self._model
+        if model is None:
+            return self._light_start(element)
+        try:
+            outcome, content = model.start_tag(element)
+        except ModelLimit as exc:
+            self._model_limit(exc)
+            return self._light_start(element)
+        if outcome is Outcome.IGNORED:
+            self._emit_visible(element.raw)
+            return content
+        stack: list[_Element] = model.stack  # type: ignore[assignment]
+        void = outcome is Outcome.VOID
+        if void:
+            stack.append(element)  # matched as the current node, then gone
         if not self._dropping:
             if self._content_fallbacks and name not in ("html", "head"):
                 self._insert_content_fallbacks()
             if self._start_any or name in self._start_names:
-                self._apply_start_ops(element, model)
+                self._apply_start_ops(element, content, stack)
             else:
-                self._out.append(tag.raw)  # no operation can match: the bytes go through
-        if (tag.self_closing and foreign) or (not foreign and name in H.VOID_ELEMENTS):
+                self._out.append(element.raw)  # no operation can match: the bytes go through
+        if void:
             stack.pop()
-            self._names.pop()
             if self._active_truncates:
                 self._element_closed(element)
-        return model
+        return content
+
+    def _light_start(self, element: _Element) -> ContentModel:
+        """A start tag outside the tree model: HTML content, context unknown."""
+        name = element.name
+        content = _CONTENT_MODELS.get(name, ContentModel.DATA)
+        if self._dropping:  # pragma: no cover - a drop always runs the model
+            return content
+        if self._content_fallbacks and name not in ("html", "head"):
+            self._insert_content_fallbacks()
+            self._update_wanted()
+        if not (self._start_any or name in self._start_names):
+            self._out.append(element.raw)
+            return content
+        stack = [element]
+        void = name in T.VOID
+        if not void:
+            element.open = True
+        self._apply_start_ops(element, content, stack)
+        if void:
+            return content
+        if self._dropping or any(s.container is element for s in self._truncates):
+            # Its extent matters from here on: the model follows it, from a made-up context.
+            self._start_model((element,), mid_document=True)
+            model = self._model
+            if model is not None and content is not ContentModel.DATA:
+                model.mode = T.Mode.TEXT
+        else:
+            element.open = False
+        if self._capture is not None:
+            self._set_wanted(None)
+        return content
 
     def end_tag(self, tag: EndTag) -> None:
-        if self._watch_words:
+        name = tag.name
+        if self._watch_words and name not in _INLINE:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()
         if self._capture is not None:
             self._finish_capture()
-        name = tag.name
-        stack = self._stack
-        names = self._names
-        if names and names[-1] == name and name != "body" and name != "html":
-            # The usual case: the end tag closes the current element (what _find_end_target
-            # returns first; nothing is open above it, so nothing else closes).
-            if self._dropping or self._end_any or name in self._end_names:
-                self._close_with_token(tag, len(stack) - 1, pop=True)
-            else:  # what _close_with_token does when nothing is dropped or inserted
-                element = stack.pop()
-                names.pop()
-                self._out.append(tag.raw)
-                if self._active_truncates:
-                    self._element_closed(element)
+            self._update_wanted()
+        model = self._model
+        if model is None:
+            self._light_end(tag)
             return
-        if name in ("body", "html"):
-            # These do not close anything in a browser (later content still lands in body), but
-            # whatever is still open inside body is over as far as we are concerned.
-            keep = self._last_index("body")
-            if keep is None:
-                keep = self._last_index("html")
-            while stack and (keep is None or len(stack) - 1 > keep):
-                self._pop_implicit()
-            target = keep if keep is not None and stack[keep].name == name else None
-            self._close_with_token(tag, target, pop=False)
+        closed: list[_Element] = []
+        self._collect = closed
+        try:
+            target: _Element | None = model.end_tag(name)  # type: ignore[assignment]
+        finally:
+            self._collect = None
+        for element in closed:
+            if element is not target:
+                self._after_implicit_close(element)
+        if target is not None and target.synthetic and not target.open:
+            # "</p>" with no open p makes an empty paragraph: it counts as an item.
+            self._emit_visible(tag.raw)
+            self._synthetic_item(target)
+            self._maybe_stop_model()
             return
-        index = self._find_end_target(name)
-        if index is None:
-            self._close_with_token(tag, None, pop=False)
-            return
-        if name in H.FORMATTING_ELEMENTS and any(
-            el.name in H.SPECIAL_ELEMENTS and not el.foreign for el in stack[index + 1 :]
-        ):
-            # Mis-nested formatting (<b><div></b>): browsers keep the block open and end the
-            # formatting element only; approximate the adoption agency by removing it in place.
-            self._remove_in_place(index)
-            self._close_with_token(tag, None, pop=False)
-            return
-        while len(stack) - 1 > index:
-            self._pop_implicit()
-        self._close_with_token(tag, index, pop=True)
+        pops = target is not None and target in closed
+        self._close_with_token(tag, target, pop=pops)
+        if target is None and self._model_base > 0 and model.stack[-1].ns != HTML:
+            # Foreign content entered on the light path, whose ancestors the model does not
+            # know: an HTML end tag it cannot place most likely closes one of them (<p><svg>
+            # … </p>), which ends the foreign content. Leaving it early is the safe mistake
+            # here (only consent markup is placed on this path, never a cut).
+            while len(model.stack) > self._model_base and model.stack[-1].ns != HTML:
+                model.pop()
+        self._maybe_stop_model()
 
-    # -- tree-construction approximations ----------------------------------------------------------
-
-    def _prepare_for_start_tag(self, tag: StartTag) -> bool:
-        """Apply the implied end tags a browser would; return whether the new element is
-        foreign (SVG/MathML)."""
-        name = tag.name
-        stack = self._stack
-        if stack and stack[-1].foreign and stack[-1].name not in H.INTEGRATION_POINTS:
-            if name in H.FOREIGN_BREAKOUT or (
-                name == "font" and any(a in tag.raw_attrs for a in (b"color", b"face", b"size"))
-            ):
-                while stack and stack[-1].foreign:
-                    self._pop_implicit()
-            else:
-                return True
-        self._implied_closes(name)
-        return name in H.FOREIGN_ROOTS
-
-    def _implied_closes(self, name: str) -> None:
-        # The membership tests on ``names`` (in C) skip scans that cannot find anything.
-        names = self._names
-        if names and names[-1] == "head" and name not in H.HEAD_CONTENT and name not in (
-            "html",
-            "head",
-        ):
-            self._pop_implicit()
-        if name == "li":
-            if "li" in names:
-                self._close_list_item(("li",))
-        elif name in ("dd", "dt") and ("dd" in names or "dt" in names):
-            self._close_list_item(("dd", "dt"))
-        if name in H.CLOSES_P and "p" in names:
-            self._close_p()
-        if name in H.HEADINGS:
-            if names and names[-1] in H.HEADINGS:
-                self._pop_implicit()
-        elif name == "option":
-            self._pop_if_top("option")
-        elif name == "optgroup":
-            self._pop_if_top("option")
-            self._pop_if_top("optgroup")
-        elif name in ("td", "th"):
-            if "td" in names or "th" in names:
-                self._close_nearest(("td", "th"), ("tr", "table", "html", "template"))
-        elif name == "tr":
-            if "tr" in names or "td" in names or "th" in names:
-                self._close_nearest(
-                    ("tr", "td", "th"), ("tbody", "thead", "tfoot", "table", "html", "template")
-                )
-        elif name in _TABLE_SECTIONS:
-            if "table" in names:
-                table = self._nearest(("table",), ("html", "template"))
-                if table is not None:
-                    while len(names) - 1 > table:
-                        self._pop_implicit()
-        elif name == "table":
-            if "table" in names:
-                self._close_nearest(("table",), ("td", "th", "caption", "html", "template"))
-        elif name in ("a", "nobr", "button") and name in names:
-            self._close_nearest((name,), H.SCOPE_BOUNDARIES)
-
-    def _nearest(
-        self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]
-    ) -> int | None:
-        names = self._names
-        for i in range(len(names) - 1, -1, -1):
-            node = names[i]
-            if node in wanted:
-                return i
-            if node in stop:
-                return None
-        return None
-
-    def _close_nearest(
-        self, wanted: tuple[str, ...], stop: tuple[str, ...] | frozenset[str]
-    ) -> None:
-        index = self._nearest(wanted, stop)
-        if index is not None:
-            while len(self._stack) > index:
-                self._pop_implicit()
-
-    def _close_p(self) -> None:
-        self._close_nearest(("p",), _P_SCOPE)
-
-    def _close_list_item(self, wanted: tuple[str, ...]) -> None:
-        names = self._names
-        for i in range(len(names) - 1, -1, -1):
-            node = names[i]
-            if node in wanted:
-                while len(names) > i:
-                    self._pop_implicit()
-                return
-            if node in H.SPECIAL_ELEMENTS and node not in ("address", "div", "p"):
-                return
-
-    def _pop_if_top(self, name: str) -> None:
-        if self._names and self._names[-1] == name:
-            self._pop_implicit()
-
-    def _already_open(self, name: str) -> bool:
-        names = self._names
-        if name == "head":
-            return "head" in names or "body" in names
-        return name in names
-
-    def _last_index(self, name: str) -> int | None:
-        names = self._names
-        if name not in names:
-            return None
-        for i in range(len(names) - 1, -1, -1):
-            if names[i] == name:
-                return i
-        return None  # pragma: no cover - found above
-
-    def _find_end_target(self, name: str) -> int | None:
-        """The open element an end tag closes, or None when a browser would ignore it."""
-        stack = self._stack
-        if name not in self._names:
-            return None  # the loop below only ever returns an index of an element so named
-        table_part = name in H.TABLE_PARTS
-        plain = name not in H.SPECIAL_ELEMENTS and name not in H.FORMATTING_ELEMENTS
-        for i in range(len(stack) - 1, -1, -1):
-            element = stack[i]
-            node = element.name
-            if node == name:
-                return i
-            if element.foreign:
-                continue
-            if table_part:
-                if node in H.TABLE_SCOPE_BOUNDARIES:
-                    return None
-            elif node in H.SCOPE_BOUNDARIES or (plain and node in H.SPECIAL_ELEMENTS):
-                return None
-        return None
-
-    def _warn_depth(self) -> None:
-        if not self._depth_warned:
-            self._depth_warned = True
-            self.report.warnings.append(
-                f"nesting deeper than {self._max_depth} elements; deeper elements are not tracked"
-            )
+    def _light_end(self, tag: EndTag) -> None:
+        if self._end_any or tag.name in self._end_names:
+            before, after = self._end_insertions(tag.name, None)
+            self._out.append(before + tag.raw + after if before or after else tag.raw)
+        else:
+            self._out.append(tag.raw)
 
     # -- closing elements ----------------------------------------------------------------------
-
-    def _pop_implicit(self) -> None:
-        """Close the current element without an end tag of its own in the input."""
-        element = self._stack.pop()
-        self._names.pop()
-        self._after_implicit_close(element)
-
-    def _remove_in_place(self, index: int) -> None:
-        element = self._stack.pop(index)
-        del self._names[index]
-        self._after_implicit_close(element)
 
     def _after_implicit_close(self, element: _Element) -> None:
         self._implicit_batch.append(element)
@@ -670,30 +694,29 @@ class Rewriter:
                 self._out.append(self._end_tag_bytes(element))
         self._element_closed(element)
 
-    def _close_with_token(self, tag: EndTag, index: int | None, *, pop: bool) -> None:
+    def _close_with_token(self, tag: EndTag, element: _Element | None, *, pop: bool) -> None:
         """Emit an end tag token (unless dropped), with end-tag insertions around it."""
-        stack = self._stack
-        element = stack[index] if index is not None else None
         ends_drop = pop and element is not None and element is self._drop_root
         if ends_drop and self._drop_kind is _DropKind.REMOVE:
-            stack.pop()
-            self._names.pop()
             self._end_drop()
             self._element_closed(self._drop_root_element(element))
             return
         visible = not self._dropping or ends_drop
-        before = after = b""
-        if visible:
-            before, after = self._end_insertions(tag.name, index)
-        if pop:
-            stack.pop()
-            self._names.pop()
         if ends_drop:
             self._end_drop()
+        if pop and element is not None and self._is_active_container(element):
+            # A container ending before its cut: a fallback cut goes before its end tag.
+            self._element_closed(element)
+            pop = False
+        before = after = b""
         if visible:
+            before, after = self._end_insertions(tag.name, element)
             self._out.append(before + tag.raw + after if before or after else tag.raw)
         if pop and element is not None:
             self._element_closed(element)
+
+    def _is_active_container(self, element: _Element) -> bool:
+        return any(s.phase is _Phase.ACTIVE and s.container is element for s in self._truncates)
 
     def _element_closed(self, element: _Element) -> None:
         if not self._active_truncates:
@@ -702,8 +725,7 @@ class Rewriter:
             if state.phase is not _Phase.ACTIVE:
                 continue
             if element is state.container:
-                state.phase = _Phase.DONE  # ended before the limit: nothing to cut
-                self._active_truncates -= 1
+                self._container_ended(state)
             elif element is state.nth_item:
                 if element in self._implicit_batch:
                     # Closed by a later tag (<p>1<p>2): the input has no end tags for it and
@@ -711,8 +733,54 @@ class Rewriter:
                     self._out.extend(self._end_tag_bytes(e) for e in self._implicit_batch)
                 self._start_cut(state)
 
+    def _container_ended(self, state: _TruncateState) -> None:
+        """The container ended before the cut point."""
+        state.phase = _Phase.DONE
+        self._active_truncates -= 1
+        op = state.op
+        if not isinstance(op, Truncate) or state.keep_items is None:
+            return  # a word budget that was never reached: nothing to cut
+        if state.items_seen >= state.keep_items:
+            return
+        self.report.short_containers += 1
+        if op.short is ShortContainer.FAIL:
+            raise RewriteError(
+                RewriteErrorReason.SHORT_CONTAINER,
+                f"container {compile_selector(op.container).source!r} holds "
+                f"{state.items_seen} of the {state.keep_items} items to keep",
+            )
+        if op.short is ShortContainer.CUT and state.fallback_set:
+            hold = self._hold_from
+            if hold is not None:
+                del self._out[hold:]
+                self._hold_from = None
+            self._out.append(state.fallback_closers)
+            self._out.append(state.snippet)
+            state.done = True
+            self.report.cuts += 1
+        elif self._hold_from is not None:
+            self._hold_from = None
+
     def _end_tag_bytes(self, element: _Element) -> bytes:
         return b"</" + element.name.encode("ascii", "ignore") + b">"
+
+    def _closers(self, container: _Element) -> bytes:
+        """End tags for the elements open inside ``container``, innermost first."""
+        stack = self._stack
+        position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
+        return b"".join(self._end_tag_bytes(e) for e in reversed(stack[position + 1 :]))
+
+    def _synthetic_item(self, element: _Element) -> None:
+        for state in self._truncates:
+            if state.phase is not _Phase.ACTIVE or state.keep_items is None:
+                continue
+            for selector, candidate in self._item_index.candidates(element.name):
+                if candidate is state and selector.matches([*self._stack, element]):
+                    state.items_seen += 1
+                    if state.items_seen == state.keep_items:
+                        self._release_hold()
+                        self._start_cut(state)
+                    break
 
     # -- dropping ---------------------------------------------------------------------------------
 
@@ -739,22 +807,44 @@ class Rewriter:
         container = state.container
         if container is None:
             raise RuntimeError("cut started outside its container")
-        out = self._out
-        out.append(state.snippet)
-        stack = self._stack
-        position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
-        for element in reversed(stack[position + 1 :]):
-            out.append(self._end_tag_bytes(element))
+        # Close what is open inside the container first, so that the call to action stands
+        # in the container itself whatever the lead ended in (a table, a list, SVG).
+        self._out.append(self._closers(container))
+        self._out.append(state.snippet)
         state.phase = _Phase.CUTTING  # always from ACTIVE
         self._active_truncates -= 1
         state.done = True
         self.report.cuts += 1
         self._begin_drop(container, _DropKind.CUT)
 
+    def _release_hold(self) -> None:
+        self._hold_from = None
+
+    def _cut_at_fallback_now(self) -> None:
+        """Too much held after the fallback point: cut there (fail closed)."""
+        hold = self._hold_from
+        self._hold_from = None
+        for state in self._truncates:
+            if state.phase is _Phase.ACTIVE and state.fallback_set and state.container:
+                if hold is not None:
+                    del self._out[hold:]
+                self._out.append(state.fallback_closers)
+                self._out.append(state.snippet)
+                state.phase = _Phase.CUTTING
+                self._active_truncates -= 1
+                state.done = True
+                self.report.cuts += 1
+                self.report.warnings.append(
+                    f"more than {self._max_held} bytes after the fallback cut point: cut there"
+                )
+                self._begin_drop(state.container, _DropKind.CUT)
+                return
+
     # -- operations on start tags -------------------------------------------------------------
 
-    def _apply_start_ops(self, element: _Element, model: ContentModel) -> None:
-        stack = self._stack
+    def _apply_start_ops(
+        self, element: _Element, model: ContentModel, stack: list[_Element]
+    ) -> None:
         name = element.name
         candidates = self._start_index.candidates(name)
         items = self._item_index.candidates(name) if self._truncates else []
@@ -768,9 +858,7 @@ class Rewriter:
                 self.report.removals += 1
                 # Only an element that stays open has content to drop; a void or a
                 # self-closed foreign element (<svg><g/>) is just its tag.
-                stays_open = (
-                    not element.self_closing if element.foreign else name not in H.VOID_ELEMENTS
-                )
+                stays_open = not element.self_closing if element.foreign else name not in T.VOID
                 if stays_open:
                     self._begin_drop(element, _DropKind.REMOVE)
                 return
@@ -792,10 +880,10 @@ class Rewriter:
                 and self._capture is None
                 and (op.accept is None or op.accept(dict(element.attrs)))
             ):
-                    state.matches += 1
-                    self._capture = []
-                    self._capture_size = 0
-                    self._capture_state = state
+                state.matches += 1
+                self._capture = []
+                self._capture_size = 0
+                self._capture_state = state
         self._out.append(b"".join((*before, raw, *after)) if before or after else raw)
         for state in matched:
             if isinstance(state, _TruncateState):
@@ -809,11 +897,14 @@ class Rewriter:
             if (
                 state.phase is _Phase.ACTIVE
                 and element is not state.container
+                and state.keep_items is not None
                 and selector.matches(stack)
             ):
                 state.items_seen += 1
                 if state.items_seen == state.keep_items:
                     state.nth_item = element
+                    if self._hold_from is not None:
+                        self._release_hold()
 
     def _count_insertion(self, state: _OpState) -> None:
         state.done = True
@@ -826,8 +917,16 @@ class Rewriter:
         state.phase = _Phase.ACTIVE
         self._active_truncates += 1
         self.report.containers_found += 1
-        if state.keep_items == 0:
+        op = state.op
+        if state.keep_items == 0 or state.keep_words == 0:
             self._start_cut(state)
+        elif (
+            isinstance(op, Truncate)
+            and state.keep_items is not None
+            and op.short is ShortContainer.CUT
+            and op.fallback_words == 0
+        ):
+            self._set_fallback_point(state)
 
     def _empty_container(self, state: _TruncateState, element: _Element) -> None:
         """A second match of the container (a page with two article bodies): keep none
@@ -886,16 +985,25 @@ class Rewriter:
     # -- words ----------------------------------------------------------------------------------
 
     def _reset_word_boundaries(self) -> None:
-        if self._watch_words:
-            for state in self._truncates:
-                state.in_word = False
+        for state in self._truncates:
+            state.in_word = False
 
     def _count_words(self, state: _TruncateState, data: bytes) -> bytes:
-        """Count words in ``data``; when the limit is passed, cut right before the next word and
-        return only the part that stays."""
-        limit = state.keep_words
-        if limit is None:
-            raise RuntimeError("word counting for a truncation that keeps items")
+        """Count words in ``data``. With ``keep_words``, cut right before the word past the
+        limit and return only the part that stays; with ``keep_items`` and a fallback budget,
+        mark the fallback cut point there (the output after it is held)."""
+        op = state.op
+        if state.keep_words is not None:
+            limit = state.keep_words
+        elif (
+            isinstance(op, Truncate)
+            and op.short is ShortContainer.CUT
+            and not state.fallback_set
+            and state.nth_item is None
+        ):
+            limit = op.fallback_words
+        else:
+            return data
         for match in _WORD.finditer(data):
             if match.start() == 0 and state.in_word:
                 continue  # the word began in the previous piece of text
@@ -904,27 +1012,43 @@ class Rewriter:
                 kept = data[: match.start()]
                 if kept:
                     self._out.append(kept)
-                self._start_cut(state)
-                return b""
+                if state.keep_words is not None:
+                    self._start_cut(state)
+                    return b""
+                self._set_fallback_point(state)
+                state.in_word = True
+                return data[match.start() :]
         state.in_word = bool(data) and data[-1:] not in (b"\t", b"\n", b"\f", b"\r", b" ")
         return data
 
+    def _set_fallback_point(self, state: _TruncateState) -> None:
+        container = state.container
+        if container is None:
+            raise RuntimeError("fallback point outside its container")
+        state.fallback_set = True
+        state.fallback_closers = self._closers(container)
+        if self._hold_from is None:
+            self._hold_from = len(self._out)
+
     # -- insertions on end tags and fallbacks -----------------------------------------------------
 
-    def _end_insertions(self, name: str, index: int | None) -> tuple[bytes, bytes]:
+    def _end_insertions(self, name: str, element: _Element | None) -> tuple[bytes, bytes]:
         candidates = self._end_index.candidates(name)
         if not candidates:
             return b"", b""
         before: list[bytes] = []
         after: list[bytes] = []
+        stack = self._stack
         for selector, state in candidates:
             op = state.op
             if not isinstance(op, InsertHTML):
                 raise RuntimeError("the end-tag index holds only insertions")
             if state.done and op.once:
                 continue
-            if index is not None:
-                hit = selector.matches(self._stack, index)
+            if element is not None and element in stack:
+                hit = selector.matches(stack, stack.index(element))
+            elif element is not None:
+                hit = selector.matches([*stack, element])
             else:
                 hit = selector.simple_tag == name
             if hit:
@@ -974,6 +1098,26 @@ class Rewriter:
     def _emit_visible(self, data: bytes) -> None:
         if not self._dropping:
             self._out.append(data)
+
+
+def _is_compound(selector: Selector) -> bool:
+    """Whether the selector looks at the element alone (no ancestors)."""
+    return all(len(alt.compounds) == 1 for alt in selector.alternatives)
+
+
+def _parse_doctype(data: bytes) -> tuple[str, str | None, str | None]:
+    match = _DOCTYPE.match(data)
+    if match is None:
+        return "", None, None
+    name = match.group(1).lower().decode("latin-1")
+    public = system = None
+    for kind, dq, sq in _DOCTYPE_ID.findall(match.group(2)):
+        value = (dq or sq).decode("latin-1")
+        if kind.lower() == b"public" and public is None:
+            public = value
+        else:
+            system = value
+    return name, public, system
 
 
 def rewrite_html(
