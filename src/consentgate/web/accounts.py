@@ -44,7 +44,7 @@ from consentgate.web.forms import (
     RequestFailure,
     check_csrf,
     first,
-    private_headers,
+    page_headers,
     read_form,
     see_other,
 )
@@ -355,7 +355,7 @@ class AccountEndpoints:
         token, cookie = self.gate.endpoints.csrf_token_for(visitor)
         page = self._account_page(visitor, token, next_url)
         response = HTMLResponse(
-            render(page), status_code=status, headers={**private_headers(), **(headers or {})}
+            render(page), status_code=status, headers={**page_headers(), **(headers or {})}
         )
         if cookie:
             response.headers.append("set-cookie", cookie)
@@ -404,7 +404,7 @@ class AccountEndpoints:
         page = self._account_page(visitor, "", next_url)
         body = render_account_message(page, texts[keys[0]], texts[keys[1]], next_url)
         response = HTMLResponse(
-            body, status_code=status, headers={**private_headers(), **(headers or {})}
+            body, status_code=status, headers={**page_headers(), **(headers or {})}
         )
         await response(scope, receive, send)
 
@@ -448,7 +448,9 @@ class AccountEndpoints:
         title = self._texts(visitor)["error_title"]
         page = self._account_page(visitor, "", "/")
         body = render_account_message(page, title, str(failure), None)
-        response = HTMLResponse(body, status_code=failure.failure.status, headers=private_headers())
+        response = HTMLResponse(
+            body, status_code=failure.failure.status, headers=page_headers()
+        )
         await response(scope, receive, send)
 
 

@@ -36,6 +36,7 @@ from consentgate.web.forms import (
     check_csrf,
     first,
     media_type,
+    page_headers,
     private_headers,
     read_body,
     read_form,
@@ -164,7 +165,7 @@ class Endpoints:
             consent_id=decision.consent_id if decision else None,
             decided_at=decided_at,
         )
-        response = HTMLResponse(page, headers=private_headers())
+        response = HTMLResponse(page, headers=page_headers())
         if cookie:
             response.headers.append("set-cookie", cookie)
         await response(scope, receive, send)
@@ -341,12 +342,11 @@ class Endpoints:
     def default_failure_response(
         self, failure: Failure, message: str, visitor: Visitor, wants_json: bool
     ) -> Response:
-        headers = private_headers()
         if wants_json:
             return JSONResponse(
                 {"error": failure.code, "message": message},
                 status_code=failure.status,
-                headers=headers,
+                headers=private_headers(),
             )
         page = render_message_page(
             visitor.language,
@@ -355,7 +355,7 @@ class Endpoints:
             f"{self.gate.config.prefix}/settings",
             prefix=self.gate.config.prefix,
         )
-        return HTMLResponse(page, status_code=failure.status, headers=headers)
+        return HTMLResponse(page, status_code=failure.status, headers=page_headers())
 
 
 class Submission:

@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
 from consentgate.web.errors import Failure
-from consentgate.web.security import CsrfTokens, same_origin
+from consentgate.web.security import CsrfTokens, page_security_headers, same_origin
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
@@ -93,6 +93,11 @@ def check_csrf(
 def private_headers() -> dict[str, str]:
     """Answers that differ per reader: no shared cache may keep or reuse them."""
     return {"cache-control": "private, no-store", "vary": "Cookie"}
+
+
+def page_headers() -> dict[str, str]:
+    """An HTML page of ours: private, and unframeable under the strict CSP."""
+    return {**private_headers(), **page_security_headers()}
 
 
 def see_other(url: str) -> Response:
