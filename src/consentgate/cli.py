@@ -9,6 +9,7 @@
 ``consentgate show``          everything held about a consent id or an account (Art. 15)
 ``consentgate forget``        erase an account, pseudonymise its proof rows (Art. 17)
 ``consentgate stats``         the operator's figures, as text, JSON or an HTML report
+``consentgate probe``         ask a running site for walled articles every way a reader could
 
 Each command is one ``_add_<name>`` function that registers a subparser and sets
 ``handler``; the operator commands (database ones take ``--config``) do their work in
@@ -647,6 +648,24 @@ def _run_stats(args: argparse.Namespace) -> int:
     return status
 
 
+# -- probe ----------------------------------------------------------------------------
+
+
+def _add_probe(subparsers: Subparsers) -> None:
+    from consentgate.operator import probe
+
+    parser = subparsers.add_parser(
+        "probe",
+        help="check a running site's wall for leaks, as anonymous readers would try",
+        description="Fetch each walled article as a registered reader, then as anonymous "
+        "readers through every channel (HEAD, ranges, conditionals, encodings, Accept and "
+        "path variants, crawler claims); print a table. Exit status 1 on any leak, 2 on "
+        "usage, sign-in or connection problems. See docs/operators.md.",
+    )
+    probe.add_arguments(parser)
+    parser.set_defaults(handler=probe.run)
+
+
 # -- entry point --------------------------------------------------------------------
 
 COMMANDS: list[Callable[[Subparsers], None]] = [
@@ -659,6 +678,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_show,
     _add_forget,
     _add_stats,
+    _add_probe,
 ]
 
 
