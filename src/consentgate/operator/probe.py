@@ -226,7 +226,6 @@ def _crawler(agent: str, ip: str) -> Callable[[Target], dict[str, str]]:
             "x-forwarded-for": ip,
             "forwarded": f"for={ip};proto=https",
             "x-real-ip": ip,
-            "from": f"{agent.split(';')[1].split('/')[0].strip().lower()}(at)crawler.example",
         }
 
     return headers
