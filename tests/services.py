@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import os
 import secrets
 import socket
+import struct
 from collections.abc import Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -115,12 +117,27 @@ def free_port() -> int:
         return port
 
 
+class Fault(enum.Enum):
+    """What the proxy plays: a working network, or one of the ways servers fail."""
+
+    NONE = "none"  # forward both ways
+    REFUSE = "refuse"  # nothing listens: connections are refused
+    RESET = "reset"  # connections are accepted, then reset (RST) at once
+    STALL = "stall"  # connections are accepted, then nothing is read or answered
+    BLACKHOLE = "blackhole"  # accepted, everything sent is read and dropped, no answer
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to ``target``; ``stop()`` is an outage.
 
     Stopping closes the listener *and* every forwarded connection, as a crashed or
     unreachable server would: pooled connections break, new ones are refused.
     ``start()`` again listens on the same port, so clients reconnect unchanged.
+
+    ``fault(...)`` plays the other outages, for new connections and for those already
+    open (so a pooled connection meets the fault too); ``heal()`` forwards again and
+    resets the connections the fault touched, whose byte streams are no longer whole
+    (what a client sees when a partition ends and the peer has given up on it).
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -128,23 +145,73 @@ class TcpProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._fault = Fault.NONE
+        self._touched: set[asyncio.StreamWriter] = set()
+        self._held: set[asyncio.StreamWriter] = set()
+
+    @property
+    def current_fault(self) -> Fault:
+        return self._fault
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
-        )
+        if self._server is None:
+            self._server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, reuse_address=True
+            )
 
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for writer in list(self._writers):
+        for writer in list(self._writers | self._held):
             writer.transport.abort()
         self._writers.clear()
+        self._held.clear()
+        self._touched.clear()
         if server is not None:
             await server.wait_closed()
 
+    async def fault(self, fault: Fault) -> None:
+        """Start playing ``fault`` (``Fault.NONE`` is the same as :meth:`heal`)."""
+        if fault is Fault.NONE:
+            await self.heal()
+            return
+        if fault is Fault.REFUSE:
+            await self.stop()
+            self._fault = fault
+            return
+        await self.start()
+        self._fault = fault
+        if fault is Fault.RESET:
+            for writer in list(self._writers):
+                _reset(writer)
+            self._writers.clear()
+        else:
+            self._touched.update(self._writers)
+
+    async def heal(self) -> None:
+        """Forward again; connections the fault touched are reset."""
+        self._fault = Fault.NONE
+        for writer in list(self._touched | self._held):
+            _reset(writer)
+            self._writers.discard(writer)
+        self._touched.clear()
+        self._held.clear()
+        await self.start()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        fault = self._fault
+        if fault is Fault.RESET:
+            _reset(writer)
+            return
+        if fault in (Fault.STALL, Fault.BLACKHOLE):
+            # Accepted by the kernel already; hold it open, answer nothing.
+            self._held.add(writer)
+            if fault is Fault.BLACKHOLE:
+                with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                    while await reader.read(65536):
+                        pass
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -152,13 +219,22 @@ class TcpProxy:
             return
         self._writers.update((writer, upstream_writer))
         await asyncio.gather(
-            self._pipe(reader, upstream_writer),
-            self._pipe(upstream_reader, writer),
+            self._pipe(reader, upstream_writer, writer),
+            self._pipe(upstream_reader, writer, upstream_writer),
         )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: asyncio.StreamWriter,
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                if self._fault is not Fault.NONE:
+                    # Stalled or black-holed: what arrives is dropped, nothing answers.
+                    self._touched.update((writer, peer))
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
@@ -166,3 +242,12 @@ class TcpProxy:
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (RST), not a FIN: linger on, zero timeout."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

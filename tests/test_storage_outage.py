@@ -8,6 +8,7 @@ nothing acknowledged before, and work again, the same objects, once the proxy is
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -17,15 +18,18 @@ from urllib.parse import urlsplit
 
 import pytest
 from tests.services import (
+    Fault,
     TcpProxy,
     fresh_postgres_schema,
     require_postgres,
     require_redis,
     with_address,
+    with_query,
 )
 
 from consentgate.accounts.ratelimit import MemoryRateLimiter
 from consentgate.storage import ConsentRecord, StorageError
+from consentgate.storage.breaker import BreakerState
 from consentgate.storage.postgres import PostgresStorage
 from consentgate.storage.redis import RedisMeterStore, RedisRateLimiter, redis_client_from_url
 
@@ -169,3 +173,87 @@ def test_redis_outage_meter_fails_fast_rate_limiter_degrades_and_both_recover() 
     assert reads == {"a1", "a3"}  # the read from before the outage is still there
     assert degraded == [True, True, False]  # the per-process fallback counted on its own
     assert back is True
+
+
+# -- every fault a network can play, for PostgreSQL and Redis --------------------------
+# Bounds: each call is limited to CALL_TIMEOUT (1 s) and the breaker opens after two
+# failures for COOLDOWN (1 s). The assertions allow several times that (busy 2-core CI
+# machines), which is still far below the minutes seen before calls had a bound.
+CALL_TIMEOUT = 1.0
+COOLDOWN = 1.0
+FIRST_FAILURE_BOUND = 6.0  # connect/stall paths: the call bound plus scheduling slack
+OPEN_BREAKER_BOUND = 0.5  # "fails in milliseconds" once open; generous for CI
+FAULTS = [Fault.REFUSE, Fault.RESET, Fault.STALL, Fault.BLACKHOLE]
+BREAKER_PARAMS = {"call_timeout": CALL_TIMEOUT, "breaker_failures": 2, "breaker_cooldown": COOLDOWN}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.value)
+def test_postgres_fault_bounded_then_breaker_fast_then_recovers(pg_url: str, fault: Fault) -> None:
+    proxy = proxy_for(pg_url)
+
+    async def scenario() -> tuple[list[float], float, BreakerState, int]:
+        await proxy.start()
+        url = with_query(with_address(pg_url, "127.0.0.1", proxy.port), **BREAKER_PARAMS)
+        storage = PostgresStorage(url, min_size=1, max_size=4, pool_timeout=5, connect_timeout=5)
+        await storage.open()
+        try:
+            await storage.record_consent(replace(RECORD, consent_id="before"))
+            await proxy.fault(fault)
+            failures = [await timed(lambda: storage.record_consent(RECORD)) for _ in range(2)]
+            fast = await timed(lambda: storage.record_consent(RECORD))
+            state = storage.breaker.state
+
+            await proxy.heal()
+            await eventually(lambda: storage.record_consent(replace(RECORD, consent_id="after")))
+            return failures, fast, state, await storage.count_consents()
+        finally:
+            await storage.close()
+            await proxy.stop()
+
+    failures, fast, state, count = asyncio.run(scenario())
+    assert max(failures) < FIRST_FAILURE_BOUND, failures
+    assert state is BreakerState.OPEN
+    assert fast < OPEN_BREAKER_BOUND
+    assert count == 2  # before and after; nothing written during the fault
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.value)
+def test_redis_fault_bounded_then_breaker_fast_then_recovers(fault: Fault) -> None:
+    url = require_redis()
+    proxy = proxy_for(url)
+    prefix = f"cgtest:fault:{secrets.token_hex(6)}:"
+
+    async def scenario() -> tuple[list[float], float, float, frozenset[str], bool]:
+        await proxy.start()
+        proxied = with_query(with_address(url, "127.0.0.1", proxy.port), **BREAKER_PARAMS)
+        client = redis_client_from_url(proxied)
+        meter = RedisMeterStore(client, retention=timedelta(days=31), prefix=prefix)
+        limiter = RedisRateLimiter(client, fallback=MemoryRateLimiter(), prefix=prefix)
+        try:
+            await meter.record_read("r", "a1", START)
+            await proxy.fault(fault)
+            failures = [await timed(lambda: meter.record_read("r", "a2", START)) for _ in range(2)]
+            fast = await timed(lambda: meter.distinct_reads("r", START))
+            started = time.monotonic()
+            assert await limiter.hit("k", 5, 60)  # the per-process fallback, at once
+            fallback = time.monotonic() - started
+
+            await proxy.heal()
+            await eventually(lambda: meter.record_read("r", "a3", START))
+            return failures, fast, fallback, await meter.distinct_reads("r", START), True
+        finally:
+            await proxy.stop()
+            cleaner = redis_client_from_url(url)
+            keys = [key async for key in cleaner.scan_iter(match=prefix + "*")]
+            if keys:
+                await cleaner.delete(*keys)
+            await cleaner.aclose()
+            await client.aclose()
+
+    failures, fast, fallback, reads, _ = asyncio.run(scenario())
+    assert max(failures) < FIRST_FAILURE_BOUND, failures
+    assert fast < OPEN_BREAKER_BOUND
+    assert fallback < OPEN_BREAKER_BOUND  # an open breaker sends the limiter to its fallback
+    assert reads == {"a1", "a3"}

@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     from consentgate.accounts.ratelimit import RateLimiter
     from consentgate.wall.meter import MeterStore
 
-__all__ = ["RedisMeterStore", "RedisRateLimiter", "redis_client_from_url"]
+__all__ = [
+    "RedisMeterStore",
+    "RedisRateLimiter",
+    "breaker_for",
+    "key_prefix_of",
+    "redis_client_from_url",
+]
 
 logger = logging.getLogger("consentgate.storage.redis")
 
@@ -63,6 +69,10 @@ _T = TypeVar("_T")
 # One breaker per client (the meter and the rate limiter share a client, so they share
 # its breaker): keyed weakly, so a closed and dropped client takes its breaker along.
 _BREAKERS: weakref.WeakKeyDictionary[Client, CircuitBreaker] = weakref.WeakKeyDictionary()
+# The key prefix a client's URL asked for (``key_prefix=``): several sites, or test runs,
+# can share one Redis database without sharing counts.
+_PREFIXES: weakref.WeakKeyDictionary[Client, str] = weakref.WeakKeyDictionary()
+_PREFIX_PARAM = "key_prefix"
 
 # Sliding-window log, atomic because a script runs alone: drop hits that left the
 # window, refuse when `limit` remain, otherwise log this hit (a refused one is not
@@ -123,13 +133,15 @@ def redis_client_from_url(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Clie
 
     redis-py's own query parameters (``socket_timeout``, ``socket_connect_timeout``,
     ``health_check_interval``, …) override these; ``call_timeout`` (the bound on every
-    command, seconds), ``breaker_failures`` and ``breaker_cooldown`` are ours. Building
-    the client does not connect; the first command does.
+    command, seconds), ``breaker_failures``, ``breaker_cooldown`` and ``key_prefix``
+    (default ``consentgate:``) are ours. Building the client does not connect; the
+    first command does.
     """
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {key: value for key, value in query if key in BREAKER_URL_PARAMS}
-    rest = [(key, value) for key, value in query if key not in BREAKER_URL_PARAMS]
+    own_keys = BREAKER_URL_PARAMS | {_PREFIX_PARAM}
+    ours = {key: value for key, value in query if key in own_keys}
+    rest = [(key, value) for key, value in query if key not in own_keys]
     settings = breaker_settings_from(ours, "Redis", call_timeout=2 * timeout + 0.5)
     client: Client = redis_asyncio.from_url(
         urlunsplit(parts._replace(query=urlencode(rest))),
@@ -140,7 +152,14 @@ def redis_client_from_url(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Clie
         retry=Retry(NoBackoff(), 1),
     )
     _BREAKERS[client] = _new_breaker(client, settings)
+    if ours.get(_PREFIX_PARAM):
+        _PREFIXES[client] = ours[_PREFIX_PARAM]
     return client
+
+
+def key_prefix_of(client: Client) -> str:
+    """The prefix the client's URL set with ``key_prefix=``, else ``consentgate:``."""
+    return _PREFIXES.get(client, DEFAULT_PREFIX)
 
 
 def breaker_for(client: Client) -> CircuitBreaker:
@@ -221,18 +240,20 @@ class RedisMeterStore(_RedisUser):
         client: Client,
         *,
         retention: timedelta,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str | None = None,
         owns_client: bool = False,
     ) -> None:
         if retention.total_seconds() < 1:
             raise ValueError("retention must be at least one second")
+        if prefix is None:
+            prefix = key_prefix_of(client)
         super().__init__(client, prefix=prefix + "meter:", owns_client=owns_client)
         self._retention = retention.total_seconds()
         self._meter_script = client.register_script(_METER_SCRIPT)
 
     @classmethod
     def from_url(
-        cls, url: str, *, retention: timedelta, timeout: float = 1.0, prefix: str = DEFAULT_PREFIX
+        cls, url: str, *, retention: timedelta, timeout: float = 1.0, prefix: str | None = None
     ) -> RedisMeterStore:
         client = redis_client_from_url(url, timeout=timeout)
         return cls(client, retention=retention, prefix=prefix, owns_client=True)
@@ -321,10 +342,12 @@ class RedisRateLimiter(_RedisUser):
         client: Client,
         *,
         fallback: RateLimiter | None = None,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str | None = None,
         owns_client: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if prefix is None:
+            prefix = key_prefix_of(client)
         super().__init__(client, prefix=prefix + "ratelimit:", owns_client=owns_client)
         self._fallback = fallback
         self._clock = clock
@@ -338,7 +361,7 @@ class RedisRateLimiter(_RedisUser):
         *,
         fallback: RateLimiter | None = None,
         timeout: float = 1.0,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str | None = None,
     ) -> RedisRateLimiter:
         client = redis_client_from_url(url, timeout=timeout)
         return cls(client, fallback=fallback, prefix=prefix, owns_client=True)
