@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pyld import jsonld as pyld
 from selectolax.lexbor import LexborHTMLParser
 from tests.conftest import corpora_dir
+from tests.test_wall_fail_closed import SLUG, Page, serve
+from tests.test_wall_http import article_html
 
 from consentgate.rewrite import Rewriter, TransformText
 from consentgate.wall.jsonld import (
@@ -433,3 +436,72 @@ def test_jsonld_test_oracle_sees_text_properties_in_unscrubbed_input() -> None:
     # The oracle must be able to fail: on the raw input it finds what the scrub removes.
     data = {"@context": {"s": "https://schema.org/", "b": "s:articleBody"}, "b": BODY}
     assert expanded_properties(data) & SCHEMA_TEXT_PROPERTIES
+
+
+# -- through HTTP: the variants a review found kept on walled pages ------------------------------
+
+
+def _page_with_jsonld(block: str, *, where: str = "</head>") -> bytes:
+    html = article_html(SLUG)
+    return html.replace(where, block + where, 1).encode()
+
+
+def _served(tmp_path: Path, body: bytes, path: str, chunk: int | None) -> str:
+    return serve(tmp_path, Page(body, chunk=chunk), path=path).text
+
+
+LD_SECRET = "HIDDEN-alpha-ld"
+JSONLD_VARIANTS = {
+    "type-case": f'<script type="APPLICATION/LD+JSON">{{"articleBody": "{LD_SECRET}"}}</script>',
+    "type-spaces": (
+        f'<script type="  application/ld+json\n">{{"articleBody": "{LD_SECRET}"}}</script>'
+    ),
+    "type-parameters": (
+        '<script type="application/ld+json; charset=utf-8">'
+        f'{{"@type": "NewsArticle", "articleBody": "{LD_SECRET}"}}</script>'
+    ),
+    "no-at-type": f'<script type="application/ld+json">{{"text": "{LD_SECRET}"}}</script>',
+    "lower-case-at-type": (
+        '<script type="application/ld+json">'
+        f'{{"@type": "newsarticle", "articleBody": "{LD_SECRET}"}}</script>'
+    ),
+    "not-an-article-type": (
+        '<script type="application/ld+json">'
+        f'{{"@type": "VideoObject", "transcript": "{LD_SECRET}"}}</script>'
+    ),
+    "expanded-iri": (
+        '<script type="application/ld+json">'
+        f'{{"@type": "http://schema.org/NewsArticle", '
+        f'"http://schema.org/articleBody": "{LD_SECRET}"}}</script>'
+    ),
+    "context-alias": (
+        '<script type="application/ld+json">'
+        '{"@context": {"@vocab": "https://schema.org/", "body": "articleBody"}, '
+        f'"@type": "NewsArticle", "body": "{LD_SECRET}"}}</script>'
+    ),
+    "graph-nested": (
+        '<script type="application/ld+json">{"@graph": [{"@type": "WebPage", "mainEntity": '
+        f'{{"hasPart": [{{"subjectOf": {{"text": "{LD_SECRET}"}}}}]}}}}]}}</script>'
+    ),
+    "inside-svg": (
+        '<svg><script type="application/ld+json">'
+        f'{{"@type": "NewsArticle", "articleBody": "{LD_SECRET}"}}</script></svg>'
+    ),
+    "inside-math": (
+        f'<math><script type="application/ld+json">{{"articleBody": "{LD_SECRET}"}}</script></math>'
+    ),
+}
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+@pytest.mark.parametrize("variant", sorted(JSONLD_VARIANTS))
+def test_jsonld_variant_scrubbed_on_a_walled_page_through_http(
+    tmp_path: Path, variant: str, chunk: int | None
+) -> None:
+    # In the header, outside the container: only the scrub can keep it out.
+    body = _page_with_jsonld(JSONLD_VARIANTS[variant], where="<header>")
+    walled = _served(tmp_path / "walled", body, f"/premium/{SLUG}", chunk)
+    assert LD_SECRET not in walled
+    assert 'id="consentgate-cta"' in walled and "The Test Gazette" in walled
+    # The same block on a free page is kept: the test would see a leak.
+    assert LD_SECRET in _served(tmp_path / "free", body, f"/free/{SLUG}", chunk)
