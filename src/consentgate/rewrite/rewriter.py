@@ -288,6 +288,7 @@ class Rewriter:
         self._capture_state: _OpState | None = None
         self._implicit_batch: list[_Element] = []  # closed without end tags since last token
         self._collect: list[_Element] | None = None  # closes seen while an end tag is handled
+        self._doctype: list[bytes] | None = None  # a doctype arriving in pieces
         self._build_states(operations)
         if self._always_model:
             self._start_model((), mid_document=False)
@@ -553,8 +554,17 @@ class Rewriter:
     def other(self, data: bytes) -> None:
         model = self._model
         if model is not None:
-            if data[:2] == b"<!" and data[2:9].lower() == b"doctype":
-                model.doctype(*_parse_doctype(data))
+            doctype = self._doctype
+            if doctype is None and data[:2] == b"<!":
+                head = data[:9].lower()
+                if head.startswith(b"<!doctype") or b"<!doctype".startswith(head):
+                    doctype = self._doctype = []
+            if doctype is not None:
+                # The tokenizer may hand a declaration over in pieces (any chunking).
+                doctype.append(data[:512])
+                if b">" in data:
+                    self._doctype = None
+                    model.doctype(*_parse_doctype(b"".join(doctype)))
             else:
                 model.comment()
         if not self._dropping:

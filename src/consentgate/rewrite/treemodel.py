@@ -1267,55 +1267,52 @@ class TreeModel:
 
     def _table_start(self, token: Node) -> tuple[Outcome, ContentModel]:
         name = token.name
-        while True:
-            if self.mode is not Mode.IN_TABLE:
-                return self._start(token)
-            if name == "caption":
-                self._clear_to_context(_TABLE_CONTEXT)
-                self.afe.append(_MARKER)
-                self._insert(token)
-                self.mode = Mode.IN_CAPTION
-                return Outcome.OPEN, ContentModel.DATA
-            if name == "colgroup":
-                self._clear_to_context(_TABLE_CONTEXT)
-                self._insert(token)
-                self.mode = Mode.IN_COLUMN_GROUP
-                return Outcome.OPEN, ContentModel.DATA
-            if name == "col":
-                self._clear_to_context(_TABLE_CONTEXT)
-                self._synthetic("colgroup")
-                self.mode = Mode.IN_COLUMN_GROUP
-                return self._start(token)
-            if name in _TABLE_SECTIONS:
-                self._clear_to_context(_TABLE_CONTEXT)
-                self._insert(token)
-                self.mode = Mode.IN_TABLE_BODY
-                return Outcome.OPEN, ContentModel.DATA
-            if name in ("td", "th", "tr"):
-                self._clear_to_context(_TABLE_CONTEXT)
-                self._synthetic("tbody")
-                self.mode = Mode.IN_TABLE_BODY
-                return self._start(token)
-            if name == "table":
-                if not self._in_table_scope("table"):
-                    return Outcome.IGNORED, ContentModel.DATA
-                self._pop_until("table")
-                self.reset_insertion_mode()
-                return self._start(token)
-            if name in ("style", "script", "template"):
-                return self._head_start(token)
-            if name == "input" and (token.get_attr("type") or "").lower() == "hidden":
-                self._insert(token)
-                self.pop()
-                return Outcome.VOID, ContentModel.DATA
-            if name == "form":
-                if self._has("template") or self._form is not None:
-                    return Outcome.IGNORED, ContentModel.DATA
-                self._insert(token)
-                self._form = token
-                self.pop()
-                return Outcome.VOID, ContentModel.DATA
-            return self._body_start(token)  # foster-parented: placement only
+        if name == "caption":
+            self._clear_to_context(_TABLE_CONTEXT)
+            self.afe.append(_MARKER)
+            self._insert(token)
+            self.mode = Mode.IN_CAPTION
+            return Outcome.OPEN, ContentModel.DATA
+        if name == "colgroup":
+            self._clear_to_context(_TABLE_CONTEXT)
+            self._insert(token)
+            self.mode = Mode.IN_COLUMN_GROUP
+            return Outcome.OPEN, ContentModel.DATA
+        if name == "col":
+            self._clear_to_context(_TABLE_CONTEXT)
+            self._synthetic("colgroup")
+            self.mode = Mode.IN_COLUMN_GROUP
+            return self._start(token)
+        if name in _TABLE_SECTIONS:
+            self._clear_to_context(_TABLE_CONTEXT)
+            self._insert(token)
+            self.mode = Mode.IN_TABLE_BODY
+            return Outcome.OPEN, ContentModel.DATA
+        if name in ("td", "th", "tr"):
+            self._clear_to_context(_TABLE_CONTEXT)
+            self._synthetic("tbody")
+            self.mode = Mode.IN_TABLE_BODY
+            return self._start(token)
+        if name == "table":
+            if not self._in_table_scope("table"):
+                return Outcome.IGNORED, ContentModel.DATA
+            self._pop_until("table")
+            self.reset_insertion_mode()
+            return self._start(token)
+        if name in ("style", "script", "template"):
+            return self._head_start(token)
+        if name == "input" and (token.get_attr("type") or "").lower() == "hidden":
+            self._insert(token)
+            self.pop()
+            return Outcome.VOID, ContentModel.DATA
+        if name == "form":
+            if self._has("template") or self._form is not None:
+                return Outcome.IGNORED, ContentModel.DATA
+            self._insert(token)
+            self._form = token
+            self.pop()
+            return Outcome.VOID, ContentModel.DATA
+        return self._body_start(token)  # foster-parented: placement only
 
     def _table_end(self, name: str) -> Node | None:
         if name == "table":
