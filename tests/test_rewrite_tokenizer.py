@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from consentgate.rewrite import RewriteError, RewriteErrorReason
 from consentgate.rewrite.tokenizer import ContentModel, EndTag, StartTag, Tokenizer
-from rewrite_helpers import bytewise, random_chunks
+from rewrite_helpers import bytewise, corpus_dir, random_chunks
 
 RAW = {"script": ContentModel.SCRIPT, "plaintext": ContentModel.PLAINTEXT}
 RAWTEXT = {"style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"}
@@ -100,8 +103,19 @@ def test_duplicate_attributes_first_wins() -> None:
 
 @pytest.mark.parametrize(
     "markup",
-    [b"<!-- a -- b -->", b"<!-->", b"<!--->", b"<!---->", b"<!-- x --!>", b"<!x>", b"<?xml x?>",
-     b"</ x>", b"<!DOCTYPE html>", b"<![CDATA[ x ]]>", b"</>"],
+    [
+        b"<!-- a -- b -->",
+        b"<!-->",
+        b"<!--->",
+        b"<!---->",
+        b"<!-- x --!>",
+        b"<!x>",
+        b"<?xml x?>",
+        b"</ x>",
+        b"<!DOCTYPE html>",
+        b"<![CDATA[ x ]]>",
+        b"</>",
+    ],
 )
 def test_comment_like_markup_is_one_opaque_token(markup: bytes) -> None:
     assert kinds(markup + b"<p>") == [("other+", markup), ("start", b"<p>")]
@@ -191,3 +205,372 @@ def test_token_over_cap_raises() -> None:
     with pytest.raises(RewriteError) as info:
         tokenizer.feed(b"<div title='" + b"x" * 200)
     assert info.value.reason is RewriteErrorReason.TOKEN_TOO_LARGE
+
+
+def test_token_over_cap_raises_when_the_tag_arrives_in_chunks() -> None:
+    # The chunks of a held tag are kept aside until a ">" arrives; the cap still counts them.
+    tokenizer = Tokenizer(Recorder(), max_token_bytes=100)
+    tokenizer.feed(b"<div title='")
+    with pytest.raises(RewriteError) as info:
+        for _ in range(20):
+            tokenizer.feed(b"x" * 10)
+    assert info.value.reason is RewriteErrorReason.TOKEN_TOO_LARGE
+    assert tokenizer.held_bytes > 100
+
+
+def test_held_tag_in_chunks_comes_out_whole() -> None:
+    data = b"a<div title='" + b"x" * 50_000 + b"' id=b>c</div>"
+    chunks = [data[i : i + 100] for i in range(0, len(data), 100)]
+    recorder = tokenize(data, chunks)
+    assert recorder.tokens == kinds(data)
+    assert recorder.tags[0].raw_attrs[b"id"] == b"b"
+
+
+# -- wanted names: the fast path against the careful path -------------------------------------
+
+FOREIGN = frozenset(("svg", "math"))
+PIECES = (
+    b"<", b">", b"/", b"!", b"-", b"--", b"<!--", b"-->", b"--!>", b"<script", b"</script",
+    b"<SCRIPT", b"</Script", b" ", b"\n", b"x", b"'", b'"', b"=", b"<div", b"</div", b"<title",
+    b"</title", b"<style", b"</style>", b"<p", b"</p>", b"<?", b"<!x", b"<![CDATA[", b"]]>",
+    b"<plaintext>", b"<b", b"</B", b"<textarea", b"</textarea", b"<!DOCTYPE html>", b"<br/>",
+    b'title="<script>"', b"<a href='x>y'>", b"\t", b"<script>", b"</script>", b"<!--<script>",
+    b"</ x>", b"</>", b"<!-->", b"<!--->", b"<svg>", b"</svg>", b"<math>", b"</math>",
+)  # fmt: skip
+WANTED_SETS = (
+    frozenset(),
+    frozenset({"body"}),
+    frozenset({"head", "body", "script", "iframe"}),
+    frozenset({"div", "p", "script", "title", "li", "table"}),
+    frozenset({"a", "b", "style", "textarea"}),
+)
+
+
+class FullRecorder:
+    """Every byte in order (``out``) and the tag and raw-text tokens (``tokens``); raw text is
+    merged per element so chunking does not show. With ``toggle`` it behaves like a rewriter:
+    wanted names in HTML content, every token (``set_wanted(None)``) inside svg/math; without
+    it every element is HTML (the promise a handler makes in wanted mode)."""
+
+    def __init__(self, toggle: frozenset[str] | None = None) -> None:
+        self.out: list[bytes] = []
+        self.tokens: list[tuple[str, bytes]] = []
+        self.toggle = toggle
+        self.foreign_depth = 0
+        self.tokenizer: Tokenizer | None = None
+
+    def _raw(self, data: bytes) -> None:
+        self.out.append(data)
+        if self.tokens and self.tokens[-1][0] == "raw":
+            self.tokens[-1] = ("raw", self.tokens[-1][1] + data)
+        else:
+            self.tokens.append(("raw", data))
+
+    def text(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def other(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def passthrough(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def raw_text(self, data: bytes) -> None:
+        self._raw(data)
+
+    def start_tag(self, tag: StartTag) -> ContentModel:
+        self.out.append(tag.raw)
+        self.tokens.append(("start", tag.raw))
+        if self.toggle is not None and tag.name in FOREIGN and not tag.self_closing:
+            self.foreign_depth += 1
+            if self.foreign_depth == 1:
+                self._set(None)
+        if self.foreign_depth:
+            return ContentModel.DATA
+        if tag.name in RAW:
+            return RAW[tag.name]
+        return ContentModel.RAWTEXT if tag.name in RAWTEXT else ContentModel.DATA
+
+    def end_tag(self, tag: EndTag) -> None:
+        self.out.append(tag.raw)
+        self.tokens.append(("end", tag.raw))
+        if tag.name in FOREIGN and self.foreign_depth:
+            self.foreign_depth -= 1
+            if not self.foreign_depth:
+                self._set(self.toggle)
+
+    def in_foreign_content(self) -> bool:
+        return self.foreign_depth > 0
+
+    def _set(self, names: frozenset[str] | None) -> None:
+        if self.toggle is not None and self.tokenizer is not None:
+            self.tokenizer.set_wanted(names)
+
+
+def run_wanted(
+    chunks: list[bytes], wanted: frozenset[str] | None, *, toggle: bool = False
+) -> FullRecorder:
+    recorder = FullRecorder(wanted if toggle else None)
+    tokenizer = Tokenizer(recorder, max_token_bytes=1 << 26)
+    recorder.tokenizer = tokenizer
+    tokenizer.set_wanted(wanted)
+    for chunk in chunks:
+        tokenizer.feed(chunk)
+    tokenizer.close()
+    return recorder
+
+
+def _tag_name(raw: bytes) -> str:
+    match = re.match(rb"</?([^\t\n\f\r />]+)", raw)
+    assert match is not None, raw
+    return match.group(1).lower().decode("latin-1")
+
+
+def expected_subsequence(
+    reference: FullRecorder, wanted: frozenset[str], *, toggle: bool = False
+) -> list[tuple[str, bytes]]:
+    """The tokens the full tokenizer reports that wanted mode must report: tags with a wanted
+    name, ``plaintext`` start tags, the raw text of elements so reported, and (``toggle``)
+    every token inside svg/math."""
+    kept: list[tuple[str, bytes]] = []
+    keep_raw = False
+    depth = 0
+    for kind, raw in reference.tokens:
+        if kind == "raw":
+            if keep_raw:
+                kept.append((kind, raw))
+            continue
+        name = _tag_name(raw)
+        keep = name in wanted or (kind == "start" and name == "plaintext") or depth > 0
+        if toggle and name in FOREIGN:
+            if kind == "end" and depth:
+                depth -= 1
+            elif kind == "start" and not raw.rstrip(b">").rstrip().endswith(b"/"):
+                depth += 1
+        if kind == "start":
+            keep_raw = keep
+        if keep:
+            kept.append((kind, raw))
+    return kept
+
+
+def random_pieces(data: bytes, rng: random.Random, max_size: int) -> list[bytes]:
+    chunks = []
+    pos = 0
+    while pos < len(data):
+        size = rng.randint(1, max_size)
+        chunks.append(data[pos : pos + size])
+        pos += size
+    return chunks
+
+
+def assert_wanted_matches_full(
+    data: bytes, chunkings: list[list[bytes]], *, toggle: bool = False
+) -> None:
+    plain = run_wanted([data], None)
+    assert b"".join(plain.out) == data
+    for wanted in WANTED_SETS:
+        names = wanted | FOREIGN if toggle else wanted
+        reference = _toggled_reference(data, names) if toggle else plain
+        expected = expected_subsequence(reference, names, toggle=toggle)
+        for chunks in chunkings:
+            got = run_wanted(chunks, names, toggle=toggle)
+            assert b"".join(got.out) == data, (sorted(names), len(chunks), data[:200])
+            assert got.tokens == expected, (sorted(names), len(chunks), data[:200])
+
+
+def _toggled_reference(data: bytes, names: frozenset[str]) -> FullRecorder:
+    """Every token, with content models decided as the toggling handler decides them."""
+    recorder = FullRecorder(names)
+    tokenizer = Tokenizer(recorder, max_token_bytes=1 << 26)  # never told any names
+    tokenizer.feed(data)
+    tokenizer.close()
+    return recorder
+
+
+def test_wanted_reports_only_wanted_tags_and_passes_the_rest() -> None:
+    data = (
+        b"<!DOCTYPE html><html><head><title>a <b> t</title><style>p{}</style></head>"
+        b"<body class=x><div id=a><p>one <b>two</b></p><!-- <p> --></div>"
+        b"<script>if (a<b) x('</p>')</script><p>three</body></html>"
+    )
+    wanted = frozenset({"p", "body"})
+    got = run_wanted([data], wanted)
+    assert b"".join(got.out) == data
+    assert [raw for _, raw in got.tokens] == [
+        b"<body class=x>",
+        b"<p>",
+        b"</p>",
+        b"<p>",
+        b"</body>",
+    ]
+    assert got.tokens == expected_subsequence(run_wanted([data], None), wanted)
+
+
+def test_wanted_quoted_markup_in_attribute_is_part_of_the_tag() -> None:
+    data = b"<div title=\"<script>\" data-x='</p>'>x</div><p>y</p><script>z</script>"
+    assert_wanted_matches_full(data, [[data], list(bytewise(data))])
+    got = run_wanted([data], frozenset({"script"}))
+    assert got.tokens == [("start", b"<script>"), ("raw", b"z"), ("end", b"</script>")]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        b"<script><!-- <script> </script> --></script>",
+        b"<script><!-- x </script>",
+        b"<script><!--> </script>",
+        b"<script><!---> </script>",
+        b"<script><!-- <script> </script> <!-- </script> </script>",
+        b"<script><!-- <SCRIPT/> </Script\t> --!> --> </script >",
+        b"<script>a<b </scripty> </script/>",
+        b"<script><!-- --> <script> </script> <p>x</p> </script>",
+        b"<script><!-- <script> --> <p></script>",
+        b"<script><!-- <script> </script> <p> --> </script>",
+    ],
+)
+def test_wanted_unwanted_script_keeps_its_escape_states(script: bytes) -> None:
+    data = script + b"<p>after</p>"
+    assert_wanted_matches_full(
+        data, [[data], list(bytewise(data)), random_pieces(data, random.Random(3), 5)]
+    )
+    reported = run_wanted([data], frozenset({"p"})).tokens
+    assert reported == expected_subsequence(run_wanted([data], None), frozenset({"p"}))
+    assert reported[0] == ("start", b"<p>")
+
+
+def test_wanted_plaintext_is_always_reported() -> None:
+    data = b"<div><plaintext></div><p>"
+    got = run_wanted([data], frozenset({"p"}))
+    assert got.tokens == [("start", b"<plaintext>"), ("raw", b"</div><p>")]
+    assert b"".join(got.out) == data
+
+
+class _SwitchOnP(FullRecorder):
+    """Asks for every token after the first <p> (from inside the callback)."""
+
+    def start_tag(self, tag: StartTag) -> ContentModel:
+        model = super().start_tag(tag)
+        if tag.name == "p" and self.tokenizer is not None:
+            self.tokenizer.set_wanted(None)
+        return model
+
+
+def test_wanted_set_inside_a_callback_takes_effect_at_the_next_token() -> None:
+    data = b"<div>a</div><p>b<div>c</div><i>d</i>"
+    full = run_wanted([data], None).tokens
+    for chunks in ([data], list(bytewise(data))):
+        recorder = _SwitchOnP()
+        tokenizer = Tokenizer(recorder)
+        recorder.tokenizer = tokenizer
+        tokenizer.set_wanted(frozenset({"p"}))
+        for chunk in chunks:
+            tokenizer.feed(chunk)
+        tokenizer.close()
+        assert b"".join(recorder.out) == data
+        assert recorder.tokens == full[full.index(("start", b"<p>")) :]
+        assert tokenizer.wanted is None
+
+
+def test_wanted_incomplete_unwanted_elements_stream_with_a_small_hold() -> None:
+    for opening in (b"<style>", b"<script>", b"<!--", b"<textarea>", b"<!DOCTYPE "):
+        recorder = FullRecorder()
+        tokenizer = Tokenizer(recorder)
+        tokenizer.set_wanted(frozenset({"p"}))
+        tokenizer.feed(opening)
+        for _ in range(100):
+            tokenizer.feed(b"x y < z " * 128)
+            assert tokenizer.held_bytes <= 16, opening
+        tokenizer.close()
+        assert b"".join(recorder.out) == opening + b"x y < z " * 128 * 100
+        assert recorder.tokens == []
+
+
+def test_wanted_pattern_is_compiled_once_per_name_set() -> None:
+    first = Tokenizer(FullRecorder())
+    second = Tokenizer(FullRecorder())
+    first.set_wanted(frozenset({"p", "div"}))
+    second.set_wanted(frozenset(["div", "p"]))
+    assert first._pass_re is not None and first._pass_re is second._pass_re
+    second.set_wanted(frozenset({"p"}))
+    assert second._pass_re is not first._pass_re
+
+
+def test_wanted_names_that_no_tag_can_have_are_ignored() -> None:
+    # Tag names are lower-cased ASCII over latin-1; "DIV" or "\u20ac" can never match.
+    data = "<div>a</div><p>\u20ac</p>".encode()
+    got = run_wanted([data], frozenset({"DIV", "\u20ac", "p"}))
+    assert got.tokens == [("start", b"<p>"), ("end", b"</p>")]
+    assert b"".join(got.out) == data
+
+
+def test_wanted_fuzzed_fragments_match_the_full_tokenizer() -> None:
+    rng = random.Random(7)
+    for _ in range(600):
+        data = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
+        chunkings = [[data], list(bytewise(data)), random_pieces(data, rng, 7)]
+        assert_wanted_matches_full(data, chunkings)
+        assert_wanted_matches_full(data, chunkings[:2], toggle=True)
+
+
+SCRIPT_PIECES = (
+    b"<script>", b"</script>", b"<!--", b"-->", b"-", b"<!", b"<p>", b"x", b">", b"<SCRIPT\t",
+    b"</script/",
+)  # fmt: skip
+
+
+def test_wanted_fuzzed_scripts_match_the_full_tokenizer() -> None:
+    # Scripts dense in escape events, with wanted tags among them, so that escapes, double
+    # escapes and their ends meet and a wrong end shows as a lost or extra <p>.
+    rng = random.Random(8)
+    for index in range(3000):
+        pieces = [rng.choice(SCRIPT_PIECES) for _ in range(rng.randint(1, 14))]
+        data = b"<script>" + b"".join(pieces)
+        assert_wanted_matches_full(
+            data, [[data], list(bytewise(data))] if index % 10 == 0 else [[data]]
+        )
+
+
+def dat_inputs() -> list[bytes]:
+    """The ``#data`` sections of html5lib's tree-construction ``.dat`` files."""
+    inputs: list[bytes] = []
+    for path in sorted(corpus_dir("html5lib-tree-construction").glob("*.dat")):
+        current: list[bytes] | None = None
+        for line in path.read_bytes().split(b"\n"):
+            if line == b"#data":
+                current = []
+            elif current is not None:
+                if line.startswith(b"#"):
+                    inputs.append(b"\n".join(current))
+                    current = None
+                else:
+                    current.append(line)
+    assert len(inputs) > 1000
+    return inputs
+
+
+@pytest.mark.corpora
+def test_wanted_html5lib_inputs_match_the_full_tokenizer_in_any_chunking() -> None:
+    rng = random.Random(11)
+    for data in dat_inputs():
+        chunkings = [[data], list(bytewise(data)), random_pieces(data, rng, 9)]
+        assert_wanted_matches_full(data, chunkings)
+
+
+@pytest.mark.corpora
+def test_wanted_html5lib_inputs_with_foreign_content_toggle() -> None:
+    rng = random.Random(12)
+    for data in dat_inputs():
+        assert_wanted_matches_full(data, [[data], random_pieces(data, rng, 5)], toggle=True)
+
+
+@pytest.mark.corpora
+@pytest.mark.slow
+def test_wanted_news_pages_match_the_full_tokenizer_in_any_chunking() -> None:
+    rng = random.Random(13)
+    pages = sorted(corpus_dir("news-pages").glob("*.html"))
+    assert len(pages) >= 60
+    for page in pages:
+        data = page.read_bytes()
+        chunkings = [[data], random_pieces(data, rng, 64), random_pieces(data, rng, 4096)]
+        assert_wanted_matches_full(data, chunkings)
