@@ -28,6 +28,7 @@ from tests.test_wall_http import article_html, full_text_present, hidden_markers
 
 from consentgate import Config, ConfigError, ConsentGate
 from consentgate.articles import ArticleGate, ArticleVerdict
+from consentgate.config import WallSettings
 from consentgate.rewrite import Operation, RewriteAttributes
 from consentgate.visitor import Visitor
 
@@ -447,3 +448,18 @@ def test_wall_fail_closed_free_page_in_utf16_passes_through_untouched(tmp_path: 
     result = serve(tmp_path, page, path=f"/free/{SLUG}")
     assert result.status == 200
     assert result.body == body
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"short_article": "open"}, "wall.short_article"),
+        ({"short_article_words": -5}, "wall.short_article_words"),
+    ],
+)
+def test_wall_short_article_settings_built_in_code_are_checked_too(
+    options: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        WallSettings(**options)
+    assert key in str(error.value)
