@@ -1,5 +1,6 @@
 """Behaviour the rewriter's fast paths must keep (short paths for tags no operation wants, the
-open-element name list, lazily found attribute positions, the tag-name cache).
+open-element name list, lazily found attribute positions, the tag-name cache), and cost that
+stays linear on pathological input and in the number of chunks.
 
 Expected outputs were taken from the implementation before those fast paths; every case is
 also checked whole, byte by byte and in random chunks.
@@ -7,7 +8,9 @@ also checked whole, byte by byte and in random chunks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+import tracemalloc
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -33,8 +36,7 @@ CASES: dict[str, tuple[Sequence[Operation], bytes, bytes]] = {
     "foreign_self_closing": (
         [InsertHTML("svg g text", "[in g]", once=False)],
         b"<svg><g/><text>a</text><g d=x/><text>b</text></g><G / ><text>c</text></svg>d",
-        b"<svg><g/><text>a</text><g d=x/><text>[in g]b</text></g><G / ><text>[in g]c</text>"
-        b"</svg>d",
+        b"<svg><g/><text>a</text><g d=x/><text>[in g]b</text></g><G / ><text>[in g]c</text></svg>d",
     ),
     "implied_closes": (
         [Truncate("div.story", "<aside>CTA</aside>", keep_items=2, items="p, li")],
@@ -85,8 +87,9 @@ CASES: dict[str, tuple[Sequence[Operation], bytes, bytes]] = {
     # ASCII attribute names are looked up without decoding the others; non-ASCII ones decode all.
     "attribute_lookups": (
         [RewriteAttributes("#main, [d\u00e4ta=1], [data-id~=x]", _mark)],
-        '<p ID=m&#97;in>1</p><p d\u00e4ta=1>2</p><i data-id="y&#32;x" data-id=z>3</i><b id=x>'
-        .encode(),
+        (
+            '<p ID=m&#97;in>1</p><p d\u00e4ta=1>2</p><i data-id="y&#32;x" data-id=z>3</i><b id=x>'
+        ).encode(),
         '<p id="main" data-seen="p">1</p><p d\u00e4ta="1" data-seen="p">2</p>'
         '<i data-id="y x" data-seen="i">3</i><b id=x>'.encode(),
     ),
@@ -161,3 +164,178 @@ def test_many_distinct_tag_names_stay_correct() -> None:
     tokenizer.close()
     assert [tag.name for tag in recorder.tags] == [n.lower() for n in names]
     assert recorder.ends == [n.lower() for n in names]
+
+
+# -- pathological inputs and chunking: cost stays linear -------------------------------------
+#
+# No test here asserts a speed: each compares two runs of the same code in the same process
+# (chunked against whole, 4x the input against 1x), with room for a busy 2-core machine, plus
+# an absolute bound far above what an idle machine needs (tens of milliseconds).
+
+_BIG = 1 << 26  # tokens far above the default cap, so the limit does not cut the test short
+_WANTED_MODES: tuple[frozenset[str] | None, ...] = (None, frozenset({"p", "body"}))
+
+
+class _Discard:
+    """A handler that keeps nothing, so only the tokenizer is measured."""
+
+    def text(self, data: bytes) -> None:
+        pass
+
+    def raw_text(self, data: bytes) -> None:
+        pass
+
+    def other(self, data: bytes) -> None:
+        pass
+
+    def passthrough(self, data: bytes) -> None:
+        pass
+
+    def start_tag(self, tag: StartTag) -> ContentModel:
+        return ContentModel.DATA
+
+    def end_tag(self, tag: EndTag) -> None:
+        pass
+
+    def in_foreign_content(self) -> bool:
+        return False
+
+
+def _chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def _tokenize_seconds(chunks: list[bytes], wanted: frozenset[str] | None) -> float:
+    """Best of three: seconds to tokenize ``chunks`` (the chunks are made beforehand)."""
+    best = float("inf")
+    for _ in range(3):
+        tokenizer = Tokenizer(_Discard(), max_token_bytes=_BIG)
+        tokenizer.set_wanted(wanted)
+        start = time.perf_counter()
+        for chunk in chunks:
+            tokenizer.feed(chunk)
+        tokenizer.close()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _long_attribute(size: int) -> bytes:
+    return b"<p>a</p><div title='" + b"x" * size + b"'>t</div>"
+
+
+def _many_attributes(count: int) -> bytes:
+    return b"<div " + b" ".join(b"a%d=%d" % (i, i) for i in range(count)) + b">t</div>"
+
+
+def _lt_text(size: int) -> bytes:
+    return b"<p>" + b"a < b " * (size // 6) + b"</p>"
+
+
+@pytest.mark.parametrize("wanted", _WANTED_MODES, ids=("all", "wanted"))
+def test_perf_long_attribute_in_small_chunks_costs_about_one_piece(
+    wanted: frozenset[str] | None,
+) -> None:
+    # A held tag keeps its chunks in a list: a 10 MB attribute in 4 KB chunks is copied once,
+    # not once per chunk (it took 2.4 s against 15 ms in one piece).
+    data = _long_attribute(10_000_000)
+    whole = _tokenize_seconds([data], wanted)
+    chunked = _tokenize_seconds(_chunks(data, 4096), wanted)
+    assert chunked < 3 * whole + 0.05, (chunked, whole)
+    assert chunked < 1.0
+
+
+@pytest.mark.parametrize("wanted", _WANTED_MODES, ids=("all", "wanted"))
+def test_perf_many_attributes_in_one_tag_are_linear(wanted: frozenset[str] | None) -> None:
+    small = _tokenize_seconds([_many_attributes(25_000)], wanted)
+    large_data = _many_attributes(100_000)
+    large = _tokenize_seconds([large_data], wanted)
+    chunked = _tokenize_seconds(_chunks(large_data, 4096), wanted)
+    assert large < 8 * small + 0.05, (large, small)
+    assert chunked < 3 * large + 0.05, (chunked, large)
+    assert max(large, chunked) < 1.0
+
+
+@pytest.mark.parametrize("wanted", _WANTED_MODES, ids=("all", "wanted"))
+def test_perf_text_full_of_lone_less_than_signs_is_linear(wanted: frozenset[str] | None) -> None:
+    # Each "<" that starts no tag used to cost a trip through the careful path (0.46 s for
+    # 2 MB); now the text up to the next possible markup is one search.
+    small = _tokenize_seconds([_lt_text(500_000)], wanted)
+    large_data = _lt_text(2_000_000)
+    large = _tokenize_seconds([large_data], wanted)
+    chunked = _tokenize_seconds(_chunks(large_data, 4096), wanted)
+    assert large < 8 * small + 0.05, (large, small)
+    assert chunked < 3 * large + 0.05, (chunked, large)
+    assert max(large, chunked) < 1.0
+
+
+def _page_like(size: int) -> bytes:
+    """A synthetic article page: head, scripts, styles, comments, nested markup, attributes."""
+    unit = (
+        b'<div class="row"><p class=lead>Some <a href="/x?a=1&amp;b=2">linked</a> text, '
+        b"<b>bold</b> &amp; <i>it</i>.</p><!-- note --><img src=a.png alt='x > y'>"
+        b"<script>if (a < b) { x('</div>'); }</script><style>p > a { color: red }</style>"
+        b"<ul><li>one<li>two</ul></div>\n"
+    )
+    body = unit * (size // len(unit))
+    return b"<!DOCTYPE html><html><head><title>t</title></head><body>" + body + b"</body></html>"
+
+
+@pytest.mark.parametrize("wanted", _WANTED_MODES, ids=("all", "wanted"))
+def test_perf_cost_is_linear_in_the_number_of_chunks(wanted: frozenset[str] | None) -> None:
+    data = _page_like(500_000)
+    whole = _tokenize_seconds([data], wanted)
+    for size in (4096, 1024):
+        chunked = _tokenize_seconds(_chunks(data, size), wanted)
+        assert chunked < 3 * whole + 0.05, (size, chunked, whole)
+
+
+def _peak_bytes(chunks: Iterator[bytes], wanted: frozenset[str] | None) -> int:
+    tokenizer = Tokenizer(_Discard(), max_token_bytes=_BIG)
+    tokenizer.set_wanted(wanted)
+    tracemalloc.start()
+    try:
+        for chunk in chunks:
+            tokenizer.feed(chunk)
+        tokenizer.close()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _generated(opening: bytes, filler: bytes, count: int, closing: bytes) -> Iterator[bytes]:
+    """Chunks made as they are fed, so only what the tokenizer keeps adds up."""
+    yield opening
+    for _ in range(count):
+        yield filler
+    yield closing
+
+
+@pytest.mark.parametrize("wanted", _WANTED_MODES, ids=("all", "wanted"))
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        (b"<p>", b"</p>"),
+        (b"<!--", b"-->"),
+        (b"<script>", b"</script>"),
+        (b"<style>", b"</style>"),
+        (b"<!DOCTYPE ", b">"),
+    ],
+    ids=("text", "comment", "script", "style", "doctype"),
+)
+def test_perf_memory_stays_bounded_while_streaming(
+    opening: bytes, closing: bytes, wanted: frozenset[str] | None
+) -> None:
+    # 10 MB in 4 KB chunks: what is held stays a few bytes, whatever the token's size.
+    filler = b"a b - c < d " * 341  # about 4 KB
+    peak = _peak_bytes(_generated(opening, filler, 2500, closing), wanted)
+    assert peak < 256 * 1024, peak
+
+
+@pytest.mark.parametrize("wanted", _WANTED_MODES, ids=("all", "wanted"))
+def test_perf_memory_of_a_held_tag_is_bounded_by_its_size(wanted: frozenset[str] | None) -> None:
+    # The held chunks, their join and the tag handed on: a few times the token, not more.
+    size = 10_000_000
+    filler = b"x" * 4096
+    count = size // len(filler)
+    peak = _peak_bytes(_generated(b"<div title='", filler, count, b"'>t</div>"), wanted)
+    assert peak < 4 * size, peak

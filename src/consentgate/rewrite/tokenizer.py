@@ -104,8 +104,13 @@ class StartTag:
         """Attribute names (lower-cased) to raw value bytes; the first of duplicates wins."""
         if self._attrs is None:
             attrs: dict[bytes, bytes] = {}
-            for name, value in iter_attributes(self.raw, self.name_end, self.attrs_end):
-                attrs.setdefault(name, value)
+            # One findall in C rather than a match per attribute (a tag with 100k attributes
+            # took 0.7 s): the attributes of a complete tag follow each other without a gap,
+            # so the successive matches are exactly those iter_attributes finds.
+            for name, value in _ATTR_AT.findall(self.raw, self.name_end, self.attrs_end):
+                if value[:1] in b"\"'" and value:
+                    value = value[1:-1]
+                attrs.setdefault(name.lower(), value)
             self._attrs = attrs
         return self._attrs
 
