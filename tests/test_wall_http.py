@@ -685,7 +685,7 @@ def test_wall_session_of_an_erased_account_reads_as_anonymous(tmp_path: Path) ->
             user = await gate.ledger.storage.user_by_email("gone@example.org")
             assert user is not None
             await gate.ledger.storage.delete_user(user.id)  # `consentgate forget user`
-            gate._known_accounts.clear()  # as if the minute of caching had passed
+            gate.sessions.forget_cached()  # as if the seconds of caching had passed
             after = (await read(c, "/premium/alpha")).text
         return before, after
 

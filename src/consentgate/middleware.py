@@ -16,9 +16,14 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentgate.accounts.ratelimit import MemoryRateLimiter, RateLimiter
+from consentgate.accounts.ratelimit import (
+    Backoff,
+    MemoryBackoff,
+    MemoryRateLimiter,
+    RateLimiter,
+)
 from consentgate.accounts.service import AcceptanceMethod, Accounts
-from consentgate.accounts.sessions import SessionCodec
+from consentgate.accounts.sessions import SessionCodec, SessionStore
 from consentgate.articles import ArticleGate
 from consentgate.config import Config, ConfigError
 from consentgate.consent.cookies import CookieRegistry, CookieRule
@@ -94,9 +99,14 @@ class ConsentGate:
             min_password_length=config.accounts.min_password_length,
             opener=self.ledger.ensure_open,
         )
-        self.sessions = SessionCodec(config.secret_keys, config.accounts.session_lifetime_days)
+        self.sessions = SessionStore(
+            self.ledger.storage,
+            SessionCodec(config.secret_keys, config.accounts.session_lifetime_days),
+            opener=self.ledger.ensure_open,
+        )
         self.redis: Any = _redis_client(config)
         self.rate_limiter: RateLimiter = _rate_limiter(self.redis)
+        self.backoff: Backoff = _backoff(self.redis)
         self.user_resolver = user_resolver
         self._known_accounts: dict[str, tuple[bool, float]] = {}
         self.metrics = Metrics(self.ledger)
@@ -154,10 +164,8 @@ class ConsentGate:
             except Exception:  # the site's code: a failure there means "not signed in"
                 logger.exception("consentgate: user_resolver failed; treating as signed out")
                 return None
-        session = self.sessions.loads(visitor.cookies.get(self.config.cookie_names.session))
-        if session is None:
-            return None
-        return session.user_id if await self._account_exists(session.user_id) else None
+        # A stored session: erasing the account deletes its sessions, logout its own.
+        return await self.sessions.subject(visitor.cookies.get(self.config.cookie_names.session))
 
     async def _account_exists(self, user_id: str) -> bool:
         """A signed session outlives `consentgate forget user`: check the account exists.
@@ -325,6 +333,14 @@ def _rate_limiter(redis: Any) -> RateLimiter:
 
     # If Redis fails, per-process limits still slow guessing down (see docs/scaling.md).
     return RedisRateLimiter(redis, fallback=MemoryRateLimiter())
+
+
+def _backoff(redis: Any) -> Backoff:
+    if redis is None:
+        return MemoryBackoff()
+    from consentgate.storage.redis import RedisBackoff
+
+    return RedisBackoff(redis, fallback=MemoryBackoff())
 
 
 def _is_page_navigation(scope: Scope) -> bool:

@@ -11,7 +11,13 @@ from consentgate.accounts.passwords import (
     password_problem,
     verify_password,
 )
-from consentgate.accounts.ratelimit import MemoryRateLimiter, RateLimiter
+from consentgate.accounts.ratelimit import (
+    Backoff,
+    BackoffPolicy,
+    MemoryBackoff,
+    MemoryRateLimiter,
+    RateLimiter,
+)
 from consentgate.accounts.service import (
     AcceptanceMethod,
     AccountError,
@@ -20,7 +26,7 @@ from consentgate.accounts.service import (
     RequestContext,
     normalize_email,
 )
-from consentgate.accounts.sessions import Session, SessionCodec
+from consentgate.accounts.sessions import Session, SessionCodec, SessionStore
 
 __all__ = [
     "DUMMY_HASH",
@@ -28,11 +34,15 @@ __all__ = [
     "AccountError",
     "AccountErrorReason",
     "Accounts",
+    "Backoff",
+    "BackoffPolicy",
+    "MemoryBackoff",
     "MemoryRateLimiter",
     "RateLimiter",
     "RequestContext",
     "Session",
     "SessionCodec",
+    "SessionStore",
     "hash_password",
     "needs_rehash",
     "normalize_email",

@@ -45,6 +45,7 @@ __all__ = [
     "AccountError",
     "AccountErrorReason",
     "Accounts",
+    "PasswordProblem",
     "RequestContext",
     "normalize_email",
 ]
@@ -94,6 +95,14 @@ class AccountError(Exception):
     @property
     def field(self) -> str:
         return self.reason.field
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordProblem:
+    """Why a password change was refused; ``wrong_current`` counts as a failed sign-in."""
+
+    message: str
+    wrong_current: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +262,25 @@ class Accounts:
         if needs_rehash(stored):
             await self._rehash(user, password)
         return user
+
+    async def change_password(self, user_id: str, current: str, new: str) -> PasswordProblem | None:
+        """Replace the password if ``current`` is right and ``new`` is acceptable.
+
+        None when changed; the caller then ends the reader's other sessions (whoever
+        knew the old password may hold one). Raises :class:`StorageError`.
+        """
+        await self._ensure_open()
+        user = await self.storage.user_by_id(user_id)
+        stored = user.password_hash if user is not None else DUMMY_HASH
+        matches = await asyncio.to_thread(verify_password, current, stored)
+        if user is None or not matches:
+            return PasswordProblem("Your current password is not right.", wrong_current=True)
+        weakness = password_problem(new, user.email, min_length=self._min_password_length)
+        if weakness is not None:
+            return PasswordProblem(weakness)
+        new_hash = await asyncio.to_thread(hash_password, new)
+        await self.storage.update_password_hash(user.id, new_hash)
+        return None
 
     async def record_acceptance(
         self,

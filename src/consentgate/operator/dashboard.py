@@ -7,12 +7,15 @@ POST {prefix}/admin/login       checks the token, sets the admin cookie
 POST {prefix}/admin/logout      ends the admin session
 
 Off unless ``[admin] token_sha256`` is set (404). Authentication: ``Authorization:
-Bearer <token>`` or the ``cg_admin`` cookie set by the login form — signed
-(itsdangerous, salt ``consentgate.admin.v1``, SHA-256), one hour, HttpOnly,
-SameSite=Strict, Path limited to the dashboard, and bound to the current token's hash
-(a new token ends every session). Tokens are compared as SHA-256 digests with
-``hmac.compare_digest``. The login POST is CSRF-protected (``cg_csrf``, like every
-POST of ours) and rate limited per address; failed bearer tokens are rate limited too.
+Bearer <token>`` or the ``cg_admin`` cookie set by the login form — a signed cookie
+(salt ``consentgate.admin.v1``) naming a stored session (kind "admin", its id only as
+SHA-256) of one hour, HttpOnly, SameSite=Strict, Path limited to the dashboard, and
+bound to the current token's hash (a new token ends every session). Logout deletes
+the session: a copied cookie stops working. Tokens are compared as SHA-256 digests
+with ``hmac.compare_digest``, and only after the limiter: a waiting client's guess is
+not even compared. Only login POSTs that pass the CSRF and Origin checks count as
+failures (per client network, growing delays), so cross-site junk cannot lock the
+operator out; failed bearer tokens are counted the same way.
 Read-only, server-rendered, no JavaScript; every answer is ``no-store``, unframeable,
 without referrer, under a CSP that allows only the page's own stylesheet.
 """
@@ -23,16 +26,18 @@ import hashlib
 import hmac
 import html
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from consentgate.accounts.ratelimit import BackoffPolicy
+from consentgate.accounts.sessions import SessionCodec, SessionStore
 from consentgate.operator.privacy import (
     CONSENT_NOTE,
     HASH_NOTE,
@@ -43,9 +48,10 @@ from consentgate.operator.privacy import (
     user_report,
 )
 from consentgate.operator.report import CSS_SHA256, page, stats_section
-from consentgate.operator.stats import compute_stats
+from consentgate.operator.stats import MAX_WINDOW_DAYS, check_window, compute_stats
 from consentgate.operator.store import Window, iso, parse_when
 from consentgate.storage import AcceptanceRecord, ConsentRecord, StorageError
+from consentgate.visitor import client_network, ip_hmac
 from consentgate.web.cookies import is_secure
 from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form
 
@@ -67,11 +73,13 @@ logger = logging.getLogger("consentgate")
 ADMIN_SALT = "consentgate.admin.v1"
 ADMIN_COOKIE = "cg_admin"
 SESSION_SECONDS = 3600
-LOGIN_ATTEMPTS, LOGIN_WINDOW = 10, 15 * 60  # every login POST counts, per address
-LOGIN_ATTEMPTS_ALL = 100  # all addresses together, same window
-BEARER_FAILURES = 10  # wrong bearer tokens per address, same window
+LOGIN_WINDOW = 15 * 60  # the longest wait
+# Per client network: 10 wrong tokens are free, then each doubles the wait. No limit
+# over all networks: anyone could then lock the operator out, and a token of 256
+# random bits is not guessed by trying.
+TOKEN_BACKOFF = BackoffPolicy(free=10, max_seconds=LOGIN_WINDOW)
 DEFAULT_DAYS = 30
-MAX_DAYS = 3660
+MAX_DAYS = MAX_WINDOW_DAYS
 MAX_FORM_BYTES = 8 * 1024
 MAX_QUERY = 320
 
@@ -109,10 +117,11 @@ class Dashboard:
     def __init__(self, gate: ConsentGate) -> None:
         self.gate = gate
         self.base = f"{gate.config.prefix}/admin"
-        self._serializer = URLSafeTimedSerializer(
-            list(reversed(gate.config.secret_keys)),
-            salt=ADMIN_SALT,
-            signer_kwargs={"digest_method": hashlib.sha256},
+        codec = SessionCodec(
+            gate.config.secret_keys, salt=ADMIN_SALT, lifetime_seconds=SESSION_SECONDS
+        )
+        self.sessions = SessionStore(
+            gate.ledger.storage, codec, kind="admin", opener=gate.ledger.ensure_open
         )
 
     def routes(self) -> dict[tuple[str, str], Handler]:
@@ -136,26 +145,22 @@ class Dashboard:
             return False
         return hmac.compare_digest(_token_digest(token), expected)
 
-    def _session_payload(self) -> str:
+    def _session_subject(self) -> str:
         """Binds a session to the token in force: a new token ends old sessions."""
         expected = self._token_sha256 or ""
         return hashlib.sha256(f"admin-session:{expected}".encode()).hexdigest()[:32]
 
-    def session_cookie_value(self) -> str:
-        return self._serializer.dumps({"s": self._session_payload()})
+    async def session_cookie_value(self) -> str:
+        """A new stored admin session, as the ``cg_admin`` cookie's value."""
+        return await self.sessions.start(self._session_subject())
 
-    def _valid_session(self, value: str | None) -> bool:
-        if not value or len(value) > 1024:
-            return False
-        try:
-            data: Any = self._serializer.loads(value, max_age=SESSION_SECONDS)
-        except (BadData, ValueError, TypeError):
-            return False
-        return (
-            isinstance(data, dict)
-            and isinstance(data.get("s"), str)
-            and hmac.compare_digest(data["s"], self._session_payload())
-        )
+    async def _valid_session(self, value: str | None) -> bool:
+        subject = await self.sessions.subject(value)
+        return subject is not None and hmac.compare_digest(subject, self._session_subject())
+
+    def _limit_key(self, kind: str, visitor: Visitor) -> str:
+        network = client_network(visitor.client_ip, self.gate.config.accounts.ipv6_prefix)
+        return f"admin-{kind}:{ip_hmac(self.gate.config.secret_keys[0], network) or 'unknown'}"
 
     def _cookie(self, value: str, visitor: Visitor, *, max_age: int) -> str:
         parts = [
@@ -173,14 +178,18 @@ class Dashboard:
         """None when the request is authenticated, else the answer to send."""
         authorization = request.headers.get("authorization")
         if authorization is not None:
+            # The limiter first: a waiting client's token is not even compared.
+            key = self._limit_key("bearer", visitor)
+            backoff = self.gate.backoff
+            wait = await backoff.wait_seconds(key, TOKEN_BACKOFF)
+            if wait > 0:
+                return _too_many(wait)
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and self.token_matches(token.strip()):
                 return None
-            key = f"admin-bearer:{visitor.client_ip or 'unknown'}"
-            if not await self.gate.rate_limiter.hit(key, BEARER_FAILURES, LOGIN_WINDOW):
-                return _too_many()
+            await backoff.failure(key, TOKEN_BACKOFF)
             return _plain(401, "Wrong admin token.", {"www-authenticate": _challenge(True)})
-        if self._valid_session(visitor.cookies.get(ADMIN_COOKIE)):
+        if await self._valid_session(visitor.cookies.get(ADMIN_COOKIE)):
             return None
         accept = request.headers.get("accept", "")
         if "text/html" in accept:
@@ -217,7 +226,17 @@ class Dashboard:
 
     # -- pages ----------------------------------------------------------------------
     async def overview(self, request: Request, visitor: Visitor) -> Response:
-        window, problem = _window_from(request)
+        try:
+            window = _window_from(request)
+        except ValueError as exc:
+            # Refused before any storage call: no window can make us read years of rows.
+            return self._html(
+                "Window not accepted",
+                f'<p class="error" role="alert">{_e(exc)}.</p>'
+                f'<p><a href="{_e(self.base)}">Show the last {DEFAULT_DAYS} days</a></p>',
+                visitor=visitor,
+                status=400,
+            )
         await self.gate.ledger.ensure_open()
         config = self.gate.config
         stats = await compute_stats(
@@ -232,11 +251,7 @@ class Dashboard:
             f"{' aria-current=page' if days == str(n) else ''}>last {n} days</a> "
             for n in (7, 30, 90, 365)
         )
-        body = (
-            f'<p class="note">Show: {choices}</p>'
-            + (f'<p class="error" role="alert">{_e(problem)}</p>' if problem else "")
-            + stats_section(stats)
-        )
+        body = f'<p class="note">Show: {choices}</p>' + stats_section(stats)
         return self._html("Overview", body, visitor=visitor)
 
     async def search(self, request: Request, visitor: Visitor) -> Response:
@@ -266,16 +281,12 @@ class Dashboard:
         return self._login_page(visitor, next_url, status=200)
 
     async def login(self, request: Request, visitor: Visitor) -> Response:
-        ip = visitor.client_ip or "unknown"
-        limiter = self.gate.rate_limiter
-        if not await limiter.hit(f"admin-login:{ip}", LOGIN_ATTEMPTS, LOGIN_WINDOW):
-            return _too_many(html=True)
-        if not await limiter.hit("admin-login:*", LOGIN_ATTEMPTS_ALL, LOGIN_WINDOW):
-            return _too_many(html=True)
         form = await _read_form(request)
         if form is None:
             return _plain(400, "Send the login form (application/x-www-form-urlencoded).")
         next_url = _admin_next(first(form, "next"), self.base)
+        # CSRF and Origin before anything counts: a cross-site page can make the
+        # operator's browser post junk, and that must not lock the operator out.
         if not self._csrf_ok(request, visitor, first(form, "csrf_token")):
             return self._login_page(
                 visitor,
@@ -283,21 +294,30 @@ class Dashboard:
                 status=403,
                 error="The form had expired or came from another site; please try again.",
             )
+        key = self._limit_key("login", visitor)
+        backoff = self.gate.backoff
+        wait = await backoff.wait_seconds(key, TOKEN_BACKOFF)
+        if wait > 0:
+            return _too_many(wait, html=True)
         if not self.token_matches(first(form, "token").strip()):
+            await backoff.failure(key, TOKEN_BACKOFF)
             return self._login_page(
                 visitor, next_url, status=401, error="That is not the admin token."
             )
+        await backoff.success(key)
+        value = await self.session_cookie_value()
         response = RedirectResponse(next_url, status_code=303)
-        response.headers.append(
-            "set-cookie",
-            self._cookie(self.session_cookie_value(), visitor, max_age=SESSION_SECONDS),
-        )
+        response.headers.append("set-cookie", self._cookie(value, visitor, max_age=SESSION_SECONDS))
         return response
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
         form = await _read_form(request)
         if form is None or not self._csrf_ok(request, visitor, first(form, "csrf_token")):
             return _plain(403, "The form had expired or came from another site.")
+        try:
+            await self.sessions.end(visitor.cookies.get(ADMIN_COOKIE))
+        except StorageError as exc:
+            logger.error("consentgate: could not end the admin session on the server: %s", exc)
         response = RedirectResponse(f"{self.base}/login", status_code=303)
         response.headers.append("set-cookie", self._cookie("", visitor, max_age=0))
         return response
@@ -479,23 +499,29 @@ def _user_html(report: UserReport) -> str:
 # -- small helpers ---------------------------------------------------------------------
 
 
-def _window_from(request: Request) -> tuple[Window, str]:
-    """``?since=&until=`` (ISO) or ``?days=N`` (default 30); a bad value → the default."""
+def _window_from(request: Request) -> Window:
+    """``?since=&until=`` (ISO; since defaults to 30 days before until) or ``?days=N``
+    (default 30). Raises ValueError with a message for the operator: a bad date, an
+    empty window, or more than MAX_DAYS days."""
     params = request.query_params
     now = datetime.now(UTC)
-    default = Window(now - timedelta(days=DEFAULT_DAYS), None)
-    try:
-        if params.get("since") or params.get("until"):
-            since = parse_when(params["since"]) if params.get("since") else None
-            until = parse_when(params["until"]) if params.get("until") else None
-            return Window(since, until), ""
-        days = int(params.get("days") or DEFAULT_DAYS)
+    if params.get("since") or params.get("until"):
+        until = parse_when(params["until"]) if params.get("until") else None
+        since = (
+            parse_when(params["since"])
+            if params.get("since")
+            else (until or now) - timedelta(days=DEFAULT_DAYS)
+        )
+        window = Window(since, until)
+    else:
+        raw = params.get("days") or str(DEFAULT_DAYS)
+        days = int(raw) if raw.isdigit() and len(raw) <= 6 else 0
         if not 1 <= days <= MAX_DAYS:
-            raise ValueError(f"days must be between 1 and {MAX_DAYS}")
+            raise ValueError(f"days must be a whole number from 1 to {MAX_DAYS}, got {raw!r}")
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return Window(today - timedelta(days=days - 1), None), ""
-    except (ValueError, KeyError) as exc:
-        return default, f"{exc}; showing the last {DEFAULT_DAYS} days."
+        window = Window(today - timedelta(days=days - 1), None)
+    check_window(window, now, MAX_DAYS)
+    return window
 
 
 def _admin_next(value: str | None, base: str) -> str:
@@ -525,9 +551,10 @@ def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Res
     return Response(text, status_code=status, media_type="text/plain", headers=headers)
 
 
-def _too_many(*, html: bool = False) -> Response:
-    headers = {"retry-after": str(LOGIN_WINDOW)}
-    message = "Too many attempts; try again in 15 minutes."
+def _too_many(wait_seconds: float, *, html: bool = False) -> Response:
+    seconds = max(1, math.ceil(wait_seconds))
+    headers = {"retry-after": str(seconds)}
+    message = f"Too many attempts; try again in {seconds} seconds."
     if html:
         body = f'<main><h1>Too many attempts</h1><p role="alert">{_e(message)}</p></main>'
         return HTMLResponse(page("Too many attempts", body), status_code=429, headers=headers)

@@ -1,10 +1,17 @@
 """The operator's figures, from the consent ledger and the daily counters.
 
-Shared by ``consentgate stats`` and the dashboard. The ledger is streamed
-(``iter_consents``): per-row totals are counters, per-day totals grow with the number
-of days, and what needs one entry per consent id — the latest decision of each id, and
-whether it ever sent a GPC signal — goes to a temporary on-disk SQLite index (SQLite's
-anonymous temporary database), so memory stays bounded however long the ledger is.
+Shared by ``consentgate stats`` and the dashboard. Two ways to the same figures:
+
+* **Rollups** (schema version 4): the database keeps, on every ledger insert, the
+  decisions per day, action and method, and each consent id's latest decision and
+  latest GPC signal. A window of whole UTC days that runs until now is answered from
+  them with a few index reads, however long the ledger: the dashboard's windows.
+* **The stream**, for any other window: the ledger is read in keyset pages
+  (``iter_consents``); what needs one entry per consent id goes to a temporary on-disk
+  SQLite index, so memory stays bounded however long the window is.
+
+The dashboard accepts windows of at most :data:`MAX_WINDOW_DAYS`, so that no request
+can make the server read years of ledger.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from consentgate.operator.store import (
@@ -27,13 +34,51 @@ from consentgate.operator.store import (
 )
 from consentgate.storage import CONSENT_ACTIONS, ConsentRecord, Storage
 
-__all__ = ["ACTIONS", "CategoryRate", "Day", "Stats", "compute_stats"]
+__all__ = [
+    "ACTIONS",
+    "MAX_WINDOW_DAYS",
+    "CategoryRate",
+    "Day",
+    "Stats",
+    "WindowTooLong",
+    "check_window",
+    "compute_stats",
+    "uses_rollups",
+]
 
 # Display order; every ledger action, as the storage layer defines them.
 ACTIONS = tuple(sorted(CONSENT_ACTIONS, key=("grant", "reject", "update", "withdraw", "gpc").index))
 METHODS = ("form", "js", "api", "gpc")
 BANNER_METHODS = frozenset({"form", "js"})  # answers given in the banner or settings page
 _BATCH = 1000
+MAX_WINDOW_DAYS = 366  # a leap year
+
+
+class WindowTooLong(ValueError):
+    """The window is open at its start or longer than the limit."""
+
+
+def check_window(window: Window, now: datetime, max_days: int = MAX_WINDOW_DAYS) -> None:
+    """Raise :class:`WindowTooLong` unless ``window`` has a start and spans at most
+    ``max_days`` days (until ``now`` when it has no end)."""
+    if window.since is None:
+        raise WindowTooLong(f"give a start (since); windows span at most {max_days} days")
+    end = window.until if window.until is not None else now
+    if end - window.since > timedelta(days=max_days):
+        raise WindowTooLong(f"windows span at most {max_days} days")
+
+
+def _midnight(moment: datetime) -> bool:
+    return moment.astimezone(UTC).time() == time(0)
+
+
+def uses_rollups(window: Window, now: datetime) -> bool:
+    """Whole UTC days until now: then each consent id's latest decision in the window
+    is its latest decision of all, which the rollups keep."""
+    since, until = window.since, window.until
+    if since is None or not _midnight(since):
+        return False
+    return until is None or (_midnight(until) and until >= now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,32 +241,20 @@ async def compute_stats(
     *,
     categories: Sequence[str] = (),
     required: frozenset[str] = frozenset(),
+    now: datetime | None = None,
+    rollups: bool = True,
 ) -> Stats:
     """The figures of ``window``. ``categories`` orders the rates (others follow,
-    sorted); ``required`` categories are always granted and get no rate."""
+    sorted); ``required`` categories are always granted and get no rate. From the
+    rollups when the window allows (and ``rollups``), else from the ledger's rows."""
     stats = Stats(window=window)
     days: dict[date, Day] = {}
     seen_categories: set[str] = set()
-    index = _LatestIndex()
-    try:
-        async for rec in storage.iter_consents(window.since, window.until):
-            stats.decisions += 1
-            stats.by_action[rec.action] += 1
-            stats.by_method[rec.method] += 1
-            if rec.method in BANNER_METHODS:
-                stats.banner_decisions += 1
-            day = rec.recorded_at.date()
-            bucket = days.get(day)
-            if bucket is None:
-                bucket = days[day] = Day(day)
-            bucket.by_action[rec.action] += 1
-            seen_categories.update(rec.granted)
-            seen_categories.update(rec.denied)
-            index.add(rec)
-        ids, gpc_ids, sets = index.summary()
-    finally:
-        index.close()
-    stats.consent_ids, stats.gpc_consent_ids = ids, gpc_ids
+    if rollups and uses_rollups(window, now or datetime.now(UTC)):
+        sets = await _from_rollups(storage, window, stats, days, categories, seen_categories)
+    else:
+        sets = await _from_stream(storage, window, stats, days, seen_categories)
+    ids = stats.consent_ids
 
     ordered = [c for c in categories if c in seen_categories]
     ordered += sorted(seen_categories - set(ordered))
@@ -242,6 +275,72 @@ async def compute_stats(
         bucket.counters[name] += value
     stats.days = _every_day(days, window)
     return stats
+
+
+GrantedSets = list[tuple[tuple[str, ...], int]]
+
+
+async def _from_rollups(
+    storage: Storage,
+    window: Window,
+    stats: Stats,
+    days: dict[date, Day],
+    categories: Sequence[str],
+    seen_categories: set[str],
+) -> GrantedSets:
+    since = window.since
+    if since is None:  # uses_rollups checked it; never trust -O
+        raise ValueError("rollups need a window start")
+    until = window.until.date() if window.until is not None else None
+    for day, action, method, n in await storage.consent_daily(since.date(), until):
+        stats.decisions += n
+        stats.by_action[action] += n
+        stats.by_method[method] += n
+        if method in BANNER_METHODS:
+            stats.banner_decisions += n
+        bucket = days.get(day)
+        if bucket is None:
+            bucket = days[day] = Day(day)
+        bucket.by_action[action] += n
+    sets, gpc_ids = await storage.latest_decisions(since)
+    stats.consent_ids = sum(n for _, n in sets)
+    stats.gpc_consent_ids = gpc_ids
+    if stats.consent_ids:
+        # Every row names each category granted or denied: the stream sees them all.
+        seen_categories.update(categories)
+        for granted_set, _ in sets:
+            seen_categories.update(granted_set)
+    return sets
+
+
+async def _from_stream(
+    storage: Storage,
+    window: Window,
+    stats: Stats,
+    days: dict[date, Day],
+    seen_categories: set[str],
+) -> GrantedSets:
+    index = _LatestIndex()
+    try:
+        async for rec in storage.iter_consents(window.since, window.until):
+            stats.decisions += 1
+            stats.by_action[rec.action] += 1
+            stats.by_method[rec.method] += 1
+            if rec.method in BANNER_METHODS:
+                stats.banner_decisions += 1
+            day = rec.recorded_at.date()
+            bucket = days.get(day)
+            if bucket is None:
+                bucket = days[day] = Day(day)
+            bucket.by_action[rec.action] += 1
+            seen_categories.update(rec.granted)
+            seen_categories.update(rec.denied)
+            index.add(rec)
+        ids, gpc_ids, sets = index.summary()
+    finally:
+        index.close()
+    stats.consent_ids, stats.gpc_consent_ids = ids, gpc_ids
+    return sets
 
 
 def _day_after(day: date | None) -> date | None:

@@ -43,10 +43,11 @@ from consentgate.storage.breaker import (
 )
 
 if TYPE_CHECKING:
-    from consentgate.accounts.ratelimit import RateLimiter
+    from consentgate.accounts.ratelimit import Backoff, BackoffPolicy, RateLimiter
     from consentgate.wall.meter import MeterStore
 
 __all__ = [
+    "RedisBackoff",
     "RedisMeterStore",
     "RedisRateLimiter",
     "breaker_for",
@@ -403,6 +404,84 @@ class RedisRateLimiter(_RedisUser):
         if self._fallback is None:
             return True
         return await self._fallback.hit(key, limit, window)
+
+
+# Failures per key for the sign-in back-off: read, count or clear in one script, so two
+# workers counting the same key never lose a failure. Returns {failures, last failure}.
+_BACKOFF_SCRIPT = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local op = ARGV[2]
+local forget = tonumber(ARGV[3])
+if op == 'clear' then
+    redis.call('DEL', key)
+    return {0, '0'}
+end
+local n = tonumber(redis.call('HGET', key, 'n') or '0')
+local last = tonumber(redis.call('HGET', key, 'last') or '0')
+if n > 0 and now - last >= forget then
+    n = 0
+end
+if op == 'fail' then
+    n = n + 1
+    last = now
+    redis.call('HSET', key, 'n', n, 'last', ARGV[1])
+    redis.call('PEXPIRE', key, math.ceil(forget * 1000))
+end
+return {n, tostring(last)}
+"""
+
+
+class RedisBackoff(_RedisUser):
+    """:class:`~consentgate.accounts.ratelimit.Backoff` shared by every worker.
+
+    When Redis fails, ``fallback`` (a ``MemoryBackoff``) counts per process, as
+    :class:`RedisRateLimiter` does: an outage must not stop every sign-in.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        fallback: Backoff,
+        prefix: str | None = None,
+        owns_client: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if prefix is None:
+            prefix = key_prefix_of(client)
+        super().__init__(client, prefix=prefix + "backoff:", owns_client=owns_client)
+        self._fallback = fallback
+        self._clock = clock
+        self._script = client.register_script(_BACKOFF_SCRIPT)
+
+    async def _run(self, key: str, op: str, forget: float) -> tuple[int, float] | None:
+        now = self._clock()
+
+        async def run() -> Any:
+            return await self._script(keys=[self._prefix + key], args=[f"{now:.6f}", op, forget])
+
+        try:
+            failures, last = await self._call(run)
+        except StorageError as exc:
+            logger.warning("consentgate: Redis back-off unavailable, per-process: %s", exc)
+            return None
+        return int(failures), float(_text(last))
+
+    async def wait_seconds(self, key: str, policy: BackoffPolicy) -> float:
+        found = await self._run(key, "get", policy.forget_seconds)
+        if found is None:
+            return await self._fallback.wait_seconds(key, policy)
+        failures, last = found
+        return max(0.0, last + policy.delay(failures) - self._clock())
+
+    async def failure(self, key: str, policy: BackoffPolicy) -> None:
+        if await self._run(key, "fail", policy.forget_seconds) is None:
+            await self._fallback.failure(key, policy)
+
+    async def success(self, key: str) -> None:
+        await self._fallback.success(key)
+        await self._run(key, "clear", 1.0)
 
 
 if TYPE_CHECKING:

@@ -4,19 +4,26 @@ GET  {prefix}/register   registration form: e-mail, password, privacy policy (re
 POST {prefix}/register   unticked), newsletter (optional, unticked)
 GET  {prefix}/login      sign-in form
 POST {prefix}/login
-POST {prefix}/logout     clears the session cookie
+POST {prefix}/logout     ends this session on the server and clears its cookie
+POST {prefix}/logout/everywhere   ends every session of the signed-in reader
+POST {prefix}/password   changes the password (current_password, new_password) and
+                         ends every other session of the reader
 GET  {prefix}/policy     asks a signed-in reader to accept a new privacy-policy version
 POST {prefix}/policy
 
-Every POST is CSRF-protected like the consent endpoints (signed double-submit cookie
-and Origin check). Registration and sign-in are rate-limited per address (HMAC) and
-sign-in also per e-mail (HMAC). No session cookie is set unless the account and its
-acceptance rows were written: a storage failure answers 503 and nothing else.
+Every POST is CSRF-protected like the consent endpoints (a token bound to the
+browser's id cookie, and the Origin check). Sign-in failures are counted per client
+network (an IPv4 address or an IPv6 /64, as HMACs) and per account *and* network, each
+with a growing delay once the free ones are used: failures from elsewhere never delay
+the owner's network. Registrations are limited per network. No session cookie is set
+unless the account, its acceptance rows and the session were written: a storage
+failure answers 503 and nothing else.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,10 +33,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from consentgate.accounts import AccountError, Accounts, RateLimiter, SessionCodec
+from consentgate.accounts import (
+    AccountError,
+    Accounts,
+    Backoff,
+    BackoffPolicy,
+    RateLimiter,
+    SessionStore,
+)
 from consentgate.config import Config
 from consentgate.metrics import REGISTRATIONS, Metrics
 from consentgate.storage import StorageError
+from consentgate.visitor import client_network
 from consentgate.web.account_templates import (
     AccountPage,
     account_texts,
@@ -95,9 +110,11 @@ class AccountGate(Protocol):
     @property
     def accounts(self) -> Accounts: ...
     @property
-    def sessions(self) -> SessionCodec: ...
+    def sessions(self) -> SessionStore: ...
     @property
     def rate_limiter(self) -> RateLimiter: ...
+    @property
+    def backoff(self) -> Backoff: ...
     @property
     def static_version(self) -> str: ...
     @property
@@ -113,12 +130,14 @@ class Limit:
     window_seconds: int
 
 
-# Windows of the configured limits (accounts.register_per_hour, login_per_15_minutes).
-# Registration: enough for a household behind one address, too few to enumerate
-# e-mails (EMAIL_TAKEN tells whether an address is registered). Sign-in: enough for
-# typos, too few to guess passwords. Only registrations that pass validation count.
+# Window of accounts.register_per_hour, per client network: enough for a household,
+# too few to enumerate e-mails (EMAIL_TAKEN tells whether an address is registered).
+# Only registrations that pass validation count.
 REGISTER_WINDOW_SECONDS = 3600
-LOGIN_WINDOW_SECONDS = 900
+LOGIN_WINDOW_SECONDS = 900  # the longest sign-in delay (accounts.login_per_15_minutes)
+# A whole network (a NAT, an office) fails more often than one reader; it gets this
+# many times the per-account free failures before its delays start.
+NETWORK_FAILURE_FACTOR = 5
 
 
 class AccountEndpoints:
@@ -127,7 +146,16 @@ class AccountEndpoints:
         self.prefix = gate.config.prefix
         settings = gate.config.accounts
         self.register_limit = Limit(settings.register_per_hour, REGISTER_WINDOW_SECONDS)
-        self.login_limit = Limit(settings.login_per_15_minutes, LOGIN_WINDOW_SECONDS)
+        # login_per_15_minutes failures are free, then each one doubles the wait (1 s,
+        # 2 s, 4 s …, at most 15 minutes): typos cost nothing, guessing costs hours.
+        self.account_backoff = BackoffPolicy(
+            free=settings.login_per_15_minutes, max_seconds=LOGIN_WINDOW_SECONDS
+        )
+        self.network_backoff = BackoffPolicy(
+            free=settings.login_per_15_minutes * NETWORK_FAILURE_FACTOR,
+            max_seconds=LOGIN_WINDOW_SECONDS,
+        )
+        self.ipv6_prefix = settings.ipv6_prefix
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
         prefix = self.prefix
@@ -137,6 +165,8 @@ class AccountEndpoints:
             ("GET", f"{prefix}/login"): self.login_form,
             ("POST", f"{prefix}/login"): self.login,
             ("POST", f"{prefix}/logout"): self.logout,
+            ("POST", f"{prefix}/logout/everywhere"): self.logout_everywhere,
+            ("POST", f"{prefix}/password"): self.change_password,
             ("GET", f"{prefix}/policy"): self.policy_form,
             ("POST", f"{prefix}/policy"): self.accept_policy,
         }
@@ -170,8 +200,11 @@ class AccountEndpoints:
             await self._page(scope, receive, send, visitor, next_url, render, status=400)
             return
         context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
-        if not await self._allowed(f"register:ip:{context.ip_hmac}", self.register_limit):
-            await self._too_many(scope, receive, send, visitor, next_url, self.register_limit)
+        network = self._network_key(visitor)
+        if not await self._allowed(f"register:net:{network}", self.register_limit):
+            await self._too_many(
+                scope, receive, send, visitor, next_url, self.register_limit.window_seconds
+            )
             return
         try:
             user = await accounts.register(email, password, accepted, newsletter, context)
@@ -216,16 +249,11 @@ class AccountEndpoints:
         next_url = safe_next(first(form, "next"))
         email, password = first(form, "email"), first(form, "password")
         accounts = self.gate.accounts
-        context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
-        # Address first: a refused address never creates per-e-mail keys, so one client
-        # cannot flood the limiter's memory with invented e-mails.
-        allowed = await self._allowed(f"login:ip:{context.ip_hmac}", self.login_limit)
-        if allowed and email:
-            allowed = await self._allowed(
-                f"login:email:{accounts.email_key(email)}", self.login_limit
-            )
-        if not allowed:
-            await self._too_many(scope, receive, send, visitor, next_url, self.login_limit)
+        # Checked before the password is: a waiting key learns nothing, right or wrong.
+        keys = self._login_keys(visitor, email)
+        wait = await self._login_wait(keys)
+        if wait > 0:
+            await self._too_many(scope, receive, send, visitor, next_url, wait)
             return
         try:
             user = await accounts.authenticate(email, password)
@@ -234,6 +262,7 @@ class AccountEndpoints:
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_login")
             return
         if user is None:
+            await self._login_failed(keys)
             error = self._texts(visitor)["login_error"]
 
             def render(page: AccountPage) -> str:
@@ -241,7 +270,31 @@ class AccountEndpoints:
 
             await self._page(scope, receive, send, visitor, next_url, render, status=400)
             return
+        # The owner proved who they are: their network's delay for this account ends
+        # (the network's own count stays, or one valid account would reset it).
+        await self.gate.backoff.success(keys[1])
         await self._signed_in(scope, receive, send, visitor, user.id, next_url)
+
+    def _network_key(self, visitor: AccountVisitor) -> str:
+        network = client_network(visitor.client_ip, self.ipv6_prefix)
+        return self.gate.accounts.context(network, None).ip_hmac or "unknown"
+
+    def _login_keys(self, visitor: AccountVisitor, email: str) -> tuple[str, str]:
+        network = self._network_key(visitor)
+        account = self.gate.accounts.email_key(email)
+        return f"login:net:{network}", f"login:account:{account}:net:{network}"
+
+    async def _login_wait(self, keys: tuple[str, str]) -> float:
+        backoff = self.gate.backoff
+        return max(
+            await backoff.wait_seconds(keys[0], self.network_backoff),
+            await backoff.wait_seconds(keys[1], self.account_backoff),
+        )
+
+    async def _login_failed(self, keys: tuple[str, str]) -> None:
+        backoff = self.gate.backoff
+        await backoff.failure(keys[0], self.network_backoff)
+        await backoff.failure(keys[1], self.account_backoff)
 
     async def logout(
         self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
@@ -251,9 +304,85 @@ class AccountEndpoints:
         if isinstance(form, RequestFailure):
             await self._failure(scope, receive, send, visitor, form)
             return
-        response = see_other(safe_next(first(form, "next")))
+        try:
+            await self.gate.sessions.end(self._session_value(visitor))
+        except StorageError as exc:
+            # The cookie still goes; the row expires with its lifetime.
+            logger.error("consentgate: could not end a session on the server: %s", exc)
+        await self._signed_out(scope, receive, send, visitor, safe_next(first(form, "next")))
+
+    async def logout_everywhere(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        """Every session of this reader ends: other browsers, copied cookies, this one."""
+        request = Request(scope, receive)
+        form = await self._post_form(request, visitor)
+        if isinstance(form, RequestFailure):
+            await self._failure(scope, receive, send, visitor, form)
+            return
+        next_url = safe_next(first(form, "next"))
+        if visitor.user_id is not None:
+            try:
+                await self.gate.sessions.end_all(visitor.user_id)
+            except StorageError as exc:
+                logger.error("consentgate: could not end the sessions: %s", exc)
+                await self._unavailable(
+                    scope, receive, send, visitor, next_url, "unavailable_login"
+                )
+                return
+        await self._signed_out(scope, receive, send, visitor, next_url)
+
+    async def change_password(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor
+    ) -> None:
+        """The current password, then the new one; every other session ends."""
+        request = Request(scope, receive)
+        form = await self._post_form(request, visitor)
+        if isinstance(form, RequestFailure):
+            await self._failure(scope, receive, send, visitor, form)
+            return
+        next_url = safe_next(first(form, "next"))
+        user_id = visitor.user_id
+        if user_id is None:
+            await see_other(f"{self.prefix}/login?next={quote(next_url, safe='/')}")(
+                scope, receive, send
+            )
+            return
+        keys = self._login_keys(visitor, f"user:{user_id}")
+        wait = await self._login_wait(keys)
+        if wait > 0:
+            await self._too_many(scope, receive, send, visitor, next_url, wait)
+            return
+        texts = self._texts(visitor)
+        try:
+            problem = await self.gate.accounts.change_password(
+                user_id, first(form, "current_password"), first(form, "new_password")
+            )
+            if problem is None:
+                await self.gate.sessions.end_all(user_id, keep=self._session_value(visitor))
+        except StorageError as exc:
+            logger.error("consentgate: password not changed, storage failed: %s", exc)
+            await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_login")
+            return
+        if problem is not None:
+            if problem.wrong_current:
+                await self._login_failed(keys)
+            page = self._account_page(visitor, "", next_url)
+            body = render_account_message(page, texts["error_title"], problem.message, next_url)
+            response = HTMLResponse(body, status_code=400, headers=page_headers())
+            await response(scope, receive, send)
+            return
+        await see_other(next_url)(scope, receive, send)
+
+    async def _signed_out(
+        self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor, next_url: str
+    ) -> None:
+        response = see_other(next_url)
         response.headers.append("set-cookie", self._session_cookie("", visitor, max_age=0))
         await response(scope, receive, send)
+
+    def _session_value(self, visitor: AccountVisitor) -> str | None:
+        return visitor.cookies.get(self.gate.config.cookie_names.session)
 
     # -- policy re-acceptance -----------------------------------------------------------
     async def policy_form(
@@ -371,7 +500,12 @@ class AccountEndpoints:
         next_url: str,
     ) -> None:
         sessions = self.gate.sessions
-        value = sessions.dumps(sessions.new_session(user_id))
+        try:
+            value = await sessions.start(user_id)
+        except StorageError as exc:
+            logger.error("consentgate: session not stored, not signed in: %s", exc)
+            await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_login")
+            return
         response = see_other(next_url)
         response.headers.append(
             "set-cookie", self._session_cookie(value, visitor, max_age=sessions.lifetime_seconds)
@@ -415,10 +549,9 @@ class AccountEndpoints:
         send: Send,
         visitor: AccountVisitor,
         next_url: str,
-        limit: Limit,
+        wait_seconds: float,
     ) -> None:
-        # The protocol answers yes/no only, so the whole window is the honest upper bound.
-        retry = {"retry-after": str(limit.window_seconds)}
+        retry = {"retry-after": str(max(1, math.ceil(wait_seconds)))}
         keys = ("too_many_title", "too_many_message")
         await self._message(
             scope, receive, send, visitor, next_url, keys, status=429, headers=retry
@@ -448,9 +581,7 @@ class AccountEndpoints:
         title = self._texts(visitor)["error_title"]
         page = self._account_page(visitor, "", "/")
         body = render_account_message(page, title, str(failure), None)
-        response = HTMLResponse(
-            body, status_code=failure.failure.status, headers=page_headers()
-        )
+        response = HTMLResponse(body, status_code=failure.failure.status, headers=page_headers())
         await response(scope, receive, send)
 
 

@@ -296,11 +296,14 @@ class Endpoints:
     # -- shared pieces --------------------------------------------------------------
     def csrf_token_for(self, visitor: Visitor) -> tuple[str, str | None]:
         """The reader's CSRF token, and a Set-Cookie when a new one had to be made."""
+        tokens = self.gate.csrf
         existing = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-        if existing is not None and self.gate.csrf.is_valid(existing):
-            return existing, None
-        token = self.gate.csrf.new_token()
-        return token, csrf_cookie_header(self.gate, token, visitor.scheme)
+        if existing is not None and tokens.is_valid(existing):
+            return tokens.token_for(existing), None
+        browser_id = tokens.new_browser_id()
+        return tokens.token_for(browser_id), csrf_cookie_header(
+            self.gate, browser_id, visitor.scheme
+        )
 
     def context(
         self, visitor: Visitor, csrf_token: str, next_url: str, nonce: str | None = None

@@ -73,16 +73,21 @@ def first(form: Form, name: str) -> str:
 def check_csrf(
     request: Request, tokens: CsrfTokens, cookie_token: str | None, submitted: str | None
 ) -> None:
-    """The signed double-submit token, and an Origin that is ours if the browser sent one.
+    """A token bound to this browser's id cookie, and an Origin that is ours if sent.
 
     Under ``Referrer-Policy: no-referrer`` browsers send ``Origin: null`` with a page's
     own form posts; Fetch Metadata (``Sec-Fetch-Site: same-origin``) still says where
     the post came from, so that pair counts as ours.
     """
     origin = request.headers.get("origin")
-    if origin == "null" and request.headers.get("sec-fetch-site") == "same-origin":
+    fetch_site = request.headers.get("sec-fetch-site")
+    if origin == "null" and fetch_site == "same-origin":
         origin = None
     if not same_origin(origin, request.headers.get("host"), request.url.scheme):
+        raise RequestFailure(Failure.CROSS_ORIGIN)
+    # Browsers that send Fetch Metadata say where a post came from even without an
+    # Origin: only our own pages (or the reader typing, "none") may post.
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         raise RequestFailure(Failure.CROSS_ORIGIN)
     if not tokens.is_valid(cookie_token):
         raise RequestFailure(Failure.CSRF_COOKIE_MISSING)

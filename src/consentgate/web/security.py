@@ -1,9 +1,11 @@
 """CSRF tokens and safe redirects for our own endpoints.
 
-CSRF uses a signed double-submit token: the ``cg_csrf`` cookie holds a random value
-signed with our key (so a sibling subdomain cannot plant one it knows), and every POST
-must echo the same value in the ``csrf_token`` field or the ``X-CSRF-Token`` header.
-The cookie is SameSite=Lax and HttpOnly; the page gets the token from the form we render.
+CSRF tokens are bound to the browser. The ``cg_csrf`` cookie holds a per-browser id,
+random and signed with our key (a sibling subdomain cannot plant one it made up); the
+token in our forms (and the ``X-CSRF-Token`` header) is a second signature, over a
+hash of that id, with its own salt. A POST passes only with a token minted for the id
+in *its* cookie: a valid token of another browser fails, Origin header or not, and the
+page's HTML never holds the cookie's value. The cookie is SameSite=Lax and HttpOnly.
 """
 
 from __future__ import annotations
@@ -11,37 +13,62 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 from urllib.parse import urlsplit
 
 from itsdangerous import BadData, URLSafeSerializer
 
-CSRF_SALT = "consentgate.csrf.v1"
+CSRF_SALT = "consentgate.csrf.v1"  # the browser id in the cookie
+CSRF_TOKEN_SALT = "consentgate.csrf-token.v2"  # noqa: S105 (a salt: the token bound to it)
+_MAX_LENGTH = 512
+
+
+def _binding(browser_id: str) -> str:
+    return hashlib.sha256(f"csrf-binding:{browser_id}".encode()).hexdigest()[:32]
 
 
 class CsrfTokens:
     def __init__(self, secret_keys: tuple[str, ...]) -> None:
-        self._serializer = URLSafeSerializer(
-            list(reversed(secret_keys)),
-            salt=CSRF_SALT,
-            signer_kwargs={"digest_method": hashlib.sha256},
-        )
+        keys = list(reversed(secret_keys))  # itsdangerous signs with the last key
+        digest: dict[str, Any] = {"digest_method": hashlib.sha256}
+        self._ids = URLSafeSerializer(keys, salt=CSRF_SALT, signer_kwargs=digest)
+        self._tokens = URLSafeSerializer(keys, salt=CSRF_TOKEN_SALT, signer_kwargs=digest)
 
-    def new_token(self) -> str:
-        return self._serializer.dumps(secrets.token_urlsafe(24))
+    def new_browser_id(self) -> str:
+        """A new cookie value: a random browser id, signed."""
+        return self._ids.dumps(secrets.token_urlsafe(24))
 
-    def is_valid(self, token: str | None) -> bool:
-        if not token or len(token) > 512:
+    def _browser_id(self, cookie: str | None) -> str | None:
+        if not cookie or len(cookie) > _MAX_LENGTH:
+            return None
+        try:
+            value = self._ids.loads(cookie)
+        except (BadData, ValueError, TypeError):
+            return None
+        return value if isinstance(value, str) and value else None
+
+    def is_valid(self, cookie: str | None) -> bool:
+        """Is this a browser-id cookie we signed?"""
+        return self._browser_id(cookie) is not None
+
+    def token_for(self, cookie: str) -> str:
+        """The form token of the browser holding ``cookie`` (a valid one)."""
+        browser_id = self._browser_id(cookie)
+        if browser_id is None:
+            raise ValueError("token_for needs a valid browser-id cookie")
+        return self._tokens.dumps({"b": _binding(browser_id)})
+
+    def matches(self, cookie: str | None, submitted: str | None) -> bool:
+        """Was ``submitted`` minted for the browser whose cookie is ``cookie``?"""
+        browser_id = self._browser_id(cookie)
+        if browser_id is None or not submitted or len(submitted) > _MAX_LENGTH:
             return False
         try:
-            self._serializer.loads(token)
+            payload = self._tokens.loads(submitted)
         except (BadData, ValueError, TypeError):
             return False
-        return True
-
-    def matches(self, cookie_token: str | None, submitted: str | None) -> bool:
-        if not self.is_valid(cookie_token) or not submitted or cookie_token is None:
-            return False
-        return hmac.compare_digest(cookie_token.encode(), submitted.encode())
+        bound = payload.get("b") if isinstance(payload, dict) else None
+        return isinstance(bound, str) and hmac.compare_digest(bound, _binding(browser_id))
 
 
 # Our pages load only our own stylesheet and script (no inline code: see templates.py),
