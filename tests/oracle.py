@@ -134,10 +134,11 @@ def _deep() -> None:
         sys.setrecursionlimit(20_000)
 
 
+_deep()
+
+
 def parse_html5lib(html: str) -> Node:
     import html5lib
-
-    _deep()
 
     parser = html5lib.HTMLParser(tree=html5lib.getTreeBuilder("etree"))
     root = parser.parse(html, scripting=True)
@@ -146,7 +147,7 @@ def parse_html5lib(html: str) -> Node:
     return document
 
 
-def _from_etree(element: Any) -> Node:
+def _etree_node(element: Any) -> Node:
     import xml.etree.ElementTree as ET
 
     if element.tag is ET.Comment:
@@ -157,28 +158,34 @@ def _from_etree(element: Any) -> Node:
         ns = _SHORT_NS.get(uri, "html")
     else:
         local, ns = tag, "html"
-    attrs: dict[str, str] = {}
-    for key, value in element.attrib.items():
-        attrs[str(key).rpartition("}")[2]] = value
-    node = Node("element", name=local, ns=ns, attrs=attrs)
-    target = node.content if (local == "template" and ns == "html") else node.children
-    if element.text:
-        target.append(Node("text", data=element.text))
-    for child in element:
-        converted = _from_etree(child)
-        converted.parent = node
-        target.append(converted)
-        if child.tail:
-            target.append(Node("text", data=child.tail, parent=node))
-    for child in target:
-        child.parent = node
-    return node
+    attrs = {str(key).rpartition("}")[2]: value for key, value in element.attrib.items()}
+    return Node("element", name=local, ns=ns, attrs=attrs)
+
+
+def _from_etree(root: Any) -> Node:
+    """Iterative: hypothesis resets the recursion limit, and documents nest past 1,000."""
+    top = _etree_node(root)
+    stack = [(root, top)]
+    while stack:
+        element, node = stack.pop()
+        if node.kind != "element":
+            continue
+        target = node.content if (node.name == "template" and node.ns == "html") else node.children
+        if element.text:
+            target.append(Node("text", data=element.text, parent=node))
+        for child in element:
+            converted = _etree_node(child)
+            converted.parent = node
+            target.append(converted)
+            stack.append((child, converted))
+            if child.tail:
+                target.append(Node("text", data=child.tail, parent=node))
+    return top
 
 
 def parse_lexbor(html: str) -> Node:
     from selectolax.lexbor import LexborHTMLParser
 
-    _deep()
     tree = LexborHTMLParser(html)
     document = Node("document")
     root = tree.root
@@ -187,30 +194,41 @@ def parse_lexbor(html: str) -> Node:
     return document
 
 
-def _from_lexbor(lnode: Any, parent: Node) -> Node:
+def _lexbor_node(lnode: Any, parent: Node) -> Node:
     if lnode.is_comment_node:
-        return Node("comment", data=lnode.comment_content or "")
+        return Node("comment", data=lnode.comment_content or "", parent=parent)
     if lnode.is_text_node:
-        return Node("text", data=lnode.text_content or "")
+        return Node("text", data=lnode.text_content or "", parent=parent)
     name = str(lnode.tag)
-    node = Node("element", name=name, attrs={k: v or "" for k, v in lnode.attributes.items()})
-    node.parent = parent
+    attrs = {k: v or "" for k, v in lnode.attributes.items()}
+    node = Node("element", name=name, attrs=attrs, parent=parent)
     node.ns = _ns_for(parent, name)
     if node.ns == "html":
         node.name = name.lower()
-    children = lnode.child
-    target = node.children
-    if node.name == "template" and node.ns == "html":
-        target = node.content
-        fragments = lnode.template_fragments()
-        children = fragments[0].child if fragments else None
-    while children is not None:
-        if children.is_element_node or children.is_text_node or children.is_comment_node:
-            child = _from_lexbor(children, node)
-            child.parent = node
-            target.append(child)
-        children = children.next
     return node
+
+
+def _from_lexbor(root: Any, document: Node) -> Node:
+    """Iterative, as :func:`_from_etree`."""
+    top = _lexbor_node(root, document)
+    stack = [(root, top)]
+    while stack:
+        lnode, node = stack.pop()
+        if node.kind != "element":
+            continue
+        child = lnode.child
+        target = node.children
+        if node.name == "template" and node.ns == "html":
+            target = node.content
+            fragments = lnode.template_fragments()
+            child = fragments[0].child if fragments else None
+        while child is not None:
+            if child.is_element_node or child.is_text_node or child.is_comment_node:
+                converted = _lexbor_node(child, node)
+                target.append(converted)
+                stack.append((child, converted))
+            child = child.next
+    return top
 
 
 def from_json(data: Any, parent: Node | None = None) -> Node:
