@@ -497,6 +497,7 @@ class Tokenizer:
         find = buf.find
         tag_match = _TAG.match
         names = _NAME_CACHE
+        max_token = self._max_token
         data_model = ContentModel.DATA
         while pos < size:
             lt = find(b"<", pos)
@@ -527,6 +528,13 @@ class Tokenizer:
                 pos = new_pos
                 continue
             pos = match.end()
+            if pos - lt > max_token:
+                # The same limit as for a tag held across chunks, so that the chunking
+                # never decides whether a page can be rewritten.
+                raise RewriteError(
+                    RewriteErrorReason.TOKEN_TOO_LARGE,
+                    f"a tag or markup declaration exceeds {max_token} bytes",
+                )
             name_bytes = match.group(1)
             name = names.get(name_bytes)
             if name is None:
@@ -598,6 +606,11 @@ class Tokenizer:
         one, by name)."""
         buf = self._buf
         end = match.end()
+        if end - pos > self._max_token:
+            raise RewriteError(
+                RewriteErrorReason.TOKEN_TOO_LARGE,
+                f"a tag or markup declaration exceeds {self._max_token} bytes",
+            )
         name = _lower_name(match.group(1))
         is_end = buf[pos + 1] == 0x2F
         wanted = self._wanted
