@@ -231,24 +231,37 @@ def _from_lexbor(root: Any, document: Node) -> Node:
     return top
 
 
-def from_json(data: Any, parent: Node | None = None) -> Node:
-    """A node from the browser's serialisation (see :data:`DOM_TO_JSON`)."""
+def _json_node(data: Any, parent: Node | None) -> Node:
     if isinstance(data, str):
         return Node("text", data=data, parent=parent)
-    kind = data[0]
-    if kind == "#comment":
+    if data[0] == "#comment":
         return Node("comment", data=data[1], parent=parent)
-    if kind == "#document":
-        node = Node("document")
-        for child in data[1]:
-            node.children.append(from_json(child, node))
-        return node
-    _, name, ns, attrs, children, content = data
-    node = Node("element", name=name, ns=_SHORT_NS.get(ns, "html"), attrs=dict(attrs))
-    node.parent = parent
-    node.children = [from_json(child, node) for child in children]
-    node.content = [from_json(child, node) for child in content]
-    return node
+    if data[0] == "#document":
+        return Node("document")
+    _, name, ns, attrs, _children, _content = data
+    return Node(
+        "element", name=name, ns=_SHORT_NS.get(ns, "html"), attrs=dict(attrs), parent=parent
+    )
+
+
+def from_json(data: Any) -> Node:
+    """A node from the browser's serialisation (see :data:`DOM_TO_JSON`); iterative."""
+    top = _json_node(data, None)
+    stack = [(data, top)]
+    while stack:
+        item, node = stack.pop()
+        if node.kind == "document":
+            lists = [(item[1], node.children)]
+        elif node.kind == "element":
+            lists = [(item[4], node.children), (item[5], node.content)]
+        else:
+            continue
+        for source, target in lists:
+            for child in source:
+                converted = _json_node(child, node)
+                target.append(converted)
+                stack.append((child, converted))
+    return top
 
 
 #: Run in the page: the document as nested arrays, template contents included.
@@ -265,7 +278,8 @@ DOM_TO_JSON = """() => {
     return ["#element", n.localName, n.namespaceURI, attrs,
             Array.from(n.childNodes).map(walk), content];
   };
-  return walk(document);
+  // A string: Playwright refuses to serialise deeply nested values itself.
+  return JSON.stringify(walk(document));
 }"""
 
 
@@ -750,7 +764,7 @@ class ChromiumOracle:
     def parse(self, html: str) -> Node:
         self._body = html.encode("utf-8")
         self._page.goto(self.URL, wait_until="domcontentloaded")
-        return from_json(self._page.evaluate(DOM_TO_JSON))
+        return from_json(json.loads(self._page.evaluate(DOM_TO_JSON)))
 
     def close(self) -> None:
         self._context.close()

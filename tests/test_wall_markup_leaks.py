@@ -1,0 +1,201 @@
+"""Markup that used to leak the walled text, through the public HTTP surface.
+
+Each test serves one page from a tiny Starlette app behind ``ConsentGate`` on a
+registration-only route, whole and streamed in 1-byte chunks, to an anonymous reader. The
+text after the lead carries marker words (``HID0001DEN``); the oracle (html5lib and lexbor,
+``tests/oracle.py``) first confirms that a browser puts every marker inside the article after
+the lead, so the page tests what it claims. The answer must be 200 with the call to action
+(the cut article, or the wall page when the gate fails closed) and no marker anywhere in the
+body.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from tests.conftest import SECRET, client, run
+
+from consentgate import Config, ConsentGate
+from oracle import MARKER, PARSERS, analyze
+
+SELECTOR = "div.article-body"
+CTA = 'id="consentgate-cta"'
+LEAD = (
+    "<p>LEADA The first paragraph of the lead, long enough to be a paragraph.</p>"
+    "<p>LEADB The second paragraph of the lead, also long enough to count.</p>"
+)
+CHUNKINGS = ["whole", "bytes"]
+
+
+def hidden(number: int) -> str:
+    return f"<p>HID{number:04d}DEN hidden paragraph {number} of the walled story.</p>"
+
+
+def page(article: str, *, lead: str = LEAD) -> str:
+    return (
+        "<!DOCTYPE html><html><head><title>The story</title></head><body>"
+        "<header>The Test Gazette</header><article><h1>The story</h1>"
+        f'<div class="article-body">{lead}{article}</div>'
+        "<footer>Also read</footer></article></body></html>"
+    )
+
+
+def article_app(body: str, chunking: str) -> Starlette:
+    data = body.encode("utf-8")
+
+    async def article(request: Request) -> Response:
+        if chunking == "whole":
+            return Response(data, media_type="text/html; charset=utf-8")
+
+        async def one_byte_at_a_time() -> Any:
+            for i in range(len(data)):
+                yield data[i : i + 1]
+
+        return StreamingResponse(one_byte_at_a_time(), media_type="text/html; charset=utf-8")
+
+    return Starlette(routes=[Route("/premium/{slug}", article)])
+
+
+def walled_gate(app: Any, tmp_path: Path) -> ConsentGate:
+    config = {
+        "secret_keys": [SECRET],
+        "database_url": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "wall": {
+            "rules": [{"path": "/premium/*", "access": "registered"}],
+            "article_selector": SELECTOR,
+            "lead_paragraphs": 2,
+        },
+    }
+    return ConsentGate(app, config=Config.from_mapping(config))
+
+
+def assert_walled_without_leak(body: str, chunking: str, tmp_path: Path) -> None:
+    markers = set(MARKER.findall(body))
+    assert markers, "test precondition: the page carries hidden markers"
+    for name, parse in PARSERS.items():
+        view = analyze(parse(body), SELECTOR, 2)
+        assert markers <= view.hidden_markers, (
+            f"test precondition ({name}): a browser puts every marker after the lead"
+        )
+
+    async def scenario() -> httpx.Response:
+        gate = walled_gate(article_app(body, chunking), tmp_path)
+        async with client(gate) as c:
+            return await c.get("/premium/story", headers={"accept": "text/html"})
+
+    response = run(scenario())
+    assert response.status_code == 200
+    assert CTA in response.text, "neither the cut article nor the wall page"
+    leaked = sorted(markers & set(MARKER.findall(response.text)))
+    assert not leaked, f"hidden text reached the reader: {leaked}"
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_stray_body_end_tag_does_not_leak(chunking: str, tmp_path: Path) -> None:
+    body = page(hidden(1) + "</body>" + hidden(2) + hidden(3))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_stray_html_end_tag_does_not_leak(chunking: str, tmp_path: Path) -> None:
+    body = page(hidden(1) + "</html>" + hidden(2) + hidden(3))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_pasted_whole_document_does_not_leak(chunking: str, tmp_path: Path) -> None:
+    pasted = (
+        "<!DOCTYPE html><html><head><title>Pasted</title></head><body>"
+        f"{hidden(1)}{hidden(2)}</body></html>"
+    )
+    body = page(pasted + hidden(3) + hidden(4))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize("element", ["foreignObject", "desc", "title"])
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_div_end_inside_svg_integration_point_does_not_leak(
+    element: str, chunking: str, tmp_path: Path
+) -> None:
+    svg = f"<svg><{element}></div>{hidden(1)}</{element}></svg>"
+    body = page(svg + hidden(2) + hidden(3))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "element",
+    ["mi", "mo", "mn", "ms", "mtext", "annotation-xml", 'annotation-xml encoding="text/html"'],
+)
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_div_end_inside_mathml_text_point_does_not_leak(
+    element: str, chunking: str, tmp_path: Path
+) -> None:
+    name = element.split()[0]
+    math = f"<math><{element}></div>{hidden(1)}</{name}></math>"
+    body = page(math + hidden(2) + hidden(3))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_div_end_inside_select_does_not_leak(chunking: str, tmp_path: Path) -> None:
+    select = f"<select><option>one</option></div></div>{hidden(1)}</select>"
+    body = page(select + hidden(2) + hidden(3))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_nesting_deeper_than_the_limit_does_not_leak(
+    chunking: str, tmp_path: Path
+) -> None:
+    depth = 1100  # past the rewriter's depth limit of 1024
+    deep = "<div>" * depth + "deep inside" + "</div>" * depth
+    body = page(deep + hidden(1) + hidden(2))
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+def _words(count: int, start: int) -> str:
+    return " ".join(f"word{start + i}" for i in range(count))
+
+
+SHORT_LEADS = {
+    # 240 words before the first marker: past any word budget the wall uses by default.
+    "div-paragraphs": "".join(f"<div>{_words(60, 60 * i)}</div>" for i in range(4)),
+    "br-separated": "<br>".join(_words(60, 60 * i) for i in range(4)) + "<br>",
+    "bare-text": _words(240, 0) + " ",
+}
+
+
+@pytest.mark.parametrize("form", sorted(SHORT_LEADS))
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_fewer_paragraphs_than_the_lead_does_not_leak(
+    form: str, chunking: str, tmp_path: Path
+) -> None:
+    lead = SHORT_LEADS[form]
+    rest = {
+        "div-paragraphs": "<div>HID0001DEN more</div><div>HID0002DEN end</div>",
+        "br-separated": "HID0001DEN more<br>HID0002DEN end",
+        "bare-text": "HID0001DEN more HID0002DEN end",
+    }[form]
+    body = page(rest, lead=lead)
+    for parse in PARSERS.values():
+        assert analyze(parse(body), SELECTOR, 2).short, "test precondition: a short container"
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_nested_link_after_inner_div_does_not_leak(
+    chunking: str, tmp_path: Path
+) -> None:
+    # The held-out real page: an <a> still open when an inner <div> starts, and a nested
+    # <a> inside that div. The adoption agency moves the inner div out of the first link
+    # and keeps it open; a model that pops it lets the later </div>s close the container.
+    related = '<div class="related"><a href="/x">one<div>inner<a href="/y">two</a></div></div>'
+    body = page(related + hidden(1) + hidden(2) + "<div>" + hidden(3) + "</div>")
+    assert_walled_without_leak(body, chunking, tmp_path)
