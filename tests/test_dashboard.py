@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import client, html_app, make_gate, run
+from tests.services import fresh_postgres_schema, require_postgres
 from tests.test_cli_operator import _fill, check_html
 
 from consentgate import ConsentGate
 from consentgate.operator.dashboard import ADMIN_COOKIE, Dashboard, dashboard_routes
+from consentgate.operator.stats import compute_stats, uses_rollups
+from consentgate.operator.store import Window
+from consentgate.storage import (
+    CONSENT_ACTIONS,
+    ConsentRecord,
+    SQLiteStorage,
+    Storage,
+    storage_from_url,
+)
 
 TOKEN = "admin-token-for-tests-0123456789abcdefghijklmnop"
 TOKEN_SHA = hashlib.sha256(TOKEN.encode()).hexdigest()
@@ -306,3 +319,171 @@ def test_dashboard_other_methods_are_405(tmp_path: Path, method: str) -> None:
             assert (await c.request(method, ADMIN)).status_code == 405
 
     run(go())
+
+
+# -- the admin login and token limits (issue: hardened) -----------------------------------
+
+
+def test_dashboard_bearer_right_token_after_the_limit_is_not_even_compared(
+    tmp_path: Path,
+) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> list[int]:
+        async with client(gate) as c:
+            wrong = {"authorization": "Bearer not-the-token"}
+            statuses = [(await c.get(ADMIN, headers=wrong)).status_code for _ in range(10)]
+            statuses.append((await c.get(ADMIN, headers=BEARER)).status_code)
+            return statuses
+
+    assert run(go()) == [401] * 10 + [429]
+
+
+def test_dashboard_cross_site_junk_posts_do_not_lock_the_operator_out(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> tuple[set[int], int]:
+        async with client(gate) as victim:
+            form = await victim.get(f"{ADMIN}/login")
+            match = CSRF_FIELD.search(form.text)
+            assert match
+            junk = set()
+            for n in range(30):
+                # A page elsewhere makes the operator's browser post guesses: from another
+                # origin, or without the form's token.
+                headers = {"origin": "https://evil.example"} if n % 2 else {}
+                data = {"token": f"guess-{n}"}
+                if n % 2:
+                    data["csrf_token"] = match.group(1)
+                answer = await victim.post(f"{ADMIN}/login", data=data, headers=headers)
+                junk.add(answer.status_code)
+            return junk, (await login(victim)).status_code
+
+    junk, real = run(go())
+    assert junk == {403}
+    assert real == 303
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"since": "0001-01-01", "until": "9999-12-31"}, "at most 366 days"),
+        ({"since": "2020-01-01"}, "at most 366 days"),
+        ({"days": "367"}, "from 1 to 366"),
+        ({"days": "0"}, "from 1 to 366"),
+        ({"days": "9" * 40}, "from 1 to 366"),
+        ({"since": "2026-03-03", "until": "2026-03-01"}, "before --until"),
+        ({"since": "yesterday"}, "not an ISO-8601 date"),
+    ],
+)
+def test_dashboard_window_over_366_days_or_bad_is_400_with_a_message(
+    tmp_path: Path, params: dict[str, str], message: str
+) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> httpx.Response:
+        async with client(gate) as c:
+            return await c.get(ADMIN, params=params, headers=BEARER)
+
+    response = run(go())
+    assert response.status_code == 400
+    assert message in response.text
+    assert_secure_headers(response)
+
+
+def test_dashboard_window_of_exactly_366_days_is_served(tmp_path: Path) -> None:
+    gate = admin_gate(tmp_path)
+
+    async def go() -> int:
+        async with client(gate) as c:
+            params = {"since": "2025-03-03", "until": "2026-03-04"}  # 366 days
+            return (await c.get(ADMIN, params=params, headers=BEARER)).status_code
+
+    assert run(go()) == 200
+
+
+# -- the rollups answer what the ledger's rows answer ---------------------------------------
+
+
+def random_ledger(seed: int, now: datetime, n: int = 400) -> list[ConsentRecord]:
+    rng = random.Random(seed)
+    categories = ("necessary", "preferences", "analytics", "marketing")
+    ids = [f"{rng.getrandbits(128):032x}" for _ in range(n // 3)]
+    rows = []
+    for _ in range(n):
+        granted = ["necessary", *[c for c in categories[1:] if rng.random() < 0.4]]
+        action = rng.choice(sorted(CONSENT_ACTIONS))
+        rows.append(
+            ConsentRecord(
+                consent_id=rng.choice(ids),
+                user_id=None,
+                action=action,
+                granted=tuple(granted),
+                denied=tuple(c for c in categories if c not in granted),
+                policy_version="1",
+                banner_text_sha256="a" * 64,
+                language="en",
+                region_mode="opt-in",
+                method="gpc" if action == "gpc" else rng.choice(["form", "js", "api"]),
+                ip_hmac=None,
+                user_agent=None,
+                # Up to 45 days back, in any order (two workers, clock skew).
+                recorded_at=now - timedelta(seconds=rng.randrange(45 * 86_400)),
+            )
+        )
+    return rows
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "sqlite":
+        yield SQLiteStorage(tmp_path / "rollups.db")
+        return
+    with fresh_postgres_schema(require_postgres()) as url:
+        yield storage_from_url(url)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_dashboard_rollups_equal_the_ledger_stream(ledger_store: Storage, seed: int) -> None:
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    config_categories = ("necessary", "preferences", "analytics", "marketing")
+
+    async def go() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        await ledger_store.open()
+        try:
+            for rec in random_ledger(seed, now):
+                await ledger_store.record_consent(rec)
+            pairs = []
+            for days in (1, 7, 30, 60):
+                window = Window(today - timedelta(days=days - 1), None)
+                assert uses_rollups(window, now)
+                figures = []
+                for rollups in (True, False):
+                    stats = await compute_stats(
+                        ledger_store,
+                        window,
+                        categories=config_categories,
+                        required=frozenset({"necessary"}),
+                        now=now,
+                        rollups=rollups,
+                    )
+                    figures.append(stats.to_json())
+                pairs.append((figures[0], figures[1]))
+            return pairs
+        finally:
+            await ledger_store.close()
+
+    for from_rollups, from_rows in run(go()):
+        assert from_rollups == from_rows
+        assert from_rows["decisions"]["total"] > 0
+
+
+def test_dashboard_rollups_only_for_whole_days_until_now() -> None:
+    now = datetime(2026, 6, 10, 12, tzinfo=UTC)
+    midnight = datetime(2026, 6, 1, tzinfo=UTC)
+    assert uses_rollups(Window(midnight, None), now)
+    assert uses_rollups(Window(midnight, datetime(2026, 6, 11, tzinfo=UTC)), now)
+    assert not uses_rollups(Window(midnight, datetime(2026, 6, 5, tzinfo=UTC)), now)
+    assert not uses_rollups(Window(midnight + timedelta(hours=1), None), now)
+    assert not uses_rollups(Window(None, None), now)
