@@ -529,7 +529,7 @@ class Rewriter:
             model.characters(data)
         if self._dropping:
             return
-        if self._active_truncates:
+        if self._active_truncates and not (model is not None and model.in_template):
             for state in self._truncates:
                 if state.phase is _Phase.ACTIVE:
                     data = self._count_words(state, data)
@@ -780,7 +780,13 @@ class Rewriter:
         position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
         return b"".join(self._end_tag_bytes(e) for e in reversed(stack[position + 1 :]))
 
+    def _in_template(self) -> bool:
+        model = self._model
+        return model is not None and model.in_template
+
     def _synthetic_item(self, element: _Element) -> None:
+        if self._in_template():
+            return
         for state in self._truncates:
             if state.phase is not _Phase.ACTIVE or state.keep_items is None:
                 continue
@@ -789,7 +795,8 @@ class Rewriter:
                     state.items_seen += 1
                     if state.items_seen == state.keep_items:
                         self._release_hold()
-                        self._start_cut(state)
+                        if state.phase is _Phase.ACTIVE:
+                            self._start_cut(state)
                     break
 
     # -- dropping ---------------------------------------------------------------------------------
@@ -828,6 +835,12 @@ class Rewriter:
         self._begin_drop(container, _DropKind.CUT)
 
     def _release_hold(self) -> None:
+        """The N-th item arrived after the fallback point: what was held goes out, unless it
+        outgrew ``max_held_bytes`` (then the cut falls at the fallback point, as it would
+        have when the limit was noticed between two chunks: the chunking must not matter)."""
+        hold = self._hold_from
+        if hold is not None and sum(len(piece) for piece in self._out[hold:]) > self._max_held:
+            self._cut_at_fallback_now()
         self._hold_from = None
 
     def _cut_at_fallback_now(self) -> None:
@@ -909,12 +922,14 @@ class Rewriter:
                 and element is not state.container
                 and state.keep_items is not None
                 and selector.matches(stack)
+                and not self._in_template()
             ):
                 state.items_seen += 1
                 if state.items_seen == state.keep_items:
-                    state.nth_item = element
                     if self._hold_from is not None:
                         self._release_hold()
+                    if state.phase is _Phase.ACTIVE:
+                        state.nth_item = element
 
     def _count_insertion(self, state: _OpState) -> None:
         state.done = True

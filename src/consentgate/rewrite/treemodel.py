@@ -233,6 +233,11 @@ class TreeModel:
         return self._open_count.get(name, 0) > 0
 
     @property
+    def in_template(self) -> bool:
+        """Inside template contents: inert, never rendered, in no paragraph count."""
+        return self._open_count.get("template", 0) > 0
+
+    @property
     def current(self) -> Node | None:
         return self.stack[-1] if self.stack else None
 
