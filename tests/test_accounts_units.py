@@ -18,10 +18,13 @@ from consentgate.accounts import (
     AccountError,
     AccountErrorReason,
     Accounts,
+    BackoffPolicy,
+    MemoryBackoff,
     MemoryRateLimiter,
     RequestContext,
     Session,
     SessionCodec,
+    SessionStore,
     hash_password,
     needs_rehash,
     normalize_email,
@@ -620,3 +623,77 @@ def test_accounts_email_key_is_keyed_and_case_insensitive(tmp_path: Path) -> Non
 def test_accounts_policy_without_text_hash_raises(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="SHA-256"):
         Accounts(SQLiteStorage(tmp_path / "x.db"), (SECRET,), Policy(version="1"))
+
+
+# --- sign-in back-off ---
+
+
+def test_backoff_policy_free_failures_then_doubling_up_to_the_ceiling() -> None:
+    policy = BackoffPolicy(free=3, base_seconds=1, max_seconds=60)
+    assert [policy.delay(n) for n in range(10)] == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60]
+    assert policy.delay(10**9) == 60  # no overflow however many failures
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"free": 0}, {"base_seconds": 0}, {"max_seconds": 0.5}, {"forget_seconds": 10}],
+)
+def test_backoff_policy_bad_values_raise(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        BackoffPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_memory_backoff_counts_failures_forgets_after_quiet_and_on_success() -> None:
+    clock = FakeClock()
+    backoff = MemoryBackoff(clock=clock)
+    policy = BackoffPolicy(free=1, base_seconds=10, max_seconds=100, forget_seconds=1000)
+
+    async def scenario() -> list[float]:
+        waits = [await backoff.wait_seconds("k", policy)]
+        await backoff.failure("k", policy)
+        waits.append(await backoff.wait_seconds("k", policy))  # 1 failure: 10 s
+        clock.now += 4
+        waits.append(await backoff.wait_seconds("k", policy))  # 6 s left
+        await backoff.failure("k", policy)
+        waits.append(await backoff.wait_seconds("k", policy))  # 20 s
+        waits.append(await backoff.wait_seconds("other", policy))
+        clock.now += 1000
+        waits.append(await backoff.wait_seconds("k", policy))  # forgotten
+        await backoff.failure("k", policy)
+        await backoff.success("k")
+        waits.append(await backoff.wait_seconds("k", policy))
+        return waits
+
+    assert asyncio.run(scenario()) == [0, 10, 6, 20, 0, 0, 0]
+
+
+def test_memory_backoff_memory_is_bounded() -> None:
+    backoff = MemoryBackoff(max_keys=2, clock=FakeClock())
+    policy = BackoffPolicy(free=1)
+
+    async def scenario() -> list[float]:
+        for key in ("a", "b", "c"):
+            await backoff.failure(key, policy)
+        return [await backoff.wait_seconds(key, policy) for key in ("a", "c")]
+
+    assert asyncio.run(scenario()) == [0, 1]  # "a" was the least recently failed
+    assert len(backoff) == 2
+
+
+# --- stored sessions ---
+
+
+def test_session_store_expired_row_reads_as_signed_out(tmp_path: Path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    codec = SessionCodec((SECRET,), lifetime_days=1)
+
+    async def scenario() -> tuple[str | None, str | None, int]:
+        async with SQLiteStorage(tmp_path / "s.db") as storage:
+            store = SessionStore(storage, codec, clock=lambda: now[0], cache_seconds=0)
+            value = await store.start("user-1")
+            fresh = await store.subject(value)
+            now[0] += timedelta(days=1, seconds=1)  # the row expired (the cookie has not)
+            stale = await store.subject(value)
+            return fresh, stale, await storage.prune_sessions(now[0])
+
+    assert asyncio.run(scenario()) == ("user-1", None, 1)

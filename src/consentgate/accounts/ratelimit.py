@@ -116,8 +116,8 @@ class BackoffPolicy:
     forget_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
-        if self.free < 0 or self.base_seconds <= 0 or self.max_seconds < self.base_seconds:
-            raise ValueError("free >= 0 and 0 < base_seconds <= max_seconds")
+        if self.free < 1 or self.base_seconds <= 0 or self.max_seconds < self.base_seconds:
+            raise ValueError("free >= 1 and 0 < base_seconds <= max_seconds")
         if self.forget_seconds < self.max_seconds:
             raise ValueError("forget_seconds must be at least max_seconds")
 
