@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import re
@@ -487,3 +488,30 @@ def test_dashboard_rollups_only_for_whole_days_until_now() -> None:
     assert not uses_rollups(Window(midnight, datetime(2026, 6, 5, tzinfo=UTC)), now)
     assert not uses_rollups(Window(midnight + timedelta(hours=1), None), now)
     assert not uses_rollups(Window(None, None), now)
+
+
+def test_dashboard_rollups_count_parallel_inserts_exactly(ledger_store: Storage) -> None:
+    """Many writers at once (a pool of connections in PostgreSQL): no lost count, no
+    deadlock between the rollup rows, the latest decision of each id kept."""
+    now = datetime.now(UTC)
+    rows = random_ledger(3, now, n=300)
+
+    async def go() -> tuple[int, int, int, int]:
+        await ledger_store.open()
+        try:
+            await asyncio.gather(*(ledger_store.record_consent(rec) for rec in rows))
+            since = now - timedelta(days=60)
+            daily = await ledger_store.consent_daily(since.date(), None)
+            sets, _ = await ledger_store.latest_decisions(since)
+            return (
+                sum(n for *_, n in daily),
+                await ledger_store.count_consents(),
+                sum(n for _, n in sets),
+                len({rec.consent_id for rec in rows}),
+            )
+        finally:
+            await ledger_store.close()
+
+    decisions, stored, ids, distinct = run(go())
+    assert decisions == stored == len(rows)
+    assert ids == distinct
