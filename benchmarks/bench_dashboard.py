@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dashboard.py [--rows N] [--span-days D] [--db PATH]
                                                    [--keep] [--stream] [--json]
+                                                   [--postgres URL]
 
 Builds a ledger of ``--rows`` consent rows (default 10,000,000) spread evenly over the
 last ``--span-days`` days (default 365), about 1.5 rows per consent id, written at schema
@@ -20,6 +21,8 @@ version 3 with ``executemany`` (no rollups yet), then times:
 
 The database is a temporary file unless ``--db`` names one (``--keep`` keeps it, and a
 later run with the same ``--db`` and ``--rows`` reuses it instead of building again).
+With ``--postgres postgresql://…`` the same runs in a new schema of that database
+(rows from ``generate_series``), dropped afterwards unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import httpx
 
 from consentgate.operator.stats import compute_stats
 from consentgate.operator.store import Window
-from consentgate.storage import ConsentRecord, SQLiteStorage
+from consentgate.storage import ConsentRecord, SQLiteStorage, storage_from_url
 
 SECRET = "bench-" + "x" * 40
 TOKEN = "bench-admin-token-" + "y" * 40
@@ -110,6 +113,49 @@ def build(path: Path, total: int, span_days: int, now: datetime) -> float:
     return time.perf_counter() - began
 
 
+_PG_GENERATE = """
+INSERT INTO consent_ledger (consent_id, user_id, action, granted, denied, policy_version,
+    banner_text_sha256, language, region_mode, method, ip_hmac, user_agent, recorded_at)
+SELECT lpad(to_hex((random() * %(ids)s)::bigint), 32, '0'), NULL,
+    (ARRAY['reject', 'grant', 'grant', 'update', 'gpc', 'withdraw', 'reject'])[n %% 7 + 1],
+    ARRAY[(ARRAY['necessary', 'analytics', 'marketing', 'preferences'])[(n / 7) %% 4 + 1]],
+    ARRAY[]::text[], '1', %(banner)s, 'en', 'opt-in',
+    (ARRAY['form', 'form', 'js', 'form', 'gpc', 'form', 'js'])[n %% 7 + 1], NULL, NULL,
+    to_timestamp(%(start)s + n * %(step)s)
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n
+"""
+
+
+def build_postgres(url: str, raw_url: str, total: int, span_days: int, now: datetime) -> float:
+    """Like :func:`build`, in PostgreSQL (granted sets simplified to one category)."""
+    import psycopg
+
+    began = time.perf_counter()
+    asyncio.run(_migrate_url(url, target=3))
+    params: dict[str, Any] = {
+        "ids": max(1, int(total / 1.5)),
+        "banner": "b" * 64,
+        "start": (now - timedelta(days=span_days)).timestamp(),
+        "step": span_days * 86_400 / total,
+    }
+    with psycopg.connect(raw_url, autocommit=True) as conn:
+        for first in range(0, total, CHUNK):
+            last = min(total, first + CHUNK) - 1
+            conn.execute(_PG_GENERATE, {**params, "first": first, "last": last})
+            print(f"\r  {last + 1:,} rows", end="", file=sys.stderr, flush=True)
+        conn.execute("VACUUM ANALYZE consent_ledger")
+    print(file=sys.stderr)
+    return time.perf_counter() - began
+
+
+async def _migrate_url(url: str, target: int | None = None) -> list[int]:
+    storage = storage_from_url(url)
+    try:
+        return await (storage.migrate() if target is None else storage.migrate(target))
+    finally:
+        await storage.close()
+
+
 async def _migrate(path: Path, target: int | None = None) -> list[int]:
     storage = SQLiteStorage(path)
     try:
@@ -127,12 +173,12 @@ async def _timed(job: Any, rounds: int) -> list[float]:
     return times
 
 
-async def measure(path: Path, *, stream: bool) -> dict[str, Any]:
+async def measure(url: str, *, stream: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     now = datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     window = Window(today - timedelta(days=29), None)
-    storage = SQLiteStorage(path)
+    storage = storage_from_url(url)
     await storage.open()
     try:
 
@@ -155,7 +201,7 @@ async def measure(path: Path, *, stream: bool) -> dict[str, Any]:
     config = Config.from_mapping(
         {
             "secret_keys": [SECRET],
-            "database_url": f"sqlite:///{path}",
+            "database_url": url,
             "admin": {"token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()},
         }
     )
@@ -178,7 +224,7 @@ async def measure(path: Path, *, stream: bool) -> dict[str, Any]:
             results[f"http-{days}d"] = await _timed(page, ROUNDS)
 
     # The trigger's cost on the write path: one record_consent per consent POST.
-    storage = SQLiteStorage(path)
+    storage = storage_from_url(url)
     await storage.open()
     try:
         rec = ConsentRecord(
@@ -205,7 +251,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--stream", action="store_true", help="also time the row stream")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--postgres", metavar="URL", default=None)
     args = parser.parse_args()
+    if args.postgres:
+        return main_postgres(args)
 
     directory = None
     path = args.db
@@ -233,18 +282,49 @@ def main() -> int:
             began = time.perf_counter()
             asyncio.run(_migrate(path))
             report["migrate_seconds"] = round(time.perf_counter() - began, 1)
-        results = asyncio.run(measure(path, stream=args.stream))
+        results = asyncio.run(measure(f"sqlite:///{path}", stream=args.stream))
     finally:
         if directory is not None and not args.keep:
             directory.cleanup()
 
+    return _report(report, results, as_json=args.json)
+
+
+def main_postgres(args: argparse.Namespace) -> int:
+    import psycopg
+
+    schema = "cg_bench_" + os.urandom(4).hex()
+    with psycopg.connect(args.postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in args.postgres else "?"
+    raw_url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
+    url = f"{raw_url}&call_timeout=600&statement_timeout=600"
+    now = datetime.now(UTC)
+    report: dict[str, Any] = {"rows": args.rows, "span_days": args.span_days, "backend": "postgres"}
+    try:
+        print(f"building {args.rows:,} rows in schema {schema} …", file=sys.stderr)
+        report["build_seconds"] = round(
+            build_postgres(url, raw_url, args.rows, args.span_days, now), 1
+        )
+        began = time.perf_counter()
+        asyncio.run(_migrate_url(url))
+        report["migrate_seconds"] = round(time.perf_counter() - began, 1)
+        results = asyncio.run(measure(url, stream=args.stream))
+    finally:
+        if not args.keep:
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return _report(report, results, as_json=args.json)
+
+
+def _report(report: dict[str, Any], results: dict[str, Any], *, as_json: bool) -> int:
     for key, value in results.items():
         if isinstance(value, list):
             report[f"{key}_median_ms"] = round(statistics.median(value) * 1000, 3)
             report[f"{key}_max_ms"] = round(max(value) * 1000, 3)
         else:
             report[key] = value
-    if args.json:
+    if as_json:
         print(json.dumps(report, indent=2))
     else:
         width = max(len(k) for k in report)
