@@ -34,7 +34,7 @@ from consentgate.accounts import (
 )
 from consentgate.accounts.sessions import SESSION_SALT
 from consentgate.config import Policy
-from consentgate.storage import SQLiteStorage, User
+from consentgate.storage import SessionRecord, SQLiteStorage, User
 
 T = TypeVar("T")
 
@@ -697,3 +697,24 @@ def test_session_store_expired_row_reads_as_signed_out(tmp_path: Path) -> None:
             return fresh, stale, await storage.prune_sessions(now[0])
 
     assert asyncio.run(scenario()) == ("user-1", None, 1)
+
+
+def test_session_store_first_sign_in_prunes_expired_rows(tmp_path: Path) -> None:
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    expired = SessionRecord(
+        id_hash="e" * 64,
+        kind="reader",
+        subject="user-0",
+        created_at=now - timedelta(days=40),
+        expires_at=now - timedelta(days=10),
+    )
+
+    async def scenario() -> tuple[SessionRecord | None, SessionRecord | None]:
+        async with SQLiteStorage(tmp_path / "s.db") as storage:
+            await storage.create_session(expired)
+            before = await storage.session_by_hash(expired.id_hash)
+            store = SessionStore(storage, SessionCodec((SECRET,), 30), clock=lambda: now)
+            await store.start("user-1")
+            return before, await storage.session_by_hash(expired.id_hash)
+
+    assert asyncio.run(scenario()) == (expired, None)

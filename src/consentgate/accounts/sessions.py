@@ -141,7 +141,7 @@ class SessionStore:
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._cache: OrderedDict[str, tuple[str, datetime, float]] = OrderedDict()
-        self._last_prune = 0.0
+        self._last_prune = float("-inf")  # the first session started prunes
 
     @property
     def lifetime_seconds(self) -> int:
