@@ -19,6 +19,7 @@ from tests.browser_support import (
     launch_chromium,
     require_browser,
 )
+from tests.services import POSTGRES_SCHEMA_PREFIX, REDIS_KEY_PREFIX, postgres_url, redis_url
 
 from consentgate import Config, ConsentGate
 
@@ -128,6 +129,50 @@ async def decide(
     if categories:
         data["category"] = list(categories)
     return await c.post("/consentgate/consent", data=data)
+
+
+# -- one run's PostgreSQL schemas and Redis keys ------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def _run_leaves_nothing_behind() -> Iterator[None]:
+    """At the end of the session, drop this run's schemas and delete its Redis keys.
+
+    Each test makes its own (tests.services: schemas named POSTGRES_SCHEMA_PREFIX…, keys
+    under REDIS_KEY_PREFIX) and removes them itself; this catches what an interrupted
+    or failed test left, and touches nothing of another run.
+    """
+    yield
+    _drop_run_schemas()
+    _delete_run_keys()
+
+
+def _drop_run_schemas() -> None:
+    try:
+        import psycopg
+
+        with psycopg.connect(postgres_url(), autocommit=True, connect_timeout=2) as conn:
+            rows = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
+                (POSTGRES_SCHEMA_PREFIX,),
+            ).fetchall()
+            for (schema,) in rows:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    except Exception:  # no PostgreSQL here: nothing of ours can be there
+        pass
+
+
+def _delete_run_keys() -> None:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(redis_url(), socket_connect_timeout=2, socket_timeout=5)
+        try:
+            keys = list(client.scan_iter(match=REDIS_KEY_PREFIX + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    except Exception:  # no Redis here: nothing of ours can be there
+        pass
 
 
 # -- browser fixtures, shared by the test_browser_* modules -----------------------------

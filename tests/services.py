@@ -23,6 +23,14 @@ import pytest
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
+# One id per test run (pytest session). Every Redis key and PostgreSQL schema a run
+# makes carries it, so parallel runs (several developers on one machine, CI) never see
+# each other's keys or rows, and the end of the session removes exactly its own
+# (tests/conftest.py). No test may FLUSHDB: that wipes the keys of every other run.
+RUN_ID = secrets.token_hex(5)
+REDIS_KEY_PREFIX = f"cgtest:{RUN_ID}:"
+POSTGRES_SCHEMA_PREFIX = f"cg_test_{RUN_ID}_"
+
 
 def postgres_url() -> str:
     return os.environ.get("CONSENTGATE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
@@ -55,6 +63,12 @@ def require_postgres() -> str:
     except Exception as exc:
         _unavailable(f"PostgreSQL not reachable at {_where(url)} ({type(exc).__name__})")
     return url
+
+
+def run_redis_url(url: str) -> str:
+    """``url`` with a fresh key prefix inside this run's (REDIS_KEY_PREFIX + a random
+    part): the gate's meter and limiter keys then belong to one test of one run."""
+    return with_query(url, key_prefix=f"{REDIS_KEY_PREFIX}{secrets.token_hex(4)}:")
 
 
 def require_redis() -> str:
@@ -100,7 +114,7 @@ def fresh_postgres_schema(url: str) -> Iterator[str]:
     """A new, uniquely named schema; yields a URL whose sessions use it; drops it after."""
     import psycopg
 
-    schema = "cg_test_" + secrets.token_hex(6)
+    schema = POSTGRES_SCHEMA_PREFIX + secrets.token_hex(4)
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:

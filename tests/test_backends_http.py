@@ -17,6 +17,7 @@ from tests.services import (
     fresh_postgres_schema,
     require_postgres,
     require_redis,
+    run_redis_url,
     with_address,
 )
 from tests.test_wall_http import ArticleApp, full_text_present, hidden_markers, read
@@ -82,14 +83,10 @@ def test_backends_postgresql_down_means_503_and_no_cookie_then_recovers(tmp_path
 
 
 def test_backends_server_meter_in_redis_survives_cleared_cookies(tmp_path: Path) -> None:
-    redis_url = require_redis()
+    # A key prefix of this test alone (no FLUSHDB: that would wipe other runs' keys).
+    redis_url = run_redis_url(require_redis())
 
     async def scenario() -> tuple[list[str], str]:
-        import redis.asyncio as redis_asyncio
-
-        flusher = redis_asyncio.from_url(redis_url)
-        await flusher.flushdb()
-        await flusher.aclose()
         gate = _gate(
             ArticleApp(),
             f"sqlite:///{tmp_path / 'ledger.db'}",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import pytest
-from tests.services import free_port, require_redis
+from tests.services import REDIS_KEY_PREFIX, free_port, require_redis, run_redis_url
 
 from consentgate.accounts.ratelimit import MemoryRateLimiter
 from consentgate.storage import StorageError
@@ -31,9 +31,10 @@ def redis_url() -> str:
 
 @asynccontextmanager
 async def prefixed(url: str) -> AsyncIterator[tuple[object, str]]:
-    """A client and a key prefix of this test only; its keys are deleted afterwards."""
+    """A client and a key prefix of this test only (inside this run's): its keys are
+    deleted afterwards, and no other test or test run shares them."""
     client = redis_client_from_url(url)
-    prefix = f"cgtest:{secrets.token_hex(4)}:"
+    prefix = f"{REDIS_KEY_PREFIX}{secrets.token_hex(4)}:"
     try:
         yield client, prefix
     finally:
@@ -161,6 +162,41 @@ def test_redis_rate_limit_is_atomic_under_concurrency(redis_url: str) -> None:
         return sum(hits)
 
     assert run_with(redis_url, body) == 10
+
+
+def test_redis_rate_limit_runs_with_other_prefixes_do_not_share_counts(redis_url: str) -> None:
+    # Two test runs (or sites) on one database, hitting the same key at the same time:
+    # each counts only its own hits, so neither can push the other past its limit.
+    async def body(client: object, prefix: str) -> list[int]:
+        runs = [RedisRateLimiter(client, prefix=f"{prefix}{run}:") for run in ("a", "b")]  # type: ignore[arg-type]
+        hits = await asyncio.gather(*(runs[n % 2].hit("login:x", 10, 60) for n in range(60)))
+        return [sum(hits[0::2]), sum(hits[1::2])]
+
+    assert run_with(redis_url, body) == [10, 10]
+
+
+def test_redis_run_url_puts_every_gate_key_under_the_run_prefix(redis_url: str) -> None:
+    # The gate builds its client from meter_url; with the run's URL, the limiter and
+    # the meter (default prefixes) write only under REDIS_KEY_PREFIX.
+    async def scenario() -> tuple[list[str], list[bool]]:
+        client = redis_client_from_url(run_redis_url(redis_url))
+        reader = f"reader-{secrets.token_hex(4)}"
+        try:
+            limiter = RedisRateLimiter(client)
+            meter = RedisMeterStore(client, retention=31 * DAY)
+            allowed = [await limiter.hit(reader, 1, 60) for _ in range(2)]
+            await meter.record_read(reader, "a1", datetime.now(UTC))
+            keys = [key.decode() async for key in client.scan_iter(match=f"*{reader}*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+            return keys, allowed
+        finally:
+            await client.aclose()
+
+    keys, allowed = asyncio.run(scenario())
+    assert allowed == [True, False]
+    assert len(keys) == 2
+    assert all(key.startswith(REDIS_KEY_PREFIX) for key in keys), keys
 
 
 def test_redis_rate_limit_key_expires_after_window(redis_url: str) -> None:
