@@ -236,6 +236,8 @@ PIECES = (
     b"<plaintext>", b"<b", b"</B", b"<textarea", b"</textarea", b"<!DOCTYPE html>", b"<br/>",
     b'title="<script>"', b"<a href='x>y'>", b"\t", b"<script>", b"</script>", b"<!--<script>",
     b"</ x>", b"</>", b"<!-->", b"<!--->", b"<svg>", b"</svg>", b"<math>", b"</math>",
+    b" data-consent=a", b" DATA-consent", b" type=x", b" id=", b" data-consentx=1", b"<iframe",
+    b"</iframe>", b"<![CDATA[<p>]]>", b"]]", b" x ", b"'x>'",
 )  # fmt: skip
 WANTED_SETS = (
     frozenset(),
@@ -246,13 +248,27 @@ WANTED_SETS = (
 )
 
 
+FILTERED_SETS: tuple[tuple[frozenset[str], dict[str, frozenset[str]]], ...] = (
+    (
+        frozenset({"html", "head", "body", "script", "iframe"}),
+        {"script": frozenset({"data-consent"}), "iframe": frozenset({"data-consent"})},
+    ),
+    (frozenset({"script", "p", "div"}), {"script": frozenset({"type"}), "div": frozenset({"id"})}),
+    (
+        frozenset({"title", "style", "plaintext"}),
+        {"title": frozenset({"x"}), "plaintext": frozenset({"y"})},
+    ),
+)
+
+
 class FullRecorder:
     """Every byte in order (``out``) and the tag and raw-text tokens (``tokens``); raw text is
     merged per element so chunking does not show. With ``toggle`` it behaves like a rewriter:
     wanted names in HTML content, every token (``set_wanted(None)``) inside svg/math; without
     it every element is HTML (the promise a handler makes in wanted mode)."""
 
-    def __init__(self, toggle: frozenset[str] | None = None) -> None:
+    def __init__(self, toggle: frozenset[str] | None = None, *, foreign: bool = False) -> None:
+        self.all_foreign = foreign  # everything is foreign content (svg all the way)
         self.out: list[bytes] = []
         self.tokens: list[tuple[str, bytes]] = []
         self.toggle = toggle
@@ -285,7 +301,7 @@ class FullRecorder:
             self.foreign_depth += 1
             if self.foreign_depth == 1:
                 self._set(None)
-        if self.foreign_depth:
+        if self.foreign_depth or self.all_foreign:
             return ContentModel.DATA
         if tag.name in RAW:
             return RAW[tag.name]
@@ -300,7 +316,7 @@ class FullRecorder:
                 self._set(self.toggle)
 
     def in_foreign_content(self) -> bool:
-        return self.foreign_depth > 0
+        return self.foreign_depth > 0 or self.all_foreign
 
     def _set(self, names: frozenset[str] | None) -> None:
         if self.toggle is not None and self.tokenizer is not None:
@@ -308,12 +324,18 @@ class FullRecorder:
 
 
 def run_wanted(
-    chunks: list[bytes], wanted: frozenset[str] | None, *, toggle: bool = False
+    chunks: list[bytes],
+    wanted: frozenset[str] | None,
+    *,
+    toggle: bool = False,
+    foreign: bool = False,
+    only_with: dict[str, frozenset[str]] | None = None,
 ) -> FullRecorder:
-    recorder = FullRecorder(wanted if toggle else None)
+    recorder = FullRecorder(wanted if toggle else None, foreign=foreign)
     tokenizer = Tokenizer(recorder, max_token_bytes=1 << 26)
     recorder.tokenizer = tokenizer
-    tokenizer.set_wanted(wanted)
+    if wanted is not None:
+        tokenizer.set_wanted(wanted, foreign=foreign, only_with=only_with)
     for chunk in chunks:
         tokenizer.feed(chunk)
     tokenizer.close()
@@ -327,14 +349,23 @@ def _tag_name(raw: bytes) -> str:
 
 
 def expected_subsequence(
-    reference: FullRecorder, wanted: frozenset[str], *, toggle: bool = False
+    reference: FullRecorder,
+    wanted: frozenset[str],
+    *,
+    toggle: bool = False,
+    only_with: dict[str, frozenset[str]] | None = None,
+    foreign: bool = False,
 ) -> list[tuple[str, bytes]]:
     """The tokens the full tokenizer reports that wanted mode must report: tags with a wanted
     name, ``plaintext`` start tags, the raw text of elements so reported, and (``toggle``)
-    every token inside svg/math."""
+    every token inside svg/math. With ``only_with``, those start tags count only with one of
+    the attributes; a raw-text or script element whose start does not count loses its end
+    tag too (in the full tokenizer's stream it is the next tag)."""
     kept: list[tuple[str, bytes]] = []
     keep_raw = False
+    skip_end = False
     depth = 0
+    filters = only_with or {}
     for kind, raw in reference.tokens:
         if kind == "raw":
             if keep_raw:
@@ -342,6 +373,13 @@ def expected_subsequence(
             continue
         name = _tag_name(raw)
         keep = name in wanted or (kind == "start" and name == "plaintext") or depth > 0
+        if kind == "end" and skip_end:
+            keep = skip_end = False
+        if kind == "start" and keep and name in filters and name != "plaintext" and not depth:
+            attrs = StartTag(raw, name, False).raw_attrs
+            if not any(a.encode() in attrs for a in filters[name]):
+                keep = False
+                skip_end = not foreign and (name in RAW or name in RAWTEXT)
         if toggle and name in FOREIGN:
             if kind == "end" and depth:
                 depth -= 1
@@ -377,6 +415,27 @@ def assert_wanted_matches_full(
             got = run_wanted(chunks, names, toggle=toggle)
             assert b"".join(got.out) == data, (sorted(names), len(chunks), data[:200])
             assert got.tokens == expected, (sorted(names), len(chunks), data[:200])
+
+
+def assert_filtered_and_foreign_match_full(data: bytes, chunkings: list[list[bytes]]) -> None:
+    """Attribute filters in HTML content, and wanted names in foreign content, against the
+    full tokenizer (in foreign content: no raw text, CDATA sections)."""
+    plain = run_wanted([data], None)
+    for wanted, only_with in FILTERED_SETS:
+        expected = expected_subsequence(plain, wanted, only_with=only_with)
+        for chunks in chunkings:
+            got = run_wanted(chunks, wanted, only_with=only_with)
+            assert b"".join(got.out) == data, (sorted(wanted), len(chunks), data[:200])
+            assert got.tokens == expected, (sorted(wanted), only_with, len(chunks), data[:200])
+    foreign = run_wanted([data], None, foreign=True)
+    assert b"".join(foreign.out) == data
+    cases = [(wanted, None) for wanted in WANTED_SETS] + list(FILTERED_SETS)
+    for wanted, filters in cases:
+        expected = expected_subsequence(foreign, wanted, only_with=filters, foreign=True)
+        for chunks in chunkings:
+            got = run_wanted(chunks, wanted, foreign=True, only_with=filters)
+            assert b"".join(got.out) == data, (sorted(wanted), len(chunks), data[:200])
+            assert got.tokens == expected, ("foreign", sorted(wanted), len(chunks), data[:200])
 
 
 def _toggled_reference(data: bytes, names: frozenset[str]) -> FullRecorder:
@@ -486,6 +545,39 @@ def test_wanted_incomplete_unwanted_elements_stream_with_a_small_hold() -> None:
         assert recorder.tokens == []
 
 
+def test_wanted_only_with_reports_start_tags_that_have_the_attribute() -> None:
+    # The consent job wants scripts with data-consent only: the others pass whole, end tag
+    # included, in one piece or in any chunking.
+    data = (
+        b"<script>a('</p>')</script><script type=text/plain DATA-CONSENT=analytics>b</script>"
+        b"<script data-consentx=1>c</script><iframe data-consent=m data-src=/x></iframe><p>"
+    )
+    filters = {"script": frozenset({"data-consent"}), "iframe": frozenset({"data-consent"})}
+    wanted = frozenset({"script", "iframe", "p"})
+    for chunks in ([data], list(bytewise(data))):
+        got = run_wanted(chunks, wanted, only_with=filters)
+        assert b"".join(got.out) == data
+        assert got.tokens == [
+            ("start", b"<script type=text/plain DATA-CONSENT=analytics>"),
+            ("raw", b"b"),
+            ("end", b"</script>"),
+            ("start", b"<iframe data-consent=m data-src=/x>"),
+            ("end", b"</iframe>"),
+            ("start", b"<p>"),
+        ]
+
+
+def test_wanted_foreign_content_has_cdata_and_no_raw_text() -> None:
+    # In svg, <style> is an ordinary element and <![CDATA[ hides what it holds.
+    data = b"<style><p></style><![CDATA[<p>]]><script><p></script><p>"
+    for chunks in ([data], list(bytewise(data))):
+        got = run_wanted(chunks, frozenset({"p"}), foreign=True)
+        assert b"".join(got.out) == data
+        assert got.tokens == [("start", b"<p>")] * 3
+        html = run_wanted(chunks, frozenset({"p"}))
+        assert html.tokens == [("start", b"<p>")]
+
+
 def test_wanted_pattern_is_compiled_once_per_name_set() -> None:
     first = Tokenizer(FullRecorder())
     second = Tokenizer(FullRecorder())
@@ -506,11 +598,12 @@ def test_wanted_names_that_no_tag_can_have_are_ignored() -> None:
 
 def test_wanted_fuzzed_fragments_match_the_full_tokenizer() -> None:
     rng = random.Random(7)
-    for _ in range(600):
+    for _ in range(400):
         data = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
         chunkings = [[data], list(bytewise(data)), random_pieces(data, rng, 7)]
         assert_wanted_matches_full(data, chunkings)
         assert_wanted_matches_full(data, chunkings[:2], toggle=True)
+        assert_filtered_and_foreign_match_full(data, chunkings)
 
 
 SCRIPT_PIECES = (
@@ -526,9 +619,9 @@ def test_wanted_fuzzed_scripts_match_the_full_tokenizer() -> None:
     for index in range(3000):
         pieces = [rng.choice(SCRIPT_PIECES) for _ in range(rng.randint(1, 14))]
         data = b"<script>" + b"".join(pieces)
-        assert_wanted_matches_full(
-            data, [[data], list(bytewise(data))] if index % 10 == 0 else [[data]]
-        )
+        chunkings = [[data], list(bytewise(data))] if index % 10 == 0 else [[data]]
+        assert_wanted_matches_full(data, chunkings)
+        assert_filtered_and_foreign_match_full(data, chunkings)
 
 
 def dat_inputs() -> list[bytes]:
@@ -555,6 +648,7 @@ def test_wanted_html5lib_inputs_match_the_full_tokenizer_in_any_chunking() -> No
     for data in dat_inputs():
         chunkings = [[data], list(bytewise(data)), random_pieces(data, rng, 9)]
         assert_wanted_matches_full(data, chunkings)
+        assert_filtered_and_foreign_match_full(data, chunkings[::2])
 
 
 @pytest.mark.corpora
@@ -574,3 +668,4 @@ def test_wanted_news_pages_match_the_full_tokenizer_in_any_chunking() -> None:
         data = page.read_bytes()
         chunkings = [[data], random_pieces(data, rng, 64), random_pieces(data, rng, 4096)]
         assert_wanted_matches_full(data, chunkings)
+        assert_filtered_and_foreign_match_full(data, chunkings[::2])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from ._html import PLAINTEXT, RAW_TEXT_ELEMENTS, SCRIPT
@@ -198,86 +198,96 @@ def _name_alternation(names: frozenset[str]) -> bytes:
     return b"|".join(re.escape(name.encode("latin-1")) for name in sorted(names))
 
 
-def _script_element() -> bytes:
+def _script_element(start_rest: bytes = _TAG_REST) -> bytes:
     """A whole script element with the script data escape states, as :meth:`Tokenizer._script`
     reads it: ``<!--`` escapes, ``<script`` inside an escape double-escapes (``</script`` there
     is text and returns to the escape), ``-->`` ends either escape, and ``</script`` outside a
     double escape ends the element. The three states are three "text without an event" runs;
-    every quantifier is possessive, so a failed attempt costs one more pass at most."""
+    every quantifier is possessive, so a failed attempt costs one more pass at most.
+    ``start_rest`` is the grammar of the start tag after its name."""
     normal = rb"(?:[^<]++|<(?!!--|/" + _SCRIPT_D + rb"))*+"
     escaped = rb"(?:[^<-]++|-(?!->)|<(?!/?" + _SCRIPT_D + rb"))*+"
     double = rb"(?:[^<-]++|-(?!->)|<(?!/" + _SCRIPT_D + rb"))*+"
     # The escape begins after "<!" so that "<!-->" ends it again at once.
     escape_block = escaped + rb"(?:<" + _SCRIPT_D + double + rb"</" + _SCRIPT_D + escaped + rb")*+"
-    body = (
-        normal
-        + rb"(?:<!(?=--)"
-        + escape_block
-        + rb"(?:-->|<"
-        + _SCRIPT_D
-        + double
-        + rb"-->)"
-        + normal
-        + rb")*+"
-        + rb"(?:<!(?=--)"
-        + escape_block
-        + rb")?+"
-        + rb"(?=</"
-        + _SCRIPT_D
-        + rb")"
+    body = b"".join(
+        (
+            normal,
+            rb"(?:<!(?=--)",
+            escape_block,
+            rb"(?:-->|<",
+            _SCRIPT_D,
+            double,
+            rb"-->)",
+            normal,
+            rb")*+(?:<!(?=--)",
+            escape_block,
+            rb")?+(?=</",
+            _SCRIPT_D,
+            rb")",
+        )
     )
-    return (
-        _SCRIPT_NAME
-        + rb"(?="
-        + _DELIM
-        + rb")"
-        + _TAG_REST
-        + body
-        + rb"</"
-        + _SCRIPT_NAME
-        + _TAG_REST
+    return b"".join(
+        (_SCRIPT_NAME, rb"(?=", _DELIM, rb")", start_rest, body, rb"</", _SCRIPT_NAME, _TAG_REST)
     )
 
 
-def _raw_element(name: str) -> bytes:
+def _raw_element(name: str, start_rest: bytes = _TAG_REST) -> bytes:
     """A whole raw-text element: start tag, content up to ``</name`` + delimiter, end tag."""
     n = rb"(?i:" + re.escape(name.encode("latin-1")) + rb")"
-    return (
-        n
-        + rb"(?="
-        + _DELIM
-        + rb")"
-        + _TAG_REST
-        + rb"(?:[^<]++|<(?!/"
-        + n
-        + _DELIM
-        + rb"))*+</"
-        + n
-        + _TAG_REST
-    )
+    return b"".join(
+        (n, rb"(?=", _DELIM, rb")", start_rest, rb"(?:[^<]++|<(?!/", n, _DELIM, rb"))*+</")
+    ) + b"".join((n, _TAG_REST))
 
 
-def _compile_passthrough(wanted: frozenset[str]) -> re.Pattern[bytes]:
-    """The longest run of complete tokens no wanted name is in, from the match position.
+def _rest_without(attributes: frozenset[str]) -> bytes:
+    """The rest of a start tag that has none of these attributes (names ASCII-case-blind)."""
+    not_named = rb"(?!(?i:" + _name_alternation(attributes) + rb")[\t\n\f\r />=])"
+    return rb"(?:[\t\n\f\r /]*+" + not_named + _ATTR_SKIP + rb")*+[\t\n\f\r /]*+>"
+
+
+def _compile_passthrough(
+    wanted: frozenset[str], foreign: bool, only_with: Mapping[str, frozenset[str]]
+) -> re.Pattern[bytes]:
+    """The longest run of complete tokens no wanted tag is in, from the match position.
 
     It never matches part of a token whose reading could change with more input (a tag needs
     its ``>``, a comment its end, a raw-text element its end tag), so it stops at the first
     wanted tag, ``plaintext`` start tag or incomplete token, where the careful path decides.
+    ``only_with`` names wanted start tags that count only with one of the given attributes;
+    without, they pass like unwanted ones. In ``foreign`` content no element is raw text and
+    ``<![CDATA[`` opens a CDATA section.
     """
-    starts_reported = wanted | _RAW_NAMES | {SCRIPT, PLAINTEXT}
     # Alternatives grouped by the byte after "<", so a "<" costs one or two failed attempts.
-    after_letter = [
-        rb"(?!(?i:"
-        + _name_alternation(starts_reported)
-        + rb")"
-        + _DELIM
-        + rb")"
-        + _TAG_NAME
-        + _TAG_REST
-    ]
-    after_letter += [_raw_element(name) for name in sorted(_RAW_NAMES - wanted)]
-    if SCRIPT not in wanted:
-        after_letter.append(_script_element())
+    after_letter: list[bytes] = []
+    if foreign:
+        stops = wanted | {PLAINTEXT}
+        after_letter.append(
+            rb"(?!(?i:" + _name_alternation(stops) + rb")" + _DELIM + rb")" + _TAG_NAME + _TAG_REST
+        )
+        after_letter += [
+            rb"(?i:" + re.escape(name.encode("latin-1")) + rb")(?=" + _DELIM + rb")"
+            + _rest_without(only_with[name])
+            for name in sorted(only_with)
+        ]  # fmt: skip
+    else:
+        stops = wanted | _RAW_NAMES | {SCRIPT, PLAINTEXT}
+        after_letter.append(
+            rb"(?!(?i:" + _name_alternation(stops) + rb")" + _DELIM + rb")" + _TAG_NAME + _TAG_REST
+        )
+        for name in sorted(only_with):
+            rest = _rest_without(only_with[name])
+            if name == SCRIPT:
+                after_letter.append(_script_element(rest))
+            elif name in _RAW_NAMES:
+                after_letter.append(_raw_element(name, rest))
+            elif name != PLAINTEXT:
+                after_letter.append(
+                    rb"(?i:" + re.escape(name.encode("latin-1")) + rb")(?=" + _DELIM + rb")" + rest
+                )
+        after_letter += [_raw_element(name) for name in sorted(_RAW_NAMES - wanted)]
+        if SCRIPT not in wanted:
+            after_letter.append(_script_element())
     end_tag = rb""
     if wanted:
         end_tag += rb"(?!(?i:" + _name_alternation(wanted) + rb")" + _DELIM + rb")"
@@ -290,37 +300,77 @@ def _compile_passthrough(wanted: frozenset[str]) -> re.Pattern[bytes]:
     after_bang = [
         # <!-->, <!--->, or up to the first "--!?>" after "<!--"
         rb"--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)",
-        rb"(?!--)[^>]*+>",  # doctype, "<!x>", CDATA in HTML content
     ]
+    if foreign:
+        after_bang += [
+            rb"\[CDATA\[(?:[^\]]++|\](?!\]>))*+\]\]>",
+            rb"(?!--|\[CDATA\[)[^>]*+>",  # doctype, "<!x>"
+        ]
+    else:
+        after_bang.append(rb"(?!--)[^>]*+>")  # doctype, "<!x>", CDATA in HTML content
     return re.compile(
-        rb"(?:[^<]++"
-        + rb"|<(?=[^A-Za-z/!?])"  # a "<" that starts no markup is text
-        + rb"|<(?:(?=[A-Za-z])(?:"
-        + b"|".join(after_letter)
-        + rb")"
-        + rb"|/(?:"
-        + b"|".join(after_slash)
-        + rb")"
-        + rb"|!(?:"
-        + b"|".join(after_bang)
-        + rb")"
-        + rb"|\?[^>]*+>"
-        + rb"))*+"
+        b"".join(
+            (
+                rb"(?:[^<]++",
+                rb"|<(?=[^A-Za-z/!?])",  # a "<" that starts no markup is text
+                rb"|<(?:(?=[A-Za-z])(?:",
+                b"|".join(after_letter),
+                rb")|/(?:",
+                b"|".join(after_slash),
+                rb")|!(?:",
+                b"|".join(after_bang),
+                rb")|\?[^>]*+>))*+",
+            )
+        )
     )
 
 
-_PASS_CACHE: dict[frozenset[str], re.Pattern[bytes]] = {}
-_PASS_CACHE_SIZE = 64
+class _Scan:
+    """One wanted-names configuration: its names, its attribute filters and its pattern."""
+
+    __slots__ = ("foreign", "only_with", "pattern", "wanted")
+
+    def __init__(
+        self, wanted: frozenset[str], foreign: bool, only_with: dict[str, frozenset[bytes]]
+    ) -> None:
+        self.wanted = wanted
+        self.foreign = foreign
+        self.only_with = only_with
+        self.pattern = _compile_passthrough(
+            wanted,
+            foreign,
+            {
+                name: frozenset(a.decode("latin-1") for a in attrs)
+                for name, attrs in only_with.items()
+            },
+        )
 
 
-def _passthrough_pattern(wanted: frozenset[str]) -> re.Pattern[bytes]:
-    pattern = _PASS_CACHE.get(wanted)
-    if pattern is None:
-        pattern = _compile_passthrough(wanted)
-        if len(_PASS_CACHE) >= _PASS_CACHE_SIZE:
-            _PASS_CACHE.pop(next(iter(_PASS_CACHE)))  # the oldest: operation sets rarely vary
-        _PASS_CACHE[wanted] = pattern
-    return pattern
+_ScanKey = tuple[frozenset[str], bool, frozenset[tuple[str, frozenset[str]]] | None]
+_SCAN_CACHE: dict[_ScanKey, _Scan] = {}
+_SCAN_CACHE_SIZE = 64
+
+
+def _scan_for(
+    names: frozenset[str], foreign: bool, only_with: Mapping[str, frozenset[str]] | None
+) -> _Scan:
+    key: _ScanKey = (names, foreign, frozenset(only_with.items()) if only_with else None)
+    scan = _SCAN_CACHE.get(key)
+    if scan is None:
+        wanted = _usable_names(frozenset(names))
+        filters = {
+            name: frozenset(a.lower().encode("latin-1") for a in _usable_attributes(attrs))
+            for name, attrs in (only_with or {}).items()
+            if name in wanted and name != PLAINTEXT  # plaintext is always reported
+        }
+        # A filter without a usable attribute name matches no tag: the name is not wanted.
+        wanted -= {name for name, attrs in filters.items() if not attrs}
+        filters = {name: attrs for name, attrs in filters.items() if attrs}
+        scan = _Scan(wanted, foreign, filters)
+        if len(_SCAN_CACHE) >= _SCAN_CACHE_SIZE:
+            _SCAN_CACHE.pop(next(iter(_SCAN_CACHE)))  # the oldest: operation sets rarely vary
+        _SCAN_CACHE[key] = scan
+    return scan
 
 
 def _usable_names(names: frozenset[str]) -> frozenset[str]:
@@ -330,6 +380,17 @@ def _usable_names(names: frozenset[str]) -> frozenset[str]:
         name
         for name in names
         if name and all(ord(ch) < 256 for ch in name) and not any("A" <= ch <= "Z" for ch in name)
+    )
+
+
+def _usable_attributes(names: Iterable[str]) -> frozenset[str]:
+    """Attribute names a tag can have (latin-1, no delimiter); compared ASCII-case-blind."""
+    return frozenset(
+        name
+        for name in names
+        if name
+        and all(ord(ch) < 256 for ch in name)
+        and not any(ch in "\t\n\f\r />=" for ch in name)
     )
 
 
@@ -364,8 +425,12 @@ class Tokenizer:
         self._raw_name = ""
         self._script_state = 0  # 0 normal, 1 escaped (<!--), 2 double escaped (<!--<script>)
         self._retry_from = 0  # an incomplete tag is only re-matched once a new ">" arrived
+        self._scan: _Scan | None = None
         self._wanted: frozenset[str] | None = None
         self._pass_re: re.Pattern[bytes] | None = None
+        # The end tag of a raw-text or script element whose start tag was passed through
+        # (an attribute filter said no) passes too, as the pattern passes the whole element.
+        self._pass_end = False
         # Where text and "other" markup go: the handler's text/other, or passthrough in
         # wanted mode. ``_sink`` receives the content of the current non-DATA mode; it is
         # chosen when the mode is entered, so a set_wanted call inside an element does not
@@ -383,22 +448,42 @@ class Tokenizer:
     def wanted(self) -> frozenset[str] | None:
         return self._wanted
 
-    def set_wanted(self, names: frozenset[str] | None) -> None:
+    def set_wanted(
+        self,
+        names: frozenset[str] | None,
+        *,
+        foreign: bool = False,
+        only_with: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         """Report only tags with these (lower-case) names, plus ``plaintext`` start tags, and
         hand everything else to ``handler.passthrough``; ``None`` reports every token.
 
         May be called at any time, also from inside a handler call: it takes effect at the
-        next token. With a set, the handler promises HTML (not foreign) content.
+        next token. With a set, the handler promises HTML content, where the content model
+        of an unwanted start tag is the HTML one by name; with ``foreign=True`` it promises
+        foreign content instead (the adjusted current node is an SVG/MathML element): no raw
+        text, and ``<![CDATA[`` opens a CDATA section. Either way it must want every name
+        whose tag could end that promise (``svg``/``math`` to enter foreign content; in it,
+        its ends, integration points, HTML breakout tags and the end tags of open HTML
+        elements).
+
+        ``only_with`` maps wanted names to attribute names: such a start tag is reported only
+        when it has one of them (``script`` with ``data-consent``, say); without, it passes
+        with its whole element if that is raw text or a script, end tag included. Pass the
+        same mapping object again to hit the pattern cache quickly.
         """
         if names is None:
+            self._scan = None
             self._wanted = None
             self._pass_re = None
+            self._pass_end = False
             self._text_out = self._handler.text
             self._other_out = self._handler.other
             return
-        usable = _usable_names(frozenset(names))
-        self._wanted = usable
-        self._pass_re = _passthrough_pattern(usable)
+        scan = _scan_for(names, foreign, only_with)
+        self._scan = scan
+        self._wanted = scan.wanted
+        self._pass_re = scan.pattern
         self._text_out = self._other_out = self._handler.passthrough
 
     def feed(self, data: bytes) -> None:
@@ -584,6 +669,7 @@ class Tokenizer:
             match = scan(buf, pos)
             end = match.end() if match is not None else pos
             if end > pos:
+                self._pass_end = False  # the first token passed was that end tag
                 passthrough(buf[pos:end])
                 pos = end
                 if pos >= size or self._pass_re is not pattern:
@@ -613,21 +699,37 @@ class Tokenizer:
             )
         name = _lower_name(match.group(1))
         is_end = buf[pos + 1] == 0x2F
-        wanted = self._wanted
+        scan = self._scan
         handler = self._handler
-        if wanted is not None and name not in wanted and (is_end or name != PLAINTEXT):
-            handler.passthrough(buf[pos:end])
-            if not is_end:
-                if name == SCRIPT:
-                    self._enter_model(ContentModel.SCRIPT, name, handler.passthrough)
-                elif name in _RAW_NAMES:
-                    self._enter_model(ContentModel.RAWTEXT, name, handler.passthrough)
+        if scan is None:
+            if is_end:
+                handler.end_tag(EndTag(buf[pos:end], name))
+                return end
+            tag = self._start_tag_type(buf[pos:end], name, match.group("tail").endswith(b"/"))
+            self._enter_model(handler.start_tag(tag), name, handler.raw_text)
             return end
         if is_end:
-            handler.end_tag(EndTag(buf[pos:end], name))
+            if name in scan.wanted and not self._pass_end:
+                handler.end_tag(EndTag(buf[pos:end], name))
+            else:
+                handler.passthrough(buf[pos:end])
+            self._pass_end = False
             return end
-        tag = self._start_tag_type(buf[pos:end], name, match.group("tail").endswith(b"/"))
-        self._enter_model(handler.start_tag(tag), name, handler.raw_text)
+        if name in scan.wanted or name == PLAINTEXT:
+            tag = self._start_tag_type(buf[pos:end], name, match.group("tail").endswith(b"/"))
+            required = scan.only_with.get(name)
+            if required is None or not required.isdisjoint(tag.raw_attrs):
+                self._enter_model(handler.start_tag(tag), name, handler.raw_text)
+                return end
+        handler.passthrough(buf[pos:end])
+        if not scan.foreign:
+            if name == SCRIPT:
+                self._enter_model(ContentModel.SCRIPT, name, handler.passthrough)
+            elif name in _RAW_NAMES:
+                self._enter_model(ContentModel.RAWTEXT, name, handler.passthrough)
+            # A wanted name said no by its filter: its end tag must pass too (an unwanted
+            # one passes anyway).
+            self._pass_end = self._mode is not _Mode.DATA and name in scan.wanted
         return end
 
     def _enter_model(self, model: ContentModel, name: str, sink: Callable[[bytes], None]) -> None:
@@ -733,8 +835,11 @@ class Tokenizer:
             and (b"<!--".startswith(head) or _CDATA_OPEN.startswith(head))
         ):
             return self._incomplete(pos, final)
-        # In wanted mode the handler promised HTML content: no CDATA sections there.
-        if head == _CDATA_OPEN and self._pass_re is None and self._handler.in_foreign_content():
+        # In wanted mode the handler promised which content it is in.
+        scan = self._scan
+        if head == _CDATA_OPEN and (
+            scan.foreign if scan is not None else self._handler.in_foreign_content()
+        ):
             self._enter_other(_Mode.CDATA)
             return self._until_bytes(pos, b"]]>", final, skip=9)
         # Doctype, <![CDATA[ in HTML content and anything else: up to the next ">".
