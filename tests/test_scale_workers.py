@@ -17,7 +17,13 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from tests.services import free_port, fresh_postgres_schema, require_postgres, require_redis
+from tests.services import (
+    free_port,
+    fresh_postgres_schema,
+    require_postgres,
+    require_redis,
+    run_redis_url,
+)
 
 from consentgate.storage.postgres import PostgresStorage
 
@@ -27,13 +33,28 @@ CLIENTS = 64
 DECISIONS_PER_CONNECTION = 25
 METERED = ("harbour-dredging-vote", "ferry-timetable-change", "school-robotics-team")
 FOURTH = "heatwave-water-authority"
+# Who closes an idle keep-alive connection must be the client, never the server: the
+# server's timer starts when it writes a response, the client's (httpx keepalive_expiry)
+# only when its event loop gets round to reading it. With uvicorn's default of 5 s on
+# both sides, a client loop that lags a few seconds (64 clients on a busy 2-core
+# machine: seen up to 18 s) reuses a connection the server has just closed; the request
+# then meets a reset socket: httpx.ReadError (BrokenPipeError underneath). So the server
+# waits far longer (60 s, the usual proxy idle timeout) than the client keeps idle
+# connections (5 s), and the race cannot happen. Production has the same rule behind a
+# reverse proxy: uvicorn's --timeout-keep-alive above the proxy's idle timeout.
+SERVER_KEEP_ALIVE_SECONDS = 60
+CLIENT_KEEP_ALIVE_SECONDS = 5.0
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, str]]:
-    postgres, redis_url = require_postgres(), require_redis()
+    # This module's own schema and Redis key prefix: other tests and other runs on the
+    # same servers see none of its rows or meter counts (and it needs no FLUSHDB).
+    postgres, redis_url = require_postgres(), run_redis_url(require_redis())
     with fresh_postgres_schema(postgres) as database_url:
-        asyncio.run(_migrate_and_clear(database_url, redis_url))  # the deploy step
+        asyncio.run(_migrate(database_url))  # the deploy step
         port = free_port()
         env = {
             **os.environ,
@@ -45,6 +66,7 @@ def server() -> Iterator[tuple[str, str]]:
             sys.executable, "-m", "uvicorn", "tests.scale_app:create", "--factory",
             "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log",
+            "--timeout-keep-alive", str(SERVER_KEEP_ALIVE_SECONDS),
         ]  # fmt: skip
         process = subprocess.Popen(command, cwd=REPO, env=env)
         base = f"http://127.0.0.1:{port}"
@@ -56,15 +78,10 @@ def server() -> Iterator[tuple[str, str]]:
             process.wait(timeout=30)
 
 
-async def _migrate_and_clear(database_url: str, redis_url: str) -> None:
-    import redis.asyncio as redis_asyncio
-
+async def _migrate(database_url: str) -> None:
     storage = PostgresStorage(database_url)
     await storage.migrate()
     await storage.close()
-    client = redis_asyncio.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
 
 
 def _wait_until_serving(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -112,7 +129,8 @@ async def _decide_many(base: str) -> list[str]:
         # A fresh connection every few decisions, as browsers come and go: new
         # connections are what the two workers share out between them.
         while not queue.empty():
-            async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            limits = httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
+            async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as c:
                 token = (await c.get("/consentgate/consent")).json()["csrf_token"]
                 for _ in range(DECISIONS_PER_CONNECTION):
                     if queue.empty():
