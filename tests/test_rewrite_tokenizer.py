@@ -669,3 +669,35 @@ def test_wanted_news_pages_match_the_full_tokenizer_in_any_chunking() -> None:
         chunkings = [[data], random_pieces(data, rng, 64), random_pieces(data, rng, 4096)]
         assert_wanted_matches_full(data, chunkings)
         assert_filtered_and_foreign_match_full(data, chunkings[::2])
+
+
+@pytest.mark.parametrize("wanted", [None, frozenset({"p"})], ids=("all", "wanted"))
+def test_tag_over_cap_fails_in_one_piece_and_in_chunks_alike(
+    wanted: frozenset[str] | None,
+) -> None:
+    # An unwanted tag too: the scan never passes a tag longer than the cap.
+    small = b"<div title='" + b"x" * 50 + b"'>"
+    data = b"<p>a</p>" + small * 3 + b"<i title='" + b"y" * 300 + b"'>b</i><p>"
+    for chunks in ([data], [data[i : i + 7] for i in range(0, len(data), 7)]):
+        tokenizer = Tokenizer(FullRecorder(), max_token_bytes=100)
+        tokenizer.set_wanted(wanted)
+        with pytest.raises(RewriteError) as info:
+            for chunk in chunks:
+                tokenizer.feed(chunk)
+            tokenizer.close()
+        assert info.value.reason is RewriteErrorReason.TOKEN_TOO_LARGE
+    # Under the cap, long runs of small tags and text still pass whole.
+    fine = (small * 20 + b"text " * 40) * 5 + b"<p>"
+    got = run_wanted_capped([fine], frozenset({"p"}), 100)
+    assert b"".join(got.out) == fine
+    assert got.tokens == [("start", b"<p>")]
+
+
+def run_wanted_capped(chunks: list[bytes], wanted: frozenset[str], cap: int) -> FullRecorder:
+    recorder = FullRecorder()
+    tokenizer = Tokenizer(recorder, max_token_bytes=cap)
+    tokenizer.set_wanted(wanted)
+    for chunk in chunks:
+        tokenizer.feed(chunk)
+    tokenizer.close()
+    return recorder

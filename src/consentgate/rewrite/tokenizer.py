@@ -665,8 +665,13 @@ class Tokenizer:
         scan = pattern.match
         passthrough = self._handler.passthrough
         tag_match = _TAG.match
+        # The scan looks at most max_token_bytes ahead: a tag longer than that never fits, so
+        # it reaches the careful path and fails as it does when held across chunks (the
+        # chunking must not decide whether a page can be rewritten). Tokens that merely
+        # cross a window's end take the careful path too.
+        window = self._max_token
         while pos < size:
-            match = scan(buf, pos)
+            match = scan(buf, pos, pos + window)
             end = match.end() if match is not None else pos
             if end > pos:
                 self._pass_end = False  # the first token passed was that end tag
