@@ -282,8 +282,8 @@ class Dashboard:
 
     async def login(self, request: Request, visitor: Visitor) -> Response:
         form = await _read_form(request)
-        if form is None:
-            return _plain(400, "Send the login form (application/x-www-form-urlencoded).")
+        if isinstance(form, Response):
+            return form
         next_url = _admin_next(first(form, "next"), self.base)
         # CSRF and Origin before anything counts: a cross-site page can make the
         # operator's browser post junk, and that must not lock the operator out.
@@ -312,7 +312,9 @@ class Dashboard:
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
         form = await _read_form(request)
-        if form is None or not self._csrf_ok(request, visitor, first(form, "csrf_token")):
+        if isinstance(form, Response):
+            return form
+        if not self._csrf_ok(request, visitor, first(form, "csrf_token")):
             return _plain(403, "The form had expired or came from another site.")
         try:
             await self.sessions.end(visitor.cookies.get(ADMIN_COOKIE))
@@ -535,11 +537,12 @@ def _admin_next(value: str | None, base: str) -> str:
     return base
 
 
-async def _read_form(request: Request) -> Form | None:
+async def _read_form(request: Request) -> Form | Response:
+    """The form, or the 400/413/415 that names why it cannot be read."""
     try:
         return await read_form(request, MAX_FORM_BYTES)
-    except RequestFailure:
-        return None
+    except RequestFailure as failure:
+        return _plain(failure.failure.status, str(failure))
 
 
 def _challenge(invalid: bool) -> str:

@@ -12,7 +12,6 @@ GET  /.well-known/gpc.json       we honour Global Privacy Control
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from consentgate.web.forms import (
     first,
     media_type,
     page_headers,
+    parse_json,
     private_headers,
     read_body,
     read_form,
@@ -84,6 +84,15 @@ class Endpoints:
         self._static = {name: _read_static(name) for name in STATIC_FILES}
         # Changes whenever the files do, so browsers may cache them for a year.
         self.static_version = hashlib.sha256(b"".join(self._static.values())).hexdigest()[:10]
+
+    @property
+    def route_keys(self) -> frozenset[tuple[str, str]]:
+        """Every (method, path) answered here, static files aside (the fuzz test's list)."""
+        return frozenset(self._routes)
+
+    @property
+    def static_paths(self) -> tuple[str, ...]:
+        return tuple(f"{self._static_prefix}{name}" for name in self._static)
 
     def add_routes(self, routes: Mapping[tuple[str, str], Handler]) -> None:
         """More endpoints under our prefix (the built-in accounts)."""
@@ -383,8 +392,11 @@ class Submission:
 
 
 async def read_submission(request: Request) -> Submission:
-    if media_type(request) == "application/json":
+    content_type = media_type(request)
+    if content_type == "application/json":
         return _json_submission(request, await read_body(request))
+    if content_type not in ("application/x-www-form-urlencoded", ""):
+        raise RequestFailure(Failure.UNSUPPORTED_MEDIA_TYPE, f"Got {content_type!r}.")
     form = await read_form(request)
     return Submission(
         action=first(form, "action"),
@@ -397,10 +409,9 @@ async def read_submission(request: Request) -> Submission:
 
 
 def _json_submission(request: Request, body: bytes) -> Submission:
-    try:
-        data = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestFailure(Failure.BAD_JSON, f"({exc})") from None
+    # Bounded in size (read_body) and depth (parse_json): malformed, deep or huge-number
+    # JSON is a 400 that names the problem, never an exception out of json.loads.
+    data = parse_json(body) if body else {}
     if not isinstance(data, Mapping):
         raise RequestFailure(Failure.BAD_JSON, "Expected an object.")
     categories: Any = data.get("categories", [])

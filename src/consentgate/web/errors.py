@@ -23,11 +23,13 @@ class Failure(Enum):
     UNKNOWN_CATEGORY = (400, "Unknown consent category.")
     REQUIRED_CATEGORY = (400, "Strictly necessary cookies cannot be switched off.")
     BAD_JSON = (400, "The request body is not valid JSON of the documented shape.")
+    JSON_TOO_DEEP = (400, "The JSON body is nested too deeply.")
     BAD_FORM = (400, "The form could not be read.")
     UNSUPPORTED_MEDIA_TYPE = (
         415,
         "Send application/x-www-form-urlencoded or application/json.",
     )
+    FORM_MEDIA_TYPE = (415, "Send the form as application/x-www-form-urlencoded.")
     BODY_TOO_LARGE = (413, "The request body is too large.")
     NO_CONSENT = (404, "No consent has been recorded for this browser.")
     STORAGE_UNAVAILABLE = (

@@ -6,6 +6,9 @@ here, so a limit or a CSRF rule is set once and holds for each of them.
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import ClientDisconnect, Request
@@ -16,6 +19,9 @@ from consentgate.web.security import CsrfTokens, page_security_headers, same_ori
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
+# Our JSON bodies are an object holding a list of strings (depth 2); 8 leaves room for
+# API clients and stays far below the recursion json.loads would need.
+MAX_JSON_DEPTH = 8
 
 Form = dict[str, list[str]]
 
@@ -37,13 +43,13 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The body, refused past ``limit`` bytes whatever Content-Length claims."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestFailure(Failure.BODY_TOO_LARGE)
+        raise RequestFailure(Failure.BODY_TOO_LARGE, f"(at most {limit} bytes)")
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise RequestFailure(Failure.BODY_TOO_LARGE)
+                raise RequestFailure(Failure.BODY_TOO_LARGE, f"(at most {limit} bytes)")
     except ClientDisconnect:
         raise RequestFailure(Failure.BAD_FORM, "The client went away.") from None
     return bytes(body)
@@ -57,11 +63,51 @@ def parse_urlencoded(body: bytes, max_fields: int = MAX_FIELDS) -> Form:
         raise RequestFailure(Failure.BAD_FORM, f"({exc})") from None
 
 
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """A UTF-8 JSON body nested at most ``max_depth`` arrays or objects deep.
+
+    The depth is counted before parsing: json.loads recurses once per level, so 5,000
+    ``[`` (10 kB, well under the size limit) would end in a RecursionError, a 500.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestFailure(Failure.BAD_JSON, f"(not UTF-8: {exc.reason})") from None
+    if json_depth(text, stop_above=max_depth) > max_depth:
+        raise RequestFailure(Failure.JSON_TOO_DEEP, f"(at most {max_depth} levels)")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        # ValueError: malformed JSON, or an integer past Python's 4,300-digit limit.
+        raise RequestFailure(Failure.BAD_JSON, f"({exc})") from None
+
+
+def json_depth(text: str, stop_above: int | None = None) -> int:
+    """The deepest nesting of arrays and objects in ``text``, strings skipped; linear,
+    defined for malformed input too (json.loads then says what is wrong), and it stops
+    as soon as the depth passes ``stop_above``."""
+    depth = deepest = 0
+    for match in _JSON_STRUCTURE.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+            if stop_above is not None and depth > stop_above:
+                break
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+# A whole string (an unterminated one runs to the end) or a bracket: no backtracking.
+_JSON_STRUCTURE = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
 async def read_form(request: Request, limit: int = MAX_BODY_BYTES) -> Form:
     """An urlencoded form of at most ``limit`` bytes."""
     content_type = media_type(request)
     if content_type not in ("application/x-www-form-urlencoded", ""):
-        raise RequestFailure(Failure.UNSUPPORTED_MEDIA_TYPE, f"Got {content_type!r}.")
+        raise RequestFailure(Failure.FORM_MEDIA_TYPE, f"Got {content_type!r}.")
     return parse_urlencoded(await read_body(request, limit))
 
 
