@@ -775,10 +775,22 @@ class Rewriter:
         return b"</" + element.name.encode("ascii", "ignore") + b">"
 
     def _closers(self, container: _Element) -> bytes:
-        """End tags for the elements open inside ``container``, innermost first."""
+        """End tags for the elements open inside ``container``, innermost first.
+
+        A cut inside a table open in the container cannot be made: a browser places later
+        content of the table (foster parenting) *before* it, so text after the cut point in
+        the bytes can come before it in the page. That fails closed.
+        """
         stack = self._stack
         position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
-        return b"".join(self._end_tag_bytes(e) for e in reversed(stack[position + 1 :]))
+        inside = stack[position + 1 :]
+        if any(e.name == "table" and e.ns == HTML for e in inside):
+            raise RewriteError(
+                RewriteErrorReason.MODEL_LIMIT,
+                "the cut point lies inside a table, whose later content a browser may place "
+                "before it",
+            )
+        return b"".join(self._end_tag_bytes(e) for e in reversed(inside))
 
     def _in_template(self) -> bool:
         model = self._model
