@@ -459,7 +459,7 @@ def analyze(
         for kind, node in _events(container)
         if skip is None or not (node is not None and _inside(node, skip))
     ]
-    found_items = [n for kind, n in events if kind == "start" and item_match(n)]
+    found_items = [n for kind, n in events if kind == "start" and item_match(n) and not _inert(n)]
     view = View(found=True, items=len(found_items), container=container, events=events)
     cut_event: int | None = None  # hidden = events[cut_event + 1 :] (+ a text tail)
     tail = ""
@@ -501,6 +501,11 @@ def analyze(
     return view
 
 
+def _inert(node: Node) -> bool:
+    """In a template's contents: not in the document, no paragraph or word of a lead."""
+    return any(a.kind == "element" and a.name == "template" for a in node.ancestors())
+
+
 def _inside(node: Node, skip: Callable[[Node], bool]) -> bool:
     return skip(node) or any(skip(a) for a in node.ancestors())
 
@@ -530,6 +535,8 @@ def _word_cut(events: Sequence[tuple[str, Node]], budget: int) -> tuple[int, str
     current = ""
     for index, (kind, node) in enumerate(events):
         if kind in ("start", "end") and node.ns == "html" and node.name in BLOCKS:
+            if _inert(node):
+                continue
             if current:
                 words.append(current)
                 current = ""
