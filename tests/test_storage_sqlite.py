@@ -922,7 +922,8 @@ def test_sqlite_open_on_version_1_refuses_until_migrated(tmp_path: Path) -> None
     path = tmp_path / "v1.db"
     _version_1_database(path)
 
-    with pytest.raises(SchemaTooOldError, match=f"version 1, this consentgate needs {SCHEMA_VERSION}"):
+    needs = f"version 1, this consentgate needs {SCHEMA_VERSION}"
+    with pytest.raises(SchemaTooOldError, match=needs):
         with_storage(path, SQLiteStorage.ping)
     assert _migrated(path) == list(range(2, SCHEMA_VERSION + 1))
     assert _migrated(path) == []
