@@ -377,8 +377,12 @@ class Responder:
 
         Until the rewriter has produced output (it holds the first KiB to find the
         charset), we keep a copy of the input, so a page it refuses passes intact.
-        Never used for a walled page.
+        Never used for a walled page: the check below keeps a future caller from making
+        it one (a walled page ends here instead of passing through).
         """
+        if self._gated:
+            self._ended = True
+            return b""
         if self._replay is not None:
             self._replay.append(chunk)
         try:

@@ -1,27 +1,27 @@
-"""Element categories from the WHATWG HTML parsing algorithm, used to approximate its tree."""
+"""Element categories of the WHATWG HTML parsing algorithm (§13.2), named once for the
+tokenizer, the tree model and the rewriter."""
 
 from __future__ import annotations
 
 
-def _names(words: str) -> frozenset[str]:
+def names(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
-VOID_ELEMENTS = _names(
+VOID_ELEMENTS = names(
     "area base basefont bgsound br col embed frame hr image img input keygen link meta "
     "param source track wbr"
 )
 
 #: Elements whose content the tokenizer never parses as tags (end detected by ``</name``).
-RAW_TEXT_ELEMENTS = _names(
-    "style textarea title xmp iframe noembed noframes noscript"
-)
+RAW_TEXT_ELEMENTS = names("style textarea title xmp iframe noembed noframes noscript")
 #: ``script`` has its own escape states (``<!-- <script> ... </script> -->``).
 SCRIPT = "script"
 PLAINTEXT = "plaintext"
 
-#: The "special" category: an end tag for a non-special element is ignored across these.
-SPECIAL_ELEMENTS = _names(
+#: The "special" category, by namespace: an end tag for another element is ignored across
+#: these ("any other end tag"), and the adoption agency's furthest block is one of them.
+SPECIAL_ELEMENTS = names(
     "address applet area article aside base basefont bgsound blockquote body br button caption "
     "center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form "
     "frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link "
@@ -29,39 +29,23 @@ SPECIAL_ELEMENTS = _names(
     "script search section select source style summary table tbody td template textarea tfoot th "
     "thead title tr track ul wbr xmp"
 )
+#: MathML text integration points plus annotation-xml: special, and scope boundaries.
+SPECIAL_MATHML = names("mi mo mn ms mtext annotation-xml")
+#: SVG HTML integration points: special, and scope boundaries.
+SPECIAL_SVG = names("foreignobject desc title")
 
-#: Elements that end the "has an element in scope" search.
-SCOPE_BOUNDARIES = _names(
-    "applet caption html table td th marquee object template"
-)
-TABLE_SCOPE_BOUNDARIES = frozenset(("html", "table", "template"))
-TABLE_PARTS = _names("table tbody thead tfoot tr td th caption colgroup")
+FORMATTING_ELEMENTS = names("a b big code em font i nobr s small strike strong tt u")
+HEADINGS = names("h1 h2 h3 h4 h5 h6")
 
-FORMATTING_ELEMENTS = _names(
-    "a b big code em font i nobr s small strike strong tt u"
-)
-
-#: Start tags that close an open ``p`` (in button scope).
-CLOSES_P = _names(
-    "address article aside blockquote center details dialog dir div dl fieldset figcaption "
-    "figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr main menu nav ol p pre listing "
-    "search section summary table ul plaintext xmp li dd dt"
-)
-HEADINGS = _names("h1 h2 h3 h4 h5 h6")
-
-#: Elements allowed in ``head``; any other start tag implicitly closes an open ``head``.
-HEAD_CONTENT = _names(
-    "base basefont bgsound link meta noframes script style template title noscript"
-)
-
-#: HTML start tags that break out of SVG/MathML content.
-FOREIGN_BREAKOUT = _names(
+#: HTML start tags that break out of SVG/MathML content (and ``font`` with color/face/size).
+FOREIGN_BREAKOUT = names(
     "b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img "
     "li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul "
     "var"
 )
-FOREIGN_ROOTS = frozenset(("svg", "math"))
-#: Inside these foreign elements, content is parsed as HTML again.
-INTEGRATION_POINTS = _names(
-    "foreignobject desc title mi mo mn ms mtext annotation-xml"
+
+#: Phrasing elements: their tags do not separate words ("<b>un</b>cut" is one word).
+INLINE_ELEMENTS = names(
+    "a abbr b bdi bdo cite code data del dfn em font i ins kbd mark nobr q rp rt ruby s "
+    "samp small span strike strong sub sup time tt u var wbr"
 )

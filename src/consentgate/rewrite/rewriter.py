@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import treemodel as T
+from ._html import INLINE_ELEMENTS, VOID_ELEMENTS
 from .charset import PRESCAN_BYTES, CharsetDecision, detect_charset
 from .errors import RewriteError, RewriteErrorReason
 from .operations import (
@@ -52,18 +53,6 @@ codecs.register_error(_ERRORS, _escape_unencodable)
 
 _WORD = re.compile(rb"[^\t\n\f\r ]+")
 
-#: Content models of HTML elements outside foreign content, for the light path (no tree model).
-_CONTENT_MODELS: dict[str, ContentModel] = {
-    **{name: ContentModel.RAWTEXT for name in T._RAW_TEXT | {"title", "textarea"}},
-    "plaintext": ContentModel.PLAINTEXT,
-    "script": ContentModel.SCRIPT,
-}
-#: Phrasing elements: their tags do not separate words ("<b>un</b>cut" is one word). Every
-#: other tag (blocks, <br>, table cells ...) does.
-_INLINE = T._names(
-    "a abbr b bdi bdo cite code data del dfn em font i ins kbd mark nobr q rp rt ruby s "
-    "samp small span strike strong sub sup time tt u var wbr"
-)
 #: Output held after a fallback cut point (``ShortContainer.CUT``) before giving up and
 #: cutting there.
 DEFAULT_MAX_HELD_BYTES = 1 << 20
@@ -427,9 +416,7 @@ class Rewriter:
             self._set_wanted(self._light_wanted)
 
     def _set_wanted(self, names: frozenset[str] | None) -> None:
-        set_wanted = getattr(self._tokenizer, "set_wanted", None)
-        if set_wanted is not None:
-            set_wanted(names)
+        self._tokenizer.set_wanted(names)
 
     @property
     def _stack(self) -> list[_Element]:
@@ -508,7 +495,7 @@ class Rewriter:
             data = b"".join(out)
             out.clear()
             return data
-        if sum(len(piece) for piece in out[hold:]) > self._max_held:
+        if self._held_too_much():
             self._cut_at_fallback_now()
             return self._take_output()
         data = b"".join(out[:hold])
@@ -581,7 +568,7 @@ class Rewriter:
         element: _Element = tag  # type: ignore[assignment]
         element.codec = self._codec
         name = element.name
-        if self._watch_words and name not in _INLINE:
+        if self._watch_words and name not in INLINE_ELEMENTS:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()
@@ -619,9 +606,7 @@ class Rewriter:
     def _light_start(self, element: _Element) -> ContentModel:
         """A start tag outside the tree model: HTML content, context unknown."""
         name = element.name
-        content = _CONTENT_MODELS.get(name, ContentModel.DATA)
-        if self._dropping:  # pragma: no cover - a drop always runs the model
-            return content
+        content = T.CONTENT_MODELS.get(name, ContentModel.DATA)
         if self._content_fallbacks and name not in ("html", "head"):
             self._insert_content_fallbacks()
             self._update_wanted()
@@ -629,7 +614,7 @@ class Rewriter:
             self._out.append(element.raw)
             return content
         stack = [element]
-        void = name in T.VOID
+        void = name in VOID_ELEMENTS
         if not void:
             element.open = True
         self._apply_start_ops(element, content, stack)
@@ -649,7 +634,7 @@ class Rewriter:
 
     def end_tag(self, tag: EndTag) -> None:
         name = tag.name
-        if self._watch_words and name not in _INLINE:
+        if self._watch_words and name not in INLINE_ELEMENTS:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()
@@ -760,15 +745,8 @@ class Rewriter:
                 f"{state.items_seen} of the {state.keep_items} items to keep",
             )
         if op.short is ShortContainer.CUT and state.fallback_set:
-            hold = self._hold_from
-            if hold is not None:
-                del self._out[hold:]
-                self._hold_from = None
-            self._out.append(state.fallback_closers)
-            self._out.append(state.snippet)
-            state.done = True
-            self.report.cuts += 1
-        elif self._hold_from is not None:
+            self._write_cut(state, state.fallback_closers, discard_held=True)
+        else:
             self._hold_from = None
 
     def _end_tag_bytes(self, element: _Element) -> bytes:
@@ -833,47 +811,56 @@ class Rewriter:
         return element
 
     def _start_cut(self, state: _TruncateState) -> None:
+        """Cut at the current position: the lead is complete."""
         container = state.container
         if container is None:
             raise RuntimeError("cut started outside its container")
-        # Close what is open inside the container first, so that the call to action stands
-        # in the container itself whatever the lead ended in (a table, a list, SVG).
-        self._out.append(self._closers(container))
+        self._write_cut(state, self._closers(container), discard_held=False)
+        self._drop_rest_of(state, container)
+
+    def _write_cut(self, state: _TruncateState, closers: bytes, *, discard_held: bool) -> None:
+        """Close what is open inside the container, then the call to action, so that it stands
+        in the container itself whatever the lead ended in (a table, a list, SVG). With
+        ``discard_held`` the cut goes at the fallback point: what was held after it is dropped.
+        """
+        hold = self._hold_from
+        self._hold_from = None
+        if discard_held and hold is not None:
+            del self._out[hold:]
+        self._out.append(closers)
         self._out.append(state.snippet)
-        state.phase = _Phase.CUTTING  # always from ACTIVE
-        self._active_truncates -= 1
         state.done = True
         self.report.cuts += 1
+
+    def _drop_rest_of(self, state: _TruncateState, container: _Element) -> None:
+        state.phase = _Phase.CUTTING  # always from ACTIVE
+        self._active_truncates -= 1
         self._begin_drop(container, _DropKind.CUT)
 
     def _release_hold(self) -> None:
         """The N-th item arrived after the fallback point: what was held goes out, unless it
         outgrew ``max_held_bytes`` (then the cut falls at the fallback point, as it would
         have when the limit was noticed between two chunks: the chunking must not matter)."""
-        hold = self._hold_from
-        if hold is not None and sum(len(piece) for piece in self._out[hold:]) > self._max_held:
+        if self._held_too_much():
             self._cut_at_fallback_now()
         self._hold_from = None
 
+    def _held_too_much(self) -> bool:
+        hold = self._hold_from
+        return hold is not None and sum(len(piece) for piece in self._out[hold:]) > self._max_held
+
     def _cut_at_fallback_now(self) -> None:
         """Too much held after the fallback point: cut there (fail closed)."""
-        hold = self._hold_from
-        self._hold_from = None
         for state in self._truncates:
-            if state.phase is _Phase.ACTIVE and state.fallback_set and state.container:
-                if hold is not None:
-                    del self._out[hold:]
-                self._out.append(state.fallback_closers)
-                self._out.append(state.snippet)
-                state.phase = _Phase.CUTTING
-                self._active_truncates -= 1
-                state.done = True
-                self.report.cuts += 1
+            container = state.container
+            if state.phase is _Phase.ACTIVE and state.fallback_set and container is not None:
+                self._write_cut(state, state.fallback_closers, discard_held=True)
                 self.report.warnings.append(
                     f"more than {self._max_held} bytes after the fallback cut point: cut there"
                 )
-                self._begin_drop(state.container, _DropKind.CUT)
+                self._drop_rest_of(state, container)
                 return
+        self._hold_from = None
 
     # -- operations on start tags -------------------------------------------------------------
 
@@ -893,7 +880,9 @@ class Rewriter:
                 self.report.removals += 1
                 # Only an element that stays open has content to drop; a void or a
                 # self-closed foreign element (<svg><g/>) is just its tag.
-                stays_open = not element.self_closing if element.foreign else name not in T.VOID
+                stays_open = (
+                    not element.self_closing if element.foreign else name not in VOID_ELEMENTS
+                )
                 if stays_open:
                     self._begin_drop(element, _DropKind.REMOVE)
                 return

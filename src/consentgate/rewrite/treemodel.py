@@ -36,6 +36,16 @@ import enum
 from collections.abc import Callable
 from typing import Protocol
 
+from ._html import (
+    FOREIGN_BREAKOUT,
+    FORMATTING_ELEMENTS,
+    HEADINGS,
+    SPECIAL_ELEMENTS,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
+    VOID_ELEMENTS,
+)
+from ._html import names as _names
 from .tokenizer import ContentModel
 
 HTML = 0
@@ -45,16 +55,13 @@ MATHML = 2
 _WS = b"\t\n\f\r "
 
 
-def _names(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
 class Node(Protocol):
     """What the model needs of an element (the rewriter's element class provides it)."""
 
     name: str
     ns: int
     open: bool
+    self_closing: bool
 
     def get_attr(self, name: str) -> str | None: ...
 
@@ -103,24 +110,8 @@ class Outcome(enum.Enum):
     IGNORED = enum.auto()
 
 
-# -- element categories (HTML namespace unless said) ------------------------------------------
+# -- what the algorithm's steps test (HTML namespace unless said) -------------------------------
 
-SPECIAL = _names(
-    "address applet area article aside base basefont bgsound blockquote body br button caption "
-    "center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form "
-    "frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link "
-    "listing main marquee menu meta nav noembed noframes noscript object ol p param plaintext pre "
-    "script search section select source style summary table tbody td template textarea tfoot th "
-    "thead title tr track ul wbr xmp"
-)
-SPECIAL_MATHML = _names("mi mo mn ms mtext annotation-xml")
-SPECIAL_SVG = _names("foreignobject desc title")
-FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
-VOID = _names(
-    "area base basefont bgsound br col embed frame hr image img input keygen link meta param "
-    "source track wbr"
-)
-HEADINGS = _names("h1 h2 h3 h4 h5 h6")
 _DEFAULT_SCOPE = _names("applet caption html table td th marquee object template select")
 _TABLE_SCOPE = _names("html table template")
 _IMPLIED_END = _names("dd dt li optgroup option p rb rp rt rtc")
@@ -135,22 +126,41 @@ _BLOCK_END = _names(
     "ul"
 )
 _HEAD_RULES = _names("base basefont bgsound link meta noframes script style template title")
-_FOREIGN_BREAKOUT = _names(
-    "b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img "
-    "li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var"
-)
 _TABLE_SECTIONS = _names("tbody tfoot thead")
 _CELLS = _names("td th")
 _IN_TABLE_IGNORED_ENDS = _names("body caption col colgroup html tbody td tfoot th thead tr")
 _TABLE_TEXT_TARGETS = _names("table tbody template tfoot thead tr")
 _RAW_TEXT = _names("style xmp iframe noembed noframes noscript")
 
-_CONTENT_MODEL = {
+#: How the tokenizer reads the content of HTML elements (scripting enabled: noscript is raw).
+CONTENT_MODELS = {
     "script": ContentModel.SCRIPT,
     "plaintext": ContentModel.PLAINTEXT,
     "title": ContentModel.RAWTEXT,
     "textarea": ContentModel.RAWTEXT,
     **{name: ContentModel.RAWTEXT for name in _RAW_TEXT},
+}
+
+_BUTTON = frozenset(("button",))
+_LIST_ITEM = frozenset(("ol", "ul"))
+_TABLE_CONTEXT = _names("table template html")
+_TABLE_BODY_CONTEXT = _names("tbody tfoot thead template html")
+_ROW_CONTEXT = _names("tr template html")
+_CAPTION_ENDERS = _names("caption col colgroup tbody td tfoot th thead tr")
+_TABLE_BODY_ENDERS = _names("caption col colgroup tbody tfoot thead")
+_ROW_ENDERS = _names("caption col colgroup tbody tfoot thead tr")
+_CELL_ENDERS = _names("caption col colgroup tbody td tfoot th thead tr")
+_BODY_IGNORED_STARTS = _names("caption col colgroup frame head tbody td tfoot th thead tr")
+_TEMPLATE_SWITCH = {
+    "caption": Mode.IN_TABLE,
+    "colgroup": Mode.IN_TABLE,
+    "tbody": Mode.IN_TABLE,
+    "tfoot": Mode.IN_TABLE,
+    "thead": Mode.IN_TABLE,
+    "col": Mode.IN_COLUMN_GROUP,
+    "tr": Mode.IN_TABLE_BODY,
+    "td": Mode.IN_ROW,
+    "th": Mode.IN_ROW,
 }
 
 _MARKER = None  # a scope marker in the list of active formatting elements
@@ -198,18 +208,29 @@ class TreeModel:
     # -- stack primitives ------------------------------------------------------------------
 
     def _push(self, node: Node) -> None:
+        self._insert_at(len(self.stack), node)
+
+    def _insert_at(self, index: int, node: Node) -> None:
         if len(self.stack) >= self.max_depth:
             raise ModelLimit(f"nesting deeper than {self.max_depth} elements")
-        self.stack.append(node)
+        self.stack.insert(index, node)
+        self._track(node)
+
+    def _track(self, node: Node) -> None:
+        """``node`` is on the stack now: its flag and the per-name count say so."""
         node.open = True
         if node.ns == HTML:
             counts = self._open_count
             counts[node.name] = counts.get(node.name, 0) + 1
 
-    def _forget(self, node: Node) -> None:
+    def _untrack(self, node: Node) -> None:
         node.open = False
         if node.ns == HTML:
             self._open_count[node.name] -= 1
+
+    def _forget(self, node: Node) -> None:
+        """``node`` left the stack: closed, as far as the rewriter is concerned."""
+        self._untrack(node)
         self._on_close(node)
 
     def pop(self) -> Node:
@@ -601,12 +622,11 @@ class TreeModel:
                     head = self._head
                     if head is None or head.open:
                         return self._head_start(token)
-                    self.stack.append(head)
-                    head.open = True
+                    self._push(head)
                     result = self._head_start(token)
                     if head.open:
                         self.stack.remove(head)
-                        head.open = False
+                        self._untrack(head)
                     return result
                 if name == "head":
                     return Outcome.IGNORED, ContentModel.DATA
@@ -724,7 +744,7 @@ class TreeModel:
         self._insert(token)
         self._original_mode = self.mode
         self.mode = Mode.TEXT
-        return Outcome.OPEN, _CONTENT_MODEL[token.name]
+        return Outcome.OPEN, CONTENT_MODELS[token.name]
 
     # -- in body ----------------------------------------------------------------------------
 
@@ -734,7 +754,7 @@ class TreeModel:
             self._close_p_if_in_button_scope()
             self._insert(token)
             return Outcome.OPEN, ContentModel.DATA
-        if name in FORMATTING:
+        if name in FORMATTING_ELEMENTS:
             if name == "a":
                 active = self._active_formatting("a")
                 if active is not None:
@@ -774,7 +794,7 @@ class TreeModel:
             self._close_p_if_in_button_scope()
             self._insert(token)
             return Outcome.OPEN, ContentModel.DATA
-        if name in VOID:
+        if name in VOID_ELEMENTS:
             if name in ("hr",):
                 self._close_p_if_in_button_scope()
             elif name not in ("param", "source", "track") and name not in _HEAD_RULES:
@@ -865,7 +885,7 @@ class TreeModel:
             self._reconstruct_formatting()
             token.ns = MATHML if name == "math" else SVG
             self._insert(token)
-            if token_self_closing(token):
+            if token.self_closing:
                 self.pop()
                 return Outcome.VOID, ContentModel.DATA
             return Outcome.OPEN, ContentModel.DATA
@@ -1090,7 +1110,7 @@ class TreeModel:
             node = self._last_open("form")
             self._pop_until("form")
             return node
-        if name in FORMATTING:
+        if name in FORMATTING_ELEMENTS:
             return self._adoption_agency(name)
         if name in ("applet", "marquee", "object"):
             if not self._in_scope(name):
@@ -1107,7 +1127,7 @@ class TreeModel:
         if name == "template":
             return self._template_end()
         if name == "select":
-            if not self._in_scope("select", _SELECT_END_SCOPE):
+            if not self._in_scope("select"):
                 return None
             node = self._last_open("select")
             self._pop_until("select")
@@ -1212,9 +1232,7 @@ class TreeModel:
                 clone = self._make(node.name, node.ns, node)
                 self.afe[self.afe.index(node)] = clone
                 self.stack[node_index] = clone
-                clone.open = True
-                if clone.ns == HTML:
-                    self._open_count[clone.name] = self._open_count.get(clone.name, 0) + 1
+                self._track(clone)
                 self._forget(node)
                 node = clone
                 if last is furthest:
@@ -1227,13 +1245,7 @@ class TreeModel:
                 bookmark -= 1
             self.afe.insert(bookmark, new)
             self._remove(formatting)
-            index = self._index(furthest)
-            self.stack.insert(index + 1, new)
-            new.open = True
-            if new.ns == HTML:
-                self._open_count[new.name] = self._open_count.get(new.name, 0) + 1
-            if len(self.stack) > self.max_depth:
-                raise ModelLimit(f"nesting deeper than {self.max_depth} elements")
+            self._insert_at(self._index(furthest) + 1, new)
         return ended
 
     def _in_scope_node(self, target: Node) -> bool:
@@ -1337,7 +1349,7 @@ class TreeModel:
 
     def _foreign_start(self, token: Node) -> tuple[Outcome, ContentModel]:
         name = token.name
-        if name in _FOREIGN_BREAKOUT or (
+        if name in FOREIGN_BREAKOUT or (
             name == "font" and any(token.get_attr(a) is not None for a in ("color", "face", "size"))
         ):
             while self.stack:
@@ -1350,7 +1362,7 @@ class TreeModel:
         current = self.current
         token.ns = current.ns if current is not None else HTML
         self._insert(token)
-        if token_self_closing(token):
+        if token.self_closing:
             self.pop()
             return Outcome.VOID, ContentModel.DATA
         return Outcome.OPEN, ContentModel.DATA
@@ -1369,13 +1381,9 @@ class TreeModel:
         return None
 
 
-def token_self_closing(token: object) -> bool:
-    return bool(getattr(token, "self_closing", False))
-
-
 def _is_special(node: Node) -> bool:
     if node.ns == HTML:
-        return node.name in SPECIAL
+        return node.name in SPECIAL_ELEMENTS
     if node.ns == MATHML:
         return node.name in SPECIAL_MATHML
     return node.name in SPECIAL_SVG
@@ -1398,27 +1406,3 @@ def _html_integration_point(node: Node) -> bool:
         encoding = (node.get_attr("encoding") or "").lower()
         return encoding in ("text/html", "application/xhtml+xml")
     return False
-
-
-_BUTTON = frozenset(("button",))
-_LIST_ITEM = frozenset(("ol", "ul"))
-_SELECT_END_SCOPE: frozenset[str] = frozenset()
-_TABLE_CONTEXT = _names("table template html")
-_TABLE_BODY_CONTEXT = _names("tbody tfoot thead template html")
-_ROW_CONTEXT = _names("tr template html")
-_CAPTION_ENDERS = _names("caption col colgroup tbody td tfoot th thead tr")
-_TABLE_BODY_ENDERS = _names("caption col colgroup tbody tfoot thead")
-_ROW_ENDERS = _names("caption col colgroup tbody tfoot thead tr")
-_CELL_ENDERS = _names("caption col colgroup tbody td tfoot th thead tr")
-_BODY_IGNORED_STARTS = _names("caption col colgroup frame head tbody td tfoot th thead tr")
-_TEMPLATE_SWITCH = {
-    "caption": Mode.IN_TABLE,
-    "colgroup": Mode.IN_TABLE,
-    "tbody": Mode.IN_TABLE,
-    "tfoot": Mode.IN_TABLE,
-    "thead": Mode.IN_TABLE,
-    "col": Mode.IN_COLUMN_GROUP,
-    "tr": Mode.IN_TABLE_BODY,
-    "td": Mode.IN_ROW,
-    "th": Mode.IN_ROW,
-}
