@@ -23,7 +23,7 @@ from .operations import (
     TransformText,
     Truncate,
 )
-from .selectors import Selector, compile_selector
+from .selectors import Compound, Selector, compile_selector
 from .tokenizer import ContentModel, EndTag, StartTag, Tokenizer
 from .treemodel import HTML, ModelLimit, Outcome, TreeModel
 
@@ -56,6 +56,7 @@ _WORD = re.compile(rb"[^\t\n\f\r ]+")
 #: Output held after a fallback cut point (``ShortContainer.CUT``) before giving up and
 #: cutting there.
 DEFAULT_MAX_HELD_BYTES = 1 << 20
+_UTF8_BOM = b"\xef\xbb\xbf"
 _DOCTYPE = re.compile(rb"<!doctype[\t\n\f\r ]*([^\t\n\f\r >]*)([^>]*)>?", re.IGNORECASE)
 _DOCTYPE_ID = re.compile(rb"""(public|system)[\t\n\f\r ]*(?:"([^"]*)"?|'([^']*)'?)""", re.I)
 _VALID_ATTR_NAME = re.compile(r"[^\t\n\f\r />=\"'<\x00]+")
@@ -278,6 +279,9 @@ class Rewriter:
         self._implicit_batch: list[_Element] = []  # closed without end tags since last token
         self._collect: list[_Element] | None = None  # closes seen while an end tag is handled
         self._doctype: list[bytes] | None = None  # a doctype arriving in pieces
+        # How much of a UTF-8 byte order mark the document's first bytes matched, while they
+        # still may be one (None after the first other token or byte).
+        self._bom_matched: int | None = 0
         self._build_states(operations)
         if self._always_model:
             self._start_model((), mid_document=False)
@@ -349,6 +353,7 @@ class Rewriter:
                 | frozenset(ends.by_tag)
                 | frozenset(("svg", "math", "plaintext"))
             )
+        self._light_only_with = _attribute_filter(starts, frozenset(ends.by_tag))
 
     def _set_charset(self, decision: CharsetDecision) -> None:
         self.report.charset = decision
@@ -413,10 +418,12 @@ class Rewriter:
         if self._model is not None or self._content_fallbacks or self._capture is not None:
             self._set_wanted(None)
         else:
-            self._set_wanted(self._light_wanted)
+            self._set_wanted(self._light_wanted, self._light_only_with)
 
-    def _set_wanted(self, names: frozenset[str] | None) -> None:
-        self._tokenizer.set_wanted(names)
+    def _set_wanted(
+        self, names: frozenset[str] | None, only_with: dict[str, frozenset[str]] | None = None
+    ) -> None:
+        self._tokenizer.set_wanted(names, only_with=only_with)
 
     @property
     def _stack(self) -> list[_Element]:
@@ -513,7 +520,10 @@ class Rewriter:
     def text(self, data: bytes) -> None:
         model = self._model
         if model is not None:
-            model.characters(data)
+            if self._bom_matched is not None:
+                model.characters(self._past_bom(data))
+            else:
+                model.characters(data)
         if self._dropping:
             return
         if self._active_truncates and not (model is not None and model.in_template):
@@ -523,6 +533,22 @@ class Rewriter:
                     if self._dropping:
                         return
         self._out.append(data)
+
+    def _past_bom(self, data: bytes) -> bytes:
+        """A browser's decoder takes a byte order mark off before tree construction sees a
+        character (the bytes still go out): the model must not take it for text."""
+        matched = self._bom_matched or 0
+        taken = 0
+        while matched < 3 and taken < len(data) and data[taken] == _UTF8_BOM[matched]:
+            matched += 1
+            taken += 1
+        if matched == 3 or taken < len(data):
+            self._bom_matched = None
+            if matched < 3:  # not a BOM after all: what was held back is text too
+                return _UTF8_BOM[:matched] + data[taken:]
+            return data[taken:]
+        self._bom_matched = matched
+        return b""
 
     def raw_text(self, data: bytes) -> None:
         if self._dropping:
@@ -539,6 +565,7 @@ class Rewriter:
         self._out.append(data)
 
     def other(self, data: bytes) -> None:
+        self._bom_matched = None
         model = self._model
         if model is not None:
             doctype = self._doctype
@@ -566,6 +593,7 @@ class Rewriter:
     def start_tag(self, tag: StartTag) -> ContentModel:
         # The tokenizer builds the class it was given (see __init__).
         element: _Element = tag  # type: ignore[assignment]
+        self._bom_matched = None
         element.codec = self._codec
         name = element.name
         if self._watch_words and name not in INLINE_ELEMENTS:
@@ -633,6 +661,7 @@ class Rewriter:
         return content
 
     def end_tag(self, tag: EndTag) -> None:
+        self._bom_matched = None
         name = tag.name
         if self._watch_words and name not in INLINE_ELEMENTS:
             self._reset_word_boundaries()
@@ -1124,6 +1153,32 @@ class Rewriter:
     def _emit_visible(self, data: bytes) -> None:
         if not self._dropping:
             self._out.append(data)
+
+
+def _attribute_filter(starts: _Index, end_names: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Tag names whose every start-tag selector needs an attribute, with those attributes:
+    the light path then wakes only for ``<script data-consent>``, not for every script."""
+    only_with: dict[str, frozenset[str]] = {}
+    for tag, entries in starts.by_tag.items():
+        needed = set()
+        for selector, _state in entries:
+            for alt in selector.alternatives:
+                if alt.compounds[-1].tag == tag:
+                    needed.add(_one_required_attribute(alt.compounds[-1]))
+        if tag not in end_names and None not in needed:
+            only_with[tag] = frozenset(name for name in needed if name is not None)
+    return only_with
+
+
+def _one_required_attribute(compound: Compound) -> str | None:
+    """An attribute every element matching ``compound`` has, if there is one."""
+    if compound.attrs:
+        return compound.attrs[0].name
+    if compound.ids:
+        return "id"
+    if compound.classes:
+        return "class"
+    return None
 
 
 def _is_compound(selector: Selector) -> bool:
