@@ -59,8 +59,9 @@ from consentgate.rewrite import (  # noqa: E402
 )
 from consentgate.rewrite._html import (  # noqa: E402
     FOREIGN_BREAKOUT,
-    INTEGRATION_POINTS,
     RAW_TEXT_ELEMENTS,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
 )
 from consentgate.rewrite.tokenizer import ContentModel, EndTag, StartTag, Tokenizer  # noqa: E402
 from consentgate.wall.jsonld import accepts_jsonld_script, scrub_jsonld  # noqa: E402
@@ -368,6 +369,7 @@ CONSENT_FILTERS = {"script": frozenset({"data-consent"}), "iframe": frozenset({"
 CUT_FILTERS = {"script": frozenset({"data-consent", "type"}), "iframe": frozenset({"data-consent"})}
 #: Inside svg/math: the tags that can end foreign content (its own ends, integration points,
 #: HTML breakout tags; a prototype leaves out end tags of open HTML elements other than these).
+INTEGRATION_POINTS = SPECIAL_MATHML | SPECIAL_SVG
 FOREIGN_STOPS = INTEGRATION_POINTS | FOREIGN_BREAKOUT | {"svg", "math", "font", "html"}
 RAW_TEXT = RAW_TEXT_ELEMENTS
 

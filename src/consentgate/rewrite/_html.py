@@ -49,3 +49,18 @@ INLINE_ELEMENTS = names(
     "a abbr b bdi bdo cite code data del dfn em font i ins kbd mark nobr q rp rt ruby s "
     "samp small span strike strong sub sup time tt u var wbr"
 )
+
+#: Every HTML element name. Inside SVG/MathML the light path wants these (a breakout start
+#: tag, the end tag of an open HTML element) plus the integration points; SVG's own names
+#: (path, g, circle, use, defs …) pass in C. A custom element (``my-widget``) left open
+#: around an unclosed ``<svg>`` is not among them: its end tag passes unseen.
+HTML_ELEMENTS = (
+    SPECIAL_ELEMENTS
+    | FORMATTING_ELEMENTS
+    | INLINE_ELEMENTS
+    | FOREIGN_BREAKOUT
+    | names(
+        "abbr audio canvas datalist dialog frameset label legend map menuitem meter optgroup "
+        "option output picture progress rb rtc slot tbody template video"
+    )
+)

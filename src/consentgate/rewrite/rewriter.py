@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import treemodel as T
-from ._html import INLINE_ELEMENTS, VOID_ELEMENTS
+from ._html import HTML_ELEMENTS, INLINE_ELEMENTS, SPECIAL_MATHML, SPECIAL_SVG, VOID_ELEMENTS
 from .charset import PRESCAN_BYTES, CharsetDecision, detect_charset
 from .errors import RewriteError, RewriteErrorReason
 from .operations import (
@@ -282,6 +282,7 @@ class Rewriter:
         # How much of a UTF-8 byte order mark the document's first bytes matched, while they
         # still may be one (None after the first other token or byte).
         self._bom_matched: int | None = 0
+        self._wanted_state: tuple[frozenset[str] | None, bool] | None = None
         self._build_states(operations)
         if self._always_model:
             self._start_model((), mid_document=False)
@@ -354,6 +355,13 @@ class Rewriter:
                 | frozenset(("svg", "math", "plaintext"))
             )
         self._light_only_with = _attribute_filter(starts, frozenset(ends.by_tag))
+        # Inside SVG/MathML (entered on the light path): what could end foreign content or
+        # matter to an operation.
+        self._foreign_wanted: frozenset[str] | None = (
+            None
+            if self._light_wanted is None
+            else self._light_wanted | HTML_ELEMENTS | SPECIAL_SVG | SPECIAL_MATHML
+        )
 
     def _set_charset(self, decision: CharsetDecision) -> None:
         self.report.charset = decision
@@ -421,9 +429,38 @@ class Rewriter:
             self._set_wanted(self._light_wanted, self._light_only_with)
 
     def _set_wanted(
-        self, names: frozenset[str] | None, only_with: dict[str, frozenset[str]] | None = None
+        self,
+        names: frozenset[str] | None,
+        only_with: dict[str, frozenset[str]] | None = None,
+        *,
+        foreign: bool = False,
     ) -> None:
-        self._tokenizer.set_wanted(names, only_with=only_with)
+        state = (names, foreign)
+        if state != self._wanted_state:
+            self._wanted_state = state
+            self._tokenizer.set_wanted(names, foreign=foreign, only_with=only_with)
+
+    def _update_model_wanted(self) -> None:
+        """The model runs for foreign content met on the light path: while the current node is
+        an SVG/MathML element (not an integration point) and nothing is being cut, removed or
+        captured, the tokenizer skips SVG's own tags in C."""
+        model = self._model
+        if model is None or self._model_base <= 0:
+            return
+        stack = model.stack
+        node = stack[-1] if stack else None
+        if (
+            node is not None
+            and node.ns != HTML
+            and self._foreign_wanted is not None
+            and not T.is_integration_point(node)
+            and not self._dropping
+            and self._capture is None
+            and not self._content_fallbacks
+        ):
+            self._set_wanted(self._foreign_wanted, self._light_only_with, foreign=True)
+        else:
+            self._set_wanted(None)
 
     @property
     def _stack(self) -> list[_Element]:
@@ -591,6 +628,12 @@ class Rewriter:
         return model.stack[-1].ns != HTML
 
     def start_tag(self, tag: StartTag) -> ContentModel:
+        content = self._start_tag(tag)
+        if self._model_base > 0 and self._model is not None:
+            self._update_model_wanted()
+        return content
+
+    def _start_tag(self, tag: StartTag) -> ContentModel:
         # The tokenizer builds the class it was given (see __init__).
         element: _Element = tag  # type: ignore[assignment]
         self._bom_matched = None
@@ -671,6 +714,8 @@ class Rewriter:
             self._finish_capture()
             self._update_wanted()
         model = self._model
+        if model is not None and self._leaves_foreign_content(model, name):
+            model = self._model
         if model is None:
             self._light_end(tag)
             return
@@ -691,14 +736,23 @@ class Rewriter:
             return
         pops = target is not None and target in closed
         self._close_with_token(tag, target, pop=pops)
-        if target is None and self._model_base > 0 and model.stack[-1].ns != HTML:
-            # Foreign content entered on the light path, whose ancestors the model does not
-            # know: an HTML end tag it cannot place most likely closes one of them (<p><svg>
-            # … </p>), which ends the foreign content. Leaving it early is the safe mistake
-            # here (only consent markup is placed on this path, never a cut).
-            while len(model.stack) > self._model_base and model.stack[-1].ns != HTML:
-                model.pop()
         self._maybe_stop_model()
+        self._update_model_wanted()
+
+    def _leaves_foreign_content(self, model: TreeModel, name: str) -> bool:
+        """Foreign content entered on the light path, whose ancestors the model does not know:
+        an end tag for no element open in it most likely closes one of them (<p><svg> … </p>),
+        which ends the foreign content. Leaving it early is the safe mistake here (only
+        consent markup is placed on this path, never a cut). True when the model stopped."""
+        stack = model.stack
+        if self._model_base <= 0 or stack[-1].ns == HTML or model.has_open(name):
+            return False
+        if any(node.name == name for node in stack[self._model_base :]):
+            return False  # an SVG/MathML element of that name is open: the model places it
+        while len(stack) > self._model_base and stack[-1].ns != HTML:
+            model.pop()
+        self._maybe_stop_model()
+        return self._model is None
 
     def _light_end(self, tag: EndTag) -> None:
         if self._end_any or tag.name in self._end_names:

@@ -253,6 +253,10 @@ class TreeModel:
     def _has(self, name: str) -> bool:
         return self._open_count.get(name, 0) > 0
 
+    def has_open(self, name: str) -> bool:
+        """Whether an HTML element of this name is open."""
+        return self._open_count.get(name, 0) > 0
+
     @property
     def in_template(self) -> bool:
         """Inside template contents: inert, never rendered, in no paragraph count."""
@@ -1393,6 +1397,11 @@ def _is_scope_boundary_foreign(node: Node) -> bool:
     if node.ns == MATHML:
         return node.name in SPECIAL_MATHML
     return node.name in SPECIAL_SVG
+
+
+def is_integration_point(node: Node) -> bool:
+    """Whether HTML content is parsed as HTML again inside this foreign element."""
+    return _mathml_text_point(node) or _html_integration_point(node)
 
 
 def _mathml_text_point(node: Node) -> bool:
