@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -50,7 +49,6 @@ from consentgate.web.security import CsrfTokens
 
 logger = logging.getLogger("consentgate")
 
-ACCOUNT_CHECK_SECONDS = 60.0
 # async (scope) -> user id or None: how a site with its own accounts tells us who reads.
 UserResolver = Callable[[Scope], Awaitable[str | None]]
 
@@ -108,7 +106,6 @@ class ConsentGate:
         self.rate_limiter: RateLimiter = _rate_limiter(self.redis)
         self.backoff: Backoff = _backoff(self.redis)
         self.user_resolver = user_resolver
-        self._known_accounts: dict[str, tuple[bool, float]] = {}
         self.metrics = Metrics(self.ledger)
         self.endpoints = Endpoints(self)
         if config.accounts.enabled:
@@ -166,27 +163,6 @@ class ConsentGate:
                 return None
         # A stored session: erasing the account deletes its sessions, logout its own.
         return await self.sessions.subject(visitor.cookies.get(self.config.cookie_names.session))
-
-    async def _account_exists(self, user_id: str) -> bool:
-        """A signed session outlives `consentgate forget user`: check the account exists.
-
-        Answers are cached for a minute per process, so a signed-in reader costs one
-        lookup a minute, and an erased account stops reading within that minute.
-        """
-        now = time.monotonic()
-        cached = self._known_accounts.get(user_id)
-        if cached is not None and now - cached[1] < ACCOUNT_CHECK_SECONDS:
-            return cached[0]
-        try:
-            await self.ledger.ensure_open()
-            exists = await self.ledger.storage.user_by_id(user_id) is not None
-        except StorageError:
-            # Storage down: trust the signature for now, but do not cache the guess.
-            return True
-        if len(self._known_accounts) >= 10_000:
-            self._known_accounts.clear()
-        self._known_accounts[user_id] = (exists, now)
-        return exists
 
     # -- the API for sites with their own accounts --------------------------------------
     async def record_policy_acceptance(
