@@ -27,6 +27,7 @@ from consentgate.rewrite import (
     compile_selector,
 )
 from consentgate.storage import StorageError
+from consentgate.storage.breaker import without_request_budget
 from consentgate.wall.access import (
     ACCESS_HEADER,
     ARTICLE_ID_HEADER,
@@ -271,7 +272,8 @@ class ArticleGate:
 
     async def _prune(self, before: datetime) -> None:
         try:
-            removed = await self._gate.ledger.storage.prune_reads(before)
+            with without_request_budget():  # a background task, not the request's work
+                removed = await self._gate.ledger.storage.prune_reads(before)
             logger.info("consentgate: pruned %d expired meter reads", removed)
         except StorageError as exc:
             logger.warning("consentgate: could not prune meter reads (%s)", exc)

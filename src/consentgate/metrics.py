@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from consentgate.storage import StorageError
+from consentgate.storage.breaker import without_request_budget
 
 logger = logging.getLogger("consentgate")
 
@@ -57,8 +58,11 @@ class Metrics:
             self._task = asyncio.get_running_loop().create_task(self._flush_in_background())
 
     async def _flush_in_background(self) -> None:
+        # Started by some request, but not part of it: that request's storage budget
+        # neither pays for the flush nor cuts it short.
         try:
-            await self.flush()
+            with without_request_budget():
+                await self.flush()
         finally:
             self._task = None
 

@@ -40,6 +40,7 @@ from consentgate.storage import (
     StorageError,
     storage_from_url,
 )
+from consentgate.storage.breaker import CircuitBreaker, request_budget
 from consentgate.visitor import Visitor, client_address
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
@@ -105,6 +106,9 @@ class ConsentGate:
         self.redis: Any = _redis_client(config)
         self.rate_limiter: RateLimiter = _rate_limiter(self.redis)
         self.backoff: Backoff = _backoff(self.redis)
+        # One HTTP request waits on storage for at most this long in all (None: each
+        # call has only its own bound): see _storage_budget.
+        self.storage_budget: float | None = _storage_budget(self.ledger.storage, self.redis)
         self.user_resolver = user_resolver
         self.metrics = Metrics(self.ledger)
         self.endpoints = Endpoints(self)
@@ -127,6 +131,12 @@ class ConsentGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Every storage call of this request, ours and the app's through our API, in
+        # the middleware and while the response streams, shares one budget.
+        with request_budget(self.storage_budget):
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         visitor = Visitor.from_scope(scope, self.config, self.codec)
         user_id = await self._user_id(scope, visitor)
         if user_id is not None:
@@ -300,6 +310,27 @@ def _redis_client(config: Config) -> Any:
             "meter_url", "Redis needs the redis extra: install consentgate[redis]"
         ) from None
     return redis_client_from_url(config.meter_url)
+
+
+def _storage_budget(storage: Storage, redis: Any) -> float | None:
+    """How long one request may wait on storage in all: the longest ``call_timeout``
+    of the stores it may call (the ledger's database URL, and Redis from meter_url).
+
+    So a page view waits at most what one call may wait, however many calls it makes
+    while a backend black-holes them (later calls get what is left, then nothing), and
+    no single call is cut shorter than its own bound would allow on its own. A storage
+    passed in without a breaker has no bound of ours; then only Redis sets it (or
+    nothing does).
+    """
+    bounds = []
+    breaker = getattr(storage, "breaker", None)
+    if isinstance(breaker, CircuitBreaker):
+        bounds.append(breaker.settings.call_timeout)
+    if redis is not None:
+        from consentgate.storage.redis import breaker_for
+
+        bounds.append(breaker_for(redis).settings.call_timeout)
+    return max(bounds, default=None)
 
 
 def _rate_limiter(redis: Any) -> RateLimiter:

@@ -14,6 +14,12 @@ Two pieces, used by every backend (SQLite, PostgreSQL, Redis):
   with :class:`CircuitOpenError` for ``cooldown`` seconds; then it lets exactly one
   call through (*half-open*). That probe closes it again when it succeeds, or opens
   it for another cool-down when it fails. No restart is ever needed.
+* :func:`request_budget` bounds one *request*, not only each call: a page view may
+  make several storage calls in a row (the session, the GPC row, the policy
+  acceptance, the server meter), and before the breaker opens each would wait its
+  full bound. Inside the block, the calls share one budget of storage time: each is
+  bounded by ``min(call_timeout, what is left)``, and one with nothing left fails at
+  once with :class:`StorageTimeoutError`. The middleware opens one per HTTP request.
 
 Only outages count as failures (timeouts, refused or broken connections, a locked or
 full database); an application error such as a duplicate e-mail address is an answer
@@ -23,10 +29,12 @@ from a working backend and resets the count like a success.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -39,9 +47,13 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "CircuitOpenError",
+    "RequestBudget",
     "StorageTimeoutError",
     "breaker_settings_from",
+    "current_request_budget",
+    "request_budget",
     "run_bounded",
+    "without_request_budget",
 ]
 
 logger = logging.getLogger("consentgate.storage")
@@ -158,6 +170,55 @@ async def run_bounded(job: Callable[[], Awaitable[T]], seconds: float | None, wh
     raise StorageTimeoutError(f"{what} did not answer within {seconds:g} s")
 
 
+class RequestBudget:
+    """The storage time (seconds) one request may still spend waiting, shared by all
+    of its calls on every backend. It counts time spent waiting on storage only, not
+    the request's wall-clock time: the app's own rendering and CPU work (a password
+    hash) do not use it up, so a slow page is never cut off a healthy database."""
+
+    __slots__ = ("left", "total")
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError("a request budget must be a positive number of seconds")
+        self.total = seconds
+        self.left = seconds
+
+
+_REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar(
+    "consentgate_request_budget", default=None
+)
+
+
+def current_request_budget() -> RequestBudget | None:
+    """The budget the calls made here share, or None (outside a request: no budget)."""
+    return _REQUEST_BUDGET.get()
+
+
+@contextlib.contextmanager
+def request_budget(seconds: float | None) -> Iterator[RequestBudget | None]:
+    """Storage calls in this block (and in tasks it starts) share ``seconds`` of waiting.
+
+    ``None`` means no budget beyond each call's own bound (a storage without one).
+    """
+    token = _REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
+    try:
+        yield _REQUEST_BUDGET.get()
+    finally:
+        _REQUEST_BUDGET.reset(token)
+
+
+@contextlib.contextmanager
+def without_request_budget() -> Iterator[None]:
+    """For background work started during a request (a counter flush, a prune): a task
+    inherits the request's context, but must not spend, nor be cut by, its budget."""
+    token = _REQUEST_BUDGET.set(None)
+    try:
+        yield
+    finally:
+        _REQUEST_BUDGET.reset(token)
+
+
 class CircuitBreaker:
     """closed → (``failures`` consecutive outages) → open → (``cooldown``) → half-open:
     one probe; success closes, failure opens again.
@@ -188,11 +249,33 @@ class CircuitBreaker:
         return self._state
 
     async def call(self, job: Callable[[], Awaitable[T]], *, bounded: bool = True) -> T:
-        """Run ``job`` under the breaker and (unless ``bounded`` is False) the bound."""
+        """Run ``job`` under the breaker and (unless ``bounded`` is False) the bound:
+        ``call_timeout``, or less when the request's budget has less left."""
+        if not bounded:  # a migration: neither the call bound nor a request's budget
+            return await self._call(job, None, None)
+        budget = _REQUEST_BUDGET.get()
+        if budget is None:
+            return await self._call(job, self.settings.call_timeout, None)
+        if budget.left <= 0:
+            # Earlier calls of this request used up its storage time: fail without
+            # asking. Not counted towards the breaker (and no half-open probe taken):
+            # the backend was not asked, so this says nothing about it, and counting it
+            # would let one slow request's leftovers open the breaker for everyone. A
+            # call that did wait (even a shortened one) and got no answer does count:
+            # the backend was silent for as long as this request could afford, and a
+            # request only runs short after waiting on storage for its whole budget.
+            raise StorageTimeoutError(
+                f"{self.name} not asked: the request's {budget.total:g} s for storage are used up"
+            )
+        return await self._call(job, min(self.settings.call_timeout, budget.left), budget)
+
+    async def _call(
+        self, job: Callable[[], Awaitable[T]], bound: float | None, budget: RequestBudget | None
+    ) -> T:
         probe = self._admit()
-        timeout = self.settings.call_timeout if bounded else None
+        started = time.monotonic()
         try:
-            result = await run_bounded(job, timeout, self.name)
+            result = await run_bounded(job, bound, self.name)
         except StorageTimeoutError:
             self._failed(probe)
             raise
@@ -207,6 +290,9 @@ class CircuitBreaker:
             else:
                 self._succeeded(probe)
             raise
+        finally:
+            if budget is not None:
+                budget.left -= time.monotonic() - started
         self._succeeded(probe)
         return result
 
