@@ -35,6 +35,10 @@ PASSWORD_HASH = "scrypt$16384$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 DAY1 = datetime(2026, 3, 1, tzinfo=UTC)
 DAY2 = datetime(2026, 3, 2, tzinfo=UTC)
 ALL = ("necessary", "preferences", "analytics", "marketing")
+# Windows need a start and span at most 366 days (as on the dashboard); the datasets'
+# windows are spelled out in full, so that the tests do not depend on today's date.
+WINDOW = ("--since", "2026-03-01", "--until", "2026-03-03")
+BULK_WINDOW = ("--since", "2026-01-01", "--until", "2026-01-02")
 
 
 @pytest.fixture(autouse=True)
@@ -318,7 +322,7 @@ def test_stats_20000_rows_runs_in_bounded_memory(
     _bulk_fill(db_path(tmp_path), 20_000)
     tracemalloc.start()
     try:
-        status = cli("stats", "--json", "--config", str(config))
+        status = cli("stats", "--json", *BULK_WINDOW, "--config", str(config))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -347,9 +351,7 @@ def test_show_consent_prints_the_whole_history(
     assert data["records"][0]["recorded_at"] == "2026-03-01T12:00:00Z"
 
 
-def test_show_consent_unknown_id_exits_1(
-    filled: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_show_consent_unknown_id_exits_1(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("show", "consent", "f" * 32, "--config", str(filled)) == 1
     assert "No ledger rows" in capsys.readouterr().out
 
@@ -375,9 +377,7 @@ def test_show_user_lists_account_acceptances_consents_and_meter(
     assert data["consent_ids"] == ["a" * 32]
 
 
-def test_show_user_unknown_email_exits_1(
-    filled: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_show_user_unknown_email_exits_1(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("show", "user", "nobody@example.org", "--config", str(filled)) == 1
     assert "no account" in capsys.readouterr().err
 
@@ -437,8 +437,40 @@ def test_forget_user_unknown_email_exits_1(
 # -- stats -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("window", "named"),
+    [
+        ((), "give --since"),
+        (("--until", "2026-03-03"), "give --since"),
+        (("--since", "2025-03-01", "--until", "2026-03-03"), "spans 367.0 days"),
+        (("--since", "0001-01-01", "--until", "9999-12-31"), "windows span at most 366 days"),
+        (("--since", "2000-01-01"), "to now spans"),
+    ],
+    ids=["no-window", "no-start", "367-days", "all-time", "open-end"],
+)
+def test_stats_window_without_start_or_over_366_days_exits_2_before_any_storage_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], window: tuple[str, ...], named: str
+) -> None:
+    config = write_config(tmp_path)
+    assert cli("stats", "--json", *window, "--config", str(config)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("consentgate: stats: ")
+    assert named in captured.err and "366 days" in captured.err
+    assert "Traceback" not in captured.err
+    assert not db_path(tmp_path).exists()  # the storage was never opened
+
+
+def test_stats_window_of_exactly_366_days_is_answered(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    window = ("--since", "2025-03-02", "--until", "2026-03-03")  # 366 days
+    assert cli("stats", "--json", *window, "--config", str(filled)) == 0
+    assert json.loads(capsys.readouterr().out)["decisions"]["total"] == 6
+
+
 def test_stats_known_dataset_figures(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli("stats", "--json", "--config", str(filled)) == 0
+    assert cli("stats", "--json", *WINDOW, "--config", str(filled)) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["decisions"]["total"] == 6
     assert data["decisions"]["by_action"] == {
@@ -464,13 +496,15 @@ def test_stats_known_dataset_figures(filled: Path, capsys: pytest.CaptureFixture
 def test_stats_window_applies_to_ledger_and_counters(
     filled: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli("stats", "--json", "--since", "2026-03-02", "--config", str(filled)) == 0
+    day2 = ("--since", "2026-03-02", "--until", "2026-03-03")
+    assert cli("stats", "--json", *day2, "--config", str(filled)) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["decisions"]["total"] == 3
     assert data["gpc"]["consent_ids"] == 0
     assert data["consent_rate"]["categories"]["analytics"]["rate"] == 1.0
     assert data["wall"] == {"impressions": 6, "registrations": 2, "conversion": 2 / 6}
-    assert cli("stats", "--json", "--until", "2026-03-02", "--config", str(filled)) == 0
+    day1 = ("--since", "2026-03-01", "--until", "2026-03-02")
+    assert cli("stats", "--json", *day1, "--config", str(filled)) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["decisions"]["total"] == 3
     assert data["banner"]["impressions"] == 10
@@ -480,7 +514,7 @@ def test_stats_window_applies_to_ledger_and_counters(
 def test_stats_text_output_names_every_figure(
     filled: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli("stats", "--config", str(filled)) == 0
+    assert cli("stats", *WINDOW, "--config", str(filled)) == 0
     out = capsys.readouterr().out
     assert "Decisions recorded: 6" in out
     assert "analytics" in out and "75.0 %" in out
@@ -527,7 +561,7 @@ def test_stats_html_report_is_well_formed_and_self_contained(
     filled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "report.html"
-    assert cli("stats", "--html", str(report), "--config", str(filled)) == 0
+    assert cli("stats", "--html", str(report), *WINDOW, "--config", str(filled)) == 0
     text = report.read_text(encoding="utf-8")
     checker = check_html(text)
     assert checker.tags.count("svg") >= 4  # 3 charts + legends' swatches

@@ -27,6 +27,7 @@ import secrets
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -34,6 +35,8 @@ from consentgate.config import SECRET_KEYS_ENV, Config, ConfigError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+
+    from consentgate.operator.store import Window
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -106,8 +109,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         _error(
-            "demo: uvicorn is not installed; install the dev extras: "
-            "pip install 'consentgate[dev]'"
+            "demo: uvicorn is not installed; install the dev extras: pip install 'consentgate[dev]'"
         )
         return 2
 
@@ -598,7 +600,8 @@ def _add_stats(subparsers: Subparsers) -> None:
         description="Figures from the consent ledger (streamed) and the daily counters: "
         "decisions by action and method, consent rate per category over the latest "
         "decision of each consent id, GPC share, banner impressions and answers, wall "
-        "impressions, registrations and the wall-to-registration conversion.",
+        "impressions, registrations and the wall-to-registration conversion. The window "
+        "needs --since and spans at most 366 days (as on the dashboard).",
     )
     _window_options(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -618,6 +621,10 @@ def _run_stats(args: argparse.Namespace) -> int:
         window = Window(args.since, args.until)
     except ValueError as exc:
         _error(f"{PROG}: {exc}")
+        return 2
+    problem = _stats_window_problem(window)
+    if problem is not None:  # a usage error, found before the storage is opened
+        _error(f"{PROG}: stats: {problem}")
         return 2
 
     report: list[str] = []
@@ -646,6 +653,29 @@ def _run_stats(args: argparse.Namespace) -> int:
             return 1
         _error(f"report written to {args.html}")
     return status
+
+
+def _stats_window_problem(window: Window) -> str | None:
+    """Why ``window`` is refused, or None. The dashboard's limit (MAX_WINDOW_DAYS, a
+    start required) holds here too: a window of decades would read the whole ledger."""
+    from consentgate.operator.stats import MAX_WINDOW_DAYS, WindowTooLong, check_window
+
+    now = datetime.now(UTC)
+    try:
+        check_window(window, now, MAX_WINDOW_DAYS)
+    except WindowTooLong:
+        if window.since is None:
+            return (
+                "give --since (and --until, else until now): windows span at most "
+                f"{MAX_WINDOW_DAYS} days"
+            )
+        end = "now" if window.until is None else f"--until {window.until.date()}"
+        days = ((window.until or now) - window.since) / timedelta(days=1)
+        return (
+            f"the window from --since {window.since.date()} to {end} spans {days:.1f} days; "
+            f"windows span at most {MAX_WINDOW_DAYS} days (split it: one run per year or month)"
+        )
+    return None
 
 
 # -- probe ----------------------------------------------------------------------------
