@@ -1,4 +1,5 @@
-"""No page consentgate renders can be framed, and each carries the strict CSP.
+"""No page consentgate renders can be framed (unless ``frame_ancestors`` names who may),
+and each carries the strict CSP.
 
 Every route is requested (the list is checked against the routes the gate registers, so
 a new route fails here until it is covered), plus the HTML error, message and wall pages.
@@ -17,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 from tests.browser_support import serve
-from tests.conftest import client, html_app, make_gate, run
+from tests.conftest import SECRET, client, html_app, make_gate, run
 from tests.test_accounts_http import PASSWORD, form_token, login, register
 from tests.test_wall_http import ArticleApp, article_html, wall_gate
 
-from consentgate import ConsentGate
+from consentgate import Config, ConfigError, ConsentGate
 
 TOKEN = "admin-token-for-framing-tests-0123456789abcdef"
 ADMIN = {"token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}
@@ -130,6 +131,139 @@ def test_framing_wall_page_is_unframeable(tmp_path: Path) -> None:
     response = run(scenario())
     assert 'id="consentgate-cta"' in response.text
     assert_unframeable(response)
+
+
+# -- frame_ancestors: who else may frame them ------------------------------------------
+PARTNER = ["'self'", "https://partner.example", "https://*.news.example:8443"]
+STRICT_CSP_PARTS = (
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "form-action 'self'",
+    "base-uri 'none'",
+)
+
+
+def framing_answers(gate: ConsentGate, app: ArticleApp | None = None) -> list[httpx.Response]:
+    """Our pages of each kind: settings, register, login, an HTML failure page, the wall
+    page (when ``gate`` walls /premium/* and its app sends what cannot be cut)."""
+
+    async def scenario() -> list[httpx.Response]:
+        async with client(gate) as c:
+            answers = [
+                await c.get("/consentgate/settings", headers=HTML),
+                await c.get("/consentgate/register", headers=HTML),
+                await c.get("/consentgate/login", headers=HTML),
+                await c.post("/consentgate/consent", data={"action": "accept_all"}, headers=HTML),
+            ]
+            if app is not None:
+                answers.append(
+                    await c.get("/premium/echo", headers={"accept-encoding": "identity"})
+                )
+            return answers
+
+    return run(scenario())
+
+
+def walled_app() -> ArticleApp:
+    app = ArticleApp()
+    app.encoding = "br"  # cannot be cut safely: the wall page instead
+    app.body_override = article_html("echo").encode()
+    return app
+
+
+def test_framing_frame_ancestors_default_is_none_with_deny(tmp_path: Path) -> None:
+    app = walled_app()
+    answers = framing_answers(wall_gate(app, tmp_path), app)
+    assert [a.status_code for a in answers] == [200, 200, 200, 403, 200]
+    assert 'id="consentgate-cta"' in answers[-1].text
+    for answer in answers:
+        assert_unframeable(answer)
+
+
+def test_framing_frame_ancestors_list_is_sent_without_x_frame_options(tmp_path: Path) -> None:
+    app = walled_app()
+    answers = framing_answers(wall_gate(app, tmp_path, frame_ancestors=PARTNER), app)
+    assert [a.status_code for a in answers] == [200, 200, 200, 403, 200]
+    assert 'id="consentgate-cta"' in answers[-1].text
+    for answer in answers:
+        csp = answer.headers["content-security-policy"]
+        directives = [d.strip() for d in csp.split(";")]
+        expected = "frame-ancestors 'self' https://partner.example https://*.news.example:8443"
+        assert expected in directives, (answer.request.url, csp)
+        assert [d for d in directives if d.startswith("frame-ancestors")] == [expected]
+        assert all(part in directives for part in STRICT_CSP_PARTS), csp
+        # X-Frame-Options cannot name other sites; a DENY would stop what the list allows.
+        assert "x-frame-options" not in answer.headers, answer.request.url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_framing_frame_ancestors_self_alone_sends_sameorigin(tmp_path: Path) -> None:
+    app = walled_app()
+    answers = framing_answers(wall_gate(app, tmp_path, frame_ancestors=["'self'"]), app)
+    for answer in answers:
+        assert "frame-ancestors 'self';" in answer.headers["content-security-policy"]
+        assert answer.headers["x-frame-options"] == "SAMEORIGIN"
+
+
+def test_framing_frame_ancestors_list_leaves_the_dashboard_unframeable(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path, admin=ADMIN, frame_ancestors=PARTNER)
+
+    async def scenario() -> list[httpx.Response]:
+        async with client(gate) as c:
+            return [
+                await c.get("/consentgate/admin", headers=BEARER),
+                await c.get("/consentgate/admin/login", headers=HTML),
+            ]
+
+    for answer in run(scenario()):
+        assert answer.status_code == 200
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_framing_frame_ancestors_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "consentgate.toml"
+    path.write_text(
+        f'secret_keys = ["{SECRET}"]\nframe_ancestors = ["\'SELF\'", "https://partner.example"]\n',
+        encoding="utf-8",
+    )
+    # Keywords are case-insensitive in CSP; they are sent lower-case.
+    assert Config.from_toml(path).frame_ancestors == ("'self'", "https://partner.example")
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "says"),
+    [
+        ([], "frame_ancestors", "non-empty list"),
+        ("'self'", "frame_ancestors", "non-empty list"),
+        ([42], "frame_ancestors", "non-empty list"),
+        (["'none'", "'self'"], "frame_ancestors", "'none' must be the only entry"),
+        (["'self'", "https://a.example;script-src *"], "frame_ancestors[1]", "';'"),
+        (["https://a.example,https://b.example"], "frame_ancestors[0]", "','"),
+        (["https://a.example https://b.example"], "frame_ancestors[0]", "whitespace"),
+        (["https://a.example\tx"], "frame_ancestors[0]", "whitespace"),
+        (["https://a.example\r\nSet-Cookie: x=1"], "frame_ancestors[0]", "whitespace"),
+        (["https://bücher.example"], "frame_ancestors[0]", "printable ASCII"),
+        ([""], "frame_ancestors[0]", "is empty"),
+        (["self"], "frame_ancestors[0]", "single quotes"),
+        (["'unsafe-inline'"], "frame_ancestors[0]", "'self' and 'none'"),
+        (["https//partner.example"], "frame_ancestors[0]", "not a CSP source"),
+    ],
+)
+def test_framing_frame_ancestors_bad_values_refused_at_start_up_naming_the_key(
+    tmp_path: Path, value: Any, key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        make_gate(html_app(), tmp_path, frame_ancestors=value)
+    assert excinfo.value.key == key
+    assert says in excinfo.value.reason
+
+
+def test_framing_frame_ancestors_config_built_directly_is_checked_too() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        Config(secret_keys=(SECRET,), frame_ancestors=("'none'", "https://a.example"))
+    assert excinfo.value.key == "frame_ancestors"
 
 
 # -- in a real browser ---------------------------------------------------------------

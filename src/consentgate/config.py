@@ -259,6 +259,9 @@ class Config:
     #: from one of them may name the client in ``trusted_proxy_header``.
     trusted_proxies: tuple[str, ...] = ()
     trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    #: CSP ``frame-ancestors`` sources of the pages we render: who may frame them.
+    #: ``("'none'",)``, the default, is nobody (and ``X-Frame-Options: DENY``).
+    frame_ancestors: tuple[str, ...] = ("'none'",)
 
     def __post_init__(self) -> None:
         """Invariants the rest of consentgate relies on, however the Config was built.
@@ -293,6 +296,10 @@ class Config:
         if self.trusted_proxy_header not in TRUSTED_PROXY_HEADERS:
             raise ConfigError(
                 "trusted_proxy_header", f"must be one of {', '.join(TRUSTED_PROXY_HEADERS)}"
+            )
+        if _frame_ancestors(list(self.frame_ancestors)) != tuple(self.frame_ancestors):
+            raise ConfigError(
+                "frame_ancestors", "keywords must be written 'self' and 'none', lower-case"
             )
         if self.wall.meter.limit < 1:
             raise ConfigError("wall.meter.limit", "must be at least 1")
@@ -371,6 +378,7 @@ _TOP_LEVEL_KEYS = {
     "admin",
     "trusted_proxies",
     "trusted_proxy_header",
+    "frame_ancestors",
 }
 
 
@@ -428,6 +436,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
         trusted_proxy_header=_choice(  # type: ignore[arg-type]
             raw, "trusted_proxy_header", "x-forwarded-for", TRUSTED_PROXY_HEADERS
         ),
+        frame_ancestors=_frame_ancestors(raw.get("frame_ancestors", ["'none'"])),
     )
 
 
@@ -447,6 +456,67 @@ def _trusted_proxies(value: Any) -> tuple[str, ...]:
                 f"{entry!r} is not an address or network such as 10.0.0.0/8",
             ) from None
     return tuple(entry.strip() for entry in value)
+
+
+# CSP source expressions a frame-ancestors list may hold (CSP Level 3, ancestor-source-
+# list): 'self', a scheme (https:), or a host with optional scheme, port and path
+# (https://*.example.com:8443/embed). Hosts are letters, digits and '-' (IDNs in their
+# xn-- form); IPv6 literals are not source expressions.
+_CSP_SCHEME_SOURCE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_CSP_HOST_SOURCE = re.compile(
+    r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?"
+    r"(?:\*|(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+    r"(?::(?:[0-9]+|\*))?"
+    r"(?:/(?!/)[!$&'()*+=:@%/~A-Za-z0-9._-]*)?"  # not "//": https//x is a typo
+)
+_CSP_KEYWORDS = ("'self'", "'none'")
+
+
+def _frame_ancestors(value: Any) -> tuple[str, ...]:
+    """Who may frame our pages: ``["'none'"]`` (nobody), or CSP sources such as
+    ``["'self'", "https://partner.example"]``. Each entry is one source expression:
+    no ``;`` or ``,`` (they would end the directive or the policy, and let the list
+    add directives of its own), no whitespace (it separates sources), nothing outside
+    printable ASCII."""
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise ConfigError(
+            "frame_ancestors",
+            "must be a non-empty list of CSP sources, e.g. [\"'none'\"] or [\"'self'\"]",
+        )
+    sources: list[str] = []
+    for index, entry in enumerate(value):
+        key = f"frame_ancestors[{index}]"
+        if not entry:
+            raise ConfigError(key, "is empty: give a CSP source such as https://example.com")
+        bad = next((ch for ch in entry if ch in ";," or not "!" <= ch <= "~"), None)
+        if bad is not None:
+            raise ConfigError(
+                key,
+                f"{entry!r} holds {bad!r}: one CSP source per entry, printable ASCII, "
+                "without ';', ',' or whitespace",
+            )
+        if entry.lower() in ("self", "none"):
+            raise ConfigError(key, f"write the keyword in single quotes: \"'{entry.lower()}'\"")
+        if entry.startswith("'"):
+            if entry.lower() not in _CSP_KEYWORDS:
+                raise ConfigError(
+                    key, f"{entry!r}: the only keywords frame-ancestors takes are 'self' and 'none'"
+                )
+            entry = entry.lower()
+        elif not (_CSP_SCHEME_SOURCE.fullmatch(entry) or _CSP_HOST_SOURCE.fullmatch(entry)):
+            raise ConfigError(
+                key,
+                f"{entry!r} is not a CSP source (e.g. https://example.com, "
+                "https://*.example.com, https:)",
+            )
+        sources.append(entry)
+    if "'none'" in sources and len(sources) > 1:
+        raise ConfigError("frame_ancestors", "'none' must be the only entry when it is given")
+    return tuple(sources)
 
 
 def _meter_url(raw: Mapping[str, Any]) -> str | None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -46,7 +47,8 @@ from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.cookies import consent_cookie_header
 from consentgate.web.endpoints import Endpoints, FailureResponse
-from consentgate.web.security import CsrfTokens
+from consentgate.web.forms import page_headers
+from consentgate.web.security import CsrfTokens, page_security_headers
 
 logger = logging.getLogger("consentgate")
 
@@ -89,6 +91,13 @@ class ConsentGate:
         self.config = config
         self.codec = ConsentCookieCodec(config)
         self.csrf = CsrfTokens(config.secret_keys)
+        # The headers of every page we render (frame_ancestors), once, not per request.
+        self.page_security_headers: Mapping[str, str] = MappingProxyType(
+            page_security_headers(config.frame_ancestors)
+        )
+        self.page_headers: Mapping[str, str] = MappingProxyType(
+            page_headers(config.frame_ancestors)
+        )
         self.registry = CookieRegistry(_registry_rules(config))
         self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
         self.accounts = Accounts(

@@ -40,7 +40,6 @@ from consentgate.rewrite import (
     is_rewritable_content_type,
 )
 from consentgate.wall.access import AccessLevel
-from consentgate.web.security import page_security_headers
 
 if TYPE_CHECKING:
     from consentgate.articles import ArticleVerdict
@@ -353,7 +352,7 @@ class Responder:
                 (b"content-length", str(len(body)).encode()),
             ]
         )
-        headers.update(page_security_headers())  # our page: unframeable, strict CSP
+        headers.update(self.gate.page_security_headers)  # our page: framing, strict CSP
         original = _response_headers(start)
         for value in original.getlist("set-cookie"):
             headers.append("set-cookie", value)

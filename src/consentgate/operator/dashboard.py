@@ -83,6 +83,9 @@ MAX_DAYS = MAX_WINDOW_DAYS
 MAX_FORM_BYTES = 8 * 1024
 MAX_QUERY = 320
 
+# Never framed, whatever frame_ancestors allows for the readers' pages: nobody needs the
+# operator's dashboard inside another page, and a framed login or search is the
+# clickjacking set-up.
 SECURITY_HEADERS = {
     "cache-control": "no-store",
     "pragma": "no-cache",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -59,7 +59,6 @@ from consentgate.web.forms import (
     RequestFailure,
     check_csrf,
     first,
-    page_headers,
     read_form,
     see_other,
 )
@@ -105,6 +104,8 @@ class AccountGate(Protocol):
     def config(self) -> Config: ...
     @property
     def csrf(self) -> CsrfTokens: ...
+    @property
+    def page_headers(self) -> Mapping[str, str]: ...
     @property
     def endpoints(self) -> CsrfIssuer: ...
     @property
@@ -369,7 +370,7 @@ class AccountEndpoints:
                 await self._login_failed(keys)
             page = self._account_page(visitor, "", next_url)
             body = render_account_message(page, texts["error_title"], problem.message, next_url)
-            response = HTMLResponse(body, status_code=400, headers=page_headers())
+            response = HTMLResponse(body, status_code=400, headers=self.gate.page_headers)
             await response(scope, receive, send)
             return
         await see_other(next_url)(scope, receive, send)
@@ -484,7 +485,7 @@ class AccountEndpoints:
         token, cookie = self.gate.endpoints.csrf_token_for(visitor)
         page = self._account_page(visitor, token, next_url)
         response = HTMLResponse(
-            render(page), status_code=status, headers={**page_headers(), **(headers or {})}
+            render(page), status_code=status, headers={**self.gate.page_headers, **(headers or {})}
         )
         if cookie:
             response.headers.append("set-cookie", cookie)
@@ -538,7 +539,7 @@ class AccountEndpoints:
         page = self._account_page(visitor, "", next_url)
         body = render_account_message(page, texts[keys[0]], texts[keys[1]], next_url)
         response = HTMLResponse(
-            body, status_code=status, headers={**page_headers(), **(headers or {})}
+            body, status_code=status, headers={**self.gate.page_headers, **(headers or {})}
         )
         await response(scope, receive, send)
 
@@ -581,7 +582,9 @@ class AccountEndpoints:
         title = self._texts(visitor)["error_title"]
         page = self._account_page(visitor, "", "/")
         body = render_account_message(page, title, str(failure), None)
-        response = HTMLResponse(body, status_code=failure.failure.status, headers=page_headers())
+        response = HTMLResponse(
+            body, status_code=failure.failure.status, headers=self.gate.page_headers
+        )
         await response(scope, receive, send)
 
 

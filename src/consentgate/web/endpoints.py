@@ -35,7 +35,6 @@ from consentgate.web.forms import (
     check_csrf,
     first,
     media_type,
-    page_headers,
     parse_json,
     private_headers,
     read_body,
@@ -174,7 +173,7 @@ class Endpoints:
             consent_id=decision.consent_id if decision else None,
             decided_at=decided_at,
         )
-        response = HTMLResponse(page, headers=page_headers())
+        response = HTMLResponse(page, headers=self.gate.page_headers)
         if cookie:
             response.headers.append("set-cookie", cookie)
         await response(scope, receive, send)
@@ -367,7 +366,7 @@ class Endpoints:
             f"{self.gate.config.prefix}/settings",
             prefix=self.gate.config.prefix,
         )
-        return HTMLResponse(page, status_code=failure.status, headers=page_headers())
+        return HTMLResponse(page, status_code=failure.status, headers=self.gate.page_headers)
 
 
 class Submission:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,7 +16,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
 from consentgate.web.errors import Failure
-from consentgate.web.security import CsrfTokens, page_security_headers, same_origin
+from consentgate.web.security import (
+    DEFAULT_FRAME_ANCESTORS,
+    CsrfTokens,
+    page_security_headers,
+    same_origin,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
@@ -146,9 +152,11 @@ def private_headers() -> dict[str, str]:
     return {"cache-control": "private, no-store", "vary": "Cookie"}
 
 
-def page_headers() -> dict[str, str]:
-    """An HTML page of ours: private, and unframeable under the strict CSP."""
-    return {**private_headers(), **page_security_headers()}
+def page_headers(frame_ancestors: Sequence[str] = DEFAULT_FRAME_ANCESTORS) -> dict[str, str]:
+    """An HTML page of ours: private, under the strict CSP, framed only by
+    ``frame_ancestors`` (by nobody unless configured). The gate computes it once:
+    use ``gate.page_headers``."""
+    return {**private_headers(), **page_security_headers(frame_ancestors)}
 
 
 def see_other(url: str) -> Response:

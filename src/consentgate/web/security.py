@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,22 +73,47 @@ class CsrfTokens:
 
 
 # Our pages load only our own stylesheet and script (no inline code: see templates.py),
-# post only to ourselves and may be framed by nobody: a framed settings page turns one
-# click of the reader, meant for the framing page, into "Accept all".
-PAGE_CSP = (
+# post only to ourselves and, by default, may be framed by nobody: a framed settings
+# page turns one click of the reader, meant for the framing page, into "Accept all".
+# The frame_ancestors setting names who may frame them instead (Config validates it:
+# one source expression per entry, so nothing can end the directive early).
+DEFAULT_FRAME_ANCESTORS = ("'none'",)
+_PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; form-action 'self'; frame-ancestors {}; base-uri 'none'"
 )
+PAGE_CSP = _PAGE_CSP.format("'none'")
 
 
-def page_security_headers() -> dict[str, str]:
-    """What every HTML page we render sends: the strict CSP and its pre-CSP twin."""
-    return {
-        "content-security-policy": PAGE_CSP,
-        "x-frame-options": "DENY",
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "same-origin",
-    }
+def x_frame_options(frame_ancestors: Sequence[str]) -> str | None:
+    """The pre-CSP twin of ``frame-ancestors``, when it can say the same.
+
+    ``DENY`` for ``'none'``, ``SAMEORIGIN`` for ``'self'`` alone, else nothing: the
+    header cannot name other sites (``ALLOW-FROM`` is gone from browsers), and a
+    ``DENY`` sent along would stop the framing the list allows in browsers that
+    read only it.
+    """
+    sources = tuple(frame_ancestors)
+    if sources == ("'none'",):
+        return "DENY"
+    if sources == ("'self'",):
+        return "SAMEORIGIN"
+    return None
+
+
+def page_security_headers(
+    frame_ancestors: Sequence[str] = DEFAULT_FRAME_ANCESTORS,
+) -> dict[str, str]:
+    """What every HTML page we render sends: the strict CSP, with ``frame-ancestors``
+    from the configured sources, and its pre-CSP twin when there is one. Computed once
+    per gate (ConsentGate.page_security_headers), not per request."""
+    headers = {"content-security-policy": _PAGE_CSP.format(" ".join(frame_ancestors))}
+    xfo = x_frame_options(frame_ancestors)
+    if xfo is not None:
+        headers["x-frame-options"] = xfo
+    headers["x-content-type-options"] = "nosniff"
+    headers["referrer-policy"] = "same-origin"
+    return headers
 
 
 def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
