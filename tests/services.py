@@ -16,6 +16,7 @@ import secrets
 import socket
 import struct
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
@@ -65,10 +66,26 @@ def require_postgres() -> str:
     return url
 
 
+def run_key_prefix(label: str = "") -> str:
+    """A fresh Redis key prefix inside this run's (REDIS_KEY_PREFIX, then ``label`` and
+    a random part): one test's keys, which the end of the session deletes if the test
+    could not (tests/conftest.py)."""
+    return f"{REDIS_KEY_PREFIX}{label}{secrets.token_hex(4)}:"
+
+
 def run_redis_url(url: str) -> str:
-    """``url`` with a fresh key prefix inside this run's (REDIS_KEY_PREFIX + a random
-    part): the gate's meter and limiter keys then belong to one test of one run."""
-    return with_query(url, key_prefix=f"{REDIS_KEY_PREFIX}{secrets.token_hex(4)}:")
+    """``url`` with a fresh key prefix inside this run's (:func:`run_key_prefix`): the
+    gate's meter and limiter keys then belong to one test of one run."""
+    return with_query(url, key_prefix=run_key_prefix())
+
+
+async def delete_keys(client: Any, prefix: str) -> None:
+    """Delete every key under ``prefix`` (a redis.asyncio client): a test's own."""
+    if not prefix.startswith(REDIS_KEY_PREFIX):
+        raise ValueError(f"{prefix!r} is not a key prefix of this run")
+    keys = [key async for key in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
 
 
 def require_redis() -> str:

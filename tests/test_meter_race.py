@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import client
-from tests.services import fresh_postgres_schema, require_postgres, require_redis, with_query
+from tests.services import (
+    delete_keys,
+    fresh_postgres_schema,
+    require_postgres,
+    require_redis,
+    run_key_prefix,
+    with_query,
+)
 from tests.test_wall_http import ArticleApp, full_text_present, hidden_markers, read
 
 from consentgate import Config, ConsentGate
@@ -35,7 +42,7 @@ async def metered_gate(
     """A gate with the server meter on ``backend``; its state is this test's alone
     (own SQLite file, own PostgreSQL schema, own Redis key prefix)."""
     options: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'ledger.db'}"}
-    prefix = f"cgtest:race:{secrets.token_hex(6)}:"
+    prefix = run_key_prefix("race:")  # inside this run's: see tests/services.py
     if backend == "postgresql":
         options["database_url"] = pg_url
     elif backend == "redis":
@@ -58,9 +65,7 @@ async def metered_gate(
     finally:
         await gate.ledger.close()
         if gate.redis is not None:
-            keys = [key async for key in gate.redis.scan_iter(match=prefix + "*")]
-            if keys:
-                await gate.redis.delete(*keys)
+            await delete_keys(gate.redis, prefix)
             await gate.redis.aclose()
 
 

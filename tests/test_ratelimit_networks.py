@@ -7,18 +7,18 @@ owner's network, and one /64 is one network however many addresses it holds.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import client, html_app, make_gate, run
-from tests.services import require_redis, with_query
+from tests.services import REDIS_KEY_PREFIX, delete_keys, require_redis, run_redis_url
 from tests.test_accounts_http import PASSWORD, login, register, user_count
 
 from consentgate import ConsentGate
 from consentgate.accounts import BackoffPolicy, MemoryBackoff
+from consentgate.storage.redis import key_prefix_of
 
 WRONG = "wrong password!"
 
@@ -160,18 +160,35 @@ def test_ratelimit_networks_registrations_counted_per_64(tmp_path: Path) -> None
 
 
 def test_ratelimit_networks_redis_backoff_is_shared_by_workers(tmp_path: Path) -> None:
-    url = with_query(require_redis(), key_prefix=f"cg-test-{secrets.token_hex(6)}:")
+    # This run's key prefix: the keys are this test's, and deleted afterwards.
+    url = run_redis_url(require_redis())
     options: dict[str, Any] = {"accounts": {"login_per_15_minutes": 2}, "meter_url": url}
     workers = [make_gate(html_app(), tmp_path, **options) for _ in range(2)]
     ip = "198.51.100.40"
 
-    async def scenario() -> list[int]:
-        await registered(workers[0])
-        statuses = [(await attempt(workers[n % 2], ip, WRONG)).status_code for n in range(3)]
-        statuses.append((await attempt(workers[1], "203.0.113.40", PASSWORD)).status_code)
-        for gate in workers:
-            await gate.redis.aclose()
-        return statuses
+    prefix = key_prefix_of(workers[0].redis)
+    assert prefix.startswith(REDIS_KEY_PREFIX)
 
+    async def keys(gate: ConsentGate) -> list[bytes]:
+        return [key async for key in gate.redis.scan_iter(match=prefix + "*")]
+
+    async def scenario() -> tuple[list[int], int, int]:
+        try:
+            try:
+                await registered(workers[0])
+                wrong = [await attempt(workers[n % 2], ip, WRONG) for n in range(3)]
+                right = await attempt(workers[1], "203.0.113.40", PASSWORD)
+                used = len(await keys(workers[0]))
+            finally:
+                await delete_keys(workers[0].redis, prefix)
+            left = len(await keys(workers[0]))
+        finally:
+            for gate in workers:
+                await gate.redis.aclose()
+        return [r.status_code for r in (*wrong, right)], used, left
+
+    statuses, used, left = run(scenario())
     # Alternate workers: each saw at most two failures, together three.
-    assert run(scenario()) == [400, 400, 429, 303]
+    assert statuses == [400, 400, 429, 303]
+    assert used > 0  # the counts were under this test's prefix (inside this run's) …
+    assert left == 0  # … and are gone

@@ -8,7 +8,6 @@ nothing acknowledged before, and work again, the same objects, once the proxy is
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -20,9 +19,11 @@ import pytest
 from tests.services import (
     Fault,
     TcpProxy,
+    delete_keys,
     fresh_postgres_schema,
     require_postgres,
     require_redis,
+    run_key_prefix,
     with_address,
     with_query,
 )
@@ -139,7 +140,7 @@ def test_postgres_outage_at_open_then_recovery(pg_url: str) -> None:
 def test_redis_outage_meter_fails_fast_rate_limiter_degrades_and_both_recover() -> None:
     url = require_redis()
     proxy = proxy_for(url)
-    prefix = f"cgtest:outage:{time.time_ns()}:"
+    prefix = run_key_prefix("outage:")  # inside this run's: see tests/services.py
 
     async def scenario() -> tuple[float, frozenset[str], list[bool], bool]:
         await proxy.start()
@@ -161,9 +162,7 @@ def test_redis_outage_meter_fails_fast_rate_limiter_degrades_and_both_recover() 
             back = await limiter.hit("k", 2, 60)
             return elapsed, reads, degraded, back
         finally:
-            keys = [key async for key in client.scan_iter(match=prefix + "*")]
-            if keys:
-                await client.delete(*keys)
+            await delete_keys(client, prefix)
             await client.aclose()
             await proxy.stop()
 
@@ -223,7 +222,7 @@ def test_postgres_fault_bounded_then_breaker_fast_then_recovers(pg_url: str, fau
 def test_redis_fault_bounded_then_breaker_fast_then_recovers(fault: Fault) -> None:
     url = require_redis()
     proxy = proxy_for(url)
-    prefix = f"cgtest:fault:{secrets.token_hex(6)}:"
+    prefix = run_key_prefix("fault:")
 
     async def scenario() -> tuple[list[float], float, float, frozenset[str], bool]:
         await proxy.start()
@@ -246,9 +245,7 @@ def test_redis_fault_bounded_then_breaker_fast_then_recovers(fault: Fault) -> No
         finally:
             await proxy.stop()
             cleaner = redis_client_from_url(url)
-            keys = [key async for key in cleaner.scan_iter(match=prefix + "*")]
-            if keys:
-                await cleaner.delete(*keys)
+            await delete_keys(cleaner, prefix)
             await cleaner.aclose()
             await client.aclose()
 
