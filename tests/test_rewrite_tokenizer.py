@@ -330,12 +330,15 @@ def run_wanted(
     toggle: bool = False,
     foreign: bool = False,
     only_with: dict[str, frozenset[str]] | None = None,
+    whole_foreign: bool = False,
 ) -> FullRecorder:
     recorder = FullRecorder(wanted if toggle else None, foreign=foreign)
     tokenizer = Tokenizer(recorder, max_token_bytes=1 << 26)
     recorder.tokenizer = tokenizer
     if wanted is not None:
-        tokenizer.set_wanted(wanted, foreign=foreign, only_with=only_with)
+        tokenizer.set_wanted(
+            wanted, foreign=foreign, only_with=only_with, whole_foreign=whole_foreign
+        )
     for chunk in chunks:
         tokenizer.feed(chunk)
     tokenizer.close()
@@ -701,3 +704,91 @@ def run_wanted_capped(chunks: list[bytes], wanted: frozenset[str], cap: int) -> 
         tokenizer.feed(chunk)
     tokenizer.close()
     return recorder
+
+
+# -- whole svg/math elements on the wanted path ------------------------------------------------
+
+ICON_WANTED = frozenset({"head", "body", "script", "iframe", "svg", "math"})
+ICON_FILTER = {"script": frozenset({"data-consent"}), "iframe": frozenset({"data-consent"})}
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        b'<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M0 0h24v24"/></svg>',
+        b"<SVG><G><Path d=x></Path><use href='#a'/></G><!-- c --><![CDATA[<p>]]></Svg >",
+        b"<svg><title>Search</title><desc>a magnifier</desc><circle r=1 /></svg>",
+        b"<svg><a><text><tspan>x</tspan></text></svg>",
+        b"<svg class=i><style>.a{fill:red}</style><g></g></svg>",
+        b"<math><mrow><mi>x</mi><mo>=</mo><mn>2</mn></mrow>"
+        b'<annotation encoding="application/x-tex">x=2</annotation></math>',
+    ],
+)
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "1"])
+def test_wanted_whole_foreign_element_passes_unreported(element: bytes, chunked: bool) -> None:
+    data = b"<p>a" + element + b"b</p><script data-consent=x>y</script>"
+    chunks = list(bytewise(data)) if chunked else [data]
+    got = run_wanted(chunks, ICON_WANTED, only_with=ICON_FILTER, whole_foreign=True)
+    assert b"".join(got.out) == data
+    if chunked:
+        # Byte by byte no element is ever complete in the buffer: reported as without.
+        assert got.tokens[0][1].lower().startswith((b"<svg", b"<math"))
+    else:
+        assert got.tokens == [
+            ("start", b"<script data-consent=x>"),
+            ("raw", b"y"),
+            ("end", b"</script>"),
+        ]
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        b"<p>breaks out</p>",  # an HTML start tag that leaves foreign content
+        b"<font color=red>x</font>",
+        b"<font>x</font>",  # font only with color/face/size breaks out: not worth knowing
+        b"</div>",  # could close an open HTML element
+        b"</span>",
+        b"<foreignObject><div>html</div></foreignObject>",
+        b"<title><b>bold</b></title>",  # an integration point holding markup
+        b"<desc>a<i>b</i></desc>",
+        b"<svg></svg>",  # nested
+        b"<math></math>",
+        b"<script data-consent=x>y</script>",  # a wanted name
+        b"<iframe></iframe>",
+        b"<plaintext>",
+        b"</a>",  # an HTML name: could run the adoption agency
+    ],
+)
+def test_wanted_whole_foreign_reports_an_svg_that_may_leave(inside: bytes) -> None:
+    data = b"<svg><g>" + inside + b"</g></svg><p>after</p>"
+    got = run_wanted([data], ICON_WANTED, only_with=ICON_FILTER, whole_foreign=True)
+    assert b"".join(got.out) == data
+    assert got.tokens and got.tokens[0] == ("start", b"<svg>")
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        b"<mi><b>x</b></mi>",
+        b"<annotation-xml encoding=text/html><div>x</div></annotation-xml>",
+        b"<mtext><p>x</p></mtext>",
+        b"</p>",
+        b"<mglyph>",  # fine on its own, but inside no text integration point here: passes
+    ],
+)
+def test_wanted_whole_foreign_math_with_html_inside_is_reported(inside: bytes) -> None:
+    data = b"<math><mrow>" + inside + b"</mrow></math>"
+    got = run_wanted([data], ICON_WANTED, only_with=ICON_FILTER, whole_foreign=True)
+    assert b"".join(got.out) == data
+    reported = bool(got.tokens) and got.tokens[0] == ("start", b"<math>")
+    assert reported is (inside != b"<mglyph>")
+
+
+def test_wanted_whole_foreign_self_closing_svg_is_reported() -> None:
+    # <svg/> is an empty element; what follows is HTML again, so a whole-element match that
+    # ran on to a later </svg> would misplace it.
+    data = b"<svg/><p>x</p><svg><path/></svg>"
+    got = run_wanted([data], ICON_WANTED, whole_foreign=True)
+    assert b"".join(got.out) == data
+    assert got.tokens == [("start", b"<svg/>")]

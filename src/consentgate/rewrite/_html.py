@@ -64,3 +64,30 @@ HTML_ELEMENTS = (
         "option output picture progress rb rtc slot tbody template video"
     )
 )
+
+#: SVG's own element names (lower-cased as the tokenizer gives them), none an HTML name: their
+#: end tags inside an svg element cannot close an HTML element (only an unknown HTML element
+#: of that name could, which no real page keeps open around an icon).
+SVG_OWN_ELEMENTS = (
+    names(
+        "animate animatemotion animatetransform circle clippath defs ellipse feblend "
+        "fecolormatrix fecomponenttransfer fecomposite feconvolvematrix fediffuselighting "
+        "fedisplacementmap fedistantlight fedropshadow feflood fefunca fefuncb fefuncg fefuncr "
+        "fegaussianblur feimage femerge femergenode femorphology feoffset fepointlight "
+        "fespecularlighting fespotlight fetile feturbulence filter g image line "
+        "lineargradient marker mask metadata mpath path pattern polygon polyline "
+        "radialgradient rect set stop switch symbol text textpath tspan use view"
+    )
+    - HTML_ELEMENTS
+)
+
+#: MathML's own element names, none an HTML name (as :data:`SVG_OWN_ELEMENTS`).
+MATHML_OWN_ELEMENTS = (
+    names(
+        "annotation annotation-xml maction maligngroup malignmark menclose merror mfenced "
+        "mfrac mglyph mi mlabeledtr mlongdiv mmultiscripts mn mo mover mpadded mphantom "
+        "mprescripts mroot mrow ms mscarries mscarry msgroup msline mspace msqrt msrow mstack "
+        "mstyle msub msubsup msup mtable mtd mtext mtr munder munderover none semantics"
+    )
+    - HTML_ELEMENTS
+)

@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import treemodel as T
-from ._html import HTML_ELEMENTS, INLINE_ELEMENTS, SPECIAL_MATHML, SPECIAL_SVG, VOID_ELEMENTS
+from ._html import (
+    HTML_ELEMENTS,
+    INLINE_ELEMENTS,
+    MATHML_OWN_ELEMENTS,
+    RAW_TEXT_ELEMENTS,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
+    SVG_OWN_ELEMENTS,
+    VOID_ELEMENTS,
+)
 from .charset import PRESCAN_BYTES, CharsetDecision, detect_charset
 from .errors import RewriteError, RewriteErrorReason
 from .operations import (
@@ -26,6 +35,14 @@ from .operations import (
 from .selectors import Compound, Selector, compile_selector
 from .tokenizer import ContentModel, EndTag, StartTag, Tokenizer
 from .treemodel import HTML, ModelLimit, Outcome, TreeModel
+
+#: End tags that close nothing when no element of theirs is open in foreign content: no
+#: HTML element of the name can be open around it (SVG's and MathML's own names; raw-text
+#: elements and scripts, never open while tags are read; void elements but br, which
+#: leaves foreign content by its own rule). Browsers ignore them.
+_IGNORED_IN_FOREIGN = (SVG_OWN_ELEMENTS | MATHML_OWN_ELEMENTS | RAW_TEXT_ELEMENTS | {"script"}) | (
+    VOID_ELEMENTS - {"br"}
+)
 
 DEFAULT_MAX_TOKEN_BYTES = 1 << 20
 DEFAULT_MAX_TEXT_BYTES = 1 << 20
@@ -355,6 +372,10 @@ class Rewriter:
                 | frozenset(("svg", "math", "plaintext"))
             )
         self._light_only_with = _attribute_filter(starts, frozenset(ends.by_tag))
+        # svg and math are wanted on the light path to follow foreign content; when no
+        # operation names either, such an element that provably stays foreign (an icon, a
+        # formula) passes whole, in C.
+        self._whole_foreign = not {"svg", "math"} & (self._start_names | self._end_names)
         # Inside SVG/MathML (entered on the light path): what could end foreign content or
         # matter to an operation.
         self._foreign_wanted: frozenset[str] | None = (
@@ -438,7 +459,9 @@ class Rewriter:
         state = (names, foreign)
         if state != self._wanted_state:
             self._wanted_state = state
-            self._tokenizer.set_wanted(names, foreign=foreign, only_with=only_with)
+            self._tokenizer.set_wanted(
+                names, foreign=foreign, only_with=only_with, whole_foreign=self._whole_foreign
+            )
 
     def _update_model_wanted(self) -> None:
         """The model runs for foreign content met on the light path: while the current node is
@@ -747,6 +770,8 @@ class Rewriter:
         stack = model.stack
         if self._model_base <= 0 or stack[-1].ns == HTML or model.has_open(name):
             return False
+        if name in _IGNORED_IN_FOREIGN:
+            return False  # the model ignores it, as a browser does
         if any(node.name == name for node in stack[self._model_base :]):
             return False  # an SVG/MathML element of that name is open: the model places it
         while len(stack) > self._model_base and stack[-1].ns != HTML:

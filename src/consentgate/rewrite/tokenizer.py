@@ -27,7 +27,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
-from ._html import PLAINTEXT, RAW_TEXT_ELEMENTS, SCRIPT
+from ._html import (
+    FOREIGN_BREAKOUT,
+    MATHML_OWN_ELEMENTS,
+    PLAINTEXT,
+    RAW_TEXT_ELEMENTS,
+    SCRIPT,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
+    SVG_OWN_ELEMENTS,
+)
 from .errors import RewriteError, RewriteErrorReason
 
 _WS = rb"\t\n\f\r "
@@ -190,6 +199,47 @@ _DELIM = rb"[\t\n\f\r />]"
 #: What follows a tag name up to and including the closing ``>`` (the grammar of ``_TAG``).
 _TAG_REST = rb"(?:[\t\n\f\r /]*+" + _ATTR_SKIP + rb")*+[\t\n\f\r /]*+>"
 _TAG_NAME = rb"[A-Za-z][^\t\n\f\r />]*+"
+#: The common shape of a tag after its name — attributes each after whitespace, values quoted
+#: or plain right after "=" — matched faster than the full grammar (``_TAG_REST``). Wherever
+#: it matches, it ends where the full grammar ends (the spec's tokenizer reads these bytes
+#: the same way); anything else (spaces around "=", quotes in a name, "/" between
+#: attributes …) falls to the full grammar.
+_FAST_REST = (
+    rb"(?:[\t\n\f\r ]++[^\t\n\f\r />=\"'<]++"
+    rb"""(?:="[^"]*+"|='[^']*+'|=[^\t\n\f\r >"'=<`]++)?+)*+[\t\n\f\r ]*+/?>"""
+)
+#: After the tag name: the common shape, else the full grammar.
+_TAG_BODY = rb"(?:" + _FAST_REST + rb"|" + _TAG_REST + rb")"
+_NAME_REST = rb"[^\t\n\f\r />]*+"
+
+
+def _unnamed(names: frozenset[str]) -> bytes:
+    """The first letter of a tag name that is none of ``names`` (whole names, ASCII-case-
+    blind). Dispatched on that letter, so a tag pays a lookahead only when a name it could
+    be starts with its letter, and then only over those names: far cheaper in ``re`` than one
+    lookahead over every name at every tag."""
+    by_letter: dict[str, list[str]] = {}
+    for name in names:
+        if name and "a" <= name[0] <= "z":
+            by_letter.setdefault(name[0], []).append(name[1:])
+    free = "".join(ch + ch.upper() for ch in "abcdefghijklmnopqrstuvwxyz" if ch not in by_letter)
+    alternatives = [b"[" + free.encode() + b"]"] if free else []
+    for letter, rests in sorted(by_letter.items()):
+        # Longest first; an empty rest (a one-letter name) excludes the letter alone.
+        options = b"|".join(
+            re.escape(rest.encode("latin-1")) for rest in sorted(rests, key=len, reverse=True)
+        )
+        alternatives.append(
+            b"[" + (letter + letter.upper()).encode() + b"](?!(?i:" + options + b")" + _DELIM + b")"
+        )
+    return b"(?:" + b"|".join(alternatives) + b")"
+
+
+def _unnamed_tag(names: frozenset[str]) -> bytes:
+    """A whole tag (after ``<`` or ``</``) whose name is none of ``names``."""
+    return _unnamed(names) + _NAME_REST + _TAG_BODY
+
+
 _SCRIPT_NAME = rb"(?i:script)"
 _SCRIPT_D = _SCRIPT_NAME + _DELIM
 
@@ -246,8 +296,81 @@ def _rest_without(attributes: frozenset[str]) -> bytes:
     return rb"(?:[\t\n\f\r /]*+" + not_named + _ATTR_SKIP + rb")*+[\t\n\f\r /]*+>"
 
 
+#: The rest of a start tag that is not self-closing: its tail (spaces and slashes before ``>``)
+#: does not end with ``/``. (A ``/`` that ends an unquoted value is in the attribute.)
+_OPEN_REST = rb"(?:[\t\n\f\r /]*+" + _ATTR_SKIP + rb")*+(?:[\t\n\f\r /]*[\t\n\f\r ])?>"
+
+
+def _named(names: Iterable[str]) -> bytes:
+    """One of these tag names, ASCII-case-blind, as a whole name."""
+    return rb"(?i:" + _name_alternation(frozenset(names)) + rb")(?=" + _DELIM + rb")"
+
+
+def _whole_foreign(root: str, wanted: frozenset[str]) -> bytes:
+    """A whole ``<svg>`` or ``<math>`` element (after its ``<``) whose content provably stays
+    foreign up to its own end tag, as a browser builds it: no start tag that breaks out of
+    foreign content (``font`` included, whatever its attributes), no nested ``svg``/``math``,
+    no integration point but SVG's ``title``/``desc`` and MathML's ``mi``/``mo``/``mn``/``ms``/
+    ``mtext`` holding text only, none of ``wanted``, and only end tags of the namespace's own
+    elements or of HTML raw-text elements (another HTML name could close an open HTML element;
+    their own names are ignored there, unless a page keeps an unknown HTML element of that name
+    open). Text, comments,
+    CDATA and bogus comments as in foreign content. Anything else and the pattern does not
+    match: the start tag is then reported as usual."""
+    if root == "svg":
+        own, text_points, other_points = (
+            SVG_OWN_ELEMENTS,
+            SPECIAL_SVG - {"foreignobject"},
+            {"foreignobject"},
+        )
+    else:
+        own, text_points, other_points = (
+            MATHML_OWN_ELEMENTS,
+            SPECIAL_MATHML - {"annotation-xml"},
+            {"annotation-xml"},
+        )
+    text_points = text_points - wanted
+    stop_start = (
+        FOREIGN_BREAKOUT
+        | SPECIAL_SVG
+        | SPECIAL_MATHML
+        | other_points
+        | wanted
+        | {"font", "svg", "math", PLAINTEXT}
+    )
+    text_only = [
+        _named((name,)) + _OPEN_REST + rb"[^<]*+</" + _named((name,)) + _TAG_BODY
+        for name in sorted(text_points)
+    ]
+    content = b"".join(
+        (
+            rb"(?:[^<]++",
+            rb"|<(?:",
+            _unnamed_tag(frozenset(stop_start)),
+            b"".join(b"|" + alternative for alternative in text_only),
+            rb")",
+            rb"|</(?:",
+            # An HTML raw-text element or script is never open while tags are read, so its
+            # end tag cannot close one (svg has its own style and script).
+            _named((own | _RAW_NAMES | {SCRIPT}) - wanted - other_points),
+            _TAG_BODY,
+            rb"|>|[^A-Za-z>][^>]*+>)",
+            rb"|<!(?:--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)",
+            rb"|\[CDATA\[(?:[^\]]++|\](?!\]>))*+\]\]>",
+            rb"|(?!--|\[CDATA\[)[^>]*+>)",
+            rb"|<\?[^>]*+>",
+            rb"|<(?=[^A-Za-z/!?])",
+            rb")*+",
+        )
+    )
+    return _named((root,)) + _OPEN_REST + content + rb"</" + _named((root,)) + _TAG_BODY
+
+
 def _compile_passthrough(
-    wanted: frozenset[str], foreign: bool, only_with: Mapping[str, frozenset[str]]
+    wanted: frozenset[str],
+    foreign: bool,
+    only_with: Mapping[str, frozenset[str]],
+    whole_foreign: bool = False,
 ) -> re.Pattern[bytes]:
     """The longest run of complete tokens no wanted tag is in, from the match position.
 
@@ -256,15 +379,15 @@ def _compile_passthrough(
     wanted tag, ``plaintext`` start tag or incomplete token, where the careful path decides.
     ``only_with`` names wanted start tags that count only with one of the given attributes;
     without, they pass like unwanted ones. In ``foreign`` content no element is raw text and
-    ``<![CDATA[`` opens a CDATA section.
+    ``<![CDATA[`` opens a CDATA section. With ``whole_foreign`` (HTML content, ``svg`` and
+    ``math`` wanted only because they start foreign content), such an element that provably
+    stays foreign to its end tag passes whole (see :func:`_whole_foreign`).
     """
     # Alternatives grouped by the byte after "<", so a "<" costs one or two failed attempts.
     after_letter: list[bytes] = []
     if foreign:
         stops = wanted | {PLAINTEXT}
-        after_letter.append(
-            rb"(?!(?i:" + _name_alternation(stops) + rb")" + _DELIM + rb")" + _TAG_NAME + _TAG_REST
-        )
+        after_letter.append(_unnamed_tag(stops))
         after_letter += [
             rb"(?i:" + re.escape(name.encode("latin-1")) + rb")(?=" + _DELIM + rb")"
             + _rest_without(only_with[name])
@@ -272,9 +395,13 @@ def _compile_passthrough(
         ]  # fmt: skip
     else:
         stops = wanted | _RAW_NAMES | {SCRIPT, PLAINTEXT}
-        after_letter.append(
-            rb"(?!(?i:" + _name_alternation(stops) + rb")" + _DELIM + rb")" + _TAG_NAME + _TAG_REST
-        )
+        # The common case first: a tag no one wants.
+        after_letter.append(_unnamed_tag(stops))
+        if whole_foreign:
+            # Inline icons and formulas: without this, each wakes Python and the tree model.
+            after_letter += [
+                _whole_foreign(root, wanted) for root in ("svg", "math") if root in wanted
+            ]
         for name in sorted(only_with):
             rest = _rest_without(only_with[name])
             if name == SCRIPT:
@@ -288,10 +415,7 @@ def _compile_passthrough(
         after_letter += [_raw_element(name) for name in sorted(_RAW_NAMES - wanted)]
         if SCRIPT not in wanted:
             after_letter.append(_script_element())
-    end_tag = rb""
-    if wanted:
-        end_tag += rb"(?!(?i:" + _name_alternation(wanted) + rb")" + _DELIM + rb")"
-    end_tag += _TAG_NAME + _TAG_REST
+    end_tag = _unnamed_tag(wanted)
     after_slash = [
         end_tag,
         rb">",  # "</>" is ignored by browsers
@@ -312,14 +436,15 @@ def _compile_passthrough(
         b"".join(
             (
                 rb"(?:[^<]++",
-                rb"|<(?=[^A-Za-z/!?])",  # a "<" that starts no markup is text
-                rb"|<(?:(?=[A-Za-z])(?:",
+                rb"|<(?:(?:",  # every alternative after a letter begins with its letter
                 b"|".join(after_letter),
                 rb")|/(?:",
                 b"|".join(after_slash),
                 rb")|!(?:",
                 b"|".join(after_bang),
-                rb")|\?[^>]*+>))*+",
+                rb")|\?[^>]*+>)",
+                rb"|<(?=[^A-Za-z/!?])",  # a "<" that starts no markup is text
+                rb")*+",
             )
         )
     )
@@ -331,7 +456,11 @@ class _Scan:
     __slots__ = ("foreign", "only_with", "pattern", "wanted")
 
     def __init__(
-        self, wanted: frozenset[str], foreign: bool, only_with: dict[str, frozenset[bytes]]
+        self,
+        wanted: frozenset[str],
+        foreign: bool,
+        only_with: dict[str, frozenset[bytes]],
+        whole_foreign: bool,
     ) -> None:
         self.wanted = wanted
         self.foreign = foreign
@@ -343,18 +472,28 @@ class _Scan:
                 name: frozenset(a.decode("latin-1") for a in attrs)
                 for name, attrs in only_with.items()
             },
+            whole_foreign,
         )
 
 
-_ScanKey = tuple[frozenset[str], bool, frozenset[tuple[str, frozenset[str]]] | None]
+_ScanKey = tuple[frozenset[str], bool, frozenset[tuple[str, frozenset[str]]] | None, bool]
 _SCAN_CACHE: dict[_ScanKey, _Scan] = {}
 _SCAN_CACHE_SIZE = 64
 
 
 def _scan_for(
-    names: frozenset[str], foreign: bool, only_with: Mapping[str, frozenset[str]] | None
+    names: frozenset[str],
+    foreign: bool,
+    only_with: Mapping[str, frozenset[str]] | None,
+    whole_foreign: bool = False,
 ) -> _Scan:
-    key: _ScanKey = (names, foreign, frozenset(only_with.items()) if only_with else None)
+    whole_foreign = whole_foreign and not foreign and not {"svg", "math"} & set(only_with or ())
+    key: _ScanKey = (
+        names,
+        foreign,
+        frozenset(only_with.items()) if only_with else None,
+        whole_foreign,
+    )
     scan = _SCAN_CACHE.get(key)
     if scan is None:
         wanted = _usable_names(frozenset(names))
@@ -366,7 +505,7 @@ def _scan_for(
         # A filter without a usable attribute name matches no tag: the name is not wanted.
         wanted -= {name for name, attrs in filters.items() if not attrs}
         filters = {name: attrs for name, attrs in filters.items() if attrs}
-        scan = _Scan(wanted, foreign, filters)
+        scan = _Scan(wanted, foreign, filters, whole_foreign)
         if len(_SCAN_CACHE) >= _SCAN_CACHE_SIZE:
             _SCAN_CACHE.pop(next(iter(_SCAN_CACHE)))  # the oldest: operation sets rarely vary
         _SCAN_CACHE[key] = scan
@@ -454,6 +593,7 @@ class Tokenizer:
         *,
         foreign: bool = False,
         only_with: Mapping[str, frozenset[str]] | None = None,
+        whole_foreign: bool = False,
     ) -> None:
         """Report only tags with these (lower-case) names, plus ``plaintext`` start tags, and
         hand everything else to ``handler.passthrough``; ``None`` reports every token.
@@ -471,6 +611,11 @@ class Tokenizer:
         when it has one of them (``script`` with ``data-consent``, say); without, it passes
         with its whole element if that is raw text or a script, end tag included. Pass the
         same mapping object again to hit the pattern cache quickly.
+
+        ``whole_foreign`` (HTML content only): an ``<svg>`` or ``<math>`` element that provably
+        stays foreign up to its own end tag and holds no wanted name passes whole, like an
+        unwanted raw-text element; any other such start tag is reported. For a handler that
+        wants ``svg``/``math`` only to follow foreign content, not to act on them.
         """
         if names is None:
             self._scan = None
@@ -480,7 +625,7 @@ class Tokenizer:
             self._text_out = self._handler.text
             self._other_out = self._handler.other
             return
-        scan = _scan_for(names, foreign, only_with)
+        scan = _scan_for(names, foreign, only_with, whole_foreign)
         self._scan = scan
         self._wanted = scan.wanted
         self._pass_re = scan.pattern
