@@ -69,6 +69,17 @@ RECORD = ConsentRecord(
 )
 
 
+async def read_until_full(c: httpx.AsyncClient, slug: str, seconds: float = 15) -> httpx.Response:
+    """Read an article again until its full text is back (the backend healed and the
+    breaker let a call through), for at most ``seconds``; the last response."""
+    deadline = time.monotonic() + seconds
+    back = await read(c, f"/articles/{slug}")
+    while not full_text_present(back.text, slug) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        back = await read(c, f"/articles/{slug}")
+    return back
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -544,12 +555,8 @@ def test_storage_bounds_postgres_fault_signed_in_reader_never_500(
                     for slug in ("bravo", "charlie", "delta")
                 ]
                 await proxy.heal()
-                deadline = time.monotonic() + 15
-                back = await read(c, "/articles/echo")
                 # With "wall", pages stay cut until the breaker lets the check through.
-                while not full_text_present(back.text, "echo") and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
-                    back = await read(c, "/articles/echo")
+                back = await read_until_full(c, "echo")
             return pages, back
         finally:
             await gate.ledger.close()
@@ -651,11 +658,7 @@ def test_request_budget_postgres_blackhole_signed_in_reader_walled_article_withi
                     )
                 state = gate.ledger.storage.breaker.state  # type: ignore[attr-defined]
                 await proxy.heal()
-                deadline = time.monotonic() + 15
-                back = await read(c, "/articles/echo")
-                while not full_text_present(back.text, "echo") and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
-                    back = await read(c, "/articles/echo")
+                back = await read_until_full(c, "echo")
             return pages, state, full_text_present(back.text, "echo")
         finally:
             await gate.ledger.close()

@@ -301,6 +301,18 @@ def _rest_without(attributes: frozenset[str]) -> bytes:
 _OPEN_REST = rb"(?:[\t\n\f\r /]*+" + _ATTR_SKIP + rb")*+(?:[\t\n\f\r /]*[\t\n\f\r ])?>"
 
 
+#: After "<!": <!-->, <!--->, or a comment up to the first "--!?>" after "<!--" …
+_COMMENT_REST = rb"--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)"
+#: … then, in HTML content, a doctype, "<!x>" or a CDATA lookalike up to the next ">" …
+_HTML_AFTER_BANG = (_COMMENT_REST, rb"(?!--)[^>]*+>")
+#: … and in foreign content a CDATA section, or a doctype or "<!x>".
+_FOREIGN_AFTER_BANG = (
+    _COMMENT_REST,
+    rb"\[CDATA\[(?:[^\]]++|\](?!\]>))*+\]\]>",
+    rb"(?!--|\[CDATA\[)[^>]*+>",
+)
+
+
 def _named(names: Iterable[str]) -> bytes:
     """One of these tag names, ASCII-case-blind, as a whole name."""
     return rb"(?i:" + _name_alternation(frozenset(names)) + rb")(?=" + _DELIM + rb")"
@@ -355,9 +367,9 @@ def _whole_foreign(root: str, wanted: frozenset[str]) -> bytes:
             _named((own | _RAW_NAMES | {SCRIPT}) - wanted - other_points),
             _TAG_BODY,
             rb"|>|[^A-Za-z>][^>]*+>)",
-            rb"|<!(?:--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)",
-            rb"|\[CDATA\[(?:[^\]]++|\](?!\]>))*+\]\]>",
-            rb"|(?!--|\[CDATA\[)[^>]*+>)",
+            rb"|<!(?:",
+            b"|".join(_FOREIGN_AFTER_BANG),
+            rb")",
             rb"|<\?[^>]*+>",
             rb"|<(?=[^A-Za-z/!?])",
             rb")*+",
@@ -421,17 +433,7 @@ def _compile_passthrough(
         rb">",  # "</>" is ignored by browsers
         rb"[^A-Za-z>][^>]*+>",  # "</ x>" and the like: a bogus comment
     ]
-    after_bang = [
-        # <!-->, <!--->, or up to the first "--!?>" after "<!--"
-        rb"--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)",
-    ]
-    if foreign:
-        after_bang += [
-            rb"\[CDATA\[(?:[^\]]++|\](?!\]>))*+\]\]>",
-            rb"(?!--|\[CDATA\[)[^>]*+>",  # doctype, "<!x>"
-        ]
-    else:
-        after_bang.append(rb"(?!--)[^>]*+>")  # doctype, "<!x>", CDATA in HTML content
+    after_bang = _FOREIGN_AFTER_BANG if foreign else _HTML_AFTER_BANG
     return re.compile(
         b"".join(
             (
