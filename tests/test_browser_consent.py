@@ -41,7 +41,6 @@ BADGE = ".demo-analytics-badge"
 MOBILE = {"width": 375, "height": 740}
 
 
-
 # -- fixtures -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def site(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

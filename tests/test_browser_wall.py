@@ -60,7 +60,6 @@ METER = "cg_meter"
 PASSWORD = "harbour-light-2025-kestrel"
 
 
-
 def article_path(slug: str) -> str:
     return f"/articles/{slug}"
 

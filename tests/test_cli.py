@@ -66,10 +66,12 @@ def test_demo_config_covers_every_cookie_the_site_sets() -> None:
 @pytest.mark.parametrize(
     ("body", "key"),
     [
-        ('[regions]\ncountry_header = "X-C"\n[regions.countries]\nUS = "maybe"\n',
-         "regions.countries.US"),
+        (
+            '[regions]\ncountry_header = "X-C"\n[regions.countries]\nUS = "maybe"\n',
+            "regions.countries.US",
+        ),
         ('[[cookies]]\nname = "x"\ncategory = "snacks"\n', "cookies[0].category"),
-        ('consent_lifetime_days = 9999\n', "consent_lifetime_days"),
+        ("consent_lifetime_days = 9999\n", "consent_lifetime_days"),
         ('colour = "blue"\n', "colour"),
     ],
 )

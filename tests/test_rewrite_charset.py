@@ -50,15 +50,32 @@ def test_meta_beyond_1024_bytes_is_ignored() -> None:
 
 
 @pytest.mark.parametrize(
-    "label", ["utf-8", "windows-1252", "iso-8859-1", "latin1", "koi8-r", "gb18030", "gbk",
-              "shift_jis", "euc-jp", "euc-kr", "big5", "windows-1251", "iso-8859-15", "ascii"],
+    "label",
+    [
+        "utf-8",
+        "windows-1252",
+        "iso-8859-1",
+        "latin1",
+        "koi8-r",
+        "gb18030",
+        "gbk",
+        "shift_jis",
+        "euc-jp",
+        "euc-kr",
+        "big5",
+        "windows-1251",
+        "iso-8859-15",
+        "ascii",
+    ],
 )
 def test_ascii_compatible_encodings_are_safe(label: str) -> None:
     assert detect_charset(f"text/html; charset={label}").safe
 
 
-@pytest.mark.parametrize("label", ["utf-16", "utf-16le", "utf-32", "iso-2022-jp", "hz-gb-2312",
-                                   "utf-7", "no-such-charset"])
+@pytest.mark.parametrize(
+    "label",
+    ["utf-16", "utf-16le", "utf-32", "iso-2022-jp", "hz-gb-2312", "utf-7", "no-such-charset"],
+)
 def test_unsafe_encodings_are_reported(label: str) -> None:
     assert not detect_charset(f"text/html; charset={label}").safe
     with pytest.raises(RewriteError) as info:
@@ -69,7 +86,9 @@ def test_unsafe_encodings_are_reported(label: str) -> None:
 def test_default_is_utf8_undeclared() -> None:
     decision = detect_charset(None, b"<p>hi")
     assert (decision.encoding, decision.declared, decision.snippet_encoding) == (
-        "utf-8", False, "ascii"
+        "utf-8",
+        False,
+        "ascii",
     )
 
 
@@ -100,8 +119,14 @@ def test_rewriter_raises_for_utf16_meta_sniffed_as_utf8() -> None:
 
 @pytest.mark.parametrize(
     ("content_type", "expected"),
-    [("text/html", True), ("TEXT/HTML; charset=utf-8", True), ("application/xhtml+xml", True),
-     ("application/json", False), (None, False), ("text/htmlx", False)],
+    [
+        ("text/html", True),
+        ("TEXT/HTML; charset=utf-8", True),
+        ("application/xhtml+xml", True),
+        ("application/json", False),
+        (None, False),
+        ("text/htmlx", False),
+    ],
 )
 def test_is_rewritable_content_type(content_type: str | None, expected: bool) -> None:
     assert is_rewritable_content_type(content_type) is expected
@@ -119,8 +144,11 @@ def test_is_rewritable_checks_encoding() -> None:
 
 @pytest.mark.parametrize(
     ("coding", "compress"),
-    [("gzip", gzip.compress), ("deflate", zlib.compress),
-     ("deflate", lambda d: zlib.compress(d)[2:-4])],
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda d: zlib.compress(d)[2:-4]),
+    ],
 )
 def test_streaming_decoder(coding: str, compress: object) -> None:
     body = b"<p>hello</p>" * 1000

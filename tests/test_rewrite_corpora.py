@@ -162,9 +162,12 @@ def visible_text(markup: str) -> str:
     return collapse("".join(parser.parts))
 
 
-@pytest.mark.parametrize("name", [name for name, _ in manifest()] if (
-    Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "news-pages"
-).is_dir() else ["(corpus absent)"])
+@pytest.mark.parametrize(
+    "name",
+    [name for name, _ in manifest()]
+    if (Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "news-pages").is_dir()
+    else ["(corpus absent)"],
+)
 def test_news_pages_keep_first_two_paragraphs(name: str) -> None:
     entries = dict(manifest())
     entry = entries[name]

@@ -29,8 +29,10 @@ PAGE = (
 
 def test_insert_after_head_start_and_before_body_end() -> None:
     out = run_all_chunkings(
-        lambda: [InsertHTML.after_head_open("<script>cm()</script>"),
-                 InsertHTML.before_body_close("<div id=b></div>")],
+        lambda: [
+            InsertHTML.after_head_open("<script>cm()</script>"),
+            InsertHTML.before_body_close("<div id=b></div>"),
+        ],
         PAGE,
     )
     assert out == PAGE.replace(b"<Head>", b"<Head><script>cm()</script>").replace(
@@ -109,8 +111,7 @@ def test_rewrite_attributes_escapes_and_keeps_untouched_bytes() -> None:
 
     out = run_all_chunkings(lambda: [RewriteAttributes("iframe", swap)], data)
     assert out == (
-        b'<iframe src="/e?q=&quot;x&quot;&amp;y" width="3" allowfullscreen></iframe>'
-        b"<iframe src=z>"
+        b'<iframe src="/e?q=&quot;x&quot;&amp;y" width="3" allowfullscreen></iframe><iframe src=z>'
     )
 
 
@@ -181,8 +182,9 @@ def test_truncate_missing_container_raises_when_required() -> None:
     with pytest.raises(RewriteError) as info:
         run([Truncate("div.article", "x", keep_items=1)], whole(b"<p>1</p>"))
     assert info.value.reason is RewriteErrorReason.CONTAINER_NOT_FOUND
-    out, rewriter = run([Truncate("div.article", "x", keep_items=1, required=False)],
-                        whole(b"<p>1</p>"))
+    out, rewriter = run(
+        [Truncate("div.article", "x", keep_items=1, required=False)], whole(b"<p>1</p>")
+    )
     assert out == b"<p>1</p>" and len(rewriter.report.not_found) == 1
 
 

@@ -23,7 +23,12 @@ from .articles import Article, all_articles, related
 SITE_NAME = "The Harbour Ledger"
 TAGLINE = "News from Merrow Bay, Tallow Island and the Fenn estuary"
 SECTIONS: tuple[str, ...] = (
-    "News", "Politics", "Environment", "Education", "Business", "Community"
+    "News",
+    "Politics",
+    "Environment",
+    "Education",
+    "Business",
+    "Community",
 )
 TEXT_SIZES: tuple[str, ...] = ("small", "normal", "large")
 

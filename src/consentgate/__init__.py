@@ -1,5 +1,7 @@
 """consentgate: cookie consent enforced on the server, and a free-registration wall.
 
+Wrap any ASGI app::
+
     from consentgate import ConsentGate, Config
     app = ConsentGate(app, config=Config.from_toml("consentgate.toml"))
 """

@@ -12,8 +12,9 @@
 ``consentgate probe``         ask a running site for walled articles every way a reader could
 
 Each command is one ``_add_<name>`` function that registers a subparser and sets
-``handler``; the operator commands (database ones take ``--config``) do their work in
-:mod:`consentgate.operator`.
+``handler``; the commands that read a configuration take ``--config PATH`` (default
+./consentgate.toml); the operator commands do their work in :mod:`consentgate.operator`.
+Output piped into a reader that stops early (``| head``) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import hashlib
 import importlib
 import json
+import os
 import secrets
 import sys
 import tomllib
@@ -48,6 +50,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 KEY_BYTES = 48  # secrets.token_urlsafe(48): 64 URL-safe characters, 384 bits
 MAX_LISTED = 8  # longer lists are cut in the check-config summary
+EXIT_BROKEN_PIPE = 128 + 13  # a closed stdout pipe; SIGPIPE is 13 on Linux, macOS, the BSDs
 
 
 def examples_dir() -> Path:
@@ -141,19 +144,26 @@ def _add_check_config(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "check-config",
         help="validate a consentgate.toml and print a summary",
-        description="Load PATH the way the middleware does and report the first problem, "
-        "or a summary of what it configures. Exit status 0 if valid, 1 if not.",
+        description="Load the configuration the way the middleware does and report the "
+        "first problem, or a summary of what it configures. Exit status 0 if valid, 1 if "
+        "not, 2 on usage errors.",
     )
-    parser.add_argument("path", metavar="PATH", help="the TOML file, e.g. consentgate.toml")
+    _config_option(parser, help_text=f"the TOML file to check (default ./{DEFAULT_CONFIG})")
+    # The first spelling, `check-config PATH`, still works; give the file one way only.
+    parser.add_argument("path", nargs="?", metavar="PATH", help="the same as --config PATH")
     parser.set_defaults(handler=_run_check_config)
 
 
 def _run_check_config(args: argparse.Namespace) -> int:
-    shown = str(args.path)
+    if args.path is not None and args.config_given:
+        _error(f"{PROG}: check-config: give the file once, as --config PATH or as PATH")
+        return 2
+    path = args.path if args.path is not None else args.config
+    shown = str(path)
     try:
-        config = Config.from_toml(args.path)
+        config = Config.from_toml(path)
     except ConfigError as exc:
-        if exc.key == str(Path(args.path)):  # about the file itself, e.g. not found
+        if exc.key == str(Path(path)):  # about the file itself, e.g. not found
             _error(f"{shown}: {exc.reason}")
         else:
             _error(f"{shown}: {exc.key}: {exc.reason}")
@@ -168,7 +178,7 @@ def _run_check_config(args: argparse.Namespace) -> int:
         _error(f"{shown}: secret_keys: no secret key set (in the file or {SECRET_KEYS_ENV})")
         return 1
     print(f"{shown}: OK")
-    for label, value in summarize(config, key_source=_key_source(Path(args.path))):
+    for label, value in summarize(config, key_source=_key_source(Path(path))):
         print(f"  {label:<13} {value}")
     return 0
 
@@ -319,13 +329,30 @@ class CommandError(Exception):
     """A message for the operator and exit status 1."""
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
+class _ConfigPath(argparse.Action):
+    """Store ``--config PATH`` and note that it was given (``config_given``), so that a
+    command with another way to name the file can refuse both at once."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.config_given = True
+
+
+def _config_option(
+    parser: argparse.ArgumentParser,
+    *,
+    help_text: str = f"the configuration with database_url (default ./{DEFAULT_CONFIG})",
+) -> None:
     parser.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help=f"the configuration with database_url (default ./{DEFAULT_CONFIG})",
+        "--config", action=_ConfigPath, default=DEFAULT_CONFIG, metavar="PATH", help=help_text
     )
+    parser.set_defaults(config_given=False)
 
 
 def _load_config(path: str) -> Config:
@@ -731,6 +758,25 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The entry point: the command's exit status. A reader that closes the pipe early
+    (``consentgate export consents | head -1``) ends the command without a traceback."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe may show only at this flush
+    except BrokenPipeError:
+        # As the Python docs recommend (library/signal.html, "Note on SIGPIPE"): point
+        # stdout at devnull so that the interpreter's own flush at exit cannot raise
+        # again ("Exception ignored ... BrokenPipeError"). Exit status 141 = 128 + SIGPIPE,
+        # what `yes | head -1` or `cat big | head -1` report, so a shell with `set -o
+        # pipefail` sees consentgate stopped by a closed pipe like any other Unix tool.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -99,9 +99,7 @@ class Progress:
             self._show(end="\n")
 
 
-async def _rows(
-    storage: Storage, kind: Kind, window: Window
-) -> AsyncIterator[dict[str, Any]]:
+async def _rows(storage: Storage, kind: Kind, window: Window) -> AsyncIterator[dict[str, Any]]:
     if kind == "consents":
         async for rec in storage.iter_consents(window.since, window.until):
             yield consent_dict(rec)

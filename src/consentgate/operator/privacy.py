@@ -27,9 +27,7 @@ __all__ = [
     "user_report",
 ]
 
-HASH_NOTE = (
-    "a scrypt hash is stored (the password itself is not, and the hash is never shown)"
-)
+HASH_NOTE = "a scrypt hash is stored (the password itself is not, and the hash is never shown)"
 METER_NOTE = (
     "The article meter lives in the reader's own browser (the signed cg_meter cookie: a "
     "random reader id and hashes of the articles read this period); the server does not "

@@ -222,9 +222,7 @@ def _hbars(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, float
             f'fill="#1b1b1b">{_e(text)}</text>'
         )
     if not rows:
-        svg.append(
-            f'<text x="{label_w}" y="20" font-size="13" fill="#444">no data</text>'
-        )
+        svg.append(f'<text x="{label_w}" y="20" font-size="13" fill="#444">no data</text>')
     svg.append("</svg>")
     return "".join(svg)
 
@@ -263,9 +261,7 @@ def _figure(label: str, value: str) -> str:
 
 def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     numeric = ' class="n"'
-    ths = "".join(
-        f'<th scope="col"{numeric if i else ""}>{_e(h)}</th>' for i, h in enumerate(head)
-    )
+    ths = "".join(f'<th scope="col"{numeric if i else ""}>{_e(h)}</th>' for i, h in enumerate(head))
     body = []
     for row in rows:
         cells = [f'<th scope="row">{_e(row[0])}</th>']
