@@ -109,7 +109,8 @@ def test_check_config_requires_a_secret_key(
     path = write(tmp_path, 'site_name = "Example"\n')
     assert main(["check-config", str(path)]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"{path}: secret_keys: no secret key set (in the file or CONSENTGATE_SECRET_KEYS)"
+        f"{path}: secret_keys: no secret key set (in the configuration or "
+        "CONSENTGATE_SECRET_KEYS); generate one with `consentgate keygen`"
     )
 
 

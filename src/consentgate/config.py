@@ -8,12 +8,14 @@ the reason, instead of surfacing as odd behaviour on some reader's request.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import importlib.util
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +37,10 @@ CONSENT_MODE_SIGNALS = (
 MAX_CONSENT_LIFETIME_DAYS = 395  # CNIL: about 13 months at most, then ask again
 SECRET_KEYS_ENV = "CONSENTGATE_SECRET_KEYS"  # noqa: S105 (a variable name, not a secret)
 MIN_SECRET_KEY_LENGTH = 32
+NO_SECRET_KEY = (
+    f"no secret key set (in the configuration or {SECRET_KEYS_ENV}); "
+    "generate one with `consentgate keygen`"
+)
 
 _CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _COOKIE_NAME_PATTERN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z?\[\]]+$")
@@ -262,6 +268,9 @@ class Config:
     #: CSP ``frame-ancestors`` sources of the pages we render: who may frame them.
     #: ``("'none'",)``, the default, is nobody (and ``X-Frame-Options: DENY``).
     frame_ancestors: tuple[str, ...] = ("'none'",)
+    #: Path patterns (``*`` one segment, ``**`` any) of pages that get no banner and no
+    #: settings link: embeds, widgets. Consent is still enforced on them.
+    exclude_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Invariants the rest of consentgate relies on, however the Config was built.
@@ -306,8 +315,12 @@ class Config:
 
     # -- construction -------------------------------------------------------------
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str]) -> Config:
-        """Read and validate a TOML file; relative paths in it are relative to it."""
+    def from_toml(cls, path: str | os.PathLike[str], *, require_secret_keys: bool = True) -> Config:
+        """Read and validate a TOML file; relative paths in it are relative to it.
+
+        Without a secret key (in the file or ``CONSENTGATE_SECRET_KEYS``) the middleware
+        cannot run, so loading refuses it unless ``require_secret_keys=False`` (operator
+        commands that only read the database)."""
         file = Path(path)
         try:
             raw = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -315,14 +328,19 @@ class Config:
             raise ConfigError(str(file), "configuration file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(file), f"not valid TOML ({exc})") from None
-        return cls.from_mapping(raw, base_dir=file.parent)
+        return cls.from_mapping(raw, base_dir=file.parent, require_secret_keys=require_secret_keys)
 
     @classmethod
     def from_mapping(
-        cls, raw: Mapping[str, Any], *, base_dir: str | os.PathLike[str] | None = None
+        cls,
+        raw: Mapping[str, Any],
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        require_secret_keys: bool = True,
     ) -> Config:
         """Build from the same keys as the TOML file (a dict of plain values)."""
-        return _build(raw, Path(base_dir) if base_dir is not None else Path.cwd())
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        return _build(raw, base, require_secret_keys=require_secret_keys)
 
     # -- queries used on the hot path ----------------------------------------------
     @property
@@ -352,42 +370,117 @@ class Config:
 # ---------------------------------------------------------------------------------
 # Validation. Each helper names the key it checks, so errors point at the TOML line.
 
-_TOP_LEVEL_KEYS = {
-    "secret_keys",
-    "database_url",
-    "prefix",
-    "site_name",
-    "policy",
-    "categories",
-    "cookies",
-    "unknown_cookies",
-    "consent_lifetime_days",
-    "reject_lifetime_days",
-    "regions",
-    "languages",
-    "default_language",
-    "texts",
-    "cookie_names",
-    "consent_mode",
-    "gpc",
-    "secure_cookies",
-    "controller",
-    "wall",
-    "accounts",
-    "meter_url",
-    "admin",
-    "trusted_proxies",
-    "trusted_proxy_header",
-    "frame_ancestors",
-}
+
+class _Table(Mapping[str, Any]):
+    """A table of the configuration as the readers see it. It remembers the keys they ask
+    for, so that afterwards a key no reader asked for is refused, at every level and in list
+    items alike: a misspelt key must not silently leave its default in place
+    (``[policy] verison = "2"`` would keep version 1 and ask nobody to accept again).
+
+    A reader that iterates a table (languages, countries) checks its keys itself.
+    """
+
+    __slots__ = ("_asked", "_children", "_data", "_iterated", "_path")
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self._data = data
+        self._path = path
+        self._asked: set[str] = set()
+        self._iterated = False
+        self._children: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        self._asked.add(key)
+        value = self._data[key]
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._wrap(self._key(key), value)
+        return child
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self._asked.add(key)
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        self._iterated = True
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def _key(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    @staticmethod
+    def _wrap(path: str, value: Any) -> Any:
+        if isinstance(value, Mapping) and not isinstance(value, _Table):
+            return _Table(value, path)
+        if isinstance(value, list) and any(isinstance(item, Mapping) for item in value):
+            return [
+                _Table(item, f"{path}[{index}]") if isinstance(item, Mapping) else item
+                for index, item in enumerate(value)
+            ]
+        return value
+
+    def _tables(self) -> Iterator[_Table]:
+        yield self
+        for child in self._children.values():
+            items = child if isinstance(child, list) else [child]
+            for item in items:
+                if isinstance(item, _Table):
+                    yield from item._tables()
+
+    def refuse_unknown(self) -> None:
+        """Raise for the first key no reader asked for, suggesting the nearest known one."""
+        for table in self._tables():
+            if table._iterated:
+                continue
+            for key in table._data:
+                if key not in table._asked:
+                    raise unknown_key(table._key(key), key, table._asked)
+
+    def misspelling_of(self, failed: str) -> ConfigError | None:
+        """The error for an unasked key that looks like ``failed`` (a full key path) in the
+        table that holds it, if there is one."""
+        parent, _, name = failed.rpartition(".")
+        for table in self._tables():
+            if table._path != parent or table._iterated:
+                continue
+            unasked = [key for key in table._data if key not in table._asked]
+            close = difflib.get_close_matches(name, unasked, n=1, cutoff=0.75)
+            if close:
+                return unknown_key(table._key(close[0]), close[0], table._asked | {name})
+        return None
 
 
-def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
-    unknown = sorted(set(raw) - _TOP_LEVEL_KEYS)
-    if unknown:
-        raise ConfigError(
-            unknown[0], f"unknown key (known keys: {', '.join(sorted(_TOP_LEVEL_KEYS))})"
-        )
+def unknown_key(path: str, key: str, known: Iterable[str]) -> ConfigError:
+    """The one wording for a key nobody reads, with the nearest known key when one is close."""
+    choices = sorted(known)
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    if close:
+        return ConfigError(path, f"unknown key — did you mean {close[0]!r}?")
+    if choices:
+        return ConfigError(path, f"unknown key; known: {', '.join(choices)}")
+    return ConfigError(path, "unknown key; this table takes no keys")
+
+
+def _build(raw: Mapping[str, Any], base_dir: Path, *, require_secret_keys: bool) -> Config:
+    table = _Table(raw, "")
+    try:
+        config = _read(table, base_dir, require_secret_keys)
+    except ConfigError as exc:
+        # A misspelt key often surfaces first as its value missing ("unknown category ''"
+        # for `categroy = …`): name the misspelling, not the symptom.
+        misspelt = table.misspelling_of(exc.key)
+        if misspelt is not None:
+            raise misspelt from exc
+        raise
+    table.refuse_unknown()
+    return config
+
+
+def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> Config:
     categories = _categories(raw.get("categories"))
     category_ids = {c.id for c in categories}
     languages = _languages(raw.get("languages", list(SUPPORTED_LANGUAGES)))
@@ -401,7 +494,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
     gpc = _table(raw, "gpc")
     controller = _table(raw, "controller")
     return Config(
-        secret_keys=_secret_keys(raw.get("secret_keys")),
+        secret_keys=_secret_keys(raw.get("secret_keys"), required=require_secret_keys),
         database_url=_database_url(
             _string(raw, "database_url", "sqlite:///consentgate.db"), base_dir
         ),
@@ -437,10 +530,25 @@ def _build(raw: Mapping[str, Any], base_dir: Path) -> Config:
             raw, "trusted_proxy_header", "x-forwarded-for", TRUSTED_PROXY_HEADERS
         ),
         frame_ancestors=_frame_ancestors(raw.get("frame_ancestors", ["'none'"])),
+        exclude_paths=_path_patterns("exclude_paths", raw.get("exclude_paths", [])),
     )
 
 
 TRUSTED_PROXY_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def _path_patterns(key: str, value: Any) -> tuple[str, ...]:
+    # Imported here: the wall's module owns the pattern language; config only checks it.
+    from consentgate.wall.access import compile_path_pattern
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, 'must be a list of path patterns such as "/embed/**"')
+    for index, pattern in enumerate(value):
+        try:
+            compile_path_pattern(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"{key}[{index}]", str(exc)) from None
+    return tuple(value)
 
 
 def _trusted_proxies(value: Any) -> tuple[str, ...]:
@@ -526,7 +634,24 @@ def _meter_url(raw: Mapping[str, Any]) -> str | None:
     url = _string(raw, "meter_url", "")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("meter_url", "must be a redis://, rediss:// or unix:// URL")
+    _require_extra("meter_url", "redis", "redis")
     return url
+
+
+def _require_extra(key: str, extra: str, *modules: str) -> None:
+    """An optional extra missing is a configuration mistake: say so at start-up, not as a
+    500 on every request once the first one tries to connect."""
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(
+                key,
+                f"needs the {extra} extra: pip install 'consentgate[{extra}]' "
+                f"(module {module!r} is not installed)",
+            )
 
 
 def _admin_token(raw: Mapping[str, Any]) -> str | None:
@@ -582,7 +707,7 @@ def _choice(raw: Mapping[str, Any], key: str, default: str, choices: Sequence[st
     return value
 
 
-def _secret_keys(value: Any) -> tuple[str, ...]:
+def _secret_keys(value: Any, *, required: bool) -> tuple[str, ...]:
     """Newest key first: it signs; the older ones still verify during a rotation."""
     if value is None:
         env = os.environ.get(SECRET_KEYS_ENV, "")
@@ -602,6 +727,8 @@ def _secret_keys(value: Any) -> tuple[str, ...]:
                 f"too short ({len(secret)} characters); use at least {MIN_SECRET_KEY_LENGTH} "
                 "random characters, e.g. from `consentgate keygen`",
             )
+    if required and not keys:
+        raise ConfigError("secret_keys", NO_SECRET_KEY)
     return keys
 
 
@@ -612,6 +739,7 @@ def _database_url(url: str, base_dir: Path) -> str:
             return "sqlite:///" + str((base_dir / path).resolve())
         return url
     if url.startswith(("postgresql://", "postgres://")):
+        _require_extra("database_url", "postgres", "psycopg", "psycopg_pool")
         return url
     raise ConfigError(
         "database_url", f"unsupported URL {url!r}; use sqlite:///PATH or postgresql://…"
@@ -795,10 +923,7 @@ def _texts(value: Any, languages: Iterable[str]) -> Mapping[str, Mapping[str, st
             raise ConfigError(f"texts.{lang}", "must be a table of key = text")
         for text_key, text in overrides.items():
             if text_key not in TEXT_KEYS:
-                raise ConfigError(
-                    f"texts.{lang}.{text_key}",
-                    f"unknown text key; known: {', '.join(sorted(TEXT_KEYS))}",
-                )
+                raise unknown_key(f"texts.{lang}.{text_key}", text_key, TEXT_KEYS)
             if not isinstance(text, str):
                 raise ConfigError(f"texts.{lang}.{text_key}", "must be a string")
         result[lang] = dict(overrides)
@@ -833,23 +958,6 @@ def _consent_mode(raw: Mapping[str, Any]) -> ConsentModeSettings:
 
 # -- the registration wall -------------------------------------------------------
 
-_WALL_KEYS = {
-    "rules",
-    "default_access",
-    "article_selector",
-    "paragraph_selector",
-    "lead_paragraphs",
-    "lead_words",
-    "short_article",
-    "short_article_words",
-    "remove_selectors",
-    "gated_class",
-    "meter",
-    "crawlers",
-    "cta",
-    "register_url",
-    "login_url",
-}
 _CTA_KEYS = {
     "heading",
     "meter_heading",
@@ -865,11 +973,6 @@ _CTA_KEYS = {
 
 
 def _wall(raw: Mapping[str, Any], category_ids: set[str], languages: Sequence[str]) -> WallSettings:
-    unknown = sorted(set(raw) - _WALL_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"wall.{unknown[0]}", f"unknown key; known: {', '.join(sorted(_WALL_KEYS))}"
-        )
     article_selector = _selector(raw, "article_selector", "div.article-body")
     lead_words = raw.get("lead_words")
     if lead_words is not None:
@@ -1053,9 +1156,7 @@ def _cta(value: Any, languages: Sequence[str]) -> Mapping[str, Mapping[str, Any]
             raise ConfigError(key, "must be a table")
         for text_key, text in overrides.items():
             if text_key not in _CTA_KEYS:
-                raise ConfigError(
-                    f"{key}.{text_key}", f"unknown key; known: {', '.join(sorted(_CTA_KEYS))}"
-                )
+                raise unknown_key(f"{key}.{text_key}", text_key, _CTA_KEYS)
             if text_key == "benefits":
                 if not isinstance(text, list) or not all(isinstance(t, str) for t in text):
                     raise ConfigError(f"{key}.benefits", "must be a list of strings")
