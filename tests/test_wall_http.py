@@ -692,3 +692,32 @@ def test_wall_session_of_an_erased_account_reads_as_anonymous(tmp_path: Path) ->
     before, after = run(scenario())
     assert full_text_present(before, "alpha")
     assert hidden_markers(after) == []
+
+
+@pytest.mark.parametrize(
+    ("app_vary", "expected"),
+    [
+        ([], "Cookie, Sec-Fetch-Dest"),
+        ([b"Accept-Encoding"], "Accept-Encoding, Cookie, Sec-Fetch-Dest"),
+        (
+            [b"accept-encoding, cookie", b"Accept-Language"],
+            "accept-encoding, cookie, Accept-Language, Sec-Fetch-Dest",
+        ),
+        ([b"*"], "*"),
+    ],
+)
+def test_wall_vary_names_each_once(tmp_path: Path, app_vary: list[bytes], expected: str) -> None:
+    # Several steps mark a walled response as per reader; each used to append "Cookie"
+    # (Vary: Cookie, Cookie, Cookie). The app's own names stay, in one header line.
+    app = ArticleApp()
+    app.extra_headers = [(b"vary", value) for value in app_vary]
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with client(wall_gate(app, tmp_path)) as c:
+            return await read(c, "/articles/alpha"), await read(c, "/premium/alpha")
+
+    full, cut = run(scenario())
+    assert 'id="consentgate-cta"' in cut.text
+    assert full_text_present(full.text, "alpha")
+    for response in (full, cut):
+        assert response.headers.get_list("vary") == [expected]

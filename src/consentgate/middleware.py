@@ -25,7 +25,7 @@ from consentgate.accounts.ratelimit import (
 from consentgate.accounts.service import AcceptanceMethod, Accounts
 from consentgate.accounts.sessions import SessionCodec, SessionStore
 from consentgate.articles import ArticleGate
-from consentgate.config import Config, ConfigError
+from consentgate.config import NO_SECRET_KEY, Config, ConfigError
 from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import GPC_WITHOUT_COOKIE, Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
@@ -43,6 +43,7 @@ from consentgate.storage import (
 )
 from consentgate.storage.breaker import CircuitBreaker, request_budget
 from consentgate.visitor import Visitor, client_address
+from consentgate.wall.access import PathPatterns
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.cookies import consent_cookie_header
@@ -82,11 +83,7 @@ class ConsentGate:
                 f"pass either config= or keyword options, not both (got {sorted(options)})"
             )
         if not config.secret_keys:
-            raise ConfigError(
-                "secret_keys",
-                "no secret key set (in the configuration or CONSENTGATE_SECRET_KEYS); "
-                "generate one with `consentgate keygen`",
-            )
+            raise ConfigError("secret_keys", NO_SECRET_KEY)
         self.app = app
         self.config = config
         self.codec = ConsentCookieCodec(config)
@@ -99,6 +96,7 @@ class ConsentGate:
             page_headers(config.frame_ancestors)
         )
         self.registry = CookieRegistry(_registry_rules(config))
+        self.no_banner_paths = PathPatterns(config.exclude_paths)
         self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
         self.accounts = Accounts(
             self.ledger.storage,
@@ -159,10 +157,7 @@ class ConsentGate:
             return
         new_decision = await self._record_gpc_signal(scope, visitor)
         if new_decision is not None:
-            visitor = replace(
-                Visitor.from_scope(scope, self.config, self.codec, decision=new_decision),
-                user_id=user_id,
-            )
+            visitor = visitor.with_decision(self.config, new_decision)
             state["consent"] = visitor.consent
         self.articles.prepare_request(scope)
         responder = Responder(self, scope, visitor, send)

@@ -54,8 +54,10 @@ def consent_rewriter(
         nonce_attr = f' nonce="{nonce}"' if nonce else ""
         operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
     operations.append(RewriteAttributes(GATED_ELEMENTS, activation(visitor.consent)))
-    snippet, cookies = _banner_or_control(gate, visitor, nonce)
-    operations.append(InsertHTML.before_body_close(snippet))
+    cookies: list[str] = []
+    if shows_banner(gate, visitor):
+        snippet, cookies = _banner_or_control(gate, visitor, nonce)
+        operations.append(InsertHTML.before_body_close(snippet))
     operations.extend(extra)
     rewriter = Rewriter(
         operations,
@@ -93,6 +95,15 @@ def _live_script(attrs: dict[str, str]) -> dict[str, str] | None:
     if "data-src" in attrs:
         live["src"] = attrs["data-src"]
     return live
+
+
+def shows_banner(gate: ConsentGate, visitor: Visitor) -> bool:
+    """Whether the page gets the banner (or, once decided, the settings link): not a page
+    requested for a frame, whose parent page shows them (a second banner inside an embed
+    would take the keyboard focus), nor one under ``exclude_paths``."""
+    if visitor.framed:
+        return False
+    return not gate.no_banner_paths.matches(visitor.path_with_query.partition("?")[0])
 
 
 def _banner_or_control(

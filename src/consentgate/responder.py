@@ -166,7 +166,7 @@ class Responder:
         cookies_changed = self._enforce_cookies(headers)
         if self._rewriter is None:
             if cookies_changed:
-                headers.add_vary_header("Cookie")
+                _vary_on_cookie(headers)
             await self._send({**start, "headers": headers.raw})
             await self._send(first)
             return
@@ -183,7 +183,7 @@ class Responder:
                 # app's corrupt gzip body; a free page is never answered with a 500).
                 headers = MutableHeaders(raw=original_headers)
                 if self._enforce_cookies(headers):
-                    headers.add_vary_header("Cookie")
+                    _vary_on_cookie(headers)
                 body = chunk
             else:
                 headers["content-length"] = str(len(body))
@@ -463,9 +463,37 @@ def _response_headers(start: Message) -> MutableHeaders:
     return MutableHeaders(raw=[(name.lower(), value) for name, value in start["headers"]])
 
 
+def _vary(headers: MutableHeaders, *added: str) -> None:
+    """Add names to ``Vary`` once, however many steps mark the response, keeping what the
+    app listed (in one header line; names compare case-insensitively, ``*`` covers all).
+    Starlette's ``add_vary_header`` appends every time: the gated path sent
+    ``Vary: Cookie, Cookie, Cookie``."""
+    names: list[str] = []
+    for line in [*headers.getlist("vary"), ", ".join(added)]:
+        for name in line.split(","):
+            name = name.strip()
+            if name and name.lower() not in (n.lower() for n in names):
+                names.append(name)
+    if "*" in names:
+        names = ["*"]
+    del headers["vary"]
+    headers["vary"] = ", ".join(names)
+
+
+def _vary_on_cookie(headers: MutableHeaders) -> None:
+    """The cookies the reader sent decide which Set-Cookie headers pass."""
+    _vary(headers, "Cookie")
+
+
+def _vary_on_reader(headers: MutableHeaders) -> None:
+    """A rewritten page depends on the reader's cookies and on whether it was asked for a
+    frame (no banner there): a browser's own cache must not reuse one for the other."""
+    _vary(headers, "Cookie", "Sec-Fetch-Dest")
+
+
 def _mark_visitor_dependent(headers: MutableHeaders) -> None:
     """The page now differs per reader: no shared cache may store or reuse it."""
-    headers.add_vary_header("Cookie")
+    _vary_on_reader(headers)
     directives = [
         d.strip()
         for d in headers.get("cache-control", "").split(",")
@@ -478,7 +506,7 @@ def _mark_visitor_dependent(headers: MutableHeaders) -> None:
 
 def _mark_article(headers: MutableHeaders, *, gated: bool) -> None:
     """Every metered or registered article differs per reader; a cut one is never stored."""
-    headers.add_vary_header("Cookie")
+    _vary_on_reader(headers)
     for name in ("etag", "last-modified", "accept-ranges"):
         del headers[name]
     if gated:

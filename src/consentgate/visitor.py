@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
@@ -48,6 +48,9 @@ class Visitor:
     scheme: str
     path_with_query: str
     user_id: str | None = None
+    #: The page was requested for a frame (``Sec-Fetch-Dest``): it is part of another page,
+    #: which shows the banner and the settings link; this one shows neither.
+    framed: bool = False
 
     @classmethod
     def from_scope(
@@ -58,7 +61,7 @@ class Visitor:
         *,
         decision: Decision | None = None,
     ) -> Visitor:
-        """Read the request; ``decision`` replaces the cookie's when we just made one."""
+        """Read the request, once; ``decision`` replaces the cookie's when we just made one."""
         headers = Headers(scope=scope)
         cookies = parse_cookie_header(headers.get("cookie", ""))
         if decision is None:
@@ -77,8 +80,21 @@ class Visitor:
             client_ip=client_address(scope, config.trusted_proxies, config.trusted_proxy_header),
             scheme=str(scope.get("scheme", "http")),
             path_with_query=_path_with_query(scope),
+            framed=headers.get("sec-fetch-dest", "").strip().lower() in FRAME_DESTINATIONS,
         )
 
+    def with_decision(self, config: Config, decision: Decision) -> Visitor:
+        """The same request with a decision we have just made (a first GPC signal): what
+        is in force follows from it, without reading the request again."""
+        return replace(
+            self,
+            decision=decision,
+            consent=consent_in_force(config, decision, mode=self.mode, gpc_signal=self.gpc),
+        )
+
+
+#: Fetch destinations of a document shown inside another one.
+FRAME_DESTINATIONS = frozenset(("frame", "iframe", "fencedframe"))
 
 # Browsers send a handful of distinct Accept-Language values; parse each once.
 _language = functools.lru_cache(maxsize=1024)(negotiate_language)

@@ -81,6 +81,19 @@ def compile_path_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
+class PathPatterns:
+    """Several path patterns as one expression, compiled once: does any match the path?"""
+
+    __slots__ = ("_regex",)
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        sources = [f"(?:{compile_path_pattern(p).pattern})" for p in patterns]
+        self._regex = re.compile("|".join(sources), re.DOTALL) if sources else None
+
+    def matches(self, path: str) -> bool:
+        return self._regex is not None and self._regex.fullmatch(path) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class RouteRule:
     """``/articles/*`` → METERED: compiled once, at construction."""
