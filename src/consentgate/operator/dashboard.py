@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -38,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts.ratelimit import BackoffPolicy
 from consentgate.accounts.sessions import SessionCodec, SessionStore
+from consentgate.markup import escape as _e
 from consentgate.operator.privacy import (
     CONSENT_NOTE,
     HASH_NOTE,
@@ -106,10 +106,6 @@ def dashboard_routes(gate: ConsentGate) -> dict[tuple[str, str], Handler]:
     if not gate.config.admin_token_sha256:
         return {}
     return Dashboard(gate).routes()
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _token_digest(token: str) -> str:

@@ -1,17 +1,17 @@
 """The figures as HTML: one self-contained page (``consentgate stats --html``) and the
 section the dashboard shows. Inline CSS and inline SVG, no script, no external
 resource. Every chart has a text title and description and its data in a table.
-Every interpolated value goes through :func:`_e` (``html.escape``).
+Every interpolated value goes through :func:`_e` (:func:`consentgate.markup.escape`).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import math
 from collections.abc import Sequence
 
+from consentgate.markup import escape as _e
 from consentgate.operator.stats import ACTIONS, METHODS, Day, Stats, percent
 from consentgate.operator.store import (
     BANNER_IMPRESSIONS,
@@ -67,10 +67,6 @@ pre{white-space:pre-wrap;background:#f4f4f4;padding:.5rem}
 """.strip()
 # For a Content-Security-Policy that allows exactly this stylesheet and nothing else.
 CSS_SHA256 = "'sha256-" + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode() + "'"
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _n(value: int) -> str:

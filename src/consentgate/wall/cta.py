@@ -3,16 +3,16 @@
 HTML only, no CSS: styling hooks are classes (``cg-cta``, ``cg-cta__heading`` …) and the
 stylesheet is the lead's. No inline scripts, styles or handlers, so a strict
 Content-Security-Policy holds. Every interpolated value is escaped with
-``html.escape(..., quote=True)``; links must be relative or http(s) URLs.
+the one escape of :mod:`consentgate.markup`; links must be relative or http(s) URLs.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from consentgate.markup import escape as _e
 from consentgate.wall.access import AccessReason
 
 __all__ = [
@@ -179,10 +179,6 @@ def cta_texts(lang: str) -> CtaTexts:
     """The built-in texts for ``lang`` (``fr-CA`` → ``fr``), English when unknown."""
     base = lang.strip().lower().replace("_", "-").split("-", 1)[0]
     return BUILTIN_CTA_TEXTS.get(base, _EN)
-
-
-def _e(value: str) -> str:
-    return html.escape(value, quote=True)
 
 
 def _href(url: str) -> str:

@@ -10,10 +10,11 @@ form comes back with an error: the reader ticks them again.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
+
+from consentgate.markup import escape as _e
 
 __all__ = [
     "ACCOUNT_TEXTS",
@@ -93,10 +94,6 @@ class AccountPage:
     static_version: str
     nonce: str | None = None
     texts: Mapping[str, str] = field(default_factory=lambda: account_texts("en"))
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _t(page: AccountPage, key: str, **values: str) -> str:

@@ -3,18 +3,18 @@
 Everything works without JavaScript (plain forms posting to ``{prefix}/consent``);
 ``banner.js`` only enhances it. No inline scripts, styles or event handlers, so a strict
 Content-Security-Policy works; pass ``nonce`` to have it put on our <link>/<script>.
-Every interpolated value goes through :func:`_e` (``html.escape(..., quote=True)``).
+Every interpolated value goes through :func:`_e` (:func:`consentgate.markup.escape`).
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from consentgate.config import Category, RegionMode
 from consentgate.consent.texts import category_text, intro_key, resolve_texts
+from consentgate.markup import escape as _e
 
 __all__ = [
     "BannerContext",
@@ -42,10 +42,6 @@ class BannerContext:
     mode: RegionMode
     static_version: str
     nonce: str | None = None
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _t(ctx: BannerContext, key: str) -> str:
