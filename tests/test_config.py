@@ -74,7 +74,7 @@ countries = {{ us = "opt-out" }}
         ({"unknown_cookies": "maybe"}, "unknown_cookies"),
         ({"colour": "blue"}, "colour"),
         ({"categories": [{"id": "analytics"}]}, "categories"),
-        ({"categories": [{"id": "necessary"}]}, "categories"),
+        ({"categories": [{"id": "necessary", "required": False}]}, "categories"),
         (
             {"categories": [{"id": "necessary", "required": True}, {"id": "Bad Id"}]},
             "categories[1].id",
@@ -83,7 +83,7 @@ countries = {{ us = "opt-out" }}
             {
                 "categories": [
                     {"id": "necessary", "required": True},
-                    {"id": "a", "consent_mode": ["x"]},
+                    {"id": "a", "title": "A", "description": "a", "consent_mode": ["x"]},
                 ]
             },
             "categories[1].consent_mode",

@@ -565,7 +565,11 @@ def test_new_category_asks_again_but_keeps_earlier_grants(tmp_path: Path) -> Non
         {"id": "preferences", "title": "Preferences"},
         {"id": "analytics", "title": "Analytics"},
         {"id": "marketing", "title": "Ads", "gpc": True},
-        {"id": "personalisation", "title": "Recommendations"},
+        {
+            "id": "personalisation",
+            "title": "Recommendations",
+            "description": "Suggests articles from what you read here.",
+        },
     ]
 
     async def scenario() -> httpx.Response:

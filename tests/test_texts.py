@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from consentgate.config import SUPPORTED_LANGUAGES, Category, default_categories
+from consentgate.config import SUPPORTED_LANGUAGES, Category, RegionMode, default_categories
 from consentgate.consent.texts import (
     BUILTIN_TEXTS,
     TEXT_KEYS,
+    banner_intro,
     banner_text_sha256,
     category_text,
     negotiate_language,
@@ -41,6 +42,7 @@ def test_builtin_texts_english_categories_match_config_defaults() -> None:
     for category in default_categories():
         assert BUILTIN_TEXTS["en"][f"category.{category.id}.title"] == category.title
         assert BUILTIN_TEXTS["en"][f"category.{category.id}.description"] == category.description
+        assert BUILTIN_TEXTS["en"][f"category.{category.id}.purpose"] == category.purpose
 
 
 @pytest.mark.parametrize("lang", ["fr", "de", "es", "tr"])
@@ -54,7 +56,12 @@ def test_builtin_texts_translations_differ_from_english(lang: str) -> None:
 def test_builtin_texts_only_known_placeholder(lang: str) -> None:
     for key, text in BUILTIN_TEXTS[lang].items():
         placeholders = set(re.findall(r"\{[^}]*\}", text))
-        expected = {"{version}"} if key == "policy_version" else set()
+        expected = set()
+        if key == "policy_version":
+            expected = {"{version}"}
+        elif key in ("intro", "intro_opt_out", "intro_notice"):
+            # Where the configured purposes go, capitalised at a sentence's start.
+            expected = {"{Purposes}"} if text.startswith("{Purposes}") else {"{purposes}"}
         assert placeholders == expected, (lang, key)
 
 
@@ -253,3 +260,79 @@ def test_banner_hash_changes_with_language() -> None:
 def test_banner_hash_depends_on_mode_and_gpc_note() -> None:
     assert _hash() != _hash(mode="opt-out")
     assert _hash() != _hash(gpc=True)
+
+
+# -- the intro names the configured purposes -------------------------------------------
+
+
+def _intro(lang: str, categories: list[Category], mode: RegionMode = "opt-in") -> str:
+    return banner_intro(resolve_texts(lang, {}), categories, mode)
+
+
+def _builtin(*ids: str) -> list[Category]:
+    return [c for c in default_categories() if c.id in ids]
+
+
+@pytest.mark.parametrize(
+    ("lang", "advertising"),
+    [
+        ("en", "advertising"),
+        ("fr", "publicité"),
+        ("de", "Werbung"),
+        ("es", "publicidad"),
+        ("tr", "reklam"),
+    ],
+)
+def test_banner_intro_without_marketing_never_speaks_of_advertising(
+    lang: str, advertising: str
+) -> None:
+    everything = _builtin("necessary", "preferences", "analytics", "marketing")
+    no_ads = _builtin("necessary", "preferences", "analytics")
+    for mode in ("opt-in", "opt-out", "notice"):
+        assert advertising in _intro(lang, everything, mode)
+        intro = _intro(lang, no_ads, mode)
+        assert advertising not in intro
+        assert "{" not in intro
+    # The remaining purposes are still named, joined as the language joins a list.
+    joined = {"en": " and ", "fr": " et ", "de": " und ", "es": " y ", "tr": " ve "}[lang]
+    assert joined in _intro(lang, no_ads)
+
+
+def test_banner_intro_default_categories_keep_todays_wording() -> None:
+    # The ledger's banner hashes of existing sites stay as they were for opt-in and opt-out.
+    cats = list(default_categories())
+    assert _intro("en", cats) == (
+        "We would like to use cookies to remember your preferences, measure our audience and "
+        "show advertising. Only strictly necessary cookies are used unless you agree to more. "
+        "Refusing is perfectly fine. You can change your mind at any time via “Cookie "
+        "settings” at the bottom of every page."
+    )
+    assert _intro("tr", cats, "opt-out").startswith(
+        "Tercihlerinizi hatırlamak, okur kitlemizi ölçmek ve reklam göstermek için çerez"
+    )
+
+
+def test_banner_intro_names_own_purposes_and_falls_back_when_none() -> None:
+    own = Category(
+        "newsletter", "Newsletter", "Counts opened letters.", purpose="count opened letters"
+    )
+    assert _intro("en", [*_builtin("necessary"), own]).startswith(
+        "We would like to use cookies to count opened letters."
+    )
+    bare = Category("newsletter", "Newsletter", "Counts opened letters.")
+    assert _intro("en", [*_builtin("necessary"), bare]).startswith(
+        "We would like to use cookies to offer the optional features listed below."
+    )
+    # A notice asks nothing, so it names the strictly necessary purpose too.
+    assert _intro("fr", _builtin("necessary", "analytics"), "notice").startswith(
+        "Nous utilisons des cookies pour faire fonctionner le site et mesurer notre audience."
+    )
+
+
+def test_banner_intro_overridden_keeps_the_operators_words() -> None:
+    texts = resolve_texts("en", {"en": {"intro": "Cookies here, for {purposes}."}})
+    assert banner_intro(texts, _builtin("necessary", "analytics"), "opt-in") == (
+        "Cookies here, for measure our audience."
+    )
+    plain = resolve_texts("en", {"en": {"intro": "Our own words."}})
+    assert banner_intro(plain, _builtin("necessary", "analytics"), "opt-in") == "Our own words."

@@ -67,6 +67,9 @@ class Category:
     required: bool = False
     gpc: bool = False
     consent_mode: tuple[str, ...] = ()
+    #: What the cookies are for, as the banner's intro says it: "measure our audience" in
+    #: "We would like to use cookies to …". Empty: not named in the intro.
+    purpose: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,18 +209,21 @@ def default_categories() -> tuple[Category, ...]:
             "Keeps the site working and secure and remembers your cookie choices. Always on.",
             required=True,
             consent_mode=("security_storage",),
+            purpose="keep the site working",
         ),
         Category(
             "preferences",
             "Preferences",
             "Remembers settings such as your language or the text size you chose.",
             consent_mode=("functionality_storage", "personalization_storage"),
+            purpose="remember your preferences",
         ),
         Category(
             "analytics",
             "Audience measurement",
             "Counts visits and measures which articles are read, so that we can improve the site.",
             consent_mode=("analytics_storage",),
+            purpose="measure our audience",
         ),
         Category(
             "marketing",
@@ -226,8 +232,12 @@ def default_categories() -> tuple[Category, ...]:
             "and measure them.",
             gpc=True,
             consent_mode=("ad_storage", "ad_user_data", "ad_personalization"),
+            purpose="show advertising",
         ),
     )
+
+
+_BUILTIN_CATEGORIES = {c.id: c for c in default_categories()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,7 +521,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
         regions=_regions(_table(raw, "regions")),
         languages=languages,
         default_language=default_language,
-        texts=_texts(raw.get("texts", {}), languages),
+        texts=_texts(raw.get("texts", {}), languages, category_ids),
         cookie_names=cookie_names,
         consent_mode=_consent_mode(_table(raw, "consent_mode")),
         gpc_enabled=_bool(gpc, "enabled", True, prefix="gpc."),
@@ -796,7 +806,20 @@ def _categories(value: Any) -> tuple[Category, ...]:
         if category_id in seen:
             raise ConfigError(key + ".id", f"duplicate category {category_id!r}")
         seen.add(category_id)
-        signals = item.get("consent_mode", [])
+        # A built-in id keeps what it has built in (texts and their translations, GPC,
+        # Consent Mode signals) unless the table says otherwise; an id of the site's own
+        # has nothing to fall back on, so its texts are required.
+        builtin = _BUILTIN_CATEGORIES.get(category_id)
+        if builtin is None:
+            for text_key in ("title", "description"):
+                if text_key not in item:
+                    raise ConfigError(
+                        f"{key}.{text_key}",
+                        f"required for the category {category_id!r}: only the built-in "
+                        f"ones ({', '.join(_BUILTIN_CATEGORIES)}) have texts of their own",
+                    )
+        base = builtin or Category(category_id, "", "")
+        signals = item.get("consent_mode", list(base.consent_mode))
         if not isinstance(signals, list) or any(s not in CONSENT_MODE_SIGNALS for s in signals):
             raise ConfigError(
                 key + ".consent_mode", f"must be a list of: {', '.join(CONSENT_MODE_SIGNALS)}"
@@ -804,10 +827,11 @@ def _categories(value: Any) -> tuple[Category, ...]:
         categories.append(
             Category(
                 id=category_id,
-                title=_string(item, "title", category_id.title(), prefix=key + "."),
-                description=_string(item, "description", "", prefix=key + "."),
-                required=_bool(item, "required", False, prefix=key + "."),
-                gpc=_bool(item, "gpc", False, prefix=key + "."),
+                title=_string(item, "title", base.title, prefix=key + "."),
+                description=_string(item, "description", base.description, prefix=key + "."),
+                purpose=_string(item, "purpose", base.purpose, prefix=key + "."),
+                required=_bool(item, "required", base.required, prefix=key + "."),
+                gpc=_bool(item, "gpc", base.gpc, prefix=key + "."),
                 consent_mode=tuple(signals),
             )
         )
@@ -908,13 +932,18 @@ def _languages(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _texts(value: Any, languages: Iterable[str]) -> Mapping[str, Mapping[str, str]]:
+def _texts(
+    value: Any, languages: Iterable[str], category_ids: Iterable[str]
+) -> Mapping[str, Mapping[str, str]]:
     if not isinstance(value, Mapping):
         raise ConfigError("texts", "must be a table of LANGUAGE = { key = text }")
     # Imported here: texts.py holds the built-in wording, config only checks keys.
     from consentgate.consent.texts import TEXT_KEYS
 
     allowed = set(languages)
+    # The site's own categories are translated like the built-in ones.
+    fields = ("title", "description", "purpose")
+    known = TEXT_KEYS | {f"category.{c}.{field}" for c in category_ids for field in fields}
     result: dict[str, dict[str, str]] = {}
     for lang, overrides in value.items():
         if lang not in allowed:
@@ -922,8 +951,8 @@ def _texts(value: Any, languages: Iterable[str]) -> Mapping[str, Mapping[str, st
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"texts.{lang}", "must be a table of key = text")
         for text_key, text in overrides.items():
-            if text_key not in TEXT_KEYS:
-                raise unknown_key(f"texts.{lang}.{text_key}", text_key, TEXT_KEYS)
+            if text_key not in known:
+                raise unknown_key(f"texts.{lang}.{text_key}", text_key, known)
             if not isinstance(text, str):
                 raise ConfigError(f"texts.{lang}.{text_key}", "must be a string")
         result[lang] = dict(overrides)

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_CATEGORY_IDS",
     "TEXT_KEYS",
     "ResolvedTexts",
+    "banner_intro",
     "banner_text_sha256",
     "category_text",
     "intro_key",
@@ -40,21 +41,21 @@ DEFAULT_CATEGORY_IDS: tuple[str, ...] = tuple(_EN_DEFAULTS)
 _EN: dict[str, str] = {
     "title": "Your choice about cookies",
     "intro": (
-        "We would like to use cookies to remember your preferences, measure our audience "
-        "and show advertising. Only strictly necessary cookies are used unless you agree "
-        "to more. Refusing is perfectly fine. You can change your mind at any time via "
-        "“Cookie settings” at the bottom of every page."
+        "We would like to use cookies to {purposes}. Only strictly necessary cookies are used "
+        "unless you agree to more. Refusing is perfectly fine. You can change your mind at any "
+        "time via “Cookie settings” at the bottom of every page."
     ),
     "intro_opt_out": (
-        "We use cookies to remember your preferences, measure our audience and show "
-        "advertising. You can refuse the optional ones here, now or at any time via "
-        "“Cookie settings” at the bottom of every page."
+        "We use cookies to {purposes}. You can refuse the optional ones here, now or at any time "
+        "via “Cookie settings” at the bottom of every page."
     ),
     "intro_notice": (
-        "We use cookies to keep the site working, remember your preferences and measure "
-        "our audience. You can review and change these uses at any time via "
+        "We use cookies to {purposes}. You can review and change these uses at any time via "
         "“Cookie settings” at the bottom of every page."
     ),
+    # The intro names the purposes of the configured categories: "a, b and c".
+    "list_and": " and ",
+    "purpose_fallback": "offer the optional features listed below",
     "accept_all": "Accept all",
     "reject_all": "Reject all",
     "customise": "Customise",
@@ -66,8 +67,8 @@ _EN: dict[str, str] = {
     "settings_link": "Cookie settings",
     "settings_title": "Cookie settings",
     "settings_intro": (
-        "Here you can see what you have allowed and change it. A new choice applies "
-        "straight away; withdrawing your consent turns every optional category off."
+        "Here you can see what you have allowed and change it. A new choice applies straight away; "
+        "withdrawing your consent turns every optional category off."
     ),
     "state_heading": "Your current choice",
     "state_on": "Allowed",
@@ -91,13 +92,13 @@ _EN: dict[str, str] = {
     "back": "Back to the site",
     "saved": "Your choices have been saved.",
     "gpc_note": (
-        "Your browser sent a Global Privacy Control signal; advertising stays off unless "
-        "you turn it on here."
+        "Your browser sent a Global Privacy Control signal; advertising stays off unless you turn "
+        "it on here."
     ),
     "error_csrf_title": "Request not accepted",
     "error_csrf": (
-        "This form has expired or did not come from this site, so nothing was changed. "
-        "Please go back, reload the page and try again."
+        "This form has expired or did not come from this site, so nothing was changed. Please go "
+        "back, reload the page and try again."
     ),
     "error_storage_title": "Choice not recorded",
     "error_storage": (
@@ -105,34 +106,39 @@ _EN: dict[str, str] = {
     ),
     "error_bad_request_title": "Incomplete request",
     "error_bad_request": (
-        "The request was incomplete or could not be understood, so nothing was changed. "
-        "Please go back and try again."
+        "The request was incomplete or could not be understood, so nothing was changed. Please go "
+        "back and try again."
     ),
 }
 for _cat in _EN_DEFAULTS.values():
     _EN[f"category.{_cat.id}.title"] = _cat.title
     _EN[f"category.{_cat.id}.description"] = _cat.description
+    _EN[f"category.{_cat.id}.purpose"] = _cat.purpose
 
 _FR: dict[str, str] = {
     "title": "Vos choix en matière de cookies",
     "intro": (
-        "Nous aimerions utiliser des cookies pour mémoriser vos préférences, mesurer notre "
-        "audience et afficher de la publicité. Seuls les cookies strictement nécessaires "
-        "sont utilisés tant que vous n’en acceptez pas davantage. Vous êtes libre de "
+        "Nous aimerions utiliser des cookies pour {purposes}. Seuls les cookies strictement "
+        "nécessaires sont utilisés tant que vous n’en acceptez pas davantage. Vous êtes libre de "
         "refuser. Vous pouvez changer d’avis à tout moment grâce au lien "
         f"«{_NB}Paramètres des cookies{_NB}» en bas de chaque page."
     ),
     "intro_opt_out": (
-        "Nous utilisons des cookies pour mémoriser vos préférences, mesurer notre audience "
-        "et afficher de la publicité. Vous pouvez refuser ceux qui sont facultatifs ici, "
+        "Nous utilisons des cookies pour {purposes}. Vous pouvez refuser ceux qui sont facultatifs "
+        "ici, "
         f"maintenant ou à tout moment via «{_NB}Paramètres des cookies{_NB}» en bas de "
         "chaque page."
     ),
     "intro_notice": (
-        "Nous utilisons des cookies pour faire fonctionner le site, mémoriser vos "
-        "préférences et mesurer notre audience. Vous pouvez consulter et modifier ces "
+        "Nous utilisons des cookies pour {purposes}. Vous pouvez consulter et modifier ces "
         f"usages à tout moment via «{_NB}Paramètres des cookies{_NB}» en bas de chaque page."
     ),
+    "list_and": " et ",
+    "purpose_fallback": "proposer les fonctions facultatives ci-dessous",
+    "category.necessary.purpose": "faire fonctionner le site",
+    "category.preferences.purpose": "mémoriser vos préférences",
+    "category.analytics.purpose": "mesurer notre audience",
+    "category.marketing.purpose": "afficher de la publicité",
     "accept_all": "Tout accepter",
     "reject_all": "Tout refuser",
     "customise": "Personnaliser",
@@ -176,8 +182,8 @@ _FR: dict[str, str] = {
     ),
     "error_csrf_title": "Demande refusée",
     "error_csrf": (
-        "Ce formulaire a expiré ou ne provient pas de ce site, rien n’a donc été modifié. "
-        "Revenez en arrière, rechargez la page et réessayez."
+        "Ce formulaire a expiré ou ne provient pas de ce site, rien n’a donc été modifié. Revenez "
+        "en arrière, rechargez la page et réessayez."
     ),
     "error_storage_title": "Choix non enregistré",
     "error_storage": (
@@ -185,13 +191,13 @@ _FR: dict[str, str] = {
     ),
     "error_bad_request_title": "Demande incomplète",
     "error_bad_request": (
-        "La demande était incomplète ou incompréhensible, rien n’a donc été modifié. "
-        "Revenez en arrière et réessayez."
+        "La demande était incomplète ou incompréhensible, rien n’a donc été modifié. Revenez en "
+        "arrière et réessayez."
     ),
     "category.necessary.title": "Strictement nécessaires",
     "category.necessary.description": (
-        "Assurent le fonctionnement et la sécurité du site et mémorisent vos choix en "
-        "matière de cookies. Toujours actifs."
+        "Assurent le fonctionnement et la sécurité du site et mémorisent vos choix en matière de "
+        "cookies. Toujours actifs."
     ),
     "category.preferences.title": "Préférences",
     "category.preferences.description": (
@@ -212,22 +218,25 @@ _FR: dict[str, str] = {
 _DE: dict[str, str] = {
     "title": "Ihre Entscheidung zu Cookies",
     "intro": (
-        "Wir möchten Cookies verwenden, um Ihre Einstellungen zu speichern, unsere "
-        "Reichweite zu messen und Werbung anzuzeigen. Solange Sie nicht mehr erlauben, "
-        "setzen wir nur unbedingt erforderliche Cookies ein. Sie können ohne Weiteres "
-        "ablehnen. Ihre Entscheidung können Sie jederzeit über „Cookie-Einstellungen“ "
-        "unten auf jeder Seite ändern."
+        "Wir möchten Cookies verwenden, um {purposes}. Solange Sie nicht mehr erlauben, setzen wir "
+        "nur unbedingt erforderliche Cookies ein. Sie können ohne Weiteres ablehnen. Ihre "
+        "Entscheidung können Sie jederzeit über „Cookie-Einstellungen“ unten auf jeder Seite "
+        "ändern."
     ),
     "intro_opt_out": (
-        "Wir verwenden Cookies, um Ihre Einstellungen zu speichern, unsere Reichweite zu "
-        "messen und Werbung anzuzeigen. Die optionalen Cookies können Sie hier ablehnen – "
+        "Wir verwenden Cookies, um {purposes}. Die optionalen Cookies können Sie hier ablehnen – "
         "jetzt oder jederzeit über „Cookie-Einstellungen“ unten auf jeder Seite."
     ),
     "intro_notice": (
-        "Wir verwenden Cookies, damit die Website funktioniert, um Ihre Einstellungen zu "
-        "speichern und um unsere Reichweite zu messen. Über „Cookie-Einstellungen“ unten "
-        "auf jeder Seite können Sie diese Verwendungen jederzeit einsehen und ändern."
+        "Wir verwenden Cookies, um {purposes}. Über „Cookie-Einstellungen“ unten auf jeder Seite "
+        "können Sie diese Verwendungen jederzeit einsehen und ändern."
     ),
+    "list_and": " und ",
+    "purpose_fallback": "die unten aufgeführten optionalen Funktionen anzubieten",
+    "category.necessary.purpose": "die Website funktionsfähig zu halten",
+    "category.preferences.purpose": "Ihre Einstellungen zu speichern",
+    "category.analytics.purpose": "unsere Reichweite zu messen",
+    "category.marketing.purpose": "Werbung anzuzeigen",
     "accept_all": "Alle akzeptieren",
     "reject_all": "Alle ablehnen",
     "customise": "Anpassen",
@@ -239,16 +248,16 @@ _DE: dict[str, str] = {
     "settings_link": "Cookie-Einstellungen",
     "settings_title": "Cookie-Einstellungen",
     "settings_intro": (
-        "Hier sehen Sie, was Sie erlaubt haben, und können es ändern. Eine neue Auswahl "
-        "gilt sofort; wenn Sie Ihre Einwilligung widerrufen, werden alle optionalen "
-        "Kategorien ausgeschaltet."
+        "Hier sehen Sie, was Sie erlaubt haben, und können es ändern. Eine neue Auswahl gilt "
+        "sofort; wenn Sie Ihre Einwilligung widerrufen, werden alle optionalen Kategorien "
+        "ausgeschaltet."
     ),
     "state_heading": "Ihre aktuelle Auswahl",
     "state_on": "Erlaubt",
     "state_off": "Nicht erlaubt",
     "state_undecided": (
-        "Sie haben noch keine Auswahl getroffen, daher werden nur unbedingt erforderliche "
-        "Cookies verwendet."
+        "Sie haben noch keine Auswahl getroffen, daher werden nur unbedingt erforderliche Cookies "
+        "verwendet."
     ),
     "decided_at": "Auswahl gespeichert am",
     "consent_id": "Referenz",
@@ -266,24 +275,23 @@ _DE: dict[str, str] = {
     "back": "Zurück zur Website",
     "saved": "Ihre Auswahl wurde gespeichert.",
     "gpc_note": (
-        "Ihr Browser hat ein Global-Privacy-Control-Signal gesendet; Werbung bleibt "
-        "ausgeschaltet, solange Sie sie hier nicht einschalten."
+        "Ihr Browser hat ein Global-Privacy-Control-Signal gesendet; Werbung bleibt ausgeschaltet, "
+        "solange Sie sie hier nicht einschalten."
     ),
     "error_csrf_title": "Anfrage nicht angenommen",
     "error_csrf": (
-        "Dieses Formular ist abgelaufen oder stammt nicht von dieser Website, daher wurde "
-        "nichts geändert. Bitte gehen Sie zurück, laden Sie die Seite neu und versuchen "
-        "Sie es erneut."
+        "Dieses Formular ist abgelaufen oder stammt nicht von dieser Website, daher wurde nichts "
+        "geändert. Bitte gehen Sie zurück, laden Sie die Seite neu und versuchen Sie es erneut."
     ),
     "error_storage_title": "Auswahl nicht gespeichert",
     "error_storage": (
-        "Ihre Auswahl konnte nicht gespeichert werden, daher wurde nichts eingeschaltet. "
-        "Bitte versuchen Sie es erneut."
+        "Ihre Auswahl konnte nicht gespeichert werden, daher wurde nichts eingeschaltet. Bitte "
+        "versuchen Sie es erneut."
     ),
     "error_bad_request_title": "Unvollständige Anfrage",
     "error_bad_request": (
-        "Die Anfrage war unvollständig oder nicht verständlich, daher wurde nichts "
-        "geändert. Bitte gehen Sie zurück und versuchen Sie es erneut."
+        "Die Anfrage war unvollständig oder nicht verständlich, daher wurde nichts geändert. Bitte "
+        "gehen Sie zurück und versuchen Sie es erneut."
     ),
     "category.necessary.title": "Unbedingt erforderlich",
     "category.necessary.description": (
@@ -301,30 +309,32 @@ _DE: dict[str, str] = {
     ),
     "category.marketing.title": "Werbung",
     "category.marketing.description": (
-        "Ermöglichen uns und unseren Werbepartnern, Anzeigen passend zu Ihren Interessen "
-        "zu zeigen und ihre Wirkung zu messen."
+        "Ermöglichen uns und unseren Werbepartnern, Anzeigen passend zu Ihren Interessen zu zeigen "
+        "und ihre Wirkung zu messen."
     ),
 }
 
 _ES: dict[str, str] = {
     "title": "Tu elección sobre las cookies",
     "intro": (
-        "Nos gustaría usar cookies para recordar tus preferencias, medir nuestra audiencia "
-        "y mostrar publicidad. Mientras no aceptes nada más, solo usamos las cookies "
-        "estrictamente necesarias. Puedes rechazarlas sin ningún problema. Puedes cambiar "
-        "de opinión en cualquier momento desde «Configuración de cookies», al pie de cada "
-        "página."
+        "Nos gustaría usar cookies para {purposes}. Mientras no aceptes nada más, solo usamos las "
+        "cookies estrictamente necesarias. Puedes rechazarlas sin ningún problema. Puedes cambiar "
+        "de opinión en cualquier momento desde «Configuración de cookies», al pie de cada página."
     ),
     "intro_opt_out": (
-        "Usamos cookies para recordar tus preferencias, medir nuestra audiencia y mostrar "
-        "publicidad. Puedes rechazar las opcionales aquí, ahora o en cualquier momento "
-        "desde «Configuración de cookies», al pie de cada página."
+        "Usamos cookies para {purposes}. Puedes rechazar las opcionales aquí, ahora o en cualquier "
+        "momento desde «Configuración de cookies», al pie de cada página."
     ),
     "intro_notice": (
-        "Usamos cookies para que el sitio funcione, para recordar tus preferencias y para "
-        "medir nuestra audiencia. Puedes revisar y cambiar estos usos en cualquier momento "
+        "Usamos cookies para {purposes}. Puedes revisar y cambiar estos usos en cualquier momento "
         "desde «Configuración de cookies», al pie de cada página."
     ),
+    "list_and": " y ",
+    "purpose_fallback": "ofrecer las funciones opcionales que se indican abajo",
+    "category.necessary.purpose": "hacer funcionar el sitio",
+    "category.preferences.purpose": "recordar tus preferencias",
+    "category.analytics.purpose": "medir nuestra audiencia",
+    "category.marketing.purpose": "mostrar publicidad",
     "accept_all": "Aceptar todo",
     "reject_all": "Rechazar todo",
     "customise": "Personalizar",
@@ -336,9 +346,8 @@ _ES: dict[str, str] = {
     "settings_link": "Configuración de cookies",
     "settings_title": "Configuración de cookies",
     "settings_intro": (
-        "Aquí puedes ver lo que has permitido y cambiarlo. Una nueva elección se aplica "
-        "de inmediato; si retiras tu consentimiento, se desactivan todas las categorías "
-        "opcionales."
+        "Aquí puedes ver lo que has permitido y cambiarlo. Una nueva elección se aplica de "
+        "inmediato; si retiras tu consentimiento, se desactivan todas las categorías opcionales."
     ),
     "state_heading": "Tu elección actual",
     "state_on": "Permitido",
@@ -367,8 +376,8 @@ _ES: dict[str, str] = {
     ),
     "error_csrf_title": "Solicitud no aceptada",
     "error_csrf": (
-        "Este formulario ha caducado o no procede de este sitio, así que no se ha cambiado "
-        "nada. Vuelve atrás, recarga la página e inténtalo de nuevo."
+        "Este formulario ha caducado o no procede de este sitio, así que no se ha cambiado nada. "
+        "Vuelve atrás, recarga la página e inténtalo de nuevo."
     ),
     "error_storage_title": "Elección no registrada",
     "error_storage": (
@@ -376,13 +385,13 @@ _ES: dict[str, str] = {
     ),
     "error_bad_request_title": "Solicitud incompleta",
     "error_bad_request": (
-        "La solicitud estaba incompleta o no se ha podido entender, así que no se ha "
-        "cambiado nada. Vuelve atrás e inténtalo de nuevo."
+        "La solicitud estaba incompleta o no se ha podido entender, así que no se ha cambiado "
+        "nada. Vuelve atrás e inténtalo de nuevo."
     ),
     "category.necessary.title": "Estrictamente necesarias",
     "category.necessary.description": (
-        "Hacen que el sitio funcione de forma segura y recuerdan tu elección sobre las "
-        "cookies. Siempre activas."
+        "Hacen que el sitio funcione de forma segura y recuerdan tu elección sobre las cookies. "
+        "Siempre activas."
     ),
     "category.preferences.title": "Preferencias",
     "category.preferences.description": (
@@ -394,30 +403,34 @@ _ES: dict[str, str] = {
     ),
     "category.marketing.title": "Publicidad",
     "category.marketing.description": (
-        "Nos permiten a nosotros y a nuestros socios publicitarios mostrarte anuncios "
-        "según tus intereses y medir su eficacia."
+        "Nos permiten a nosotros y a nuestros socios publicitarios mostrarte anuncios según tus "
+        "intereses y medir su eficacia."
     ),
 }
 
 _TR: dict[str, str] = {
     "title": "Çerez tercihiniz",
     "intro": (
-        "Tercihlerinizi hatırlamak, okur kitlemizi ölçmek ve reklam göstermek için çerez "
-        "kullanmak istiyoruz. Siz daha fazlasına izin vermedikçe yalnızca kesinlikle "
-        "gerekli çerezler kullanılır. Reddetmeniz hiçbir sorun yaratmaz. Fikrinizi "
+        "{Purposes} için çerez kullanmak istiyoruz. Siz daha fazlasına izin vermedikçe yalnızca "
+        "kesinlikle gerekli çerezler kullanılır. Reddetmeniz hiçbir sorun yaratmaz. Fikrinizi "
         "istediğiniz zaman her sayfanın altındaki “Çerez ayarları” bağlantısından "
         "değiştirebilirsiniz."
     ),
     "intro_opt_out": (
-        "Tercihlerinizi hatırlamak, okur kitlemizi ölçmek ve reklam göstermek için çerez "
-        "kullanıyoruz. İsteğe bağlı çerezleri burada, şimdi ya da istediğiniz zaman her "
-        "sayfanın altındaki “Çerez ayarları” bağlantısından reddedebilirsiniz."
+        "{Purposes} için çerez kullanıyoruz. İsteğe bağlı çerezleri burada, şimdi ya da "
+        "istediğiniz zaman her sayfanın altındaki “Çerez ayarları” bağlantısından "
+        "reddedebilirsiniz."
     ),
     "intro_notice": (
-        "Sitenin çalışması, tercihlerinizin hatırlanması ve okur kitlemizin ölçülmesi için "
-        "çerez kullanıyoruz. Bu kullanımları istediğiniz zaman her sayfanın altındaki "
-        "“Çerez ayarları” bağlantısından inceleyip değiştirebilirsiniz."
+        "{Purposes} için çerez kullanıyoruz. Bu kullanımları istediğiniz zaman her sayfanın "
+        "altındaki “Çerez ayarları” bağlantısından inceleyip değiştirebilirsiniz."
     ),
+    "list_and": " ve ",
+    "purpose_fallback": "aşağıda listelenen isteğe bağlı özellikleri sunmak",
+    "category.necessary.purpose": "sitenin çalışmasını sağlamak",
+    "category.preferences.purpose": "tercihlerinizi hatırlamak",
+    "category.analytics.purpose": "okur kitlemizi ölçmek",
+    "category.marketing.purpose": "reklam göstermek",
     "accept_all": "Tümünü kabul et",
     "reject_all": "Tümünü reddet",
     "customise": "Özelleştir",
@@ -429,8 +442,8 @@ _TR: dict[str, str] = {
     "settings_link": "Çerez ayarları",
     "settings_title": "Çerez ayarları",
     "settings_intro": (
-        "Burada neye izin verdiğinizi görebilir ve değiştirebilirsiniz. Yeni bir seçim "
-        "hemen geçerli olur; onayınızı geri çekerseniz isteğe bağlı tüm kategoriler kapanır."
+        "Burada neye izin verdiğinizi görebilir ve değiştirebilirsiniz. Yeni bir seçim hemen "
+        "geçerli olur; onayınızı geri çekerseniz isteğe bağlı tüm kategoriler kapanır."
     ),
     "state_heading": "Mevcut seçiminiz",
     "state_on": "İzin verildi",
@@ -454,8 +467,8 @@ _TR: dict[str, str] = {
     "back": "Siteye dön",
     "saved": "Seçimleriniz kaydedildi.",
     "gpc_note": (
-        "Tarayıcınız bir Global Privacy Control sinyali gönderdi; burada siz açmadıkça "
-        "reklam kapalı kalır."
+        "Tarayıcınız bir Global Privacy Control sinyali gönderdi; burada siz açmadıkça reklam "
+        "kapalı kalır."
     ),
     "error_csrf_title": "İstek kabul edilmedi",
     "error_csrf": (
@@ -468,8 +481,8 @@ _TR: dict[str, str] = {
     ),
     "error_bad_request_title": "Eksik istek",
     "error_bad_request": (
-        "İstek eksikti ya da anlaşılamadı; bu yüzden hiçbir şey değiştirilmedi. Lütfen "
-        "geri dönüp tekrar deneyin."
+        "İstek eksikti ya da anlaşılamadı; bu yüzden hiçbir şey değiştirilmedi. Lütfen geri dönüp "
+        "tekrar deneyin."
     ),
     "category.necessary.title": "Kesinlikle gerekli",
     "category.necessary.description": (
@@ -533,11 +546,17 @@ class ResolvedTexts(Mapping[str, str]):
         return f"ResolvedTexts(lang={self.lang!r}, overridden={sorted(self.overridden)!r})"
 
 
+#: ``category.<id>.title`` / ``.description`` of any category: the site's own ones too.
+_CATEGORY_KEY = re.compile(r"category\.[a-z][a-z0-9_-]*\.(?:title|description|purpose)")
+
+
 @lru_cache(maxsize=256)
 def _resolve(lang: str, overrides: tuple[tuple[str, str], ...]) -> ResolvedTexts:
     base = dict(BUILTIN_TEXTS[_FALLBACK_LANGUAGE])
     base.update(BUILTIN_TEXTS.get(lang, {}))
-    applied = {key: text for key, text in overrides if key in TEXT_KEYS}
+    applied = {
+        key: text for key, text in overrides if key in TEXT_KEYS or _CATEGORY_KEY.fullmatch(key)
+    }
     base.update(applied)
     return ResolvedTexts(lang, base, frozenset(applied))
 
@@ -563,6 +582,29 @@ def intro_key(mode: RegionMode) -> str:
     return "intro"
 
 
+def banner_intro(texts: Mapping[str, str], categories: Sequence[Category], mode: RegionMode) -> str:
+    """The banner's intro for ``mode``, naming the purposes of the configured categories.
+
+    An intro holds ``{purposes}`` (``{Purposes}`` at the start of a sentence): the
+    purposes of the optional categories, in display order, joined as the language joins
+    a list ("a, b and c"); a notice names the strictly necessary ones too, since it asks
+    nothing. A site without advertising is never told it shows advertising. A category
+    without a purpose is not named; when none is left, a neutral phrase stands in.
+    """
+    template = texts.get(intro_key(mode), "")
+    named = [
+        _category_field(texts, c, "purpose")
+        for c in categories
+        if mode == "notice" or not c.required
+    ]
+    purposes = [p for p in named if p] or [texts.get("purpose_fallback", "")]
+    joined = purposes[0]
+    if len(purposes) > 1:
+        joined = ", ".join(purposes[:-1]) + texts.get("list_and", " and ") + purposes[-1]
+    capitalised = joined[:1].upper() + joined[1:]
+    return template.replace("{purposes}", joined).replace("{Purposes}", capitalised)
+
+
 def _is_overridden(texts: Mapping[str, str], key: str) -> bool:
     if isinstance(texts, ResolvedTexts):
         return key in texts.overridden
@@ -581,16 +623,21 @@ def category_text(texts: Mapping[str, str], category: Category) -> tuple[str, st
     defaults the operator re-worded in the category table) the configured wording wins.
     Title and description are decided independently.
     """
+    return _category_field(texts, category, "title"), _category_field(
+        texts, category, "description"
+    )
+
+
+def _category_field(texts: Mapping[str, str], category: Category, field: str) -> str:
+    """One text of a category (see :func:`category_text`): title, description or purpose."""
+    configured: str = getattr(category, field)
+    key = f"category.{category.id}.{field}"
     default = _EN_DEFAULTS.get(category.id)
-    result = []
-    for field, configured in (("title", category.title), ("description", category.description)):
-        key = f"category.{category.id}.{field}"
-        use_key = key in texts and (
-            _is_overridden(texts, key)
-            or (default is not None and configured == getattr(default, field))
-        )
-        result.append(texts[key] if use_key else configured)
-    return result[0], result[1]
+    use_key = key in texts and (
+        _is_overridden(texts, key)
+        or (default is not None and configured == getattr(default, field))
+    )
+    return texts[key] if use_key else configured
 
 
 def banner_text_sha256(
@@ -615,7 +662,7 @@ def banner_text_sha256(
     shown = {
         "format": "consentgate-banner-1",
         "title": text("title"),
-        "intro": text(intro_key(mode)),
+        "intro": banner_intro(texts, categories, mode),
         "gpc_note": text("gpc_note") if gpc else None,
         "buttons": [
             text("reject_all"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from consentgate.config import Category, RegionMode
-from consentgate.consent.texts import category_text, intro_key, resolve_texts
+from consentgate.consent.texts import banner_intro, category_text, resolve_texts
 from consentgate.markup import escape as _e
 
 __all__ = [
@@ -149,7 +149,7 @@ def render_banner(ctx: BannerContext) -> str:
         f'<form class="cg-form" method="post" action="{_e(ctx.prefix)}/consent"'
         f' data-cg="banner">{_hidden_fields(ctx)}'
         f'<h2 id="cg-title">{_t(ctx, "title")}</h2>'
-        f'<p id="cg-intro">{_t(ctx, intro_key(ctx.mode))}</p>'
+        f'<p id="cg-intro">{_e(banner_intro(ctx.texts, ctx.categories, ctx.mode))}</p>'
         + _gpc_note(ctx)
         + _main_buttons(ctx)
         + f"<details><summary>{_t(ctx, 'customise')}</summary>"
