@@ -355,6 +355,25 @@ def test_gpc_signal_denies_marketing_without_any_click(
     assert "marketing" not in state["granted"]
 
 
+# -- 8b. the video embed, a page of the site shown in a frame ---------------------------
+def test_embed_in_a_frame_gets_no_banner_or_settings_link(page: Any, expect: Any) -> None:
+    page.goto(ARTICLE)
+    decide_in_banner(page, expect, "Accept all")
+    page.reload()
+    embed = page.locator("iframe[data-consent=marketing]")
+    embed.scroll_into_view_if_needed()  # it loads lazily
+    frame = page.frame_locator("iframe[data-consent=marketing]")
+    expect(frame.get_by_text("Demo video player")).to_be_visible()
+    # Chromium asked for it with Sec-Fetch-Dest: iframe: the article around it carries
+    # the settings link, the embed neither that nor a banner of its own.
+    expect(frame.locator(SETTINGS_LINK)).to_have_count(0)
+    expect(frame.locator(BANNER)).to_have_count(0)
+    expect(page.locator(SETTINGS_LINK)).to_have_count(1)
+    # The same page opened on its own is a page like any other.
+    page.goto("/static/embed.html")
+    expect(page.locator(SETTINGS_LINK)).to_be_visible()
+
+
 # -- 9. layout & screenshot -------------------------------------------------------------
 @pytest.mark.parametrize(
     ("label", "viewport", "mobile"),
