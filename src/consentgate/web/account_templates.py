@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from consentgate.i18n import locale
 from consentgate.markup import escape as _e
 
 __all__ = [
-    "ACCOUNT_TEXTS",
     "AccountPage",
     "account_texts",
     "render_account_message",
@@ -26,55 +26,11 @@ __all__ = [
     "render_register_page",
 ]
 
-# Wording by language; a language without an entry (or a missing key) falls back to
-# English, so translations can arrive one key at a time.
-ACCOUNT_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "register_title": "Register at no cost",
-        "register_intro": "Register to continue reading {site}. It costs nothing.",
-        "email_label": "E-mail address",
-        "password_label": "Password",
-        "password_hint": "At least {min} characters. A few unrelated words make a good one.",
-        "accept_policy": "I have read and accept the {policy_link} (version {version}).",
-        "policy_link": "privacy policy",
-        "required": "(required)",
-        "newsletter": "Send me the newsletter by e-mail (optional). I can unsubscribe at any time.",
-        "register_button": "Register",
-        "have_account": "Already registered?",
-        "sign_in_link": "Sign in",
-        "login_title": "Sign in",
-        "login_button": "Sign in",
-        "login_error": "E-mail or password is not right.",
-        "no_account": "No account yet?",
-        "register_link": "Register at no cost",
-        "policy_title": "Our privacy policy has changed",
-        "policy_intro": "Please read version {version} of our {policy_link} and accept it "
-        "to continue reading.",
-        "policy_accept": "I have read and accept the {policy_link} (version {version}).",
-        "policy_button": "Accept and continue",
-        "policy_error": "Tick the box to accept the privacy policy.",
-        "not_you": "Not you, or do not want to accept?",
-        "sign_out": "Sign out",
-        "errors_heading": "Please correct the following:",
-        "too_many_title": "Too many attempts",
-        "too_many_message": "There were too many attempts from your connection or for "
-        "this account. Please wait a while and try again.",
-        "unavailable_title": "Please try again",
-        "error_title": "This did not work",
-        "unavailable_register": "Your registration could not be saved just now, so no "
-        "account was created. Please try again in a moment.",
-        "unavailable_login": "Signing in is not possible just now. Please try again in a moment.",
-        "unavailable_policy": "Your acceptance could not be saved just now. Please try "
-        "again in a moment.",
-        "back": "Back",
-    }
-}
-
 
 def account_texts(lang: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """English, then the language's wording, then the operator's overrides."""
-    texts = dict(ACCOUNT_TEXTS["en"])
-    texts.update(ACCOUNT_TEXTS.get(lang, {}))
+    """The account pages' wording in ``lang`` (``i18n/locales/<lang>.toml``, English where
+    it has no text), then the operator's overrides."""
+    texts = dict(locale(lang, "accounts"))
     if overrides:
         texts.update(overrides)
     return texts

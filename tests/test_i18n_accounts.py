@@ -1,0 +1,74 @@
+"""The account pages follow the reader's language, like the banner: their wording is data
+(``i18n/locales/<lang>.toml``), complete in every built-in language."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import client, html_app, make_gate, run
+
+from consentgate.config import SUPPORTED_LANGUAGES
+from consentgate.i18n import LANGUAGES, locale
+
+PLACEHOLDER = re.compile(r"\{[^}]*\}")
+
+
+def _file(lang: str) -> dict[str, dict[str, str]]:
+    text = resources.files("consentgate.i18n").joinpath("locales", f"{lang}.toml").read_text()
+    return tomllib.loads(text)
+
+
+def test_i18n_languages_are_the_supported_ones() -> None:
+    assert LANGUAGES == SUPPORTED_LANGUAGES
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_i18n_accounts_complete_with_the_same_placeholders(lang: str) -> None:
+    english = _file("en")["accounts"]
+    table = _file(lang)["accounts"]
+    assert sorted(table) == sorted(english)
+    for key, text in table.items():
+        assert sorted(PLACEHOLDER.findall(text)) == sorted(PLACEHOLDER.findall(english[key])), key
+        assert text.strip() == text and text, key
+        if lang != "en":
+            assert text != english[key], f"{lang}.{key} is still the English text"
+
+
+def test_i18n_unknown_language_and_missing_key_fall_back_to_english() -> None:
+    assert locale("xx", "accounts") == locale("en", "accounts")
+    assert locale("fr", "accounts")["register_title"] == "Inscription gratuite"
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "button"),
+    [
+        ("en", "Register at no cost", "Register"),
+        ("fr", "Inscription gratuite", "S’inscrire"),
+        ("de", "Kostenlos registrieren", "Registrieren"),
+        ("es", "Regístrate gratis", "Registrarme"),
+        ("tr", "Ücretsiz kaydolun", "Kaydol"),
+    ],
+)
+def test_i18n_register_page_in_the_readers_language(
+    tmp_path: Path, lang: str, title: str, button: str
+) -> None:
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with client(make_gate(html_app(), tmp_path)) as c:
+            headers = {"accept-language": f"{lang};q=1, en;q=0.5", "accept": "text/html"}
+            return (
+                await c.get("/consentgate/register", headers=headers),
+                await c.get("/consentgate/login", headers=headers),
+            )
+
+    register, login = run(scenario())
+    assert register.status_code == 200 and login.status_code == 200
+    assert f'<html lang="{lang}">' in register.text
+    assert title in register.text and f">{button}</button>" in register.text
+    texts = locale(lang, "accounts")
+    assert texts["login_title"] in login.text
+    assert texts["email_label"] in login.text and texts["password_label"] in login.text
