@@ -112,7 +112,7 @@ class ArticleGate:
             period_days=wall.meter.period_days,
             calendar_month=wall.meter.period == "calendar-month",
         )
-        self.meter_codec = MeterCookieCodec(config.secret_keys, self.window)
+        self.meter_codec = MeterCookieCodec(gate.keys, self.window)
         self._meter_in_database = gate.redis is None
         self._last_prune = 0.0
         self._prune_task: asyncio.Task[None] | None = None
@@ -121,7 +121,7 @@ class ArticleGate:
                 self._meter_store(gate),
                 self.window,
                 wall.meter.network_limit,
-                config.secret_keys[0],
+                gate.keys.newest,
             )
             if wall.meter.store == "server"
             else None

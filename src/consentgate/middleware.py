@@ -30,6 +30,7 @@ from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import GPC_WITHOUT_COOKIE, Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.consent.texts import banner_text_sha256, resolve_texts
+from consentgate.keys import Keys
 from consentgate.metrics import Metrics
 from consentgate.operator.dashboard import dashboard_routes
 from consentgate.responder import Responder
@@ -86,8 +87,10 @@ class ConsentGate:
             raise ConfigError("secret_keys", NO_SECRET_KEY)
         self.app = app
         self.config = config
-        self.codec = ConsentCookieCodec(config)
-        self.csrf = CsrfTokens(config.secret_keys)
+        # One key ring signs every cookie and token we hand out (a salt per purpose).
+        self.keys = Keys(config.secret_keys)
+        self.codec = ConsentCookieCodec(config, self.keys)
+        self.csrf = CsrfTokens(self.keys)
         # The headers of every page we render (frame_ancestors), once, not per request.
         self.page_security_headers: Mapping[str, str] = MappingProxyType(
             page_security_headers(config.frame_ancestors)
@@ -107,7 +110,7 @@ class ConsentGate:
         )
         self.sessions = SessionStore(
             self.ledger.storage,
-            SessionCodec(config.secret_keys, config.accounts.session_lifetime_days),
+            SessionCodec(self.keys, config.accounts.session_lifetime_days),
             opener=self.ledger.ensure_open,
         )
         self.redis: Any = _redis_client(config)

@@ -17,20 +17,21 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData
 
+from consentgate.keys import Keys, Purpose
 from consentgate.storage import SessionRecord, Storage, StorageError
 
 __all__ = ["SESSION_SALT", "Session", "SessionCodec", "SessionStore"]
 
 logger = logging.getLogger("consentgate")
 
-SESSION_SALT = "consentgate.session.v1"
+SESSION_SALT = Purpose.SESSION.value
 _DAY = 86_400
 # Cookies are at most 4 KiB; a longer value is not ours and is not worth verifying.
 _MAX_COOKIE_LENGTH = 1024
@@ -67,22 +68,15 @@ class SessionCodec:
 
     def __init__(
         self,
-        secret_keys: tuple[str, ...],
+        keys: Keys | Sequence[str],
         lifetime_days: int = 30,
         *,
-        salt: str = SESSION_SALT,
+        purpose: Purpose = Purpose.SESSION,
         lifetime_seconds: int | None = None,
     ) -> None:
-        if not secret_keys:
-            raise ValueError("SessionCodec needs at least one secret key")
         if lifetime_days < 1:
             raise ValueError("lifetime_days must be at least 1")
-        # itsdangerous signs with the *last* key of its list; ours are newest first.
-        self._serializer = URLSafeTimedSerializer(
-            list(reversed(secret_keys)),
-            salt=salt,
-            signer_kwargs={"digest_method": hashlib.sha256},
-        )
+        self._serializer = Keys.of(keys).timed_serializer(purpose)
         self.lifetime_seconds = lifetime_seconds or lifetime_days * _DAY
 
     def new_session(self, user_id: str) -> Session:

@@ -12,18 +12,18 @@ Two layers, kept apart on purpose:
 from __future__ import annotations
 
 import functools
-import hashlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from consentgate.config import Config, RegionMode
+from consentgate.keys import Keys, Purpose
 
-CONSENT_COOKIE_SALT = "consentgate.consent.v1"
+CONSENT_COOKIE_SALT = Purpose.CONSENT.value
 _DAY = 86_400
 
 
@@ -95,24 +95,17 @@ def _is_time(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
 
-def consent_serializer(secret_keys: tuple[str, ...] | list[str]) -> URLSafeTimedSerializer:
-    """Timestamped, HMAC-SHA-256 signed; verifies with every key, signs with the newest.
-
-    ``secret_keys`` is newest first (the config's order); itsdangerous signs with the
-    *last* key of its list, hence the reversal.
-    """
-    return URLSafeTimedSerializer(
-        list(reversed(secret_keys)),
-        salt=CONSENT_COOKIE_SALT,
-        signer_kwargs={"digest_method": hashlib.sha256},
-    )
+def consent_serializer(keys: Keys | Sequence[str]) -> URLSafeTimedSerializer:
+    """The consent cookie's serializer: timestamped, verifies with every key, signs with
+    the newest. ``keys`` is the ring, or secret keys newest first (the config's order)."""
+    return Keys.of(keys).timed_serializer(Purpose.CONSENT)
 
 
 class ConsentCookieCodec:
     """Signs and reads the consent cookie; keys rotate without losing decisions."""
 
-    def __init__(self, config: Config) -> None:
-        self._serializer = consent_serializer(config.secret_keys)
+    def __init__(self, config: Config, keys: Keys | None = None) -> None:
+        self._serializer = consent_serializer(keys or config.secret_keys)
         self._grant_lifetime = config.consent_lifetime_days * _DAY
         self._reject_lifetime = config.reject_lifetime_days * _DAY
         self._optional = frozenset(config.category_ids) - config.required_category_ids

@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts.ratelimit import BackoffPolicy
 from consentgate.accounts.sessions import SessionCodec, SessionStore
+from consentgate.keys import Purpose
 from consentgate.markup import escape as _e
 from consentgate.operator.privacy import (
     CONSENT_NOTE,
@@ -70,7 +71,7 @@ __all__ = [
 
 logger = logging.getLogger("consentgate")
 
-ADMIN_SALT = "consentgate.admin.v1"
+ADMIN_SALT = Purpose.ADMIN.value
 ADMIN_COOKIE = "cg_admin"
 SESSION_SECONDS = 3600
 LOGIN_WINDOW = 15 * 60  # the longest wait
@@ -116,9 +117,7 @@ class Dashboard:
     def __init__(self, gate: ConsentGate) -> None:
         self.gate = gate
         self.base = f"{gate.config.prefix}/admin"
-        codec = SessionCodec(
-            gate.config.secret_keys, salt=ADMIN_SALT, lifetime_seconds=SESSION_SECONDS
-        )
+        codec = SessionCodec(gate.keys, purpose=Purpose.ADMIN, lifetime_seconds=SESSION_SECONDS)
         self.sessions = SessionStore(
             gate.ledger.storage, codec, kind="admin", opener=gate.ledger.ensure_open
         )
@@ -159,7 +158,7 @@ class Dashboard:
 
     def _limit_key(self, kind: str, visitor: Visitor) -> str:
         network = client_network(visitor.client_ip, self.gate.config.accounts.ipv6_prefix)
-        return f"admin-{kind}:{ip_hmac(self.gate.config.secret_keys[0], network) or 'unknown'}"
+        return f"admin-{kind}:{ip_hmac(self.gate.keys.newest, network) or 'unknown'}"
 
     def _cookie(self, value: str, visitor: Visitor, *, max_age: int) -> str:
         parts = [

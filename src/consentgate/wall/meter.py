@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData
 
+from consentgate.keys import Keys, Purpose
 from consentgate.storage.base import MeterOutcome
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
     "new_reader_id",
 ]
 
-METER_COOKIE_SALT = "consentgate.meter.v1"
+METER_COOKIE_SALT = Purpose.METER.value
 _ARTICLE_KEY_PREFIX = "consentgate.meter:"
 _ARTICLE_KEY_LENGTH = 12  # 48 bits: collisions among one reader's few articles are negligible
 _DAY = 86_400
@@ -169,15 +170,8 @@ class MeterWindow:
 class MeterCookieCodec:
     """Signs and reads the meter cookie (itsdangerous, HMAC-SHA-256, keys newest first)."""
 
-    def __init__(self, secret_keys: Sequence[str], window: MeterWindow) -> None:
-        if not secret_keys:
-            raise ValueError("the meter cookie needs at least one secret key")
-        # itsdangerous signs with the *last* key of its list; ours is newest first.
-        self._serializer = URLSafeTimedSerializer(
-            list(reversed(secret_keys)),
-            salt=METER_COOKIE_SALT,
-            signer_kwargs={"digest_method": hashlib.sha256},
-        )
+    def __init__(self, keys: Keys | Sequence[str], window: MeterWindow) -> None:
+        self._serializer = Keys.of(keys).timed_serializer(Purpose.METER)
         self._window = window
 
     @property

@@ -14,13 +14,12 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData
 
-CSRF_SALT = "consentgate.csrf.v1"  # the browser id in the cookie
-CSRF_TOKEN_SALT = "consentgate.csrf-token.v2"  # noqa: S105 (a salt: the token bound to it)
+from consentgate.keys import Keys, Purpose
+
 _MAX_LENGTH = 512
 
 
@@ -29,11 +28,10 @@ def _binding(browser_id: str) -> str:
 
 
 class CsrfTokens:
-    def __init__(self, secret_keys: tuple[str, ...]) -> None:
-        keys = list(reversed(secret_keys))  # itsdangerous signs with the last key
-        digest: dict[str, Any] = {"digest_method": hashlib.sha256}
-        self._ids = URLSafeSerializer(keys, salt=CSRF_SALT, signer_kwargs=digest)
-        self._tokens = URLSafeSerializer(keys, salt=CSRF_TOKEN_SALT, signer_kwargs=digest)
+    def __init__(self, keys: Keys | Sequence[str]) -> None:
+        ring = Keys.of(keys)
+        self._ids = ring.serializer(Purpose.CSRF)  # the browser id in the cookie
+        self._tokens = ring.serializer(Purpose.CSRF_TOKEN)  # the token bound to it
 
     def new_browser_id(self) -> str:
         """A new cookie value: a random browser id, signed."""
