@@ -314,7 +314,14 @@ def test_banner_policy_link_with_version() -> None:
 )
 def test_banner_mode_selects_intro(mode: str, key: str) -> None:
     root = parse(render_banner(make_ctx(mode=mode)))
-    assert root.find(id="cg-intro").text() == BUILTIN_TEXTS["en"][key]
+    # The mode's intro, naming the purposes of the default categories (a notice also
+    # the strictly necessary one).
+    purposes = "remember your preferences, measure our audience and show advertising"
+    if mode == "notice":
+        purposes = "keep the site working, " + purposes
+    expected = BUILTIN_TEXTS["en"][key].replace("{purposes}", purposes)
+    assert "{purposes}" in BUILTIN_TEXTS["en"][key]
+    assert root.find(id="cg-intro").text() == expected
 
 
 def test_banner_settings_label_for_script() -> None:
