@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from consentgate.i18n import LANGUAGES, table
 from consentgate.markup import escape as _e
 from consentgate.wall.access import AccessReason
 
@@ -53,126 +54,21 @@ class CtaTexts:
     policy_label: str
 
 
-_EN = CtaTexts(
-    lang="en",
-    heading="This article is for registered readers",
-    meter_heading="You have reached your free articles for now",
-    body=(
-        "Keep reading by creating an account. It costs nothing and takes a minute — "
-        "and it gives you unlimited access to everything we publish."
-    ),
-    benefits=(
-        "Every article, with no monthly limit",
-        "Save articles to read later, on any device",
-        "Our newsletters, only if you choose them",
-    ),
-    register_label="Register — it's free",
-    sign_in_prompt="Already have an account?",
-    sign_in_label="Sign in",
-    policy_heading="Our privacy policy has changed",
-    policy_body=(
-        "We have updated our privacy policy. Please review and accept it to continue reading."
-    ),
-    policy_label="Review the privacy policy",
-)
+def _builtin(lang: str) -> CtaTexts:
+    """The [wall] table of i18n/locales/<lang>.toml: the wording is data."""
+    data = dict(table(lang, "wall"))
+    benefits = data.pop("benefits")
+    if not isinstance(benefits, list):
+        raise TypeError(f"locales/{lang}.toml: wall.benefits must be a list")
+    return CtaTexts(
+        lang=lang, benefits=tuple(str(b) for b in benefits), **{k: str(v) for k, v in data.items()}
+    )
 
-_FR = CtaTexts(
-    lang="fr",
-    heading="Cet article est réservé aux lecteurs inscrits",
-    meter_heading="Vous avez lu vos articles gratuits pour le moment",
-    body=(
-        "Poursuivez votre lecture en créant un compte. C'est gratuit et rapide — "
-        "et vous accédez sans limite à tout ce que nous publions."
-    ),
-    benefits=(
-        "Tous les articles, sans limite mensuelle",
-        "Enregistrez des articles pour plus tard, sur tous vos appareils",
-        "Nos newsletters, seulement si vous les choisissez",
-    ),
-    register_label="Je m'inscris gratuitement",
-    sign_in_prompt="Vous avez déjà un compte ?",
-    sign_in_label="Se connecter",
-    policy_heading="Notre politique de confidentialité a changé",
-    policy_body=(
-        "Nous avons mis à jour notre politique de confidentialité. Merci de la consulter "
-        "et de l'accepter pour poursuivre votre lecture."
-    ),
-    policy_label="Consulter la politique de confidentialité",
-)
-
-_DE = CtaTexts(
-    lang="de",
-    heading="Dieser Artikel ist registrierten Leserinnen und Lesern vorbehalten",
-    meter_heading="Sie haben Ihre kostenlosen Artikel vorerst gelesen",
-    body=(
-        "Lesen Sie weiter, indem Sie ein Konto anlegen. Das ist kostenlos und dauert "
-        "eine Minute — und Sie erhalten unbegrenzten Zugang zu allem, was wir veröffentlichen."
-    ),
-    benefits=(
-        "Alle Artikel, ohne monatliche Grenze",
-        "Artikel für später speichern, auf jedem Gerät",
-        "Unsere Newsletter, nur wenn Sie sie wählen",
-    ),
-    register_label="Kostenlos registrieren",
-    sign_in_prompt="Sie haben bereits ein Konto?",
-    sign_in_label="Anmelden",
-    policy_heading="Unsere Datenschutzerklärung hat sich geändert",
-    policy_body=(
-        "Wir haben unsere Datenschutzerklärung aktualisiert. Bitte lesen und akzeptieren "
-        "Sie sie, um weiterzulesen."
-    ),
-    policy_label="Datenschutzerklärung ansehen",
-)
-
-_ES = CtaTexts(
-    lang="es",
-    heading="Este artículo es para lectores registrados",
-    meter_heading="Ha leído sus artículos gratuitos por ahora",
-    body=(
-        "Siga leyendo creando una cuenta. Es gratis y lleva un minuto, "
-        "y le da acceso ilimitado a todo lo que publicamos."
-    ),
-    benefits=(
-        "Todos los artículos, sin límite mensual",
-        "Guarde artículos para leerlos después, en cualquier dispositivo",
-        "Nuestros boletines, solo si usted los elige",
-    ),
-    register_label="Regístrese gratis",
-    sign_in_prompt="¿Ya tiene una cuenta?",
-    sign_in_label="Iniciar sesión",
-    policy_heading="Nuestra política de privacidad ha cambiado",
-    policy_body=(
-        "Hemos actualizado nuestra política de privacidad. Revísela y acéptela para seguir leyendo."
-    ),
-    policy_label="Revisar la política de privacidad",
-)
-
-_TR = CtaTexts(
-    lang="tr",
-    heading="Bu makale kayıtlı okurlarımıza özeldir",
-    meter_heading="Şimdilik ücretsiz makale hakkınızı kullandınız",
-    body=(
-        "Ücretsiz bir hesap oluşturarak okumaya devam edin. Bir dakikanızı alır "
-        "ve yayımladığımız her şeye sınırsız erişim sağlar."
-    ),
-    benefits=(
-        "Aylık sınır olmadan tüm makaleler",
-        "Makaleleri her cihazda daha sonra okumak üzere kaydedin",
-        "Yalnızca seçerseniz bültenlerimiz",
-    ),
-    register_label="Ücretsiz kaydolun",
-    sign_in_prompt="Zaten hesabınız var mı?",
-    sign_in_label="Giriş yapın",
-    policy_heading="Gizlilik politikamız değişti",
-    policy_body=(
-        "Gizlilik politikamızı güncelledik. Okumaya devam etmek için lütfen inceleyip kabul edin."
-    ),
-    policy_label="Gizlilik politikasını inceleyin",
-)
 
 BUILTIN_CTA_TEXTS: Mapping[str, CtaTexts] = MappingProxyType(
-    {t.lang: t for t in (_EN, _FR, _DE, _ES, _TR)}
+    {lang: _builtin(lang) for lang in LANGUAGES}
 )
+_EN = BUILTIN_CTA_TEXTS["en"]
 
 
 def cta_texts(lang: str) -> CtaTexts:
