@@ -25,7 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from consentgate import Consent, ConsentGate
+from consentgate import Consent, SiteAPI
 from consentgate.storage import StorageError
 
 from .articles import ARTICLES, BY_SLUG, Article
@@ -43,9 +43,9 @@ def consent(request: ASGIRequest) -> Consent:
     return found
 
 
-def gate(request: ASGIRequest) -> ConsentGate:
-    """The ConsentGate instance (for ``record_policy_acceptance``)."""
-    found: ConsentGate = request.scope["state"]["consentgate"]
+def gate(request: ASGIRequest) -> SiteAPI:
+    """consentgate's API for the site (``record_policy_acceptance`` and the like)."""
+    found: SiteAPI = request.scope["state"]["consentgate"]
     return found
 
 

@@ -6,11 +6,21 @@ Wrap any ASGI app::
     app = ConsentGate(app, config=Config.from_toml("consentgate.toml"))
 """
 
+from consentgate.api import SiteAPI
 from consentgate.config import Category, Config, ConfigError
 from consentgate.consent.cookies import CookieRule
 from consentgate.consent.state import Consent
 from consentgate.middleware import ConsentGate
 from consentgate.web.errors import Failure
 
-__all__ = ["Category", "Config", "ConfigError", "Consent", "ConsentGate", "CookieRule", "Failure"]
+__all__ = [
+    "Category",
+    "Config",
+    "ConfigError",
+    "Consent",
+    "ConsentGate",
+    "CookieRule",
+    "Failure",
+    "SiteAPI",
+]
 __version__ = "0.1.0"

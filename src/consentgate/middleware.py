@@ -24,6 +24,7 @@ from consentgate.accounts.ratelimit import (
 )
 from consentgate.accounts.service import AcceptanceMethod, Accounts
 from consentgate.accounts.sessions import SessionCodec, SessionStore
+from consentgate.api import SiteAPI
 from consentgate.articles import ArticleGate
 from consentgate.config import NO_SECRET_KEY, Config, ConfigError
 from consentgate.consent.cookies import CookieRegistry, CookieRule
@@ -43,7 +44,7 @@ from consentgate.storage import (
     storage_from_url,
 )
 from consentgate.storage.breaker import CircuitBreaker, request_budget
-from consentgate.visitor import Visitor, client_address
+from consentgate.visitor import Visitor
 from consentgate.wall.access import PathPatterns
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
@@ -108,6 +109,8 @@ class ConsentGate:
             min_password_length=config.accounts.min_password_length,
             opener=self.ledger.ensure_open,
         )
+        # What the app's own code gets on request.state.consentgate: never the middleware.
+        self.api = SiteAPI(self.accounts, config.trusted_proxies, config.trusted_proxy_header)
         self.sessions = SessionStore(
             self.ledger.storage,
             SessionCodec(self.keys, config.accounts.session_lifetime_days),
@@ -153,7 +156,7 @@ class ConsentGate:
             visitor = replace(visitor, user_id=user_id)
         state = scope.setdefault("state", {})
         state["consent"] = visitor.consent
-        state["consentgate"] = self
+        state["consentgate"] = self.api
         endpoint = self.endpoints.match(scope)
         if endpoint is not None:
             await endpoint(scope, receive, send, visitor)
@@ -181,25 +184,16 @@ class ConsentGate:
         # A stored session: erasing the account deletes its sessions, logout its own.
         return await self.sessions.subject(visitor.cookies.get(self.config.cookie_names.session))
 
-    # -- the API for sites with their own accounts --------------------------------------
+    # -- the API for sites with their own accounts (also on request.state.consentgate) ---
     async def record_policy_acceptance(
         self, scope: Scope, user_id: str, *, method: AcceptanceMethod = "external"
     ) -> AcceptanceRecord:
-        """Record that ``user_id`` accepted the current privacy policy (version, text hash).
-
-        Call it from your own sign-up or policy page, e.g.
-        ``await request.state.consentgate.record_policy_acceptance(request.scope, user.id)``.
-        Raises StorageError if it cannot be written; then the acceptance did not happen.
-        """
-        headers = Headers(scope=scope)
-        config = self.config
-        ip = client_address(scope, config.trusted_proxies, config.trusted_proxy_header)
-        context = self.accounts.context(ip, headers.get("user-agent"))
-        return await self.accounts.record_acceptance(user_id, method, context)
+        """See :meth:`SiteAPI.record_policy_acceptance`."""
+        return await self.api.record_policy_acceptance(scope, user_id, method=method)
 
     async def needs_policy_acceptance(self, user_id: str) -> bool:
-        """True when ``user_id`` has not accepted the current policy version."""
-        return await self.accounts.needs_policy_acceptance(user_id)
+        """See :meth:`SiteAPI.needs_policy_acceptance`."""
+        return await self.api.needs_policy_acceptance(user_id)
 
     # -- helpers the endpoints and the responder share ------------------------------
     def banner_hash(self, visitor: Visitor) -> str:
