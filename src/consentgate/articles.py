@@ -50,7 +50,6 @@ from consentgate.wall.meter import (
     MeterWindow,
     ServerMeter,
 )
-from consentgate.web.cookies import own_cookie
 
 if TYPE_CHECKING:
     from starlette.types import Scope
@@ -250,9 +249,7 @@ class ArticleGate:
         return ArticleVerdict(access, decision, meter_cookie=self._meter_cookie(visitor, counted))
 
     def _meter_cookie(self, visitor: Visitor, state: MeterState) -> str:
-        return own_cookie(
-            self._gate.config,
-            self._gate.config.cookie_names.meter,
+        return self._gate.cookies.meter.header(
             self.meter_codec.dumps(state),
             max_age=self.window.period_days * 86_400 + 86_400,
             scheme=visitor.scheme,

@@ -48,7 +48,7 @@ from consentgate.visitor import Visitor
 from consentgate.wall.access import PathPatterns
 from consentgate.wall.crawlers import Resolver
 from consentgate.web.accounts import AccountEndpoints
-from consentgate.web.cookies import consent_cookie_header
+from consentgate.web.cookies import OwnCookies, consent_cookie_header
 from consentgate.web.endpoints import Endpoints, FailureResponse
 from consentgate.web.forms import page_headers
 from consentgate.web.security import CsrfTokens, page_security_headers
@@ -100,6 +100,7 @@ class ConsentGate:
             page_headers(config.frame_ancestors)
         )
         self.registry = CookieRegistry(_registry_rules(config))
+        self.cookies = OwnCookies.from_config(config)
         self.no_banner_paths = PathPatterns(config.exclude_paths)
         self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
         self.accounts = Accounts(

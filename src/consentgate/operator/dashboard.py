@@ -53,7 +53,7 @@ from consentgate.operator.stats import MAX_WINDOW_DAYS, check_window, compute_st
 from consentgate.operator.store import Window, iso, parse_when
 from consentgate.storage import AcceptanceRecord, ConsentRecord, StorageError
 from consentgate.visitor import client_network, ip_hmac
-from consentgate.web.cookies import is_secure
+from consentgate.web.cookies import ADMIN_COOKIE
 from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form
 
 if TYPE_CHECKING:
@@ -72,7 +72,6 @@ __all__ = [
 logger = logging.getLogger("consentgate")
 
 ADMIN_SALT = Purpose.ADMIN.value
-ADMIN_COOKIE = "cg_admin"
 SESSION_SECONDS = 3600
 LOGIN_WINDOW = 15 * 60  # the longest wait
 # Per client network: 10 wrong tokens are free, then each doubles the wait. No limit
@@ -159,18 +158,6 @@ class Dashboard:
     def _limit_key(self, kind: str, visitor: Visitor) -> str:
         network = client_network(visitor.client_ip, self.gate.config.accounts.ipv6_prefix)
         return f"admin-{kind}:{ip_hmac(self.gate.keys.newest, network) or 'unknown'}"
-
-    def _cookie(self, value: str, visitor: Visitor, *, max_age: int) -> str:
-        parts = [
-            f"{ADMIN_COOKIE}={value}",
-            f"Path={self.base}",
-            f"Max-Age={max_age}",
-            "HttpOnly",
-            "SameSite=Strict",
-        ]
-        if is_secure(self.gate.config, visitor.scheme):
-            parts.append("Secure")
-        return "; ".join(parts)
 
     async def _auth_failure(self, request: Request, visitor: Visitor) -> Response | None:
         """None when the request is authenticated, else the answer to send."""
@@ -305,7 +292,10 @@ class Dashboard:
         await backoff.success(key)
         value = await self.session_cookie_value()
         response = RedirectResponse(next_url, status_code=303)
-        response.headers.append("set-cookie", self._cookie(value, visitor, max_age=SESSION_SECONDS))
+        response.headers.append(
+            "set-cookie",
+            self.gate.cookies.admin.header(value, max_age=SESSION_SECONDS, scheme=visitor.scheme),
+        )
         return response
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
@@ -319,7 +309,9 @@ class Dashboard:
         except StorageError as exc:
             logger.error("consentgate: could not end the admin session on the server: %s", exc)
         response = RedirectResponse(f"{self.base}/login", status_code=303)
-        response.headers.append("set-cookie", self._cookie("", visitor, max_age=0))
+        response.headers.append(
+            "set-cookie", self.gate.cookies.admin.expired(scheme=visitor.scheme)
+        )
         return response
 
     # -- pieces ---------------------------------------------------------------------

@@ -53,7 +53,7 @@ from consentgate.web.account_templates import (
     render_policy_page,
     render_register_page,
 )
-from consentgate.web.cookies import own_cookie
+from consentgate.web.cookies import OwnCookies
 from consentgate.web.forms import (
     Form,
     RequestFailure,
@@ -120,6 +120,8 @@ class AccountGate(Protocol):
     def static_version(self) -> str: ...
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def cookies(self) -> OwnCookies: ...
 
 
 AccountHandler = Callable[[Scope, Receive, Send, AccountVisitor], Awaitable[None]]
@@ -379,7 +381,9 @@ class AccountEndpoints:
         self, scope: Scope, receive: Receive, send: Send, visitor: AccountVisitor, next_url: str
     ) -> None:
         response = see_other(next_url)
-        response.headers.append("set-cookie", self._session_cookie("", visitor, max_age=0))
+        response.headers.append(
+            "set-cookie", self.gate.cookies.session.expired(scheme=visitor.scheme)
+        )
         await response(scope, receive, send)
 
     def _session_value(self, visitor: AccountVisitor) -> str | None:
@@ -514,10 +518,7 @@ class AccountEndpoints:
         await response(scope, receive, send)
 
     def _session_cookie(self, value: str, visitor: AccountVisitor, *, max_age: int) -> str:
-        config = self.gate.config
-        return own_cookie(
-            config, config.cookie_names.session, value, max_age=max_age, scheme=visitor.scheme
-        )
+        return self.gate.cookies.session.header(value, max_age=max_age, scheme=visitor.scheme)
 
     def _to_login(self, next_url: str) -> Response:
         back_here = f"{self.prefix}/policy?next={quote(next_url, safe='/')}"

@@ -1,8 +1,15 @@
-"""The Set-Cookie headers of our own cookies (all strictly necessary)."""
+"""Our own cookies (all strictly necessary), each described once.
+
+:class:`OwnCookies` holds one :class:`CookieSpec` per cookie — name, path, SameSite,
+HttpOnly, when to add Secure — built from the configuration when the middleware starts.
+Every place that sets or clears one of them asks its spec, so no two places can disagree
+about a cookie's attributes (a logout that misses the Path clears nothing).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from consentgate.config import Config
@@ -10,41 +17,77 @@ if TYPE_CHECKING:
     from consentgate.middleware import ConsentGate
 
 CSRF_COOKIE_MAX_AGE = 12 * 3600
+#: The operator dashboard's sign-in session (see operator/dashboard.py).
+ADMIN_COOKIE = "cg_admin"
+
+SecureCookies = Literal["auto", "always", "never"]
 
 
-def is_secure(config: Config, scheme: str) -> bool:
-    if config.secure_cookies == "auto":
+def is_secure(setting: SecureCookies, scheme: str) -> bool:
+    """``secure_cookies``: "auto" adds Secure on HTTPS requests only."""
+    if setting == "auto":
         return scheme in ("https", "wss")
-    return config.secure_cookies == "always"
+    return setting == "always"
 
 
-def own_cookie(
-    config: Config, name: str, value: str, *, max_age: int, scheme: str, http_only: bool = True
-) -> str:
-    """Path=/ and SameSite=Lax: sent on top-level navigations, not on cross-site posts."""
-    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "SameSite=Lax"]
-    if http_only:
-        parts.append("HttpOnly")
-    if is_secure(config, scheme):
-        parts.append("Secure")
-    return "; ".join(parts)
+@dataclass(frozen=True, slots=True)
+class CookieSpec:
+    """One of our cookies. SameSite=Lax by default: sent on top-level navigations, not
+    on cross-site posts."""
+
+    name: str
+    path: str = "/"
+    same_site: Literal["Lax", "Strict"] = "Lax"
+    http_only: bool = True
+    secure: SecureCookies = "auto"
+
+    def header(self, value: str, *, max_age: int, scheme: str) -> str:
+        """The Set-Cookie value that stores ``value`` for ``max_age`` seconds."""
+        parts = [
+            f"{self.name}={value}",
+            f"Path={self.path}",
+            f"Max-Age={max_age}",
+            f"SameSite={self.same_site}",
+        ]
+        if self.http_only:
+            parts.append("HttpOnly")
+        if is_secure(self.secure, scheme):
+            parts.append("Secure")
+        return "; ".join(parts)
+
+    def expired(self, *, scheme: str) -> str:
+        """The Set-Cookie value that clears it (same name, path and flags, Max-Age=0)."""
+        return self.header("", max_age=0, scheme=scheme)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnCookies:
+    consent: CookieSpec
+    csrf: CookieSpec
+    session: CookieSpec
+    meter: CookieSpec
+    #: Only under the dashboard's path, and never sent from another site.
+    admin: CookieSpec
+
+    @classmethod
+    def from_config(cls, config: Config) -> OwnCookies:
+        names, secure = config.cookie_names, config.secure_cookies
+        return cls(
+            consent=CookieSpec(names.consent, secure=secure),
+            csrf=CookieSpec(names.csrf, secure=secure),
+            session=CookieSpec(names.session, secure=secure),
+            meter=CookieSpec(names.meter, secure=secure),
+            admin=CookieSpec(
+                ADMIN_COOKIE, path=f"{config.prefix}/admin", same_site="Strict", secure=secure
+            ),
+        )
 
 
 def consent_cookie_header(gate: ConsentGate, decision: Decision, scheme: str) -> str:
-    return own_cookie(
-        gate.config,
-        gate.config.cookie_names.consent,
-        gate.codec.dumps(decision),
-        max_age=gate.codec.lifetime_seconds(decision),
-        scheme=scheme,
-    )
+    spec = gate.cookies.consent
+    value = gate.codec.dumps(decision)
+    return spec.header(value, max_age=gate.codec.lifetime_seconds(decision), scheme=scheme)
 
 
 def csrf_cookie_header(gate: ConsentGate, token: str, scheme: str) -> str:
-    return own_cookie(
-        gate.config,
-        gate.config.cookie_names.csrf,
-        token,
-        max_age=CSRF_COOKIE_MAX_AGE,
-        scheme=scheme,
-    )
+    return gate.cookies.csrf.header(token, max_age=CSRF_COOKIE_MAX_AGE, scheme=scheme)
