@@ -8,6 +8,7 @@ the reason, instead of surfacing as odd behaviour on some reader's request.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import importlib.util
@@ -15,10 +16,11 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from consentgate.consent.cookies import CookieRule
 
@@ -107,7 +109,9 @@ class Regions:
 @dataclass(frozen=True, slots=True)
 class ConsentModeSettings:
     enabled: bool = False
-    wait_for_update_ms: int = 500
+    wait_for_update_ms: int = field(
+        default=500, metadata={"key": "wait_for_update", "range": (0, 10_000)}
+    )
 
 
 AccessName = Literal["free", "metered", "registered"]
@@ -128,11 +132,12 @@ _DEFAULT_CRAWLER_DOMAINS = ("googlebot.com", "google.com", "googleusercontent.co
 
 @dataclass(frozen=True, slots=True)
 class MeterSettings:
-    limit: int = 3
-    period_days: int = 30
+    limit: int = field(default=3, metadata={"range": (1, 1000)})
+    period_days: int = field(default=30, metadata={"range": (1, 366)})
     period: Literal["rolling", "calendar-month"] = "rolling"
     store: Literal["cookie", "server"] = "cookie"
-    network_limit: int = 10
+    #: Read as max(10, limit) when not set (see _meter).
+    network_limit: int = field(default=10, metadata={"range": (1, 100_000)})
     category: str = "necessary"
     on_store_error: Literal["cookie", "wall"] = "cookie"
 
@@ -142,8 +147,9 @@ class CrawlerSettings:
     enabled: bool = False
     domains: tuple[str, ...] = _DEFAULT_CRAWLER_DOMAINS
     ip_ranges: tuple[str, ...] = ()
-    cache_seconds: int = 3600
-    timeout_seconds: float = 2.0
+    cache_seconds: int = field(default=3600, metadata={"range": (0, 86_400 * 7)})
+    #: A DNS round trip's limit: 0 < t <= 30.
+    timeout_seconds: float = field(default=2.0, metadata={"range": (0, 30), "above": True})
 
 
 ShortArticle = Literal["cut", "wall_page", "free"]
@@ -192,13 +198,13 @@ class AccountsSettings:
     """The built-in accounts, for sites that have none of their own."""
 
     enabled: bool = True
-    min_password_length: int = 10
-    session_lifetime_days: int = 30
-    register_per_hour: int = 5
-    login_per_15_minutes: int = 10
+    min_password_length: int = field(default=10, metadata={"range": (8, 128)})
+    session_lifetime_days: int = field(default=30, metadata={"range": (1, 395)})
+    register_per_hour: int = field(default=5, metadata={"range": (1, 10_000)})
+    login_per_15_minutes: int = field(default=10, metadata={"range": (1, 10_000)})
     #: Rate limits count an IPv6 client by its network of this prefix length (a
     #: subscriber gets a /64 or more), an IPv4 client by its address.
-    ipv6_prefix: int = 64
+    ipv6_prefix: int = field(default=64, metadata={"range": (32, 128)})
 
 
 def default_categories() -> tuple[Category, ...]:
@@ -717,6 +723,72 @@ def _choice(raw: Mapping[str, Any], key: str, default: str, choices: Sequence[st
     return value
 
 
+_Settings = TypeVar("_Settings")
+
+
+def _read_fields(
+    raw: Mapping[str, Any],
+    cls: type[_Settings],
+    prefix: str,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    **read: Any,
+) -> _Settings:
+    """Build the settings dataclass ``cls`` from its table: each field's default, type and
+    choices come from the dataclass itself (``bool``, ``int``, ``float``, ``str`` or a
+    ``Literal`` of strings; ``metadata["range"]`` bounds a number, ``"above"`` makes its
+    low end exclusive, ``"key"`` names a TOML key that differs from the field). Fields
+    in ``read`` the caller has read and checked itself; ``defaults`` replaces a default that
+    depends on another value. Otherwise the defaults live in one place: the dataclass."""
+    hints = typing.get_type_hints(cls)
+    values = dict(read)
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if spec.name in values:
+            continue
+        key = spec.metadata.get("key", spec.name)
+        if defaults is not None and spec.name in defaults:
+            default = defaults[spec.name]
+        elif (
+            spec.default is dataclasses.MISSING and spec.default_factory is not dataclasses.MISSING
+        ):
+            default = spec.default_factory()
+        else:
+            default = spec.default
+        values[spec.name] = _checked(
+            prefix + key, raw.get(key, default), hints[spec.name], spec.metadata
+        )
+    return cls(**values)
+
+
+def _checked(key: str, value: Any, hint: Any, metadata: Mapping[str, Any]) -> Any:
+    """``value`` if it is what ``hint`` says, else the ConfigError naming ``key``."""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, "must be true or false")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, not {type(value).__name__}")
+        return value
+    if hint is int or hint is float:
+        number_types = (int,) if hint is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number_types):
+            raise ConfigError(key, "must be a whole number" if hint is int else "must be a number")
+        if "range" in metadata:
+            low, high = metadata["range"]
+            above = metadata.get("above", False)
+            if not ((low < value) if above else (low <= value)) or value > high:
+                sign = "<" if above else "<="
+                raise ConfigError(key, f"must be {low} {sign} value <= {high}, got {value}")
+        return hint(value)
+    raise TypeError(f"{key}: no reader for a field of type {hint!r}")  # a programming error
+
+
 def _secret_keys(value: Any, *, required: bool) -> tuple[str, ...]:
     """Newest key first: it signs; the older ones still verify during a rotation."""
     if value is None:
@@ -977,12 +1049,7 @@ def _cookie_names(raw: Mapping[str, Any]) -> CookieNames:
 
 
 def _consent_mode(raw: Mapping[str, Any]) -> ConsentModeSettings:
-    return ConsentModeSettings(
-        enabled=_bool(raw, "enabled", False, prefix="consent_mode."),
-        wait_for_update_ms=_int_in_range(
-            raw, "wait_for_update", 500, 0, 10_000, prefix="consent_mode."
-        ),
-    )
+    return _read_fields(raw, ConsentModeSettings, "consent_mode.")
 
 
 # -- the registration wall -------------------------------------------------------
@@ -1119,31 +1186,17 @@ def _access_rules(value: Any) -> tuple[AccessRuleSetting, ...]:
 
 def _meter(raw: Mapping[str, Any], category_ids: set[str]) -> MeterSettings:
     prefix = "wall.meter."
-    limit = _int_in_range(raw, "limit", 3, 1, 1000, prefix=prefix)
     category = _string(raw, "category", "necessary", prefix=prefix)
     if category not in category_ids:
         raise ConfigError(prefix + "category", f"unknown category {category!r}")
-    period = raw.get("period", "rolling")
-    if period not in ("rolling", "calendar-month"):
-        raise ConfigError(prefix + "period", "must be rolling or calendar-month")
-    store = raw.get("store", "cookie")
-    if store not in ("cookie", "server"):
-        raise ConfigError(prefix + "store", "must be cookie or server")
-    on_store_error = raw.get("on_store_error", "cookie")
-    if on_store_error not in ("cookie", "wall"):
-        raise ConfigError(prefix + "on_store_error", "must be cookie or wall")
-    network_limit = _int_in_range(raw, "network_limit", max(10, limit), 1, 100_000, prefix=prefix)
-    if network_limit < limit:
-        raise ConfigError(prefix + "network_limit", "must be at least the per-reader limit")
-    return MeterSettings(
-        limit=limit,
-        period_days=_int_in_range(raw, "period_days", 30, 1, 366, prefix=prefix),
-        period=period,
-        store=store,
-        network_limit=network_limit,
-        category=category,
-        on_store_error=on_store_error,
+    # The network limit's default follows the reader limit, read first.
+    limit = _read_fields(raw, MeterSettings, prefix, category=category, network_limit=0).limit
+    meter = _read_fields(
+        raw, MeterSettings, prefix, defaults={"network_limit": max(10, limit)}, category=category
     )
+    if meter.network_limit < meter.limit:
+        raise ConfigError(prefix + "network_limit", "must be at least the per-reader limit")
+    return meter
 
 
 def _crawlers(raw: Mapping[str, Any]) -> CrawlerSettings:
@@ -1161,15 +1214,12 @@ def _crawlers(raw: Mapping[str, Any]) -> CrawlerSettings:
             ipaddress.ip_network(cidr, strict=False)
         except (ValueError, TypeError):
             raise ConfigError(f"{prefix}ip_ranges[{index}]", f"not an IP range: {cidr!r}") from None
-    timeout = raw.get("timeout_seconds", 2.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 30:
-        raise ConfigError(prefix + "timeout_seconds", "must be a number of seconds, 0 < t <= 30")
-    return CrawlerSettings(
-        enabled=_bool(raw, "enabled", False, prefix=prefix),
+    return _read_fields(
+        raw,
+        CrawlerSettings,
+        prefix,
         domains=tuple(d.lower().strip(".") for d in domains),
         ip_ranges=tuple(ranges),
-        cache_seconds=_int_in_range(raw, "cache_seconds", 3600, 0, 86_400 * 7, prefix=prefix),
-        timeout_seconds=float(timeout),
     )
 
 
@@ -1196,16 +1246,4 @@ def _cta(value: Any, languages: Sequence[str]) -> Mapping[str, Mapping[str, Any]
 
 
 def _accounts(raw: Mapping[str, Any]) -> AccountsSettings:
-    prefix = "accounts."
-    return AccountsSettings(
-        enabled=_bool(raw, "enabled", True, prefix=prefix),
-        min_password_length=_int_in_range(raw, "min_password_length", 10, 8, 128, prefix=prefix),
-        session_lifetime_days=_int_in_range(
-            raw, "session_lifetime_days", 30, 1, 395, prefix=prefix
-        ),
-        register_per_hour=_int_in_range(raw, "register_per_hour", 5, 1, 10_000, prefix=prefix),
-        login_per_15_minutes=_int_in_range(
-            raw, "login_per_15_minutes", 10, 1, 10_000, prefix=prefix
-        ),
-        ipv6_prefix=_int_in_range(raw, "ipv6_prefix", 64, 32, 128, prefix=prefix),
-    )
+    return _read_fields(raw, AccountsSettings, "accounts.")
