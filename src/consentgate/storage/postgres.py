@@ -26,18 +26,12 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from consentgate.storage.base import (
-    AcceptanceRecord,
-    ConsentRecord,
     DuplicateUserError,
-    MeterOutcome,
     SchemaTooNewError,
     SchemaTooOldError,
-    SessionRecord,
     Storage,
     StorageError,
-    User,
     check_counts,
-    email_key,
     meter_outcome,
 )
 from consentgate.storage.breaker import (
@@ -47,6 +41,14 @@ from consentgate.storage.breaker import (
     DEFAULT_CALL_TIMEOUT,
     BreakerSettings,
     CircuitBreaker,
+)
+from consentgate.storage.records import (
+    AcceptanceRecord,
+    ConsentRecord,
+    MeterOutcome,
+    SessionRecord,
+    User,
+    email_key,
 )
 
 __all__ = ["SCHEMA_VERSION", "PoolSettings", "PostgresStorage"]

@@ -22,18 +22,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from consentgate.storage.base import (
-    AcceptanceRecord,
-    ConsentRecord,
     DuplicateUserError,
-    MeterOutcome,
     SchemaTooNewError,
     SchemaTooOldError,
-    SessionRecord,
     Storage,
     StorageError,
-    User,
     check_counts,
-    email_key,
     meter_outcome,
 )
 from consentgate.storage.breaker import (
@@ -43,6 +37,14 @@ from consentgate.storage.breaker import (
     BreakerSettings,
     CircuitBreaker,
     StorageTimeoutError,
+)
+from consentgate.storage.records import (
+    AcceptanceRecord,
+    ConsentRecord,
+    MeterOutcome,
+    SessionRecord,
+    User,
+    email_key,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]

@@ -1,0 +1,233 @@
+"""The rows storage keeps and the words they may hold: consent ledger records, users,
+policy and newsletter acceptances, sessions, and what one meter step found.
+
+Every backend stores and returns these types; the vocabularies are ``StrEnum``s whose
+values are the words stored (the schemas' CHECK constraints list the same ones), and
+each has a frozenset of plain strings for membership tests and messages.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+__all__ = [
+    "ACCEPTANCE_METHODS",
+    "ACCEPTANCE_PURPOSES",
+    "CONSENT_ACTIONS",
+    "CONSENT_METHODS",
+    "SESSION_KINDS",
+    "AcceptanceMethod",
+    "AcceptancePurpose",
+    "AcceptanceRecord",
+    "ConsentAction",
+    "ConsentMethod",
+    "ConsentRecord",
+    "MeterOutcome",
+    "SessionKind",
+    "SessionRecord",
+    "User",
+    "email_key",
+    "new_user_id",
+]
+
+
+class ConsentAction(StrEnum):
+    GRANT = "grant"
+    REJECT = "reject"
+    UPDATE = "update"
+    WITHDRAW = "withdraw"
+    GPC = "gpc"
+
+
+class ConsentMethod(StrEnum):
+    FORM = "form"
+    JS = "js"
+    API = "api"
+    GPC = "gpc"
+
+
+class AcceptancePurpose(StrEnum):
+    PRIVACY_POLICY = "privacy_policy"
+    NEWSLETTER = "newsletter"
+
+
+class AcceptanceMethod(StrEnum):
+    REGISTRATION = "registration"
+    RE_ACCEPTANCE = "re-acceptance"
+    EXTERNAL = "external"
+    WITHDRAWAL = "withdrawal"
+
+
+class SessionKind(StrEnum):
+    """Who a stored session belongs to: a reader of the built-in accounts, or the
+    operator signed in to the dashboard (whose subject is a digest of the admin token
+    in force)."""
+
+    READER = "reader"
+    ADMIN = "admin"
+
+
+# Plain strings (not members), so sorting and messages show the stored words.
+CONSENT_ACTIONS = frozenset(str(word.value) for word in ConsentAction)
+CONSENT_METHODS = frozenset(str(word.value) for word in ConsentMethod)
+ACCEPTANCE_PURPOSES = frozenset(str(word.value) for word in AcceptancePurpose)
+ACCEPTANCE_METHODS = frozenset(str(word.value) for word in AcceptanceMethod)
+SESSION_KINDS = frozenset(str(word.value) for word in SessionKind)
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def new_user_id() -> str:
+    """128 random bits, hex, like consent ids: unguessable and never reused."""
+    return secrets.token_hex(16)
+
+
+def email_key(email: str) -> str:
+    """What makes two addresses "the same account": case-insensitive, trimmed.
+
+    Local parts are case-sensitive in RFC 5321, but no mail provider in use treats
+    them so, and readers type capitals by accident: matching without case avoids
+    duplicate accounts and failed sign-ins. Every backend indexes this value.
+    """
+    return email.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A registered reader. ``email`` is stored as normalised by the accounts service."""
+
+    email: str
+    password_hash: str
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: str = field(default_factory=new_user_id)
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.email:
+            raise ValueError("a user needs an id and an e-mail address")
+        object.__setattr__(self, "created_at", _utc(self.created_at, "created_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptanceRecord:
+    """One row of the append-only acceptance ledger (privacy policy, newsletter).
+
+    ``user_id`` is ours or, for sites with their own accounts, theirs: the table has
+    no foreign key to ``users`` on purpose. ``policy_version``/``policy_sha256`` name
+    the privacy policy in force when the reader acted (for the newsletter too: its
+    consent was given under that text).
+    """
+
+    user_id: str
+    purpose: str
+    policy_version: str
+    policy_sha256: str
+    granted: bool
+    method: str
+    ip_hmac: str | None
+    user_agent: str | None
+    recorded_at: datetime
+    id: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            raise ValueError("user_id must not be empty")
+        if self.purpose not in ACCEPTANCE_PURPOSES:
+            raise ValueError(f"unknown acceptance purpose {self.purpose!r}")
+        if self.method not in ACCEPTANCE_METHODS:
+            raise ValueError(f"unknown acceptance method {self.method!r}")
+        if self.method == "withdrawal" and self.granted:
+            raise ValueError("a withdrawal cannot grant anything")
+        if not _SHA256_HEX.fullmatch(self.policy_sha256):
+            raise ValueError("policy_sha256 must be 64 lowercase hex digits")
+        object.__setattr__(self, "recorded_at", _utc(self.recorded_at, "recorded_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """One row of the append-only consent ledger: a visitor's decision and its context.
+
+    ``recorded_at`` must be timezone-aware; it is normalised to UTC so that records
+    compare and sort the same whatever zone the caller used.
+    """
+
+    consent_id: str
+    user_id: str | None
+    action: str
+    granted: tuple[str, ...]
+    denied: tuple[str, ...]
+    policy_version: str
+    banner_text_sha256: str
+    language: str
+    region_mode: str
+    method: str
+    ip_hmac: str | None
+    user_agent: str | None
+    recorded_at: datetime
+    id: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not self.consent_id:
+            raise ValueError("consent_id must not be empty")
+        if self.action not in CONSENT_ACTIONS:
+            raise ValueError(f"unknown consent action {self.action!r}")
+        if self.method not in CONSENT_METHODS:
+            raise ValueError(f"unknown consent method {self.method!r}")
+        if not _SHA256_HEX.fullmatch(self.banner_text_sha256):
+            raise ValueError("banner_text_sha256 must be 64 lowercase hex digits")
+        # Lists sneak in from JSON and forms; tuples keep the record hashable and frozen.
+        object.__setattr__(self, "granted", tuple(self.granted))
+        object.__setattr__(self, "denied", tuple(self.denied))
+        overlap = set(self.granted) & set(self.denied)
+        if overlap:
+            raise ValueError(f"categories both granted and denied: {sorted(overlap)}")
+        object.__setattr__(self, "recorded_at", _utc(self.recorded_at, "recorded_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser: the cookie holds a random id, the store only its SHA-256.
+
+    A copied database therefore holds no usable session, and deleting the row ends the
+    session wherever its cookie went (logout, "sign out everywhere", password change).
+    """
+
+    id_hash: str
+    kind: str
+    subject: str
+    created_at: datetime
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        if not _SHA256_HEX.fullmatch(self.id_hash):
+            raise ValueError("id_hash must be 64 lowercase hex digits")
+        if self.kind not in SESSION_KINDS:
+            raise ValueError(f"unknown session kind {self.kind!r}")
+        if not self.subject:
+            raise ValueError("a session needs a subject")
+        object.__setattr__(self, "created_at", _utc(self.created_at, "created_at"))
+        object.__setattr__(self, "expires_at", _utc(self.expires_at, "expires_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class MeterOutcome:
+    """What one atomic step of the server meter (``meter_read``) found and did.
+
+    ``reader_reads``/``network_reads`` count the distinct *other* articles in the
+    window before this read (``network_reads`` is None without a network key).
+    ``recorded`` is False for a re-read (``already_read``) and for a refused read.
+    """
+
+    already_read: bool
+    recorded: bool
+    reader_reads: int
+    network_reads: int | None
