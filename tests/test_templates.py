@@ -605,7 +605,13 @@ def test_banner_script_in_browser_saves_activates_and_falls_back() -> None:
             page.check('input[value="analytics"]')
             page.click('button[value="save"]')
             page.wait_for_selector("#consentgate-banner", state="detached")
-            page.wait_for_function("window.tracked === 1")
+            # Polled with evaluate: wait_for_function evaluates a string in the page, which
+            # the page's strict CSP (no 'unsafe-eval') refuses whenever it has to poll.
+            for _ in range(200):
+                if page.evaluate("window.tracked") == 1:
+                    break
+                page.wait_for_timeout(50)
+            assert page.evaluate("window.tracked") == 1
             assert page.evaluate("window.ads") is None
             assert page.get_attribute("iframe", "src") == "/done"
             assert page.evaluate("document.activeElement.id") == "consentgate-settings-link"
