@@ -1,7 +1,7 @@
 """The import rules of shared/ARCHITECTURE.md, read from the source with ``ast``: imports
 flow one way, the rewriter knows nothing of the rest, the storage drivers nothing outside
-``storage/``. Known exceptions are listed by name; each must still exist, so the list can
-only shrink as the composition-root work (issue 9) removes them."""
+``storage/``, nothing but the entry point holds the middleware, and the responder only
+carries out plans."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_imports_are_read_from_the_source() -> None:
     assert by_pair[("consentgate.rewrite.rewriter", "consentgate.rewrite.treemodel")].module_level
     config_texts = by_pair[("consentgate.config", "consentgate.consent.texts")]
     assert not config_texts.module_level and not config_texts.type_only
-    assert by_pair[("consentgate.responder", "consentgate.middleware")].type_only
+    assert by_pair[("consentgate.articles", "consentgate.config")].type_only
     assert len(MODULES) > 50
 
 
@@ -130,30 +130,33 @@ def test_imports_storage_drivers_stay_inside_storage(driver: str) -> None:
     assert outside == []
 
 
-def test_imports_nothing_holds_the_middleware_at_run_time() -> None:
-    # Type-only references remain (the components still receive the gate); at run time only
-    # the package's own entry point imports the middleware.
-    holders = sorted(
-        i.importer for i in IMPORTS if i.imported == "consentgate.middleware" and not i.type_only
-    )
+def test_imports_nothing_holds_the_middleware() -> None:
+    # The composition root builds every service and gives each what it needs: no module,
+    # not even for its annotations, knows the middleware but the package's entry point.
+    holders = sorted(i.importer for i in IMPORTS if i.imported == "consentgate.middleware")
     assert holders == ["consentgate"]
 
 
-# The responder should only execute plans (ARCHITECTURE.md's target shape); until the
-# response plan exists it still reaches into these domain modules. Nothing may be added.
-RESPONDER_DOMAIN_IMPORTS_LEFT = {"consentgate.consent.cookies", "consentgate.wall.access"}
-
-
-def test_imports_responder_reaches_no_new_domain_module() -> None:
-    domain = ("consentgate.consent", "consentgate.wall", "consentgate.web", "consentgate.accounts")
-    reached = {
+def test_imports_responder_knows_no_domain_package() -> None:
+    # The responder carries out a plan (plan.py) with the rewriter; why the plan says what
+    # it says (consent, the wall, our pages, accounts) is the planner's business.
+    domain = (
+        "consentgate.consent",
+        "consentgate.wall",
+        "consentgate.web",
+        "consentgate.accounts",
+        "consentgate.articles",
+        "consentgate.pipeline",
+        "consentgate.planner",
+        "consentgate.config",
+    )
+    reached = sorted(
         i.imported
         for i in IMPORTS
-        if i.importer == "consentgate.responder"
-        and not i.type_only
+        if i.importer in ("consentgate.responder", "consentgate.plan")
         and any(_inside(i.imported, d) for d in domain)
-    }
-    assert reached == RESPONDER_DOMAIN_IMPORTS_LEFT
+    )
+    assert reached == []
 
 
 def test_imports_have_no_cycle_at_module_level() -> None:

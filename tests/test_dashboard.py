@@ -50,6 +50,11 @@ def admin_gate(tmp_path: Path, token_sha256: str | None = TOKEN_SHA) -> ConsentG
     return gate
 
 
+def dashboard_parts(gate: ConsentGate) -> tuple[Any, ...]:
+    """What the middleware gives the dashboard: its pieces, not itself."""
+    return (gate.pages, gate.keys, gate.ledger.storage, gate.ledger.ensure_open, gate.backoff)
+
+
 def assert_secure_headers(response: httpx.Response) -> None:
     headers = response.headers
     assert headers["cache-control"] == "no-store"
@@ -70,7 +75,7 @@ async def login(c: httpx.AsyncClient, token: str = TOKEN) -> httpx.Response:
 
 def test_dashboard_off_without_token_is_the_apps_404(tmp_path: Path) -> None:
     gate = admin_gate(tmp_path, token_sha256=None)
-    assert dashboard_routes(gate) == {}
+    assert dashboard_routes(*dashboard_parts(gate)) == {}
 
     async def go() -> None:
         async with client(gate) as c:
@@ -84,7 +89,7 @@ def test_dashboard_off_without_token_is_the_apps_404(tmp_path: Path) -> None:
 
 def test_dashboard_routes_registered_but_token_removed_answer_404(tmp_path: Path) -> None:
     gate = make_gate(not_found_app(), tmp_path)
-    gate.endpoints.add_routes(Dashboard(gate).routes())
+    gate.endpoints.add_routes(Dashboard(*dashboard_parts(gate)).routes())
 
     async def go() -> None:
         async with client(gate) as c:
@@ -237,7 +242,7 @@ def test_dashboard_login_is_rate_limited(tmp_path: Path) -> None:
 
 def test_dashboard_tampered_or_foreign_cookie_is_401_never_500(tmp_path: Path) -> None:
     gate = admin_gate(tmp_path)
-    good = run(Dashboard(gate).session_cookie_value())
+    good = run(Dashboard(*dashboard_parts(gate)).session_cookie_value())
 
     async def go() -> None:
         for value in ("garbage", good[:-2] + "xx", "", "a." * 600):
@@ -251,7 +256,7 @@ def test_dashboard_tampered_or_foreign_cookie_is_401_never_500(tmp_path: Path) -
 
 def test_dashboard_new_token_ends_old_sessions(tmp_path: Path) -> None:
     gate = admin_gate(tmp_path)
-    old_cookie = run(Dashboard(gate).session_cookie_value())
+    old_cookie = run(Dashboard(*dashboard_parts(gate)).session_cookie_value())
     other_sha = hashlib.sha256(b"another token").hexdigest()
     rotated = make_gate(not_found_app(), tmp_path, admin={"token_sha256": other_sha})
 

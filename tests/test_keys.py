@@ -64,7 +64,9 @@ class Site:
 
 
 def _admin_codec(gate: ConsentGate) -> Any:
-    return Dashboard(gate).sessions.codec
+    return Dashboard(
+        gate.pages, gate.keys, gate.ledger.storage, gate.ledger.ensure_open, gate.backoff
+    ).sessions.codec
 
 
 SITES = [
@@ -81,16 +83,16 @@ SITES = [
         "consentgate.csrf.v1",
         False,
         BROWSER_ID,
-        lambda gate, value: gate.csrf.is_valid(value),
-        lambda gate: gate.csrf.new_browser_id(),
+        lambda gate, value: gate.pages.csrf.is_valid(value),
+        lambda gate: gate.pages.csrf.new_browser_id(),
     ),
     Site(
         "csrf-token",
         "consentgate.csrf-token.v2",
         False,
         {"b": csrf_binding(BROWSER_ID)},
-        lambda gate, value: gate.csrf.matches(csrf_cookie(gate), value),
-        lambda gate: gate.csrf.token_for(csrf_cookie(gate)),
+        lambda gate, value: gate.pages.csrf.matches(csrf_cookie(gate), value),
+        lambda gate: gate.pages.csrf.token_for(csrf_cookie(gate)),
     ),
     Site(
         "session",

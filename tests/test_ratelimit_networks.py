@@ -99,7 +99,7 @@ def test_ratelimit_networks_ipv6_prefix_is_configurable(tmp_path: Path) -> None:
 def test_ratelimit_networks_delays_grow_and_success_clears_them(tmp_path: Path) -> None:
     gate = make_gate(html_app(), tmp_path, accounts={"login_per_15_minutes": 2})
     clock = FakeClock()
-    gate.backoff = MemoryBackoff(clock=clock)
+    gate.account_endpoints.backoff = MemoryBackoff(clock=clock)
     ip = "198.51.100.20"
 
     async def scenario() -> tuple[list[str], int, int]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 
 from consentgate.rewrite import (
     Operation,
@@ -54,11 +54,15 @@ from consentgate.wall.meter import (
 if TYPE_CHECKING:
     from starlette.types import Scope
 
-    from consentgate.middleware import ConsentGate
+    from consentgate.config import WallSettings
+    from consentgate.keys import Keys
     from consentgate.visitor import Visitor
+    from consentgate.web.cookies import CookieSpec
 
 logger = logging.getLogger("consentgate")
 PRUNE_INTERVAL_SECONDS = 3600
+# Headers the app sends to tell us about an article; they never leave us.
+SIGNAL_HEADERS = (ACCESS_HEADER, ARTICLE_ID_HEADER)
 
 # Every script with a type; which of them is JSON-LD is decided on the decoded attribute, as a
 # browser would (case, whitespace, parameters), which a selector's exact match cannot say.
@@ -94,14 +98,56 @@ class ArticleVerdict:
         return not self.decision.full
 
 
+# Storage the server meter needs when its reads live in the database: open it on first
+# use, and delete reads older than the period now and then (Redis expires its own).
+Opener = Callable[[], Awaitable[None]]
+Pruner = Callable[[datetime], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class WallLinks:
+    """Where the wall sends readers, and the stylesheet its CTA needs."""
+
+    register_url: str
+    login_url: str
+    policy_url: str
+    stylesheet_url: str
+
+    @classmethod
+    def under(cls, prefix: str, wall: WallSettings, stylesheet_url: str) -> WallLinks:
+        return cls(
+            register_url=wall.register_url or f"{prefix}/register",
+            login_url=wall.login_url or f"{prefix}/login",
+            policy_url=f"{prefix}/policy",
+            stylesheet_url=stylesheet_url,
+        )
+
+
 class ArticleGate:
     """Built once per middleware; holds the compiled rules, selectors and codecs."""
 
-    def __init__(self, gate: ConsentGate, resolver: Resolver | None = None) -> None:
-        config = gate.config
-        wall = config.wall
-        self._gate = gate
+    def __init__(
+        self,
+        wall: WallSettings,
+        *,
+        languages: Sequence[str],
+        site_name: str,
+        links: WallLinks,
+        keys: Keys,
+        meter_cookie: CookieSpec,
+        needs_policy_acceptance: Callable[[str], Awaitable[bool]],
+        meter_store: MeterStore | None = None,
+        database: tuple[Opener, Pruner] | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        """``meter_store``: where the server meter counts (``wall.meter.store = "server"``);
+        ``database``: given when that store is the database, whose old reads we prune."""
         self._settings = wall
+        self._site_name = site_name
+        self._links = links
+        self._meter_cookie_spec = meter_cookie
+        self._needs_acceptance = needs_policy_acceptance
+        self._database = database
         self.rules = AccessRules(
             (RouteRule(r.path, AccessLevel(r.access)) for r in wall.rules),
             default=AccessLevel(wall.default_access),
@@ -111,18 +157,12 @@ class ArticleGate:
             period_days=wall.meter.period_days,
             calendar_month=wall.meter.period == "calendar-month",
         )
-        self.meter_codec = MeterCookieCodec(gate.keys, self.window)
-        self._meter_in_database = gate.redis is None
+        self.meter_codec = MeterCookieCodec(keys, self.window)
         self._last_prune = 0.0
         self._prune_task: asyncio.Task[None] | None = None
         self.server_meter = (
-            ServerMeter(
-                self._meter_store(gate),
-                self.window,
-                wall.meter.network_limit,
-                gate.keys.newest,
-            )
-            if wall.meter.store == "server"
+            ServerMeter(meter_store, self.window, wall.meter.network_limit, keys.newest)
+            if wall.meter.store == "server" and meter_store is not None
             else None
         )
         self.crawlers = (
@@ -139,20 +179,10 @@ class ArticleGate:
         self._container = compile_selector(wall.article_selector)
         self._items = compile_selector(wall.paragraph_selector)
         self._removals = tuple(compile_selector(s) for s in wall.remove_selectors)
-        self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in config.languages}
+        self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in languages}
         self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
             wall.default_access != "free"
         )
-
-    def _meter_store(self, gate: ConsentGate) -> MeterStore:
-        """Redis when meter_url is set (atomic, with expiry), else the database."""
-        if gate.redis is None:
-            return gate.ledger.storage
-        from consentgate.storage.redis import RedisMeterStore
-
-        # Reads must outlive the longest period: a calendar month has up to 31 days.
-        days = 31 if self.window.calendar_month else self.window.period_days
-        return RedisMeterStore(gate.redis, retention=timedelta(days=days + 1))
 
     # -- before the app runs ----------------------------------------------------------
     def prepare_request(self, scope: Scope) -> None:
@@ -172,12 +202,11 @@ class ArticleGate:
         ]
 
     # -- when the response starts ----------------------------------------------------------
-    def access_of(self, scope: Scope, headers: MutableHeaders) -> ArticleAccess:
-        """The article's level and id; the app's signalling headers never leave us."""
+    def access_of(self, scope: Scope, headers: Headers | MutableHeaders) -> ArticleAccess:
+        """The article's level and id (the app's signalling headers, SIGNAL_HEADERS, are
+        for us alone: the plan drops them)."""
         header_access = headers.get(ACCESS_HEADER)
         header_id = headers.get(ARTICLE_ID_HEADER)
-        del headers[ACCESS_HEADER]
-        del headers[ARTICLE_ID_HEADER]
         access = article_access(scope["path"], header_access, header_id, self.rules)
         if access.invalid_header is not None:
             logger.warning(
@@ -192,9 +221,7 @@ class ArticleGate:
 
     async def decide(self, visitor: Visitor, access: ArticleAccess) -> ArticleVerdict:
         now = time.time()
-        meter = self.meter_codec.loads(
-            visitor.cookies.get(self._gate.config.cookie_names.meter), now
-        )
+        meter = self.meter_codec.loads(visitor.cookies.get(self._meter_cookie_spec.name), now)
         decision = decide_access(
             access.level,
             access.article_id,
@@ -230,9 +257,10 @@ class ArticleGate:
             return ArticleVerdict(access, exhausted)
         if self.server_meter is not None:
             try:
-                if self._meter_in_database:
-                    await self._gate.ledger.ensure_open()
-                    self._prune_old_reads_now_and_then(now)
+                if self._database is not None:
+                    opener, prune = self._database
+                    await opener()
+                    self._prune_old_reads_now_and_then(now, prune)
                 verdict = await self.server_meter.check_and_count(
                     meter.reader_id, visitor.client_ip, access.article_id, now
                 )
@@ -249,13 +277,13 @@ class ArticleGate:
         return ArticleVerdict(access, decision, meter_cookie=self._meter_cookie(visitor, counted))
 
     def _meter_cookie(self, visitor: Visitor, state: MeterState) -> str:
-        return self._gate.cookies.meter.header(
+        return self._meter_cookie_spec.header(
             self.meter_codec.dumps(state),
             max_age=self.window.period_days * 86_400 + 86_400,
             scheme=visitor.scheme,
         )
 
-    def _prune_old_reads_now_and_then(self, now: float) -> None:
+    def _prune_old_reads_now_and_then(self, now: float, prune: Pruner) -> None:
         """Reads older than the period count for nothing: delete them, hourly at most.
 
         Redis expires them by itself; in the database they would pile up for ever,
@@ -265,12 +293,12 @@ class ArticleGate:
             return
         self._last_prune = now
         before = datetime.fromtimestamp(self.window.starts_at(now) - 86_400, UTC)
-        self._prune_task = asyncio.get_running_loop().create_task(self._prune(before))
+        self._prune_task = asyncio.get_running_loop().create_task(self._prune(prune, before))
 
-    async def _prune(self, before: datetime) -> None:
+    async def _prune(self, prune: Pruner, before: datetime) -> None:
         try:
             with without_request_budget():  # a background task, not the request's work
-                removed = await self._gate.ledger.storage.prune_reads(before)
+                removed = await prune(before)
             logger.info("consentgate: pruned %d expired meter reads", removed)
         except StorageError as exc:
             logger.warning("consentgate: could not prune meter reads (%s)", exc)
@@ -281,7 +309,7 @@ class ArticleGate:
         if not visitor.user_id:
             return False
         try:
-            return await self._gate.accounts.needs_policy_acceptance(visitor.user_id)
+            return await self._needs_acceptance(visitor.user_id)
         except StorageError as exc:
             # The acceptance cannot be checked: wall.meter.on_store_error decides, as for
             # the server meter. "cookie" walls nobody extra during an outage (the reader
@@ -327,39 +355,33 @@ class ArticleGate:
     def cta_html(self, visitor: Visitor, reason: AccessReason) -> str:
         # The stylesheet travels with the CTA: a <link> in <body> is valid HTML, and
         # pages that are never cut do not download it.
-        stylesheet = f'<link rel="stylesheet" href="{self._stylesheet_url()}">'
+        stylesheet = f'<link rel="stylesheet" href="{self._links.stylesheet_url}">'
         return stylesheet + render_cta(
             self._texts_for(visitor), reason=reason, **self._urls(visitor)
         )
 
     def wall_page(self, visitor: Visitor, reason: AccessReason) -> bytes:
         """The page sent instead of an article we could not cut safely: CTA only."""
-        config = self._gate.config
         page = render_wall_page(
             self._texts_for(visitor),
-            title=config.site_name,
+            title=self._site_name,
             reason=reason,
             lang=visitor.language,
-            stylesheet_url=self._stylesheet_url(),
+            stylesheet_url=self._links.stylesheet_url,
             **self._urls(visitor),
         )
         return page.encode("utf-8")
-
-    def _stylesheet_url(self) -> str:
-        return f"{self._gate.config.prefix}/static/wall.css?v={self._gate.static_version}"
 
     def _texts_for(self, visitor: Visitor) -> CtaTexts:
         return self._texts.get(visitor.language) or cta_texts(visitor.language)
 
     def _urls(self, visitor: Visitor) -> dict[str, str]:
-        config = self._gate.config
         here = "?next=" + quote(visitor.path_with_query, safe="/")
-        register = self._settings.register_url or f"{config.prefix}/register"
-        login = self._settings.login_url or f"{config.prefix}/login"
+        links = self._links
         return {
-            "register_url": register + here,
-            "login_url": login + here,
-            "policy_url": f"{config.prefix}/policy{here}",
+            "register_url": links.register_url + here,
+            "login_url": links.login_url + here,
+            "policy_url": links.policy_url + here,
         }
 
 

@@ -7,10 +7,11 @@ context variables set by the app keep working.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from types import MappingProxyType
+from datetime import timedelta
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -25,15 +26,17 @@ from consentgate.accounts.ratelimit import (
 from consentgate.accounts.service import AcceptanceMethod, Accounts
 from consentgate.accounts.sessions import SessionCodec, SessionStore
 from consentgate.api import SiteAPI
-from consentgate.articles import ArticleGate
-from consentgate.config import NO_SECRET_KEY, Config, ConfigError
+from consentgate.articles import ArticleGate, WallLinks
+from consentgate.config import NO_SECRET_KEY, Config, ConfigError, WallSettings
+from consentgate.consent.banner_hash import BannerHashes
 from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import GPC_WITHOUT_COOKIE, Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
-from consentgate.consent.texts import banner_text_sha256, resolve_texts
 from consentgate.keys import Keys
 from consentgate.metrics import Metrics
 from consentgate.operator.dashboard import dashboard_routes
+from consentgate.pipeline import ConsentPlanner
+from consentgate.planner import ResponsePlanner
 from consentgate.responder import Responder
 from consentgate.storage import (
     AcceptanceRecord,
@@ -45,13 +48,13 @@ from consentgate.storage import (
 )
 from consentgate.storage.breaker import CircuitBreaker, request_budget
 from consentgate.visitor import Visitor
-from consentgate.wall.access import PathPatterns
 from consentgate.wall.crawlers import Resolver
+from consentgate.wall.meter import MeterStore
 from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.cookies import OwnCookies, consent_cookie_header
-from consentgate.web.endpoints import Endpoints, FailureResponse
-from consentgate.web.forms import page_headers
-from consentgate.web.security import CsrfTokens, page_security_headers
+from consentgate.web.endpoints import Endpoints
+from consentgate.web.pages import FailureResponse, PageKit
+from consentgate.web.security import CsrfTokens
 
 logger = logging.getLogger("consentgate")
 
@@ -88,55 +91,84 @@ class ConsentGate:
             raise ConfigError("secret_keys", NO_SECRET_KEY)
         self.app = app
         self.config = config
+        # The composition root: each service is built once, here, and given only what it
+        # needs; none of them holds the middleware.
         # One key ring signs every cookie and token we hand out (a salt per purpose).
         self.keys = Keys(config.secret_keys)
         self.codec = ConsentCookieCodec(config, self.keys)
-        self.csrf = CsrfTokens(self.keys)
-        # The headers of every page we render (frame_ancestors), once, not per request.
-        self.page_security_headers: Mapping[str, str] = MappingProxyType(
-            page_security_headers(config.frame_ancestors)
-        )
-        self.page_headers: Mapping[str, str] = MappingProxyType(
-            page_headers(config.frame_ancestors)
-        )
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
-        self.no_banner_paths = PathPatterns(config.exclude_paths)
+        self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
         self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
+        self.banner_hashes = BannerHashes(config)
+        store = self.ledger.storage
+        opener = self.ledger.ensure_open
         self.accounts = Accounts(
-            self.ledger.storage,
+            store,
             config.secret_keys,
             config.policy,
             min_password_length=config.accounts.min_password_length,
-            opener=self.ledger.ensure_open,
+            opener=opener,
         )
         # What the app's own code gets on request.state.consentgate: never the middleware.
         self.api = SiteAPI(self.accounts, config.trusted_proxies, config.trusted_proxy_header)
         self.sessions = SessionStore(
-            self.ledger.storage,
+            store,
             SessionCodec(self.keys, config.accounts.session_lifetime_days),
-            opener=self.ledger.ensure_open,
+            opener=opener,
         )
         self.redis: Any = _redis_client(config)
-        self.rate_limiter: RateLimiter = _rate_limiter(self.redis)
-        self.backoff: Backoff = _backoff(self.redis)
+        self.rate_limiter = _rate_limiter(self.redis)
+        self.backoff = _backoff(self.redis)
         # One HTTP request waits on storage for at most this long in all (None: each
         # call has only its own bound): see _storage_budget.
-        self.storage_budget: float | None = _storage_budget(self.ledger.storage, self.redis)
+        self.storage_budget: float | None = _storage_budget(store, self.redis)
         self.user_resolver = user_resolver
         self.metrics = Metrics(self.ledger)
-        self.endpoints = Endpoints(self)
-        if config.accounts.enabled:
-            self.endpoints.add_routes(AccountEndpoints(self).routes())
-        if config.admin_token_sha256:
-            self.endpoints.add_routes(dashboard_routes(self))
-        self.failure_response: FailureResponse = (
-            failure_response or self.endpoints.default_failure_response
+        self.endpoints = Endpoints(
+            self.pages, self.ledger, self.registry, self.codec, self.banner_hashes
         )
-        self.static_version = self.endpoints.static_version
-        self.articles = ArticleGate(self, resolver=crawler_resolver)
-        self._banner_hashes: dict[tuple[str, str, bool], str] = {}
-        self._unknown_cookies_logged: set[str] = set()
+        self.account_endpoints = AccountEndpoints(
+            self.pages, self.accounts, self.sessions, self.rate_limiter, self.backoff, self.metrics
+        )
+        if config.accounts.enabled:
+            self.endpoints.add_routes(self.account_endpoints.routes())
+        self.endpoints.add_routes(
+            dashboard_routes(self.pages, self.keys, store, opener, self.backoff)
+        )
+        self.articles = self._article_gate(crawler_resolver)
+        self.planner = ResponsePlanner(
+            ConsentPlanner(config, self.registry, self.pages, self.metrics),
+            self.articles,
+            self.metrics,
+            fallback_headers=dict(self.pages.page_security_headers),
+        )
+
+    def _article_gate(self, resolver: Resolver | None) -> ArticleGate:
+        config, wall = self.config, self.config.wall
+        meter_store: MeterStore | None = None
+        database = None
+        if wall.meter.store == "server":
+            if self.redis is None:
+                # Reads in the database: opened on use, pruned now and then.
+                meter_store = self.ledger.storage
+                database = (self.ledger.ensure_open, self.ledger.storage.prune_reads)
+            else:
+                from consentgate.storage.redis import RedisMeterStore
+
+                meter_store = RedisMeterStore(self.redis, retention=_meter_retention(wall))
+        return ArticleGate(
+            wall,
+            languages=config.languages,
+            site_name=config.site_name,
+            links=WallLinks.under(config.prefix, wall, self.pages.static_url("wall.css")),
+            keys=self.keys,
+            meter_cookie=self.cookies.meter,
+            needs_policy_acceptance=self.accounts.needs_policy_acceptance,
+            meter_store=meter_store,
+            database=database,
+            resolver=resolver,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -162,17 +194,19 @@ class ConsentGate:
         if endpoint is not None:
             await endpoint(scope, receive, send, visitor)
             return
+        cookies: list[str] = []
         new_decision = await self._record_gpc_signal(scope, visitor)
         if new_decision is not None:
             visitor = visitor.with_decision(self.config, new_decision)
             state["consent"] = visitor.consent
-        self.articles.prepare_request(scope)
-        responder = Responder(self, scope, visitor, send)
-        if new_decision is not None:
-            responder.extra_cookies.append(
-                consent_cookie_header(self, new_decision, visitor.scheme)
+            cookies.append(
+                consent_cookie_header(
+                    self.cookies.consent, self.codec, new_decision, visitor.scheme
+                )
             )
-        await self.app(scope, receive, responder.send)
+        self.planner.prepare_request(scope)
+        plan_for = functools.partial(self.planner.plan, scope, visitor, cookies)
+        await self.app(scope, receive, Responder(plan_for, scope, send).send)
 
     async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
         """The signed-in reader: the site's own resolver, else our session cookie."""
@@ -195,38 +229,6 @@ class ConsentGate:
     async def needs_policy_acceptance(self, user_id: str) -> bool:
         """See :meth:`SiteAPI.needs_policy_acceptance`."""
         return await self.api.needs_policy_acceptance(user_id)
-
-    # -- helpers the endpoints and the responder share ------------------------------
-    def banner_hash(self, visitor: Visitor) -> str:
-        """SHA-256 of the banner text this visitor was shown (it goes in the ledger).
-
-        The text depends on the language, the region's regime (its intro) and whether
-        a GPC note was shown; there are few combinations, so each is computed once.
-        """
-        key = (visitor.language, visitor.mode, visitor.gpc)
-        digest = self._banner_hashes.get(key)
-        if digest is None:
-            texts = resolve_texts(visitor.language, self.config.texts)
-            digest = banner_text_sha256(
-                texts,
-                self.config.categories,
-                self.config.policy.version,
-                mode=visitor.mode,
-                gpc=visitor.gpc,
-            )
-            self._banner_hashes[key] = digest
-        return digest
-
-    def log_unknown_cookie_once(self, name: str) -> None:
-        """One log line per unknown name: enough to fix the registry, no log flood."""
-        if name in self._unknown_cookies_logged or len(self._unknown_cookies_logged) > 10_000:
-            return
-        self._unknown_cookies_logged.add(name)
-        logger.warning(
-            "consentgate: blocked cookie %r, which is in no category of the registry; "
-            "add it to [[cookies]] to allow it with its category",
-            name,
-        )
 
     async def _record_gpc_signal(self, scope: Scope, visitor: Visitor) -> Decision | None:
         """Record a reader's GPC signal once per consent id; a new cookie when needed.
@@ -254,7 +256,7 @@ class ConsentGate:
                 action="gpc",
                 method="gpc",
                 granted=visitor.consent.granted,
-                banner_hash=self.banner_hash(visitor),
+                banner_hash=self.banner_hashes.of(visitor),
             )
         except StorageError:
             # The signal is honoured all the same; we just cannot prove we saw it yet,
@@ -333,6 +335,12 @@ def _storage_budget(storage: Storage, redis: Any) -> float | None:
 
         bounds.append(breaker_for(redis).settings.call_timeout)
     return max(bounds, default=None)
+
+
+def _meter_retention(wall: WallSettings) -> timedelta:
+    """How long Redis keeps a read: past the longest period (a calendar month: 31 days)."""
+    days = 31 if wall.meter.period == "calendar-month" else wall.meter.period_days
+    return timedelta(days=days + 1)
 
 
 def _rate_limiter(redis: Any) -> RateLimiter:

@@ -1,4 +1,4 @@
-"""The rewrite plan for one HTML response: where consent meets the HTML rewriter.
+"""The consent part of a response plan: where consent meets the HTML rewriter.
 
 ``consent/`` decides *what* (which categories are granted, which texts to show);
 ``rewrite/`` knows *how* to change HTML as it streams. This module is the one place
@@ -7,29 +7,35 @@ that knows both, so that neither has to know the other.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from consentgate.consent.consent_mode import consent_mode_script
+from consentgate.consent.cookies import expire_cookie_headers, filter_set_cookie_headers
 from consentgate.metrics import BANNER_IMPRESSIONS
+from consentgate.plan import CookieFilter
 from consentgate.rewrite import (
     AttributesCallback,
     InsertHTML,
     Operation,
     RewriteAttributes,
-    Rewriter,
     compile_selector,
 )
+from consentgate.wall.access import PathPatterns
 from consentgate.web.security import safe_next
 from consentgate.web.templates import render_banner, render_settings_control
 
 if TYPE_CHECKING:
-    from starlette.datastructures import MutableHeaders
-
+    from consentgate.config import Config
+    from consentgate.consent.cookies import CookieRegistry
     from consentgate.consent.state import Consent
-    from consentgate.middleware import ConsentGate
+    from consentgate.metrics import Metrics
     from consentgate.visitor import Visitor
+    from consentgate.web.pages import PageKit
+
+logger = logging.getLogger("consentgate")
 
 # Compiled once: selectors are parsed at import, not on every response.
 GATED_ELEMENTS = compile_selector("script[data-consent], iframe[data-consent]")
@@ -37,35 +43,96 @@ CONSENT_MAX_TOKEN_BYTES = 16 << 20
 _CSP_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")
 
 
-def consent_rewriter(
-    gate: ConsentGate,
-    visitor: Visitor,
-    headers: MutableHeaders,
-    extra: Sequence[Operation] = (),
-) -> tuple[Rewriter, list[str]]:
-    """A rewriter for this page, and any Set-Cookie our insertions need (a CSRF token).
+class ConsentPlanner:
+    """The consent part of every response's plan: what is inserted, activated, kept and
+    expired for this reader. Built once per middleware."""
 
-    ``extra`` are the registration wall's operations, run in the same single pass.
-    """
-    nonce = _script_nonce(headers.get("content-security-policy"))
-    operations: list[Operation] = []
-    if gate.config.consent_mode.enabled:
-        script = consent_mode_script(gate.config, visitor.consent)
-        nonce_attr = f' nonce="{nonce}"' if nonce else ""
-        operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
-    operations.append(RewriteAttributes(GATED_ELEMENTS, activation(visitor.consent)))
-    cookies: list[str] = []
-    if shows_banner(gate, visitor):
-        snippet, cookies = _banner_or_control(gate, visitor, nonce)
-        operations.append(InsertHTML.before_body_close(snippet))
-    operations.extend(extra)
-    rewriter = Rewriter(
-        operations,
-        content_type=headers.get("content-type"),
-        # Consent rewriting must not fail on a page with a huge inline image tag.
-        max_token_bytes=CONSENT_MAX_TOKEN_BYTES,
-    )
-    return rewriter, cookies
+    def __init__(
+        self, config: Config, registry: CookieRegistry, pages: PageKit, metrics: Metrics
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._pages = pages
+        self._metrics = metrics
+        self._no_banner_paths = PathPatterns(config.exclude_paths)
+        self._unknown_cookies_logged: set[str] = set()
+
+    def operations(
+        self, visitor: Visitor, content_security_policy: str | None
+    ) -> tuple[list[Operation], list[str]]:
+        """The rewriter's consent operations for this page, and any Set-Cookie our
+        insertions need (a CSRF token)."""
+        nonce = _script_nonce(content_security_policy)
+        operations: list[Operation] = []
+        if self._config.consent_mode.enabled:
+            script = consent_mode_script(self._config, visitor.consent)
+            nonce_attr = f' nonce="{nonce}"' if nonce else ""
+            operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
+        operations.append(RewriteAttributes(GATED_ELEMENTS, activation(visitor.consent)))
+        cookies: list[str] = []
+        if self.shows_banner(visitor):
+            snippet, cookies = self._banner_or_control(visitor, nonce)
+            operations.append(InsertHTML.before_body_close(snippet))
+        return operations, cookies
+
+    def shows_banner(self, visitor: Visitor) -> bool:
+        """Whether the page gets the banner (or, once decided, the settings link): not a
+        page requested for a frame, whose parent page shows them (a second banner inside
+        an embed would take the keyboard focus), nor one under ``exclude_paths``."""
+        if visitor.framed:
+            return False
+        return not self._no_banner_paths.matches(visitor.path_with_query.partition("?")[0])
+
+    def _banner_or_control(self, visitor: Visitor, nonce: str | None) -> tuple[str, list[str]]:
+        next_url = safe_next(visitor.path_with_query)
+        pages = self._pages
+        if not visitor.consent.needs_banner:
+            # The control is a plain link: no form, so no CSRF token to mint.
+            return render_settings_control(pages.context(visitor, "", next_url, nonce)), []
+        token, cookie = pages.csrf_token_for(visitor)
+        self._metrics.add(BANNER_IMPRESSIONS)
+        banner = render_banner(pages.context(visitor, token, next_url, nonce))
+        return banner, [cookie] if cookie else []
+
+    def expiries(self, visitor: Visitor) -> list[str]:
+        """Set-Cookie headers that expire the reader's cookies of refused categories."""
+        return expire_cookie_headers(visitor.cookies, self._registry, visitor.consent.denied)
+
+    def cookie_filter(self, visitor: Visitor) -> CookieFilter:
+        """Which of the app's Set-Cookie headers this reader allowed."""
+        consent = visitor.consent
+        registry = self._registry
+        blocks_unknown = self._config.blocks_unknown_cookies(visitor.mode)
+
+        def allowed(name: str) -> bool:
+            category = registry.category_of(name)
+            if category is None:
+                if blocks_unknown:
+                    self._log_unknown_cookie_once(name)
+                    return False
+                return True
+            return consent.allows(category)
+
+        def keep(values: Sequence[str]) -> tuple[list[str], bool]:
+            if not values:
+                return [], False
+            filtered = filter_set_cookie_headers(list(values), allowed)
+            dropped = bool(filtered.dropped_names or filtered.dropped_unparseable)
+            return list(filtered.kept), dropped
+
+        return keep
+
+    def _log_unknown_cookie_once(self, name: str) -> None:
+        """One log line per unknown name: enough to fix the registry, no log flood."""
+        logged = self._unknown_cookies_logged
+        if name in logged or len(logged) > 10_000:
+            return
+        logged.add(name)
+        logger.warning(
+            "consentgate: blocked cookie %r, which is in no category of the registry; "
+            "add it to [[cookies]] to allow it with its category",
+            name,
+        )
 
 
 def activation(consent: Consent) -> AttributesCallback:
@@ -95,28 +162,6 @@ def _live_script(attrs: dict[str, str]) -> dict[str, str] | None:
     if "data-src" in attrs:
         live["src"] = attrs["data-src"]
     return live
-
-
-def shows_banner(gate: ConsentGate, visitor: Visitor) -> bool:
-    """Whether the page gets the banner (or, once decided, the settings link): not a page
-    requested for a frame, whose parent page shows them (a second banner inside an embed
-    would take the keyboard focus), nor one under ``exclude_paths``."""
-    if visitor.framed:
-        return False
-    return not gate.no_banner_paths.matches(visitor.path_with_query.partition("?")[0])
-
-
-def _banner_or_control(
-    gate: ConsentGate, visitor: Visitor, nonce: str | None
-) -> tuple[str, list[str]]:
-    next_url = safe_next(visitor.path_with_query)
-    if not visitor.consent.needs_banner:
-        # The control is a plain link: no form, so no CSRF token to mint.
-        return render_settings_control(gate.endpoints.context(visitor, "", next_url, nonce)), []
-    token, cookie = gate.endpoints.csrf_token_for(visitor)
-    ctx = gate.endpoints.context(visitor, token, next_url, nonce)
-    gate.metrics.add(BANNER_IMPRESSIONS)
-    return render_banner(ctx), [cookie] if cookie else []
 
 
 def _script_nonce(csp: str | None) -> str | None:

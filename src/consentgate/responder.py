@@ -23,34 +23,19 @@ Vary, Cache-Control). Two regimes follow:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
-from consentgate.consent.cookies import expire_cookie_headers, filter_set_cookie_headers
-from consentgate.metrics import WALL_IMPRESSIONS
-from consentgate.pipeline import consent_rewriter
-from consentgate.rewrite import (
-    Operation,
-    RewriteError,
-    Rewriter,
-    StreamingDecoder,
-    is_rewritable,
-    is_rewritable_content_type,
-)
-from consentgate.wall.access import AccessLevel
-
-if TYPE_CHECKING:
-    from consentgate.articles import ArticleVerdict
-    from consentgate.middleware import ConsentGate
-    from consentgate.visitor import Visitor
+from consentgate.plan import Mode, ResponsePlan, apply_headers, content_encoding, reason_of
+from consentgate.rewrite import Rewriter, StreamingDecoder
 
 logger = logging.getLogger("consentgate")
 
-_NO_BODY_STATUSES = frozenset({204, 304})
-# Statuses whose body is the article itself; a 404 or 500 page is not an article.
-_ARTICLE_STATUSES = frozenset({200, 203, 206})
+# (the app's headers, lower-cased; its status; the type of its first message after the
+# start) -> what to do with the response. The middleware binds the visitor.
+PlanFor = Callable[[MutableHeaders, int, str], Awaitable[ResponsePlan]]
 # A walled page is held until its cut is decided; past this, we give up (wall page).
 MAX_HELD_BYTES = 8 << 20
 # ASGI messages after the body that carry no body bytes; anything else on a walled
@@ -63,25 +48,17 @@ class _Failed(Exception):
 
 
 def _why(exc: BaseException) -> str:
-    """The log's reason: a rewriter error names its reason; anything else its type too."""
-    if isinstance(exc, RewriteError | _Failed):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _content_encoding(headers: MutableHeaders) -> str | None:
-    """Every ``Content-Encoding`` line as one list (RFC 9110 §5.3), in order."""
-    values = headers.getlist("content-encoding")
-    return ", ".join(values) if values else None
+    return str(exc) if isinstance(exc, _Failed) else reason_of(exc)
 
 
 class Responder:
-    def __init__(self, gate: ConsentGate, scope: Scope, visitor: Visitor, send: Send) -> None:
-        self.gate = gate
+    """Carries out one response's plan; knows ASGI and the rewriter, not why."""
+
+    def __init__(self, plan_for: PlanFor, scope: Scope, send: Send) -> None:
+        self._plan_for = plan_for
         self.scope = scope
-        self.visitor = visitor
         self._send = send
-        self.extra_cookies: list[str] = []
+        self._plan = ResponsePlan()
         self._start: Message | None = None
         self._headers: MutableHeaders | None = None
         self._began = False
@@ -92,7 +69,6 @@ class Responder:
         self._short_logged = 0
         # Fail-closed state (walled article). ``_gated`` stays true for the whole
         # response; ``_held`` is the output kept back until the rewriter has settled.
-        self._verdict: ArticleVerdict | None = None
         self._gated = False
         self._held: list[bytes] | None = None
         self._held_size = 0
@@ -132,45 +108,48 @@ class Responder:
             return
         headers = _response_headers(start)
         self._headers = headers
-        status = int(start["status"])
-        access = self.gate.articles.access_of(self.scope, headers)
-        if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
-            verdict = await self.gate.articles.decide(self.visitor, access)
-            self._verdict = verdict
-            _mark_article(headers, gated=verdict.gated)
-            if verdict.meter_cookie:
-                self.extra_cookies.append(verdict.meter_cookie)
-            if verdict.gated:
-                self.gate.metrics.add(WALL_IMPRESSIONS)
-                self._gated = True
-                await self._begin_gated(start, headers, status, first)
-                return
-        await self._begin_best_effort(start, headers, status, first)
+        plan = await self._plan_for(headers, int(start["status"]), first["type"])
+        self._plan = plan
+        if plan.mode is Mode.FAIL_CLOSED:
+            self._gated = True
+            await self._begin_gated(start, headers, first)
+        else:
+            await self._begin_best_effort(start, headers, first)
+
+    def _start_rewriting(self, headers: MutableHeaders) -> None:
+        """A rewriter for the plan's operations; gzip/deflate from the app is undone here
+        (the outer server may compress again)."""
+        plan = self._plan
+        self._rewriter = Rewriter(
+            plan.operations,
+            content_type=headers.get("content-type"),
+            max_token_bytes=plan.max_token_bytes,
+        )
+        encoding = content_encoding(headers)
+        if encoding is None:
+            return
+        self._decoder = StreamingDecoder(encoding)
+        del headers["content-encoding"]
+        del headers["content-length"]
 
     async def _begin_best_effort(
-        self, start: Message, headers: MutableHeaders, status: int, first: Message
+        self, start: Message, headers: MutableHeaders, first: Message
     ) -> None:
+        plan = self._plan
         original_headers = list(headers.raw)
-        if first["type"] == "http.response.body" and self._should_rewrite(headers, status):
+        if plan.mode is Mode.BEST_EFFORT:
             try:
-                extra = self._article_operations()
-                self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers, extra)
-                self._start_decoding(headers)
+                self._start_rewriting(headers)
             except Exception as exc:  # e.g. a declared UTF-16 page: leave it as it is
                 self._log_not_rewritten(exc)
                 self._rewriter = self._decoder = None
                 headers = MutableHeaders(raw=original_headers)
                 self._headers = headers
-            else:
-                self.extra_cookies.extend(cookies)
-        cookies_changed = self._enforce_cookies(headers)
+        apply_headers(headers, plan, rewritten=self._rewriter is not None)
         if self._rewriter is None:
-            if cookies_changed:
-                _vary_on_cookie(headers)
             await self._send({**start, "headers": headers.raw})
             await self._send(first)
             return
-        _mark_visitor_dependent(headers)
         if self.scope["method"] == "HEAD":
             await self._send_head(start, headers, first)
             return
@@ -182,8 +161,7 @@ class Responder:
                 # own Content-Encoding and Content-Length (a corrupt gzip body stays the
                 # app's corrupt gzip body; a free page is never answered with a 500).
                 headers = MutableHeaders(raw=original_headers)
-                if self._enforce_cookies(headers):
-                    _vary_on_cookie(headers)
+                apply_headers(headers, plan, rewritten=False)
                 body = chunk
             else:
                 headers["content-length"] = str(len(body))
@@ -196,40 +174,22 @@ class Responder:
         await self._send({**start, "headers": headers.raw})
         await self._body(first)
 
-    async def _begin_gated(
-        self, start: Message, headers: MutableHeaders, status: int, first: Message
-    ) -> None:
-        reason = self._why_not_cuttable(headers, status, first)
-        if reason is not None:
-            await self._send_wall_page(reason)
+    async def _begin_gated(self, start: Message, headers: MutableHeaders, first: Message) -> None:
+        plan = self._plan
+        if plan.refuse is not None:
+            await self._send_wall_page(plan.refuse)
             return
         try:
-            extra = self._article_operations()
-            self._rewriter, cookies = consent_rewriter(self.gate, self.visitor, headers, extra)
-            self._start_decoding(headers)
+            self._start_rewriting(headers)
         except Exception as exc:
             await self._send_wall_page(f"cannot rewrite: {_why(exc)}")
             return
-        self.extra_cookies.extend(cookies)
-        self._enforce_cookies(headers)
-        _mark_visitor_dependent(headers)
+        apply_headers(headers, plan, rewritten=True)
         if self.scope["method"] == "HEAD":
             await self._send_head(start, headers, first)
             return
         self._held = []
         await self._body(first)
-
-    def _why_not_cuttable(self, headers: MutableHeaders, status: int, first: Message) -> str | None:
-        if status == 206:
-            return "the app answered a byte range (206) of a walled article"
-        if first["type"] != "http.response.body":
-            return f"the app sent {first['type']!r}, which cannot be cut"
-        if not is_rewritable_content_type(headers.get("content-type")):
-            return f"content type {headers.get('content-type')!r} cannot be cut"
-        encoding = _content_encoding(headers)
-        if not is_rewritable(headers.get("content-type"), encoding, allow_decoding=True):
-            return f"content encoding {encoding!r} cannot be undone"
-        return None
 
     # -- bodies ---------------------------------------------------------------------
     async def _body(self, message: Message) -> None:
@@ -337,27 +297,22 @@ class Responder:
             self.scope["path"],
             reason,
         )
-        verdict = self._verdict
+        fallback = self._plan.fallback
         start = self._start
-        if verdict is None or start is None:
+        if fallback is None or start is None:
             raise RuntimeError("a wall page before the response was decided")
-        body = (
-            b""
-            if self.scope["method"] == "HEAD"
-            else self.gate.articles.wall_page(self.visitor, verdict.decision.reason)
-        )
+        body = b"" if self.scope["method"] == "HEAD" else fallback.render()
         headers = MutableHeaders(
             raw=[
                 (b"content-type", b"text/html; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
             ]
         )
-        headers.update(self.gate.page_security_headers)  # our page: framing, strict CSP
+        headers.update(fallback.headers)  # our page: framing, strict CSP
         original = _response_headers(start)
         for value in original.getlist("set-cookie"):
             headers.append("set-cookie", value)
-        self._enforce_cookies(headers)
-        _mark_article(headers, gated=True)
+        apply_headers(headers, self._plan, rewritten=True)
         if self.scope["method"] == "HEAD":
             del headers["content-length"]
         await self._send({"type": "http.response.start", "status": 200, "headers": headers.raw})
@@ -406,52 +361,6 @@ class Responder:
             _why(exc),
         )
 
-    # -- decisions ------------------------------------------------------------------
-    def _article_operations(self) -> list[Operation]:
-        if self._verdict is None:
-            return []
-        return self.gate.articles.operations(self.visitor, self._verdict)
-
-    def _should_rewrite(self, headers: MutableHeaders, status: int) -> bool:
-        if status in _NO_BODY_STATUSES or status < 200 or status == 206:
-            return False
-        return is_rewritable(
-            headers.get("content-type"), _content_encoding(headers), allow_decoding=True
-        )
-
-    def _start_decoding(self, headers: MutableHeaders) -> None:
-        """gzip/deflate from the app is undone here; the outer server may compress again."""
-        encoding = _content_encoding(headers)
-        if encoding is None:
-            return
-        self._decoder = StreamingDecoder(encoding)
-        del headers["content-encoding"]
-        del headers["content-length"]
-
-    def _enforce_cookies(self, headers: MutableHeaders) -> bool:
-        """Drop Set-Cookie the reader did not allow; expire cookies of denied categories."""
-        original = headers.getlist("set-cookie")
-        filtered = filter_set_cookie_headers(original, self._cookie_allowed)
-        expiries = expire_cookie_headers(
-            self.visitor.cookies, self.gate.registry, self.visitor.consent.denied
-        )
-        additions = self.extra_cookies + expiries
-        if not filtered.dropped_names and not filtered.dropped_unparseable and not additions:
-            return bool(original)
-        del headers["set-cookie"]
-        for value in [*filtered.kept, *additions]:
-            headers.append("set-cookie", value)
-        return True
-
-    def _cookie_allowed(self, name: str) -> bool:
-        category = self.gate.registry.category_of(name)
-        if category is None:
-            if self.gate.config.blocks_unknown_cookies(self.visitor.mode):
-                self.gate.log_unknown_cookie_once(name)
-                return False
-            return True
-        return self.visitor.consent.allows(category)
-
 
 def _response_headers(start: Message) -> MutableHeaders:
     """The app's headers with lower-case names, as HTTP/2 writes them.
@@ -461,55 +370,3 @@ def _response_headers(start: Message) -> MutableHeaders:
     without this a cookie would slip past enforcement just by its spelling.
     """
     return MutableHeaders(raw=[(name.lower(), value) for name, value in start["headers"]])
-
-
-def _vary(headers: MutableHeaders, *added: str) -> None:
-    """Add names to ``Vary`` once, however many steps mark the response, keeping what the
-    app listed (in one header line; names compare case-insensitively, ``*`` covers all).
-    Starlette's ``add_vary_header`` appends every time: the gated path sent
-    ``Vary: Cookie, Cookie, Cookie``."""
-    names: list[str] = []
-    for line in [*headers.getlist("vary"), ", ".join(added)]:
-        for name in line.split(","):
-            name = name.strip()
-            if name and name.lower() not in (n.lower() for n in names):
-                names.append(name)
-    if "*" in names:
-        names = ["*"]
-    del headers["vary"]
-    headers["vary"] = ", ".join(names)
-
-
-def _vary_on_cookie(headers: MutableHeaders) -> None:
-    """The cookies the reader sent decide which Set-Cookie headers pass."""
-    _vary(headers, "Cookie")
-
-
-def _vary_on_reader(headers: MutableHeaders) -> None:
-    """A rewritten page depends on the reader's cookies and on whether it was asked for a
-    frame (no banner there): a browser's own cache must not reuse one for the other."""
-    _vary(headers, "Cookie", "Sec-Fetch-Dest")
-
-
-def _mark_visitor_dependent(headers: MutableHeaders) -> None:
-    """The page now differs per reader: no shared cache may store or reuse it."""
-    _vary_on_reader(headers)
-    directives = [
-        d.strip()
-        for d in headers.get("cache-control", "").split(",")
-        if d.strip() and d.strip().lower().split("=")[0] not in ("public", "s-maxage", "private")
-    ]
-    headers["cache-control"] = ", ".join(["private", *directives])
-    # Validators of the app's version would let a cache confuse the two versions.
-    del headers["etag"]
-
-
-def _mark_article(headers: MutableHeaders, *, gated: bool) -> None:
-    """Every metered or registered article differs per reader; a cut one is never stored."""
-    _vary_on_reader(headers)
-    for name in ("etag", "last-modified", "accept-ranges"):
-        del headers[name]
-    if gated:
-        headers["cache-control"] = "private, no-store"
-    else:
-        _mark_visitor_dependent(headers)

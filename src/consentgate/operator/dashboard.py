@@ -57,9 +57,13 @@ from consentgate.web.cookies import ADMIN_COOKIE
 from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form
 
 if TYPE_CHECKING:
-    from consentgate.middleware import ConsentGate
+    from consentgate.accounts.ratelimit import Backoff
+    from consentgate.config import Config
+    from consentgate.keys import Keys
+    from consentgate.storage import Storage
     from consentgate.visitor import Visitor
     from consentgate.web.endpoints import Handler
+    from consentgate.web.pages import PageKit
 
 __all__ = [
     "ADMIN_COOKIE",
@@ -70,6 +74,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("consentgate")
+# Opens the storage on first use (the middleware's ledger knows when it is open).
+Opener = Callable[[], Awaitable[None]]
 
 ADMIN_SALT = Purpose.ADMIN.value
 SESSION_SECONDS = 3600
@@ -100,12 +106,14 @@ SECURITY_HEADERS = {
 }
 
 
-def dashboard_routes(gate: ConsentGate) -> dict[tuple[str, str], Handler]:
-    """The dashboard's routes for ``gate.endpoints.add_routes``; empty when no admin
-    token is configured (then the paths are the app's, usually a 404)."""
-    if not gate.config.admin_token_sha256:
+def dashboard_routes(
+    pages: PageKit, keys: Keys, storage: Storage, opener: Opener, backoff: Backoff
+) -> dict[tuple[str, str], Handler]:
+    """The dashboard's routes, to add to our router; empty when no admin token is
+    configured (then the paths are the app's, usually a 404)."""
+    if not pages.config.admin_token_sha256:
         return {}
-    return Dashboard(gate).routes()
+    return Dashboard(pages, keys, storage, opener, backoff).routes()
 
 
 def _token_digest(token: str) -> str:
@@ -113,13 +121,18 @@ def _token_digest(token: str) -> str:
 
 
 class Dashboard:
-    def __init__(self, gate: ConsentGate) -> None:
-        self.gate = gate
-        self.base = f"{gate.config.prefix}/admin"
-        codec = SessionCodec(gate.keys, purpose=Purpose.ADMIN, lifetime_seconds=SESSION_SECONDS)
-        self.sessions = SessionStore(
-            gate.ledger.storage, codec, kind="admin", opener=gate.ledger.ensure_open
-        )
+    def __init__(
+        self, pages: PageKit, keys: Keys, storage: Storage, opener: Opener, backoff: Backoff
+    ) -> None:
+        self.pages = pages
+        self.config: Config = pages.config
+        self.keys = keys
+        self.storage = storage
+        self.opener = opener
+        self.backoff = backoff
+        self.base = f"{self.config.prefix}/admin"
+        codec = SessionCodec(keys, purpose=Purpose.ADMIN, lifetime_seconds=SESSION_SECONDS)
+        self.sessions = SessionStore(storage, codec, kind="admin", opener=opener)
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         b = self.base
@@ -134,7 +147,7 @@ class Dashboard:
     # -- authentication -------------------------------------------------------------
     @property
     def _token_sha256(self) -> str | None:
-        return self.gate.config.admin_token_sha256
+        return self.config.admin_token_sha256
 
     def token_matches(self, token: str) -> bool:
         expected = self._token_sha256
@@ -156,8 +169,8 @@ class Dashboard:
         return subject is not None and hmac.compare_digest(subject, self._session_subject())
 
     def _limit_key(self, kind: str, visitor: Visitor) -> str:
-        network = client_network(visitor.client_ip, self.gate.config.accounts.ipv6_prefix)
-        return f"admin-{kind}:{ip_hmac(self.gate.keys.newest, network) or 'unknown'}"
+        network = client_network(visitor.client_ip, self.config.accounts.ipv6_prefix)
+        return f"admin-{kind}:{ip_hmac(self.keys.newest, network) or 'unknown'}"
 
     async def _auth_failure(self, request: Request, visitor: Visitor) -> Response | None:
         """None when the request is authenticated, else the answer to send."""
@@ -165,7 +178,7 @@ class Dashboard:
         if authorization is not None:
             # The limiter first: a waiting client's token is not even compared.
             key = self._limit_key("bearer", visitor)
-            backoff = self.gate.backoff
+            backoff = self.backoff
             wait = await backoff.wait_seconds(key, TOKEN_BACKOFF)
             if wait > 0:
                 return _too_many(wait)
@@ -222,10 +235,10 @@ class Dashboard:
                 visitor=visitor,
                 status=400,
             )
-        await self.gate.ledger.ensure_open()
-        config = self.gate.config
+        await self.opener()
+        config = self.config
         stats = await compute_stats(
-            self.gate.ledger.storage,
+            self.storage,
             window,
             categories=config.category_ids,
             required=config.required_category_ids,
@@ -248,8 +261,8 @@ class Dashboard:
                 visitor=visitor,
                 query=query,
             )
-        await self.gate.ledger.ensure_open()
-        storage = self.gate.ledger.storage
+        await self.opener()
+        storage = self.storage
         if "@" in query:
             found = await user_report(storage, query)
             body = (
@@ -280,7 +293,7 @@ class Dashboard:
                 error="The form had expired or came from another site; please try again.",
             )
         key = self._limit_key("login", visitor)
-        backoff = self.gate.backoff
+        backoff = self.backoff
         wait = await backoff.wait_seconds(key, TOKEN_BACKOFF)
         if wait > 0:
             return _too_many(wait, html=True)
@@ -294,7 +307,7 @@ class Dashboard:
         response = RedirectResponse(next_url, status_code=303)
         response.headers.append(
             "set-cookie",
-            self.gate.cookies.admin.header(value, max_age=SESSION_SECONDS, scheme=visitor.scheme),
+            self.pages.cookies.admin.header(value, max_age=SESSION_SECONDS, scheme=visitor.scheme),
         )
         return response
 
@@ -310,15 +323,15 @@ class Dashboard:
             logger.error("consentgate: could not end the admin session on the server: %s", exc)
         response = RedirectResponse(f"{self.base}/login", status_code=303)
         response.headers.append(
-            "set-cookie", self.gate.cookies.admin.expired(scheme=visitor.scheme)
+            "set-cookie", self.pages.cookies.admin.expired(scheme=visitor.scheme)
         )
         return response
 
     # -- pieces ---------------------------------------------------------------------
     def _csrf_ok(self, request: Request, visitor: Visitor, submitted: str) -> bool:
-        cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
+        cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
         try:
-            check_csrf(request, self.gate.csrf, cookie_token, submitted)
+            check_csrf(request, self.pages.csrf, cookie_token, submitted)
         except RequestFailure:
             return False
         return True
@@ -326,10 +339,10 @@ class Dashboard:
     def _login_page(
         self, visitor: Visitor, next_url: str, *, status: int, error: str = ""
     ) -> Response:
-        token, cookie = self.gate.endpoints.csrf_token_for(visitor)
+        token, cookie = self.pages.csrf_token_for(visitor)
         alert = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
         body = (
-            f"<main><h1>{_e(self.gate.config.site_name)}: consentgate dashboard</h1>{alert}"
+            f"<main><h1>{_e(self.config.site_name)}: consentgate dashboard</h1>{alert}"
             f'<form method="post" action="{_e(self.base)}/login">'
             '<p><label for="token">Admin token</label><br>'
             '<input type="password" id="token" name="token" required '
@@ -357,7 +370,7 @@ class Dashboard:
         cookie = None
         nav = ""
         if visitor is not None:
-            token, cookie = self.gate.endpoints.csrf_token_for(visitor)
+            token, cookie = self.pages.csrf_token_for(visitor)
             nav = (
                 f'<nav aria-label="Dashboard"><a href="{_e(self.base)}">Overview</a>'
                 f'<form class="inline" role="search" method="get" action="{_e(self.base)}/search">'
@@ -368,7 +381,7 @@ class Dashboard:
                 f'<input type="hidden" name="csrf_token" value="{_e(token)}">'
                 '<button type="submit">Sign out</button></form></nav>'
             )
-        site = self.gate.config.site_name
+        site = self.config.site_name
         body = (
             f"<header><p>{_e(site)} · consentgate dashboard (read-only)</p>{nav}</header>"
             f"<main><h1>{_e(title)}</h1>{content}</main>"

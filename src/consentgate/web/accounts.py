@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -53,7 +53,6 @@ from consentgate.web.account_templates import (
     render_policy_page,
     render_register_page,
 )
-from consentgate.web.cookies import OwnCookies
 from consentgate.web.forms import (
     Form,
     RequestFailure,
@@ -62,13 +61,13 @@ from consentgate.web.forms import (
     read_form,
     see_other,
 )
-from consentgate.web.security import CsrfTokens, safe_next
+from consentgate.web.pages import PageKit
+from consentgate.web.security import safe_next
 
 __all__ = [
     "LOGIN_WINDOW_SECONDS",
     "REGISTER_WINDOW_SECONDS",
     "AccountEndpoints",
-    "AccountGate",
     "AccountHandler",
     "AccountVisitor",
     "Limit",
@@ -93,37 +92,6 @@ class AccountVisitor(Protocol):
     def scheme(self) -> str: ...
 
 
-class CsrfIssuer(Protocol):
-    def csrf_token_for(self, visitor: Any) -> tuple[str, str | None]: ...
-
-
-class AccountGate(Protocol):
-    """The parts of :class:`consentgate.middleware.ConsentGate` these endpoints use."""
-
-    @property
-    def config(self) -> Config: ...
-    @property
-    def csrf(self) -> CsrfTokens: ...
-    @property
-    def page_headers(self) -> Mapping[str, str]: ...
-    @property
-    def endpoints(self) -> CsrfIssuer: ...
-    @property
-    def accounts(self) -> Accounts: ...
-    @property
-    def sessions(self) -> SessionStore: ...
-    @property
-    def rate_limiter(self) -> RateLimiter: ...
-    @property
-    def backoff(self) -> Backoff: ...
-    @property
-    def static_version(self) -> str: ...
-    @property
-    def metrics(self) -> Metrics: ...
-    @property
-    def cookies(self) -> OwnCookies: ...
-
-
 AccountHandler = Callable[[Scope, Receive, Send, AccountVisitor], Awaitable[None]]
 
 
@@ -144,10 +112,24 @@ NETWORK_FAILURE_FACTOR = 5
 
 
 class AccountEndpoints:
-    def __init__(self, gate: AccountGate) -> None:
-        self.gate = gate
-        self.prefix = gate.config.prefix
-        settings = gate.config.accounts
+    def __init__(
+        self,
+        pages: PageKit,
+        accounts: Accounts,
+        sessions: SessionStore,
+        rate_limiter: RateLimiter,
+        backoff: Backoff,
+        metrics: Metrics,
+    ) -> None:
+        self.pages = pages
+        self.config: Config = pages.config
+        self.accounts = accounts
+        self.sessions = sessions
+        self.rate_limiter = rate_limiter
+        self.backoff = backoff
+        self.metrics = metrics
+        self.prefix = self.config.prefix
+        settings = self.config.accounts
         self.register_limit = Limit(settings.register_per_hour, REGISTER_WINDOW_SECONDS)
         # login_per_15_minutes failures are free, then each one doubles the wait (1 s,
         # 2 s, 4 s …, at most 15 minutes): typos cost nothing, guessing costs hours.
@@ -195,7 +177,7 @@ class AccountEndpoints:
         next_url = safe_next(first(form, "next"))
         email, password = first(form, "email"), first(form, "password")
         accepted, newsletter = bool(first(form, "accept_policy")), bool(first(form, "newsletter"))
-        accounts = self.gate.accounts
+        accounts = self.accounts
         problems = accounts.registration_problems(email, password, accepted)
         if problems:
             errors = _errors_by_field(problems)
@@ -219,13 +201,13 @@ class AccountEndpoints:
             logger.error("consentgate: registration not stored, no account: %s", exc)
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_register")
             return
-        self.gate.metrics.add(REGISTRATIONS)
+        self.metrics.add(REGISTRATIONS)
         await self._signed_in(scope, receive, send, visitor, user.id, next_url)
 
     def _register_renderer(
         self, *, email: str = "", errors: dict[str, str] | None = None
     ) -> Callable[[AccountPage], str]:
-        min_length = self.gate.accounts.min_password_length
+        min_length = self.accounts.min_password_length
 
         def render(page: AccountPage) -> str:
             return render_register_page(
@@ -251,7 +233,7 @@ class AccountEndpoints:
             return
         next_url = safe_next(first(form, "next"))
         email, password = first(form, "email"), first(form, "password")
-        accounts = self.gate.accounts
+        accounts = self.accounts
         # Checked before the password is: a waiting key learns nothing, right or wrong.
         keys = self._login_keys(visitor, email)
         wait = await self._login_wait(keys)
@@ -275,27 +257,27 @@ class AccountEndpoints:
             return
         # The owner proved who they are: their network's delay for this account ends
         # (the network's own count stays, or one valid account would reset it).
-        await self.gate.backoff.success(keys[1])
+        await self.backoff.success(keys[1])
         await self._signed_in(scope, receive, send, visitor, user.id, next_url)
 
     def _network_key(self, visitor: AccountVisitor) -> str:
         network = client_network(visitor.client_ip, self.ipv6_prefix)
-        return self.gate.accounts.context(network, None).ip_hmac or "unknown"
+        return self.accounts.context(network, None).ip_hmac or "unknown"
 
     def _login_keys(self, visitor: AccountVisitor, email: str) -> tuple[str, str]:
         network = self._network_key(visitor)
-        account = self.gate.accounts.email_key(email)
+        account = self.accounts.email_key(email)
         return f"login:net:{network}", f"login:account:{account}:net:{network}"
 
     async def _login_wait(self, keys: tuple[str, str]) -> float:
-        backoff = self.gate.backoff
+        backoff = self.backoff
         return max(
             await backoff.wait_seconds(keys[0], self.network_backoff),
             await backoff.wait_seconds(keys[1], self.account_backoff),
         )
 
     async def _login_failed(self, keys: tuple[str, str]) -> None:
-        backoff = self.gate.backoff
+        backoff = self.backoff
         await backoff.failure(keys[0], self.network_backoff)
         await backoff.failure(keys[1], self.account_backoff)
 
@@ -308,7 +290,7 @@ class AccountEndpoints:
             await self._failure(scope, receive, send, visitor, form)
             return
         try:
-            await self.gate.sessions.end(self._session_value(visitor))
+            await self.sessions.end(self._session_value(visitor))
         except StorageError as exc:
             # The cookie still goes; the row expires with its lifetime.
             logger.error("consentgate: could not end a session on the server: %s", exc)
@@ -326,7 +308,7 @@ class AccountEndpoints:
         next_url = safe_next(first(form, "next"))
         if visitor.user_id is not None:
             try:
-                await self.gate.sessions.end_all(visitor.user_id)
+                await self.sessions.end_all(visitor.user_id)
             except StorageError as exc:
                 logger.error("consentgate: could not end the sessions: %s", exc)
                 await self._unavailable(
@@ -358,11 +340,11 @@ class AccountEndpoints:
             return
         texts = self._texts(visitor)
         try:
-            problem = await self.gate.accounts.change_password(
+            problem = await self.accounts.change_password(
                 user_id, first(form, "current_password"), first(form, "new_password")
             )
             if problem is None:
-                await self.gate.sessions.end_all(user_id, keep=self._session_value(visitor))
+                await self.sessions.end_all(user_id, keep=self._session_value(visitor))
         except StorageError as exc:
             logger.error("consentgate: password not changed, storage failed: %s", exc)
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_login")
@@ -372,7 +354,7 @@ class AccountEndpoints:
                 await self._login_failed(keys)
             page = self._account_page(visitor, "", next_url)
             body = render_account_message(page, texts["error_title"], problem.message, next_url)
-            response = HTMLResponse(body, status_code=400, headers=self.gate.page_headers)
+            response = HTMLResponse(body, status_code=400, headers=self.pages.page_headers)
             await response(scope, receive, send)
             return
         await see_other(next_url)(scope, receive, send)
@@ -382,12 +364,12 @@ class AccountEndpoints:
     ) -> None:
         response = see_other(next_url)
         response.headers.append(
-            "set-cookie", self.gate.cookies.session.expired(scheme=visitor.scheme)
+            "set-cookie", self.pages.cookies.session.expired(scheme=visitor.scheme)
         )
         await response(scope, receive, send)
 
     def _session_value(self, visitor: AccountVisitor) -> str | None:
-        return visitor.cookies.get(self.gate.config.cookie_names.session)
+        return visitor.cookies.get(self.config.cookie_names.session)
 
     # -- policy re-acceptance -----------------------------------------------------------
     async def policy_form(
@@ -399,7 +381,7 @@ class AccountEndpoints:
             await self._to_login(next_url)(scope, receive, send)
             return
         try:
-            needed = await self.gate.accounts.needs_policy_acceptance(user_id)
+            needed = await self.accounts.needs_policy_acceptance(user_id)
         except StorageError as exc:
             logger.error("consentgate: cannot read policy acceptances: %s", exc)
             await self._unavailable(scope, receive, send, visitor, next_url, "unavailable_policy")
@@ -430,7 +412,7 @@ class AccountEndpoints:
 
             await self._page(scope, receive, send, visitor, next_url, render, status=400)
             return
-        accounts = self.gate.accounts
+        accounts = self.accounts
         context = accounts.context(visitor.client_ip, request.headers.get("user-agent"))
         try:
             # A second submit of the same form records nothing twice.
@@ -447,20 +429,20 @@ class AccountEndpoints:
         """The urlencoded form if it is readable and passes the CSRF checks."""
         try:
             form = await read_form(request)
-            cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-            check_csrf(request, self.gate.csrf, cookie_token, first(form, "csrf_token"))
+            cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
+            check_csrf(request, self.pages.csrf, cookie_token, first(form, "csrf_token"))
         except RequestFailure as failure:
             return failure
         return form
 
     async def _allowed(self, key: str, limit: Limit) -> bool:
-        return await self.gate.rate_limiter.hit(key, limit.attempts, limit.window_seconds)
+        return await self.rate_limiter.hit(key, limit.attempts, limit.window_seconds)
 
     def _texts(self, visitor: AccountVisitor) -> dict[str, str]:
         return account_texts(visitor.language)
 
     def _account_page(self, visitor: AccountVisitor, csrf_token: str, next_url: str) -> AccountPage:
-        config = self.gate.config
+        config = self.config
         return AccountPage(
             prefix=config.prefix,
             lang=visitor.language,
@@ -469,7 +451,7 @@ class AccountEndpoints:
             policy_url=config.policy.url,
             policy_version=config.policy.version,
             site_name=config.site_name,
-            static_version=self.gate.static_version,
+            static_version=self.pages.static_version,
             texts=self._texts(visitor),
         )
 
@@ -486,10 +468,10 @@ class AccountEndpoints:
         headers: dict[str, str] | None = None,
     ) -> None:
         """Render a page with a CSRF token, setting the CSRF cookie if it is new."""
-        token, cookie = self.gate.endpoints.csrf_token_for(visitor)
+        token, cookie = self.pages.csrf_token_for(visitor)
         page = self._account_page(visitor, token, next_url)
         response = HTMLResponse(
-            render(page), status_code=status, headers={**self.gate.page_headers, **(headers or {})}
+            render(page), status_code=status, headers={**self.pages.page_headers, **(headers or {})}
         )
         if cookie:
             response.headers.append("set-cookie", cookie)
@@ -504,7 +486,7 @@ class AccountEndpoints:
         user_id: str,
         next_url: str,
     ) -> None:
-        sessions = self.gate.sessions
+        sessions = self.sessions
         try:
             value = await sessions.start(user_id)
         except StorageError as exc:
@@ -518,7 +500,7 @@ class AccountEndpoints:
         await response(scope, receive, send)
 
     def _session_cookie(self, value: str, visitor: AccountVisitor, *, max_age: int) -> str:
-        return self.gate.cookies.session.header(value, max_age=max_age, scheme=visitor.scheme)
+        return self.pages.cookies.session.header(value, max_age=max_age, scheme=visitor.scheme)
 
     def _to_login(self, next_url: str) -> Response:
         back_here = f"{self.prefix}/policy?next={quote(next_url, safe='/')}"
@@ -540,7 +522,7 @@ class AccountEndpoints:
         page = self._account_page(visitor, "", next_url)
         body = render_account_message(page, texts[keys[0]], texts[keys[1]], next_url)
         response = HTMLResponse(
-            body, status_code=status, headers={**self.gate.page_headers, **(headers or {})}
+            body, status_code=status, headers={**self.pages.page_headers, **(headers or {})}
         )
         await response(scope, receive, send)
 
@@ -584,7 +566,7 @@ class AccountEndpoints:
         page = self._account_page(visitor, "", "/")
         body = render_account_message(page, title, str(failure), None)
         response = HTMLResponse(
-            body, status_code=failure.failure.status, headers=self.gate.page_headers
+            body, status_code=failure.failure.status, headers=self.pages.page_headers
         )
         await response(scope, receive, send)
 

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from consentgate.config import Config
-    from consentgate.consent.state import Decision
-    from consentgate.middleware import ConsentGate
+    from consentgate.consent.state import ConsentCookieCodec, Decision
 
 CSRF_COOKIE_MAX_AGE = 12 * 3600
 #: The operator dashboard's sign-in session (see operator/dashboard.py).
@@ -83,11 +82,10 @@ class OwnCookies:
         )
 
 
-def consent_cookie_header(gate: ConsentGate, decision: Decision, scheme: str) -> str:
-    spec = gate.cookies.consent
-    value = gate.codec.dumps(decision)
-    return spec.header(value, max_age=gate.codec.lifetime_seconds(decision), scheme=scheme)
-
-
-def csrf_cookie_header(gate: ConsentGate, token: str, scheme: str) -> str:
-    return gate.cookies.csrf.header(token, max_age=CSRF_COOKIE_MAX_AGE, scheme=scheme)
+def consent_cookie_header(
+    spec: CookieSpec, codec: ConsentCookieCodec, decision: Decision, scheme: str
+) -> str:
+    """The Set-Cookie that stores ``decision``, for as long as it is valid."""
+    return spec.header(
+        codec.dumps(decision), max_age=codec.lifetime_seconds(decision), scheme=scheme
+    )

@@ -11,11 +11,9 @@ GET  /.well-known/gpc.json       we honour Global Privacy Control
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -26,9 +24,8 @@ from starlette.types import Receive, Scope, Send
 from consentgate.consent.cookies import expire_cookie_headers
 from consentgate.consent.receipt import consent_receipt
 from consentgate.consent.state import Decision, consent_in_force, decide
-from consentgate.consent.texts import resolve_texts
 from consentgate.storage import StorageError
-from consentgate.web.cookies import consent_cookie_header, csrf_cookie_header
+from consentgate.web.cookies import consent_cookie_header
 from consentgate.web.errors import Failure
 from consentgate.web.forms import (
     RequestFailure,
@@ -41,35 +38,45 @@ from consentgate.web.forms import (
     read_form,
     see_other,
 )
+from consentgate.web.pages import STATIC_FILES, FailureResponse, PageKit, wants_json_answer
 from consentgate.web.security import safe_next
-from consentgate.web.templates import (
-    BannerContext,
-    render_message_page,
-    render_settings_page,
-)
+from consentgate.web.templates import render_settings_page
 
 if TYPE_CHECKING:
-    from consentgate.middleware import ConsentGate
+    from consentgate.config import Config
+    from consentgate.consent.banner_hash import BannerHashes
+    from consentgate.consent.cookies import CookieRegistry
+    from consentgate.consent.ledger import Ledger
+    from consentgate.consent.state import ConsentCookieCodec
     from consentgate.visitor import Visitor
 
 logger = logging.getLogger("consentgate")
 
+# Every route of ours, ours and the accounts' and the dashboard's, has this signature.
 Handler = Callable[[Scope, Receive, Send, "Visitor"], Awaitable[None]]
-# (failure, message, visitor, wants_json) -> the response to send instead.
-FailureResponse = Callable[[Failure, str, "Visitor", bool], Response]
-STATIC_FILES = {
-    "banner.css": "text/css; charset=utf-8",
-    "banner.js": "text/javascript; charset=utf-8",
-    "wall.css": "text/css; charset=utf-8",
-}
+__all__ = ["STATIC_FILES", "Endpoints", "FailureResponse", "Handler"]
 ACTIONS = ("accept_all", "reject_all", "save")
 GPC_LAST_UPDATE = "2026-11-26"
 
 
 class Endpoints:
-    def __init__(self, gate: ConsentGate) -> None:
-        self.gate = gate
-        prefix = gate.config.prefix
+    """The consent endpoints, and the router for every route under our prefix."""
+
+    def __init__(
+        self,
+        pages: PageKit,
+        ledger: Ledger,
+        registry: CookieRegistry,
+        codec: ConsentCookieCodec,
+        banner_hashes: BannerHashes,
+    ) -> None:
+        self.pages = pages
+        self.config: Config = pages.config
+        self.ledger = ledger
+        self.registry = registry
+        self.codec = codec
+        self.banner_hashes = banner_hashes
+        prefix = self.config.prefix
         self._routes: dict[tuple[str, str], Handler] = {
             ("GET", f"{prefix}/consent"): self.get_consent,
             ("POST", f"{prefix}/consent"): self.post_consent,
@@ -80,9 +87,7 @@ class Endpoints:
         }
         self._paths = {path for _, path in self._routes}
         self._static_prefix = f"{prefix}/static/"
-        self._static = {name: _read_static(name) for name in STATIC_FILES}
-        # Changes whenever the files do, so browsers may cache them for a year.
-        self.static_version = hashlib.sha256(b"".join(self._static.values())).hexdigest()[:10]
+        self._static = pages.static_files
 
     @property
     def route_keys(self) -> frozenset[tuple[str, str]]:
@@ -115,18 +120,18 @@ class Endpoints:
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
         consent = visitor.consent
-        token, cookie = self.csrf_token_for(visitor)
+        token, cookie = self.pages.csrf_token_for(visitor)
         body = {
             "consent_id": consent.consent_id,
             "decided": consent.decided,
-            "granted": _ordered(self.gate, consent.granted),
-            "denied": _ordered(self.gate, consent.denied),
+            "granted": _ordered(self.config, consent.granted),
+            "denied": _ordered(self.config, consent.denied),
             "mode": consent.mode,
             "gpc": consent.gpc,
-            "policy_version": self.gate.config.policy.version,
+            "policy_version": self.config.policy.version,
             "categories": [
                 {"id": c.id, "title": c.title, "description": c.description, "required": c.required}
-                for c in self.gate.config.categories
+                for c in self.config.categories
             ],
             "csrf_token": token,
         }
@@ -138,19 +143,19 @@ class Endpoints:
     async def receipt(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         decision = visitor.decision
         if decision is None:
-            await self._fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
+            await self.pages.fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
             return
         try:
-            history = await self.gate.ledger.history(decision.consent_id)
+            history = await self.ledger.history(decision.consent_id)
         except StorageError:
-            await self._fail(
+            await self.pages.fail(
                 scope, receive, send, visitor, RequestFailure(Failure.STORAGE_UNAVAILABLE)
             )
             return
         if not history:
-            await self._fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
+            await self.pages.fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
             return
-        body = consent_receipt(self.gate.config, history, visitor.consent)
+        body = consent_receipt(self.config, history, visitor.consent)
         headers = private_headers()
         headers["content-disposition"] = (
             f'inline; filename="consent-receipt-{decision.consent_id}.json"'
@@ -160,8 +165,8 @@ class Endpoints:
     async def settings(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         request = Request(scope, receive)
         next_url = safe_next(request.query_params.get("next"))
-        token, cookie = self.csrf_token_for(visitor)
-        ctx = self.context(visitor, token, next_url)
+        token, cookie = self.pages.csrf_token_for(visitor)
+        ctx = self.pages.context(visitor, token, next_url)
         decision = visitor.decision
         decided_at = (
             datetime.fromtimestamp(decision.decided_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -173,13 +178,13 @@ class Endpoints:
             consent_id=decision.consent_id if decision else None,
             decided_at=decided_at,
         )
-        response = HTMLResponse(page, headers=self.gate.page_headers)
+        response = HTMLResponse(page, headers=self.pages.page_headers)
         if cookie:
             response.headers.append("set-cookie", cookie)
         await response(scope, receive, send)
 
     async def gpc_json(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
-        body = {"gpc": self.gate.config.gpc_enabled, "lastUpdate": GPC_LAST_UPDATE}
+        body = {"gpc": self.config.gpc_enabled, "lastUpdate": GPC_LAST_UPDATE}
         await JSONResponse(body, headers={"cache-control": "public, max-age=86400"})(
             scope, receive, send
         )
@@ -226,24 +231,24 @@ class Endpoints:
             submission = await read_submission(request)
             self._check_csrf(request, visitor, submission)
             granted = self._granted_by(submission, withdraw=withdraw)
-            action = _ledger_action(self.gate, visitor.decision, granted, withdraw=withdraw)
-            decision = decide(self.gate.config, visitor.decision, granted, gpc_signal=visitor.gpc)
+            action = _ledger_action(self.config, visitor.decision, granted, withdraw=withdraw)
+            decision = decide(self.config, visitor.decision, granted, gpc_signal=visitor.gpc)
             try:
-                await self.gate.ledger.record(
+                await self.ledger.record(
                     decision,
                     visitor,
                     scope,
                     action=action,
                     method=submission.method,
                     granted=decision.granted,
-                    banner_hash=self.gate.banner_hash(visitor),
+                    banner_hash=self.banner_hashes.of(visitor),
                 )
             except StorageError as exc:
                 logger.error("consentgate: consent not recorded, so not granted: %s", exc)
                 raise RequestFailure(Failure.STORAGE_UNAVAILABLE) from exc
         except RequestFailure as failure:
-            await self._fail(
-                scope, receive, send, visitor, failure, wants_json=_wants_json(request)
+            await self.pages.fail(
+                scope, receive, send, visitor, failure, wants_json=wants_json_answer(request)
             )
             return
         await self._decided(scope, receive, send, visitor, decision, submission)
@@ -257,15 +262,15 @@ class Endpoints:
         decision: Decision,
         submission: Submission,
     ) -> None:
-        config = self.gate.config
+        config = self.config
         consent = consent_in_force(config, decision, mode=visitor.mode, gpc_signal=visitor.gpc)
         response: Response
         if submission.is_json:
             response = JSONResponse(
                 {
                     "consent_id": decision.consent_id,
-                    "granted": _ordered(self.gate, consent.granted),
-                    "denied": _ordered(self.gate, consent.denied),
+                    "granted": _ordered(self.config, consent.granted),
+                    "denied": _ordered(self.config, consent.denied),
                     "settings_url": f"{config.prefix}/settings?next={quote(submission.next_url)}",
                     "receipt_url": f"{config.prefix}/consent/receipt",
                 },
@@ -275,18 +280,19 @@ class Endpoints:
             # 303: the browser follows with a GET, so a reload never re-posts the form.
             response = see_other(submission.next_url)
         response.headers.append(
-            "set-cookie", consent_cookie_header(self.gate, decision, visitor.scheme)
+            "set-cookie",
+            consent_cookie_header(self.pages.cookies.consent, self.codec, decision, visitor.scheme),
         )
-        for header in expire_cookie_headers(visitor.cookies, self.gate.registry, consent.denied):
+        for header in expire_cookie_headers(visitor.cookies, self.registry, consent.denied):
             response.headers.append("set-cookie", header)
         await response(scope, receive, send)
 
     def _check_csrf(self, request: Request, visitor: Visitor, submission: Submission) -> None:
-        cookie_token = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-        check_csrf(request, self.gate.csrf, cookie_token, submission.csrf_token)
+        cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
+        check_csrf(request, self.pages.csrf, cookie_token, submission.csrf_token)
 
     def _granted_by(self, submission: Submission, *, withdraw: bool) -> frozenset[str]:
-        config = self.gate.config
+        config = self.config
         optional = [c.id for c in config.categories if not c.required]
         if withdraw:
             return frozenset()
@@ -300,73 +306,6 @@ class Endpoints:
             if category not in config.category_ids:
                 raise RequestFailure(Failure.UNKNOWN_CATEGORY, f"Got {category!r}.")
         return frozenset(c for c in submission.categories if c in optional)
-
-    # -- shared pieces --------------------------------------------------------------
-    def csrf_token_for(self, visitor: Visitor) -> tuple[str, str | None]:
-        """The reader's CSRF token, and a Set-Cookie when a new one had to be made."""
-        tokens = self.gate.csrf
-        existing = visitor.cookies.get(self.gate.config.cookie_names.csrf)
-        if existing is not None and tokens.is_valid(existing):
-            return tokens.token_for(existing), None
-        browser_id = tokens.new_browser_id()
-        return tokens.token_for(browser_id), csrf_cookie_header(
-            self.gate, browser_id, visitor.scheme
-        )
-
-    def context(
-        self, visitor: Visitor, csrf_token: str, next_url: str, nonce: str | None = None
-    ) -> BannerContext:
-        config = self.gate.config
-        return BannerContext(
-            prefix=config.prefix,
-            lang=visitor.language,
-            texts=resolve_texts(visitor.language, config.texts),
-            categories=config.categories,
-            granted=visitor.consent.granted if visitor.consent.decided else frozenset(),
-            decided=visitor.consent.decided,
-            csrf_token=csrf_token,
-            next_url=next_url,
-            policy_url=config.policy.url,
-            policy_version=config.policy.version,
-            site_name=config.site_name,
-            gpc=visitor.gpc,
-            mode=visitor.mode,
-            static_version=self.gate.static_version,
-            nonce=nonce,
-        )
-
-    async def _fail(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        visitor: Visitor,
-        failure: RequestFailure,
-        *,
-        wants_json: bool | None = None,
-    ) -> None:
-        if wants_json is None:
-            wants_json = _wants_json(Request(scope))
-        response = self.gate.failure_response(failure.failure, str(failure), visitor, wants_json)
-        await response(scope, receive, send)
-
-    def default_failure_response(
-        self, failure: Failure, message: str, visitor: Visitor, wants_json: bool
-    ) -> Response:
-        if wants_json:
-            return JSONResponse(
-                {"error": failure.code, "message": message},
-                status_code=failure.status,
-                headers=private_headers(),
-            )
-        page = render_message_page(
-            visitor.language,
-            "Cookie settings",
-            message,
-            f"{self.gate.config.prefix}/settings",
-            prefix=self.gate.config.prefix,
-        )
-        return HTMLResponse(page, status_code=failure.status, headers=self.gate.page_headers)
 
 
 class Submission:
@@ -433,26 +372,18 @@ def _json_submission(request: Request, body: bytes) -> Submission:
 
 
 def _ledger_action(
-    gate: ConsentGate, previous: Decision | None, granted: frozenset[str], *, withdraw: bool
+    config: Config, previous: Decision | None, granted: frozenset[str], *, withdraw: bool
 ) -> str:
     if withdraw:
         return "withdraw"
     if previous is not None and previous.explicit:
         return "update"
-    optional = frozenset(gate.config.category_ids) - gate.config.required_category_ids
+    optional = frozenset(config.category_ids) - config.required_category_ids
     return "grant" if granted & optional else "reject"
 
 
-def _ordered(gate: ConsentGate, ids: frozenset[str]) -> list[str]:
-    return [c for c in gate.config.category_ids if c in ids]
-
-
-def _wants_json(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    accept = request.headers.get("accept", "")
-    return "application/json" in content_type or (
-        "application/json" in accept and "text/html" not in accept
-    )
+def _ordered(config: Config, ids: frozenset[str]) -> list[str]:
+    return [c for c in config.category_ids if c in ids]
 
 
 def _route_path(scope: Scope) -> str:
@@ -461,7 +392,3 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
     return path
-
-
-def _read_static(name: str) -> bytes:
-    return resources.files("consentgate.web").joinpath("static", name).read_bytes()

@@ -1,0 +1,165 @@
+"""One planner per middleware: (visitor, the app's response head) -> a :class:`ResponsePlan`.
+
+The plan is made of a consent part (``pipeline.ConsentPlanner``: the banner, scripts to
+activate, cookies to keep, set and expire) and a wall part (``articles.ArticleGate``:
+who reads in full, the cut, the meter cookie, the wall page). The responder carries the
+plan out and knows neither part.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from starlette.datastructures import MutableHeaders
+
+from consentgate.articles import SIGNAL_HEADERS, ArticleGate, ArticleVerdict
+from consentgate.metrics import WALL_IMPRESSIONS
+from consentgate.pipeline import CONSENT_MAX_TOKEN_BYTES, ConsentPlanner
+from consentgate.plan import (
+    Cache,
+    Fallback,
+    Mode,
+    ResponsePlan,
+    content_encoding,
+    reason_of,
+)
+from consentgate.rewrite import Operation, is_rewritable, is_rewritable_content_type
+from consentgate.wall.access import AccessLevel
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from consentgate.metrics import Metrics
+    from consentgate.visitor import Visitor
+
+logger = logging.getLogger("consentgate")
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+# Statuses whose body is the article itself; a 404 or 500 page is not an article.
+_ARTICLE_STATUSES = frozenset({200, 203, 206})
+
+
+class ResponsePlanner:
+    def __init__(
+        self,
+        consent: ConsentPlanner,
+        wall: ArticleGate,
+        metrics: Metrics,
+        fallback_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.consent = consent
+        self.wall = wall
+        self._metrics = metrics
+        self._fallback_headers = dict(fallback_headers or {})
+
+    def prepare_request(self, scope: Scope) -> None:
+        """Before the app runs: ask it for the whole, plain page of an article."""
+        self.wall.prepare_request(scope)
+
+    async def plan(
+        self,
+        scope: Scope,
+        visitor: Visitor,
+        set_cookies: Sequence[str],
+        headers: MutableHeaders,
+        status: int,
+        first_kind: str,
+    ) -> ResponsePlan:
+        """The plan for a response with these (lower-cased) headers and status.
+
+        ``first_kind``: the type of the app's first message after the start (a body, or,
+        say, a zero-copy send we could not rewrite). ``set_cookies`` are ours, decided
+        before the app ran (a GPC signal's new consent cookie).
+        """
+        plan = ResponsePlan(
+            set_cookies=list(set_cookies),
+            expire_cookies=self.consent.expiries(visitor),
+            filter_cookies=self.consent.cookie_filter(visitor),
+            drop_headers=SIGNAL_HEADERS,
+            max_token_bytes=CONSENT_MAX_TOKEN_BYTES,
+        )
+        access = self.wall.access_of(scope, headers)
+        verdict = None
+        if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
+            verdict = await self.wall.decide(visitor, access)
+            if verdict.meter_cookie:
+                plan.set_cookies.append(verdict.meter_cookie)
+            plan.cache = Cache.NO_STORE if verdict.gated else Cache.ARTICLE
+            if verdict.gated:
+                self._metrics.add(WALL_IMPRESSIONS)
+                self._plan_cut(plan, visitor, verdict, headers, status, first_kind)
+                return plan
+        if first_kind == "http.response.body" and _rewritable(headers, status):
+            try:
+                plan.operations = self._operations(visitor, headers, verdict, plan)
+            except Exception as exc:  # a page we cannot rewrite passes as it is
+                logger.warning(
+                    "consentgate: HTML of %s not rewritten (%s); passed through as it was",
+                    scope.get("path"),
+                    reason_of(exc),
+                )
+            else:
+                plan.mode = Mode.BEST_EFFORT
+        return plan
+
+    def _plan_cut(
+        self,
+        plan: ResponsePlan,
+        visitor: Visitor,
+        verdict: ArticleVerdict,
+        headers: MutableHeaders,
+        status: int,
+        first_kind: str,
+    ) -> None:
+        wall, reason = self.wall, verdict.decision.reason
+        plan.mode = Mode.FAIL_CLOSED
+        plan.fallback = Fallback(
+            render=lambda: wall.wall_page(visitor, reason), headers=self._fallback_headers
+        )
+        plan.refuse = _why_not_cuttable(headers, status, first_kind)
+        if plan.refuse is not None:
+            return
+        try:
+            plan.operations = self._operations(visitor, headers, verdict, plan)
+        except Exception as exc:
+            plan.refuse = f"cannot rewrite: {reason_of(exc)}"
+
+    def _operations(
+        self,
+        visitor: Visitor,
+        headers: MutableHeaders,
+        verdict: ArticleVerdict | None,
+        plan: ResponsePlan,
+    ) -> list[Operation]:
+        """Consent's operations and the wall's, run in one pass."""
+        operations, cookies = self.consent.operations(
+            visitor, headers.get("content-security-policy")
+        )
+        if verdict is not None:
+            # Looked up on the instance each time: a fault-injection test replaces it.
+            operations.extend(self.wall.operations(visitor, verdict))
+        plan.set_cookies.extend(cookies)
+        return operations
+
+
+def _rewritable(headers: MutableHeaders, status: int) -> bool:
+    if status in _NO_BODY_STATUSES or status < 200 or status == 206:
+        return False
+    return is_rewritable(
+        headers.get("content-type"), content_encoding(headers), allow_decoding=True
+    )
+
+
+def _why_not_cuttable(headers: MutableHeaders, status: int, first_kind: str) -> str | None:
+    if status == 206:
+        return "the app answered a byte range (206) of a walled article"
+    if first_kind != "http.response.body":
+        return f"the app sent {first_kind!r}, which cannot be cut"
+    if not is_rewritable_content_type(headers.get("content-type")):
+        return f"content type {headers.get('content-type')!r} cannot be cut"
+    encoding = content_encoding(headers)
+    if not is_rewritable(headers.get("content-type"), encoding, allow_decoding=True):
+        return f"content encoding {encoding!r} cannot be undone"
+    return None

@@ -1,0 +1,156 @@
+"""What every page and endpoint of ours shares, built once at start-up: :class:`PageKit`.
+
+The headers of our pages, the static files and their version, the reader's CSRF token,
+the banner's context and the one failure path. The consent endpoints, the account pages,
+the dashboard and the banner inserted into the site's pages each receive this one object
+(not the middleware), so no two of them can disagree on, say, a CSRF cookie's flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from importlib import resources
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from consentgate.consent.texts import resolve_texts
+from consentgate.web.cookies import CSRF_COOKIE_MAX_AGE, OwnCookies
+from consentgate.web.errors import Failure
+from consentgate.web.forms import RequestFailure, page_headers, private_headers
+from consentgate.web.security import CsrfTokens, page_security_headers
+from consentgate.web.templates import BannerContext, render_message_page
+
+if TYPE_CHECKING:
+    from consentgate.config import Config
+    from consentgate.visitor import Visitor
+
+# (failure, message, visitor, wants_json) -> the response to send instead.
+FailureResponse = Callable[[Failure, str, "Visitor", bool], Response]
+STATIC_FILES = {
+    "banner.css": "text/css; charset=utf-8",
+    "banner.js": "text/javascript; charset=utf-8",
+    "wall.css": "text/css; charset=utf-8",
+}
+
+
+class CookieReader(Protocol):
+    """What minting a CSRF token reads of a visitor (the account pages' visitor too)."""
+
+    @property
+    def cookies(self) -> dict[str, str]: ...
+    @property
+    def scheme(self) -> str: ...
+
+
+class PageKit:
+    def __init__(
+        self,
+        config: Config,
+        csrf: CsrfTokens,
+        cookies: OwnCookies,
+        failure_response: FailureResponse | None = None,
+    ) -> None:
+        self.config = config
+        self.csrf = csrf
+        self.cookies = cookies
+        #: Every page we render: private, strict CSP, framed only by frame_ancestors.
+        self.page_headers: Mapping[str, str] = MappingProxyType(
+            page_headers(config.frame_ancestors)
+        )
+        #: The security part alone (the wall page, which sets its own caching).
+        self.page_security_headers: Mapping[str, str] = MappingProxyType(
+            page_security_headers(config.frame_ancestors)
+        )
+        self.static_files: Mapping[str, bytes] = MappingProxyType(
+            {name: _read_static(name) for name in STATIC_FILES}
+        )
+        # Changes whenever the files do, so browsers may cache them for a year.
+        self.static_version = hashlib.sha256(b"".join(self.static_files.values())).hexdigest()[:10]
+        self.failure_response: FailureResponse = failure_response or self.default_failure_response
+
+    def static_url(self, name: str) -> str:
+        return f"{self.config.prefix}/static/{name}?v={self.static_version}"
+
+    def csrf_token_for(self, visitor: CookieReader) -> tuple[str, str | None]:
+        """The reader's CSRF token, and a Set-Cookie when a new one had to be made."""
+        existing = visitor.cookies.get(self.cookies.csrf.name)
+        if existing is not None and self.csrf.is_valid(existing):
+            return self.csrf.token_for(existing), None
+        browser_id = self.csrf.new_browser_id()
+        cookie = self.cookies.csrf.header(
+            browser_id, max_age=CSRF_COOKIE_MAX_AGE, scheme=visitor.scheme
+        )
+        return self.csrf.token_for(browser_id), cookie
+
+    def context(
+        self, visitor: Visitor, csrf_token: str, next_url: str, nonce: str | None = None
+    ) -> BannerContext:
+        config = self.config
+        return BannerContext(
+            prefix=config.prefix,
+            lang=visitor.language,
+            texts=resolve_texts(visitor.language, config.texts),
+            categories=config.categories,
+            granted=visitor.consent.granted if visitor.consent.decided else frozenset(),
+            decided=visitor.consent.decided,
+            csrf_token=csrf_token,
+            next_url=next_url,
+            policy_url=config.policy.url,
+            policy_version=config.policy.version,
+            site_name=config.site_name,
+            gpc=visitor.gpc,
+            mode=visitor.mode,
+            static_version=self.static_version,
+            nonce=nonce,
+        )
+
+    async def fail(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        failure: RequestFailure,
+        *,
+        wants_json: bool | None = None,
+    ) -> None:
+        """The one failure path of our endpoints: the operator's response, or ours."""
+        if wants_json is None:
+            wants_json = wants_json_answer(Request(scope))
+        response = self.failure_response(failure.failure, str(failure), visitor, wants_json)
+        await response(scope, receive, send)
+
+    def default_failure_response(
+        self, failure: Failure, message: str, visitor: Visitor, wants_json: bool
+    ) -> Response:
+        if wants_json:
+            return JSONResponse(
+                {"error": failure.code, "message": message},
+                status_code=failure.status,
+                headers=private_headers(),
+            )
+        page = render_message_page(
+            visitor.language,
+            "Cookie settings",
+            message,
+            f"{self.config.prefix}/settings",
+            prefix=self.config.prefix,
+        )
+        return HTMLResponse(page, status_code=failure.status, headers=self.page_headers)
+
+
+def wants_json_answer(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    accept = request.headers.get("accept", "")
+    return "application/json" in content_type or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def _read_static(name: str) -> bytes:
+    return resources.files("consentgate.web").joinpath("static", name).read_bytes()
