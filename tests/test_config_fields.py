@@ -3,18 +3,24 @@ the settings dataclasses, so a default cannot be written twice and drift."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 from typing import Any
 
 import pytest
-from tests.conftest import SECRET
+from tests.conftest import REPO_ROOT, SECRET
 
 from consentgate.config import (
     AccountsSettings,
     Config,
     ConfigError,
     ConsentModeSettings,
+    CookieNames,
     CrawlerSettings,
     MeterSettings,
+    Policy,
+    Regions,
+    WallSettings,
 )
 
 
@@ -73,3 +79,39 @@ def test_config_fields_wrong_value_names_key_and_rule(
         _load(**options)
     assert caught.value.key == key
     assert reason in caught.value.reason
+
+
+def test_config_fields_every_section_defaults_to_its_dataclass() -> None:
+    config = _load()
+    assert config.wall == WallSettings()
+    assert config.regions == Regions()
+    assert config.cookie_names == CookieNames()
+    assert dataclasses.replace(config.policy, text_sha256="") == Policy()
+    built = Config(secret_keys=(SECRET,))
+    # Resolved against the configuration's folder; hashed from version and URL.
+    computed = {"database_url", "policy"}
+    for spec in dataclasses.fields(Config):
+        if spec.name not in computed:
+            assert getattr(config, spec.name) == getattr(built, spec.name), spec.name
+
+
+def test_config_fields_derived_defaults_follow_their_field() -> None:
+    config = _load(consent_lifetime_days=30, wall={"article_selector": "main .story"})
+    assert config.reject_lifetime_days == 30
+    assert config.wall.gated_class == "story"
+    assert _load(reject_lifetime_days=60).reject_lifetime_days == 60
+
+
+@pytest.mark.parametrize("owner", ["consent", "wall", "accounts"])
+def test_config_fields_settings_types_do_not_import_the_loader(owner: str) -> None:
+    # config/ imports the owners' settings types, never the reverse: no circle.
+    path = REPO_ROOT / "src" / "consentgate" / owner / "settings.py"
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not {
+        m for m in imported if m == "consentgate.config" or m.startswith("consentgate.config.")
+    }

@@ -54,9 +54,9 @@ from consentgate.wall.meter import (
 if TYPE_CHECKING:
     from starlette.types import Scope
 
-    from consentgate.config import WallSettings
     from consentgate.keys import Keys
     from consentgate.visitor import Visitor
+    from consentgate.wall.settings import WallSettings
     from consentgate.web.cookies import CookieSpec
 
 logger = logging.getLogger("consentgate")

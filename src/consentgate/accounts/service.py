@@ -29,7 +29,7 @@ from consentgate.accounts.passwords import (
     password_problem,
     verify_password,
 )
-from consentgate.config import Policy
+from consentgate.consent.settings import Policy
 from consentgate.storage import (
     AcceptanceRecord,
     DuplicateUserError,

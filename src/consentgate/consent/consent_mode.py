@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from consentgate.config import CONSENT_MODE_SIGNALS
+from consentgate.consent.settings import CONSENT_MODE_SIGNALS
 
 if TYPE_CHECKING:
     from consentgate.config import Config

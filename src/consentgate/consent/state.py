@@ -16,12 +16,15 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from consentgate.config import Config, RegionMode
+from consentgate.consent.settings import RegionMode
 from consentgate.keys import Keys, Purpose
+
+if TYPE_CHECKING:
+    from consentgate.config import Config
 
 CONSENT_COOKIE_SALT = Purpose.CONSENT.value
 _DAY = 86_400

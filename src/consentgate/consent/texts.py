@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from types import MappingProxyType
 
-from consentgate.config import Category, RegionMode, default_categories
+from consentgate.consent.settings import Category, RegionMode, default_categories
 from consentgate.i18n import LANGUAGES, table
 
 __all__ = [
