@@ -9,16 +9,20 @@ import enum
 import re
 from collections.abc import Callable
 
+from . import tokens as _tokens
 from ._html import PLAINTEXT, SCRIPT
 from .errors import RewriteError, RewriteErrorReason
 from .passthrough import _RAW_NAMES, _Scan
-from .tokens import _TAG, ContentModel, EndTag, StartTag, TokenHandler, _lower_name
+from .tokens import ContentModel, EndTag, StartTag, TokenHandler, _lower_name
 
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_EVENT = re.compile(rb"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
 #: Outside the escapes only this ends a script; a literal-led pattern is searched fast in C.
 _SCRIPT_END = re.compile(rb"</script[\t\n\f\r />]", re.IGNORECASE)
 _CDATA_OPEN = b"<![CDATA["
+#: Bound by assignment, not imported: CPython 3.11 compiles a method call on an imported name
+#: (``_TAG.match(…)``) as an attribute load plus a call, which makes a bound method each time.
+_TAG = _tokens._TAG
 _DEFAULT_MAX_TOKEN = 1 << 20
 
 

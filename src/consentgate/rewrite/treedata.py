@@ -114,17 +114,6 @@ _TABLE_BODY_ENDERS = _names("caption col colgroup tbody tfoot thead")
 _ROW_ENDERS = _names("caption col colgroup tbody tfoot thead tr")
 _CELL_ENDERS = _names("caption col colgroup tbody td tfoot th thead tr")
 _BODY_IGNORED_STARTS = _names("caption col colgroup frame head tbody td tfoot th thead tr")
-_TEMPLATE_SWITCH = {
-    "caption": Mode.IN_TABLE,
-    "colgroup": Mode.IN_TABLE,
-    "tbody": Mode.IN_TABLE,
-    "tfoot": Mode.IN_TABLE,
-    "thead": Mode.IN_TABLE,
-    "col": Mode.IN_COLUMN_GROUP,
-    "tr": Mode.IN_TABLE_BODY,
-    "td": Mode.IN_ROW,
-    "th": Mode.IN_ROW,
-}
 
 _MARKER = None  # a scope marker in the list of active formatting elements
 

@@ -19,11 +19,25 @@ from .treedata import (
     _TABLE_BODY_ENDERS,
     _TABLE_CONTEXT,
     _TABLE_SECTIONS,
-    _TEMPLATE_SWITCH,
     Mode,
     Node,
     Outcome,
 )
+
+#: Defined here, where it is used, not imported: CPython 3.11 compiles a method call on an
+#: imported name (``_TEMPLATE_SWITCH.get(…)``) as an attribute load plus a call, which
+#: makes a bound method each time.
+_TEMPLATE_SWITCH = {
+    "caption": Mode.IN_TABLE,
+    "colgroup": Mode.IN_TABLE,
+    "tbody": Mode.IN_TABLE,
+    "tfoot": Mode.IN_TABLE,
+    "thead": Mode.IN_TABLE,
+    "col": Mode.IN_COLUMN_GROUP,
+    "tr": Mode.IN_TABLE_BODY,
+    "td": Mode.IN_ROW,
+    "th": Mode.IN_ROW,
+}
 
 
 class _InsertionModes(_InBody):
