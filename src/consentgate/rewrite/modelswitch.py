@@ -1,0 +1,146 @@
+"""The tree model on and off: it runs only where an operation needs it (see
+:class:`~.rewriter.Rewriter`), and what the tokenizer hands over follows from that (the
+wanted names of the light path, or every token)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import treemodel as T
+from ._html import (
+    MATHML_OWN_ELEMENTS,
+    RAW_TEXT_ELEMENTS,
+    SVG_OWN_ELEMENTS,
+    VOID_ELEMENTS,
+)
+from .actions import _Actions
+from .elements import _Element
+from .errors import RewriteError, RewriteErrorReason
+from .state import _Phase
+from .treemodel import HTML, ModelLimit, TreeModel
+
+#: End tags that close nothing when no element of theirs is open in foreign content: no
+#: HTML element of the name can be open around it (SVG's and MathML's own names; raw-text
+#: elements and scripts, never open while tags are read; void elements but br, which
+#: leaves foreign content by its own rule). Browsers ignore them.
+_IGNORED_IN_FOREIGN = (SVG_OWN_ELEMENTS | MATHML_OWN_ELEMENTS | RAW_TEXT_ELEMENTS | {"script"}) | (
+    VOID_ELEMENTS - {"br"}
+)
+
+
+class _ModelSwitch(_Actions):
+    """Starting and stopping the tree model, and the tokenizer's wanted names."""
+
+    def _make_element(self, name: str, ns: int, like: T.Node | None) -> _Element:
+        element = _Element(like.raw if isinstance(like, _Element) else b"", name, False)
+        if not isinstance(like, _Element):
+            element._attrs = {}
+        element.codec = self._codec
+        element.ns = ns
+        element.synthetic = True
+        return element
+
+    def _start_model(self, context: Sequence[_Element], *, mid_document: bool) -> None:
+        """Run the tree model from here on. Mid-document the context is made up (html, body,
+        then ``context``): what lies outside it can only make a browser close an element
+        earlier than the model does, never later."""
+        stack: list[_Element] = []
+        mode = T.Mode.INITIAL
+        self._model_base = -1  # from the start of the document: never leaves
+        if mid_document:
+            stack = [self._make_element("html", HTML, None), self._make_element("body", HTML, None)]
+            self._model_base = len(stack)
+            stack.extend(context)
+            mode = T.Mode.IN_BODY
+        model = self._model = TreeModel(
+            self._make_element,
+            self._closed_by_model,  # type: ignore[arg-type]
+            max_depth=self._max_depth,
+            stack=stack,  # type: ignore[arg-type]
+            mode=mode,
+        )
+        if context:
+            model.reset_insertion_mode()  # a cell is in a cell, a row in a row
+        self._set_wanted(None)
+
+    def _maybe_stop_model(self) -> None:
+        model = self._model
+        if model is not None and len(model.stack) <= self._model_base and not self._dropping:
+            self._model = None
+            self._update_wanted()
+
+    def _update_wanted(self) -> None:
+        if self._model is not None or self._content_fallbacks or self._capture is not None:
+            self._set_wanted(None)
+        else:
+            self._set_wanted(self._light_wanted, self._light_only_with)
+
+    def _set_wanted(
+        self,
+        names: frozenset[str] | None,
+        only_with: dict[str, frozenset[str]] | None = None,
+        *,
+        foreign: bool = False,
+    ) -> None:
+        state = (names, foreign)
+        if state != self._wanted_state:
+            self._wanted_state = state
+            self._tokenizer.set_wanted(
+                names, foreign=foreign, only_with=only_with, whole_foreign=self._whole_foreign
+            )
+
+    def _update_model_wanted(self) -> None:
+        """The model runs for foreign content met on the light path: while the current node is
+        an SVG/MathML element (not an integration point) and nothing is being cut, removed or
+        captured, the tokenizer skips SVG's own tags in C."""
+        model = self._model
+        if model is None or self._model_base <= 0:
+            return
+        stack = model.stack
+        node = stack[-1] if stack else None
+        if (
+            node is not None
+            and node.ns != HTML
+            and self._foreign_wanted is not None
+            and not T.is_integration_point(node)
+            and not self._dropping
+            and self._capture is None
+            and not self._content_fallbacks
+        ):
+            self._set_wanted(self._foreign_wanted, self._light_only_with, foreign=True)
+        else:
+            self._set_wanted(None)
+
+    def _closed_by_model(self, element: _Element) -> None:
+        if self._collect is not None:
+            self._collect.append(element)
+        else:
+            self._after_implicit_close(element)
+
+    def _model_limit(self, exc: ModelLimit) -> None:
+        """The stack outgrew ``max_depth``: nothing the model says can be trusted any more."""
+        busy = self._dropping or any(
+            s.phase is _Phase.ACTIVE or s.phase is _Phase.CUTTING for s in self._truncates
+        )
+        if busy or self._always_model:
+            raise RewriteError(RewriteErrorReason.MODEL_LIMIT, str(exc)) from exc
+        self.report.warnings.append(f"{exc}; the rest is rewritten without the tree model")
+        self._model = None
+        self._update_wanted()
+
+    def _leaves_foreign_content(self, model: TreeModel, name: str) -> bool:
+        """Foreign content entered on the light path, whose ancestors the model does not know:
+        an end tag for no element open in it most likely closes one of them (<p><svg> … </p>),
+        which ends the foreign content. Leaving it early is the safe mistake here (only
+        consent markup is placed on this path, never a cut). True when the model stopped."""
+        stack = model.stack
+        if self._model_base <= 0 or stack[-1].ns == HTML or model.has_open(name):
+            return False
+        if name in _IGNORED_IN_FOREIGN:
+            return False  # the model ignores it, as a browser does
+        if any(node.name == name for node in stack[self._model_base :]):
+            return False  # an SVG/MathML element of that name is open: the model places it
+        while len(stack) > self._model_base and stack[-1].ns != HTML:
+            model.pop()
+        self._maybe_stop_model()
+        return self._model is None

@@ -1,0 +1,271 @@
+"""The state of one rewrite: the report, each operation's state, the indexes that find an
+operation by tag name, and what the parts of :class:`~.rewriter.Rewriter` share.
+
+The rewriter is one object built in layers, each a base class of the next: this state,
+``truncation`` (the cut and the fail-closed bookkeeping), ``actions`` (what operations do at
+a tag), ``modelswitch`` (the tree model on and off) and ``rewriter`` (the tokenizer's
+handler). Whole methods live in each, so a token costs what it did in one class.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._html import HTML_ELEMENTS, SPECIAL_MATHML, SPECIAL_SVG
+from .charset import CharsetDecision
+from .elements import _Element
+from .operations import (
+    InsertHTML,
+    Operation,
+    RemoveElement,
+    RewriteAttributes,
+    TransformText,
+    Truncate,
+)
+from .selectors import Compound, Selector, compile_selector
+from .tokenizer import Tokenizer
+from .treemodel import TreeModel
+
+
+@dataclass
+class RewriteReport:
+    """What the rewriter did; complete after :meth:`Rewriter.close`."""
+
+    charset: CharsetDecision | None = None
+    insertions: int = 0
+    attribute_rewrites: int = 0
+    removals: int = 0
+    text_transforms: int = 0
+    #: Truncations performed (content was actually cut).
+    cuts: int = 0
+    #: Truncation containers found (a found container with short content is not cut).
+    containers_found: int = 0
+    #: Containers that ended with fewer items than ``keep_items`` (see ``ShortContainer``).
+    short_containers: int = 0
+    #: Insertions that used their fallback (EOF / before first content tag).
+    fallbacks: int = 0
+    #: Operations whose target was never seen (required or not).
+    not_found: list[Operation] = field(default_factory=list)
+    #: Non-fatal oddities (e.g. nesting deeper than ``max_depth``).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        return self.cuts > 0
+
+
+class _DropKind(enum.Enum):
+    REMOVE = 0
+    CUT = 1
+
+
+class _Phase(enum.Enum):
+    WAITING = 0  # container not seen yet
+    ACTIVE = 1  # inside the container, counting
+    CUTTING = 2  # cut done, dropping until the container ends
+    DONE = 3
+
+
+class _OpState:
+    """Per-response state of one operation."""
+
+    __slots__ = ("done", "matches", "op", "snippet")
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+        self.done = False
+        self.matches = 0
+        self.snippet = b""
+
+
+class _TruncateState(_OpState):
+    __slots__ = (
+        "container",
+        "fallback_closers",
+        "fallback_set",
+        "in_word",
+        "items_seen",
+        "keep_items",
+        "keep_words",
+        "nth_item",
+        "phase",
+        "words_seen",
+    )
+
+    def __init__(self, op: Truncate) -> None:
+        super().__init__(op)
+        self.keep_items = op.keep_items
+        self.keep_words = op.keep_words
+        self.phase = _Phase.WAITING
+        self.container: _Element | None = None
+        self.nth_item: _Element | None = None
+        self.items_seen = 0
+        self.words_seen = 0
+        self.in_word = False
+        # ShortContainer.CUT: counting words alongside the items, and where the cut falls if
+        # the container ends with too few of them.
+        self.fallback_set = False
+        self.fallback_closers = b""
+
+
+class _Index:
+    """Operations grouped by the tag names their subject selector can match, for quick lookup."""
+
+    def __init__(self) -> None:
+        self.by_tag: dict[str, list[tuple[Selector, _OpState]]] = {}
+        self.any_tag: list[tuple[Selector, _OpState]] = []
+
+    def add(self, selector: Selector, state: _OpState) -> None:
+        tags = selector.subject_tags
+        if tags is None:
+            self.any_tag.append((selector, state))
+        else:
+            for tag in tags:
+                self.by_tag.setdefault(tag, []).append((selector, state))
+
+    def candidates(self, tag: str) -> list[tuple[Selector, _OpState]]:
+        found = self.by_tag.get(tag)
+        if not self.any_tag:
+            return found or []
+        return (found or []) + self.any_tag
+
+
+class _RewriterState:
+    """The attributes every part of the rewriter reads (``Rewriter.__init__`` sets them, and
+    ``_build_states`` those that follow from the operations)."""
+
+    report: RewriteReport
+    _tokenizer: Tokenizer
+    _out: list[bytes]
+    _hold_from: int | None
+    _max_held: int
+    _max_depth: int
+    _model: TreeModel | None
+    _model_base: int
+    _charset: CharsetDecision | None
+    _codec: str
+    _drop_root: _Element | None
+    _drop_kind: _DropKind
+    _dropping: bool
+    _capture: list[bytes] | None
+    _capture_size: int
+    _capture_state: _OpState | None
+    _implicit_batch: list[_Element]
+    _collect: list[_Element] | None
+    _wanted_state: tuple[frozenset[str] | None, bool] | None
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _build_states(self, operations: Sequence[Operation]) -> None:
+        self._states: list[_OpState] = []
+        self._start_index = _Index()
+        self._end_index = _Index()
+        self._item_index = _Index()
+        self._truncates: list[_TruncateState] = []
+        self._active_truncates = 0  # how many are in _Phase.ACTIVE
+        self._content_fallbacks: list[_OpState] = []
+        always_model = False
+        for op in operations:
+            state: _OpState
+            if isinstance(op, Truncate):
+                state = _TruncateState(op)
+                self._truncates.append(state)
+                self._start_index.add(compile_selector(op.container), state)
+                self._item_index.add(compile_selector(op.items), state)
+                # A cut must end exactly where a browser ends the container, and an ancestor's
+                # end tag can end it (<section><div class=c>…</section>): the model follows
+                # the whole document.
+                always_model = True
+            elif isinstance(op, InsertHTML):
+                state = _OpState(op)
+                target = compile_selector(op.target)
+                if op.position.at_end_tag:
+                    self._end_index.add(target, state)
+                    # The light path finds end tags by name only.
+                    always_model |= target.simple_tag is None
+                else:
+                    self._start_index.add(target, state)
+                    always_model |= not _is_compound(target)
+                if op.before_first_content_if_missing:
+                    self._content_fallbacks.append(state)
+            elif isinstance(op, RewriteAttributes | RemoveElement | TransformText):
+                state = _OpState(op)
+                target = compile_selector(op.target)
+                self._start_index.add(target, state)
+                always_model |= not _is_compound(target)
+            else:  # pragma: no cover - guarded by the type checker
+                raise TypeError(f"not a rewrite operation: {op!r}")
+            self._states.append(state)
+        self._always_model = always_model
+        self._watch_words = bool(self._truncates)
+        # Start tags with no candidate operation take a short path (see start_tag).
+        starts, items, ends = self._start_index, self._item_index, self._end_index
+        self._start_any = bool(starts.any_tag or items.any_tag)
+        self._start_names = frozenset(starts.by_tag) | frozenset(items.by_tag)
+        self._end_any = bool(ends.any_tag)
+        self._end_names = frozenset(ends.by_tag)
+        # The light path needs the tags operations act on, those that start foreign content
+        # (the model takes over there) and plaintext; the tokenizer reads the raw text of
+        # every other element itself.
+        if starts.any_tag or ends.any_tag:
+            self._light_wanted: frozenset[str] | None = None
+        else:
+            self._light_wanted = (
+                frozenset(starts.by_tag)
+                | frozenset(ends.by_tag)
+                | frozenset(("svg", "math", "plaintext"))
+            )
+        self._light_only_with = _attribute_filter(starts, frozenset(ends.by_tag))
+        # svg and math are wanted on the light path to follow foreign content; when no
+        # operation names either, such an element that provably stays foreign (an icon, a
+        # formula) passes whole, in C.
+        self._whole_foreign = not {"svg", "math"} & (self._start_names | self._end_names)
+        # Inside SVG/MathML (entered on the light path): what could end foreign content or
+        # matter to an operation.
+        self._foreign_wanted: frozenset[str] | None = (
+            None
+            if self._light_wanted is None
+            else self._light_wanted | HTML_ELEMENTS | SPECIAL_SVG | SPECIAL_MATHML
+        )
+
+    @property
+    def _stack(self) -> list[_Element]:
+        model = self._model
+        return model.stack if model is not None else []  # type: ignore[return-value]
+
+    def _in_template(self) -> bool:
+        model = self._model
+        return model is not None and model.in_template
+
+
+def _attribute_filter(starts: _Index, end_names: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Tag names whose every start-tag selector needs an attribute, with those attributes:
+    the light path then wakes only for ``<script data-consent>``, not for every script."""
+    only_with: dict[str, frozenset[str]] = {}
+    for tag, entries in starts.by_tag.items():
+        needed = set()
+        for selector, _state in entries:
+            for alt in selector.alternatives:
+                if alt.compounds[-1].tag == tag:
+                    needed.add(_one_required_attribute(alt.compounds[-1]))
+        if tag not in end_names and None not in needed:
+            only_with[tag] = frozenset(name for name in needed if name is not None)
+    return only_with
+
+
+def _one_required_attribute(compound: Compound) -> str | None:
+    """An attribute every element matching ``compound`` has, if there is one."""
+    if compound.attrs:
+        return compound.attrs[0].name
+    if compound.ids:
+        return "id"
+    if compound.classes:
+        return "class"
+    return None
+
+
+def _is_compound(selector: Selector) -> bool:
+    """Whether the selector looks at the element alone (no ancestors)."""
+    return all(len(alt.compounds) == 1 for alt in selector.alternatives)

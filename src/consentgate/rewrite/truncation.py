@@ -1,0 +1,256 @@
+"""Truncation: where a lead ends (items and words counted), closing what the cut leaves
+open, dropping the rest of the container (and of a removed element), the output held after a
+fallback cut point, and the cases that fail closed (a cut inside a table, too much held, a
+container too short for ``ShortContainer.FAIL``)."""
+
+from __future__ import annotations
+
+import re
+
+from .elements import _Element
+from .errors import RewriteError, RewriteErrorReason
+from .operations import ShortContainer, Truncate
+from .selectors import compile_selector
+from .state import _DropKind, _Phase, _RewriterState, _TruncateState
+from .treedata import HTML
+
+_WORD = re.compile(rb"[^\t\n\f\r ]+")
+
+
+class _Truncation(_RewriterState):
+    """The cut machinery of the rewriter."""
+
+    # -- closing elements ----------------------------------------------------------------------
+
+    def _after_implicit_close(self, element: _Element) -> None:
+        self._implicit_batch.append(element)
+        if element is self._drop_root:
+            kind = self._drop_kind
+            self._end_drop()
+            if kind is _DropKind.CUT:
+                self._out.append(self._end_tag_bytes(element))
+        self._element_closed(element)
+
+    def _is_active_container(self, element: _Element) -> bool:
+        return any(s.phase is _Phase.ACTIVE and s.container is element for s in self._truncates)
+
+    def _element_closed(self, element: _Element) -> None:
+        if not self._active_truncates:
+            return
+        for state in self._truncates:
+            if state.phase is not _Phase.ACTIVE:
+                continue
+            if element is state.container:
+                self._container_ended(state)
+            elif element is state.nth_item:
+                if element in self._implicit_batch:
+                    # Closed by a later tag (<p>1<p>2): the input has no end tags for it and
+                    # what was open inside it, so the kept part gets them here.
+                    self._out.extend(self._end_tag_bytes(e) for e in self._implicit_batch)
+                self._start_cut(state)
+
+    def _container_ended(self, state: _TruncateState) -> None:
+        """The container ended before the cut point."""
+        state.phase = _Phase.DONE
+        self._active_truncates -= 1
+        op = state.op
+        if not isinstance(op, Truncate) or state.keep_items is None:
+            return  # a word budget that was never reached: nothing to cut
+        if state.items_seen >= state.keep_items:
+            return
+        self.report.short_containers += 1
+        if op.short is ShortContainer.FAIL:
+            raise RewriteError(
+                RewriteErrorReason.SHORT_CONTAINER,
+                f"container {compile_selector(op.container).source!r} holds "
+                f"{state.items_seen} of the {state.keep_items} items to keep",
+            )
+        if op.short is ShortContainer.CUT and state.fallback_set:
+            self._write_cut(state, state.fallback_closers, discard_held=True)
+        else:
+            self._hold_from = None
+
+    def _end_tag_bytes(self, element: _Element) -> bytes:
+        return b"</" + element.name.encode("ascii", "ignore") + b">"
+
+    def _closers(self, container: _Element) -> bytes:
+        """End tags for the elements open inside ``container``, innermost first.
+
+        A cut inside a table open in the container cannot be made: a browser places later
+        content of the table (foster parenting) *before* it, so text after the cut point in
+        the bytes can come before it in the page. That fails closed.
+        """
+        stack = self._stack
+        position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
+        inside = stack[position + 1 :]
+        if any(e.name == "table" and e.ns == HTML for e in inside):
+            raise RewriteError(
+                RewriteErrorReason.MODEL_LIMIT,
+                "the cut point lies inside a table, whose later content a browser may place "
+                "before it",
+            )
+        return b"".join(self._end_tag_bytes(e) for e in reversed(inside))
+
+    def _synthetic_item(self, element: _Element) -> None:
+        if self._in_template():
+            return
+        for state in self._truncates:
+            if state.phase is not _Phase.ACTIVE or state.keep_items is None:
+                continue
+            for selector, candidate in self._item_index.candidates(element.name):
+                if candidate is state and selector.matches([*self._stack, element]):
+                    state.items_seen += 1
+                    if state.items_seen == state.keep_items:
+                        self._release_hold()
+                        if state.phase is _Phase.ACTIVE:
+                            self._start_cut(state)
+                    break
+
+    # -- dropping ---------------------------------------------------------------------------------
+
+    def _begin_drop(self, root: _Element, kind: _DropKind) -> None:
+        self._drop_root = root
+        self._drop_kind = kind
+        self._dropping = True
+
+    def _end_drop(self) -> None:
+        if self._drop_kind is _DropKind.CUT:
+            for state in self._truncates:
+                if state.phase is _Phase.CUTTING and state.container is self._drop_root:
+                    state.phase = _Phase.DONE
+        self._drop_root = None
+        self._dropping = False
+
+    @staticmethod
+    def _drop_root_element(element: _Element | None) -> _Element:
+        if element is None:  # ends_drop implies an element; say so without assert
+            raise RuntimeError("end of a dropped element without the element")
+        return element
+
+    def _start_cut(self, state: _TruncateState) -> None:
+        """Cut at the current position: the lead is complete."""
+        container = state.container
+        if container is None:
+            raise RuntimeError("cut started outside its container")
+        self._write_cut(state, self._closers(container), discard_held=False)
+        self._drop_rest_of(state, container)
+
+    def _write_cut(self, state: _TruncateState, closers: bytes, *, discard_held: bool) -> None:
+        """Close what is open inside the container, then the call to action, so that it stands
+        in the container itself whatever the lead ended in (a table, a list, SVG). With
+        ``discard_held`` the cut goes at the fallback point: what was held after it is dropped.
+        """
+        hold = self._hold_from
+        self._hold_from = None
+        if discard_held and hold is not None:
+            del self._out[hold:]
+        self._out.append(closers)
+        self._out.append(state.snippet)
+        state.done = True
+        self.report.cuts += 1
+
+    def _drop_rest_of(self, state: _TruncateState, container: _Element) -> None:
+        state.phase = _Phase.CUTTING  # always from ACTIVE
+        self._active_truncates -= 1
+        self._begin_drop(container, _DropKind.CUT)
+
+    def _release_hold(self) -> None:
+        """The N-th item arrived after the fallback point: what was held goes out, unless it
+        outgrew ``max_held_bytes`` (then the cut falls at the fallback point, as it would
+        have when the limit was noticed between two chunks: the chunking must not matter)."""
+        if self._held_too_much():
+            self._cut_at_fallback_now()
+        self._hold_from = None
+
+    def _held_too_much(self) -> bool:
+        hold = self._hold_from
+        return hold is not None and sum(len(piece) for piece in self._out[hold:]) > self._max_held
+
+    def _cut_at_fallback_now(self) -> None:
+        """Too much held after the fallback point: cut there (fail closed)."""
+        for state in self._truncates:
+            container = state.container
+            if state.phase is _Phase.ACTIVE and state.fallback_set and container is not None:
+                self._write_cut(state, state.fallback_closers, discard_held=True)
+                self.report.warnings.append(
+                    f"more than {self._max_held} bytes after the fallback cut point: cut there"
+                )
+                self._drop_rest_of(state, container)
+                return
+        self._hold_from = None
+
+    # -- containers ---------------------------------------------------------------------------
+
+    def _enter_container(self, state: _TruncateState, element: _Element) -> None:
+        state.container = element
+        state.matches += 1
+        state.phase = _Phase.ACTIVE
+        self._active_truncates += 1
+        self.report.containers_found += 1
+        op = state.op
+        if state.keep_items == 0 or state.keep_words == 0:
+            self._start_cut(state)
+        elif (
+            isinstance(op, Truncate)
+            and state.keep_items is not None
+            and op.short is ShortContainer.CUT
+            and op.fallback_words == 0
+        ):
+            self._set_fallback_point(state)
+
+    def _empty_container(self, state: _TruncateState, element: _Element) -> None:
+        """A second match of the container (a page with two article bodies): keep none
+        of it. Its lead was not asked for, and passing it whole would leak the text."""
+        state.container = element
+        state.matches += 1
+        state.phase = _Phase.CUTTING
+        self.report.containers_found += 1
+        self._begin_drop(element, _DropKind.CUT)
+
+    # -- words ----------------------------------------------------------------------------------
+
+    def _reset_word_boundaries(self) -> None:
+        for state in self._truncates:
+            state.in_word = False
+
+    def _count_words(self, state: _TruncateState, data: bytes) -> bytes:
+        """Count words in ``data``. With ``keep_words``, cut right before the word past the
+        limit and return only the part that stays; with ``keep_items`` and a fallback budget,
+        mark the fallback cut point there (the output after it is held)."""
+        op = state.op
+        if state.keep_words is not None:
+            limit = state.keep_words
+        elif (
+            isinstance(op, Truncate)
+            and op.short is ShortContainer.CUT
+            and not state.fallback_set
+            and state.nth_item is None
+        ):
+            limit = op.fallback_words
+        else:
+            return data
+        for match in _WORD.finditer(data):
+            if match.start() == 0 and state.in_word:
+                continue  # the word began in the previous piece of text
+            state.words_seen += 1
+            if state.words_seen > limit:
+                kept = data[: match.start()]
+                if kept:
+                    self._out.append(kept)
+                if state.keep_words is not None:
+                    self._start_cut(state)
+                    return b""
+                self._set_fallback_point(state)
+                state.in_word = True
+                return data[match.start() :]
+        state.in_word = bool(data) and data[-1:] not in (b"\t", b"\n", b"\f", b"\r", b" ")
+        return data
+
+    def _set_fallback_point(self, state: _TruncateState) -> None:
+        container = state.container
+        if container is None:
+            raise RuntimeError("fallback point outside its container")
+        state.fallback_set = True
+        state.fallback_closers = self._closers(container)
+        if self._hold_from is None:
+            self._hold_from = len(self._out)
