@@ -47,7 +47,7 @@ from consentgate.storage import (
     storage_from_url,
 )
 from consentgate.storage.breaker import CircuitBreaker, request_budget
-from consentgate.visitor import Visitor
+from consentgate.visitor import Visitor, VisitorReader
 from consentgate.wall.crawlers import Resolver
 from consentgate.wall.meter import MeterStore
 from consentgate.web.accounts import AccountEndpoints
@@ -96,6 +96,7 @@ class ConsentGate:
         # One key ring signs every cookie and token we hand out (a salt per purpose).
         self.keys = Keys(config.secret_keys)
         self.codec = ConsentCookieCodec(config, self.keys)
+        self.visitors = VisitorReader(config, self.codec)
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
         self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
@@ -183,10 +184,10 @@ class ConsentGate:
             await self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        visitor = Visitor.from_scope(scope, self.config, self.codec)
+        visitor = self.visitors.read(scope)
         user_id = await self._user_id(scope, visitor)
         if user_id is not None:
-            visitor = replace(visitor, user_id=user_id)
+            visitor = visitor.with_user(user_id)
         state = scope.setdefault("state", {})
         state["consent"] = visitor.consent
         state["consentgate"] = self.api

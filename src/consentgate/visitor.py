@@ -6,11 +6,8 @@ import functools
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
-from starlette.datastructures import Headers
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from consentgate.consent.state import Consent, ConsentCookieCodec, Decision, consent_in_force
 from consentgate.consent.texts import negotiate_language
@@ -36,21 +33,81 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     return cookies
 
 
-@dataclass(frozen=True, slots=True)
 class Visitor:
+    """The reader of one request, read once from it and read-only.
+
+    What every request needs (the cookies, the consent in force, the region's regime,
+    GPC, whether the page is for a frame) is read when it is built, from one pass over
+    the raw header list; what only some need (the language, the client's address
+    behind trusted proxies, the path to come back to) is worked out on first use, so a
+    JSON response that asks for none of them pays for none.
+    """
+
+    __slots__ = (
+        "_client_ip",
+        "_config",
+        "_headers",
+        "_language",
+        "_path_with_query",
+        "_scope",
+        "consent",
+        "cookies",
+        "decision",
+        "framed",
+        "gpc",
+        "mode",
+        "scheme",
+        "user_id",
+    )
+    _config: Config
+    _scope: Scope
+    _headers: Mapping[bytes, bytes]
+    _language: str | None
+    _client_ip: Any
+    _path_with_query: str | None
     cookies: dict[str, str]
     decision: Decision | None
     consent: Consent
     mode: RegionMode
     gpc: bool
-    language: str
-    client_ip: str | None
     scheme: str
-    path_with_query: str
-    user_id: str | None = None
     #: The page was requested for a frame (``Sec-Fetch-Dest``): it is part of another page,
     #: which shows the banner and the settings link; this one shows neither.
-    framed: bool = False
+    framed: bool
+    user_id: str | None
+
+    def __init__(
+        self,
+        config: Config,
+        scope: Scope,
+        headers: Mapping[bytes, bytes],
+        *,
+        cookies: dict[str, str],
+        decision: Decision | None,
+        consent: Consent,
+        mode: RegionMode,
+        gpc: bool,
+        user_id: str | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "_config", config)
+        setattr_(self, "_scope", scope)
+        setattr_(self, "_headers", headers)
+        setattr_(self, "_language", None)
+        setattr_(self, "_client_ip", _UNSET)
+        setattr_(self, "_path_with_query", None)
+        setattr_(self, "cookies", cookies)
+        setattr_(self, "decision", decision)
+        setattr_(self, "consent", consent)
+        setattr_(self, "mode", mode)
+        setattr_(self, "gpc", gpc)
+        setattr_(self, "scheme", str(scope.get("scheme", "http")))
+        dest = headers.get(b"sec-fetch-dest", b"").decode("latin-1").strip().lower()
+        setattr_(self, "framed", dest in FRAME_DESTINATIONS)
+        setattr_(self, "user_id", user_id)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Visitor is read-only; cannot set {name!r}")
 
     @classmethod
     def from_scope(
@@ -61,36 +118,159 @@ class Visitor:
         *,
         decision: Decision | None = None,
     ) -> Visitor:
-        """Read the request, once; ``decision`` replaces the cookie's when we just made one."""
-        headers = Headers(scope=scope)
-        cookies = parse_cookie_header(headers.get("cookie", ""))
-        if decision is None:
-            decision = codec.loads(cookies.get(config.cookie_names.consent))
-        mode = config.regions.mode_for(_country(headers, config))
-        gpc = config.gpc_enabled and headers.get("sec-gpc", "").strip() == "1"
-        return cls(
-            cookies=cookies,
-            decision=decision,
-            consent=consent_in_force(config, decision, mode=mode, gpc_signal=gpc),
-            mode=mode,
-            gpc=gpc,
-            language=_language(
-                headers.get("accept-language"), config.languages, config.default_language
-            ),
-            client_ip=client_address(scope, config.trusted_proxies, config.trusted_proxy_header),
-            scheme=str(scope.get("scheme", "http")),
-            path_with_query=_path_with_query(scope),
-            framed=headers.get("sec-fetch-dest", "").strip().lower() in FRAME_DESTINATIONS,
-        )
+        """Read the request; ``decision`` replaces the cookie's when we just made one.
+        (The middleware keeps one :class:`VisitorReader`; this builds one each call.)"""
+        return VisitorReader(config, codec).read(scope, decision=decision)
+
+    @property
+    def language(self) -> str:
+        language = self._language
+        if language is None:
+            config = self._config
+            header = self._headers.get(b"accept-language")
+            language = _language(
+                header.decode("latin-1") if header is not None else None,
+                config.languages,
+                config.default_language,
+            )
+            object.__setattr__(self, "_language", language)
+        return language
+
+    @property
+    def client_ip(self) -> str | None:
+        address = self._client_ip
+        if address is _UNSET:
+            config = self._config
+            address = client_address(
+                self._scope, config.trusted_proxies, config.trusted_proxy_header
+            )
+            object.__setattr__(self, "_client_ip", address)
+        return cast("str | None", address)
+
+    @property
+    def path_with_query(self) -> str:
+        """Where the reader is, to send them back after a decision."""
+        path = self._path_with_query
+        if path is None:
+            path = _path_with_query(self._scope)
+            object.__setattr__(self, "_path_with_query", path)
+        return path
+
+    def _with(self, **changes: Any) -> Visitor:
+        fields: dict[str, Any] = {
+            "cookies": self.cookies,
+            "decision": self.decision,
+            "consent": self.consent,
+            "mode": self.mode,
+            "gpc": self.gpc,
+            "user_id": self.user_id,
+        }
+        fields.update(changes)
+        return Visitor(self._config, self._scope, self._headers, **fields)
+
+    def with_user(self, user_id: str | None) -> Visitor:
+        """The same request, read as signed in as ``user_id``."""
+        return self._with(user_id=user_id)
 
     def with_decision(self, config: Config, decision: Decision) -> Visitor:
         """The same request with a decision we have just made (a first GPC signal): what
         is in force follows from it, without reading the request again."""
-        return replace(
-            self,
-            decision=decision,
-            consent=consent_in_force(config, decision, mode=self.mode, gpc_signal=self.gpc),
+        consent = consent_in_force(config, decision, mode=self.mode, gpc_signal=self.gpc)
+        return self._with(decision=decision, consent=consent)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.cookies,
+            self.decision,
+            self.consent,
+            self.mode,
+            self.gpc,
+            self.language,
+            self.client_ip,
+            self.scheme,
+            self.path_with_query,
+            self.user_id,
+            self.framed,
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Visitor):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # holds a dict: not hashable
+
+    def __repr__(self) -> str:
+        return (
+            f"Visitor(consent_id={self.consent.consent_id!r}, mode={self.mode!r}, "
+            f"gpc={self.gpc!r}, user_id={self.user_id!r}, framed={self.framed!r})"
+        )
+
+
+# The request headers a Visitor reads (the country header is added per configuration).
+_VISITOR_HEADERS = frozenset((b"cookie", b"accept-language", b"sec-gpc", b"sec-fetch-dest"))
+_UNSET: Any = object()
+
+
+class VisitorReader:
+    """Reads the visitors of one configuration: what depends only on it, once."""
+
+    def __init__(self, config: Config, codec: ConsentCookieCodec) -> None:
+        self._config = config
+        self._codec = codec
+        self._consent_cookie = config.cookie_names.consent
+        country = config.regions.country_header
+        self._country = country.lower().encode("latin-1") if country else None
+        self._wanted = _VISITOR_HEADERS | ({self._country} if self._country else set())
+        self._gpc_enabled = config.gpc_enabled
+        # The consent in force depends on (decision, regime, GPC) alone, and a reader
+        # sends the same decision for months: work it out once per combination.
+        self._in_force = functools.lru_cache(maxsize=4096)(self._consent_in_force)
+
+    def _consent_in_force(self, decision: Decision | None, mode: RegionMode, gpc: bool) -> Consent:
+        return consent_in_force(self._config, decision, mode=mode, gpc_signal=gpc)
+
+    def read(self, scope: Scope, *, decision: Decision | None = None) -> Visitor:
+        headers = _pick_headers(scope.get("headers", ()), self._wanted)
+        cookie_header = headers.get(b"cookie")
+        cookies = parse_cookie_header(cookie_header.decode("latin-1")) if cookie_header else {}
+        if decision is None:
+            decision = self._codec.loads(cookies.get(self._consent_cookie))
+        country = None
+        if self._country is not None:
+            value = headers.get(self._country, b"").decode("latin-1").strip()
+            country = value if len(value) == 2 and value.isalpha() else None
+        mode = self._config.regions.mode_for(country)
+        gpc = self._gpc_enabled and headers.get(b"sec-gpc", b"").strip() == b"1"
+        return Visitor(
+            self._config,
+            scope,
+            headers,
+            cookies=cookies,
+            decision=decision,
+            consent=self._in_force(decision, mode, gpc),
+            mode=mode,
+            gpc=gpc,
+        )
+
+
+def _pick_headers(
+    raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]
+) -> dict[bytes, bytes]:
+    """The wanted headers in one pass over the raw list (names lower-cased, as ASGI
+    servers send them and as we compare). Cookie lines are joined (HTTP/2 may split the
+    header, RFC 9113 §8.2.3); of any other, the first line counts, as Starlette's
+    ``Headers.get`` would."""
+    found: dict[bytes, bytes] = {}
+    for name, value in raw:
+        name = name.lower()
+        if name not in wanted:
+            continue
+        if name not in found:
+            found[name] = value
+        elif name == b"cookie":
+            found[name] = found[name] + b"; " + value
+    return found
 
 
 #: Fetch destinations of a document shown inside another one.
@@ -105,14 +285,6 @@ def _path_with_query(scope: Scope) -> str:
     path: str = scope["path"]  # ASGI: the full path, root_path included
     query: bytes = scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
-
-
-def _country(headers: Headers, config: Config) -> str | None:
-    name = config.regions.country_header
-    if name is None:
-        return None
-    value = headers.get(name, "").strip()
-    return value if len(value) == 2 and value.isalpha() else None
 
 
 # -- the client's address ----------------------------------------------------------------
@@ -226,6 +398,7 @@ def ip_hmac(secret_key: str, ip: str | None) -> str | None:
 
 __all__ = [
     "Visitor",
+    "VisitorReader",
     "client_address",
     "client_network",
     "ip_hmac",

@@ -115,6 +115,16 @@ class AccessRules:
     def __init__(self, rules: Iterable[RouteRule], default: AccessLevel = AccessLevel.FREE) -> None:
         self._rules = tuple(rules)
         self._default = default
+        # Every rule in one alternation, in order: one C call per path, and the first
+        # alternative that matches the whole path is the first rule that matches.
+        self._combined = (
+            re.compile(
+                "|".join(f"(?P<r{i}>{rule.regex.pattern})" for i, rule in enumerate(self._rules)),
+                re.DOTALL,
+            )
+            if self._rules
+            else None
+        )
 
     @property
     def rules(self) -> tuple[RouteRule, ...]:
@@ -125,10 +135,11 @@ class AccessRules:
         return self._default
 
     def level_for(self, path: str) -> AccessLevel:
-        for rule in self._rules:
-            if rule.matches(path):
-                return rule.access
-        return self._default
+        combined = self._combined
+        match = combined.fullmatch(path) if combined is not None else None
+        if match is None or match.lastgroup is None:
+            return self._default
+        return self._rules[int(match.lastgroup[1:])].access
 
 
 @dataclass(frozen=True, slots=True)
