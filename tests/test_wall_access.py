@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consentgate.wall.access import (
     AccessDecision,
@@ -219,3 +221,27 @@ def test_decide_access_tampered_meter_ignores_its_reads() -> None:
     decision = _decide(AccessLevel.METERED, meter=state, article="/a/1")
     assert decision.reason is AccessReason.METER_TAMPERED
     assert decision.full is False
+
+
+_SEGMENTS = st.sampled_from(["a", "b", "*", "**", "x.y"])
+
+
+@given(
+    patterns=st.lists(
+        st.lists(_SEGMENTS, min_size=1, max_size=4).map(lambda s: "/" + "/".join(s)),
+        max_size=5,
+    ),
+    levels=st.lists(st.sampled_from(list(AccessLevel)), min_size=5, max_size=5),
+    path=st.lists(st.sampled_from(["a", "b", "c", "x.y", ""]), max_size=5).map(
+        lambda s: "/" + "/".join(s)
+    ),
+)
+def test_access_rules_combined_match_is_the_first_matching_rule(
+    patterns: list[str], levels: list[AccessLevel], path: str
+) -> None:
+    # The rules are matched as one alternation; the answer must be the first rule, in
+    # order, whose own pattern matches the whole path, else the default.
+    rules = [RouteRule(p, levels[i]) for i, p in enumerate(patterns)]
+    combined = AccessRules(rules, default=AccessLevel.FREE)
+    expected = next((r.access for r in rules if r.matches(path)), AccessLevel.FREE)
+    assert combined.level_for(path) == expected
