@@ -154,8 +154,8 @@ def private_headers() -> dict[str, str]:
 
 def page_headers(frame_ancestors: Sequence[str] = DEFAULT_FRAME_ANCESTORS) -> dict[str, str]:
     """An HTML page of ours: private, under the strict CSP, framed only by
-    ``frame_ancestors`` (by nobody unless configured). The gate computes it once:
-    use ``gate.page_headers``."""
+    ``frame_ancestors`` (by nobody unless configured). Computed once at start-up:
+    use ``PageKit.page_headers``."""
     return {**private_headers(), **page_security_headers(frame_ancestors)}
 
 
