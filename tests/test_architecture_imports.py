@@ -130,6 +130,44 @@ def test_imports_storage_drivers_stay_inside_storage(driver: str) -> None:
     assert outside == []
 
 
+_DRIVERS = ("consentgate.storage.sqlite", "consentgate.storage.postgres")
+# The layer written once for every SQL database: no driver, no database library.
+_BELOW_DRIVERS = (
+    "consentgate.storage.ports",
+    "consentgate.storage.base",
+    "consentgate.storage.records",
+)
+
+
+def test_imports_sql_layer_knows_no_driver() -> None:
+    layer = {m for m in MODULES if _inside(m, "consentgate.storage.sql")} | set(_BELOW_DRIVERS)
+    assert {"consentgate.storage.sql.store", "consentgate.storage.sql.queries"} <= layer
+    found = sorted(
+        (i.importer, i.imported)
+        for i in IMPORTS
+        if i.importer in layer
+        and not i.type_only
+        and (i.imported in _DRIVERS or i.imported == "consentgate.storage.urls")
+    )
+    assert found == []
+
+
+def test_imports_only_the_url_opener_chooses_a_driver() -> None:
+    # Drivers do not know each other, and nothing below storage/urls picks one: the
+    # storage_from_url cycle (base importing both drivers) stays gone.
+    storage_importers = sorted(
+        {
+            i.importer
+            for i in IMPORTS
+            if i.imported in _DRIVERS
+            and _inside(i.importer, "consentgate.storage")
+            and i.importer != "consentgate.storage"
+            and not i.type_only
+        }
+    )
+    assert storage_importers == ["consentgate.storage.urls"]
+
+
 def test_imports_nothing_holds_the_middleware() -> None:
     # The composition root builds every service and gives each what it needs: no module,
     # not even for its annotations, knows the middleware but the package's entry point.

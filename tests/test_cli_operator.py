@@ -27,7 +27,8 @@ from consentgate.cli import main
 from consentgate.config import Config
 from consentgate.operator.export import Progress
 from consentgate.storage import AcceptanceRecord, ConsentRecord, SQLiteStorage, User
-from consentgate.storage.sqlite import _INSERT, _record_params
+from consentgate.storage.sql.dialect import SQLITE
+from consentgate.storage.sql.queries import Queries
 
 POLICY_SHA = "c" * 64
 BANNER_SHA = "b" * 64
@@ -283,16 +284,17 @@ def _bulk_fill(path: Path, rows: int) -> None:
     per row would take minutes)."""
     run(SQLiteStorage(path).open())  # creates the schema; then append in bulk
     base = datetime(2026, 1, 1, tzinfo=UTC)
+    queries = Queries(SQLITE)
 
     def records() -> Iterator[tuple[Any, ...]]:
         for i in range(rows):
             granted = ALL if i % 3 else ("necessary",)
             rec = consent(f"{i:032x}", "grant", granted, "form", base + timedelta(seconds=i))
-            yield _record_params(rec)
+            yield queries.consent_params(rec)
 
     conn = sqlite3.connect(path)
     with conn:
-        conn.executemany(_INSERT, records())
+        conn.executemany(queries.insert_consent, records())
     conn.close()
 
 

@@ -123,7 +123,7 @@ def test_postgres_statement_timeout_turns_slow_query_into_storage_error(pg_url: 
         async with PostgresStorage(pg_url, statement_timeout=0.3) as storage:
             started = time.monotonic()
             with pytest.raises(StorageError, match=r"QueryCanceled|statement timeout"):
-                await storage._fetchone("SELECT pg_sleep(5)")
+                await storage._one("SELECT pg_sleep(5)")
             elapsed = time.monotonic() - started
             await storage.ping()  # the connection is fine afterwards
             return elapsed
@@ -160,8 +160,8 @@ def test_postgres_wrong_database_is_storage_error(pg_url: str) -> None:
 def test_postgres_pool_size_from_url_bounds_connections(pg_url: str) -> None:
     async def scenario() -> int:
         async with PostgresStorage(with_query(pg_url, pool_max_size=2)) as storage:
-            await asyncio.gather(*(storage._fetchone("SELECT pg_sleep(0.05)") for _ in range(6)))
-            pool = storage._pool
+            await asyncio.gather(*(storage._one("SELECT pg_sleep(0.05)") for _ in range(6)))
+            pool = storage._postgres.pool
             assert pool is not None
             return int(pool.get_stats()["pool_size"])
 

@@ -40,6 +40,7 @@ from consentgate.planner import ResponsePlanner
 from consentgate.responder import Responder
 from consentgate.storage import (
     AcceptanceRecord,
+    MeterReads,
     SchemaTooNewError,
     SchemaTooOldError,
     Storage,
@@ -100,9 +101,11 @@ class ConsentGate:
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
         self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
-        self.ledger = Ledger(storage or storage_from_url(config.database_url), config)
+        # One storage for the ledger, accounts, sessions and (when in the database) the
+        # meter; each component is typed with the port it uses.
+        store: Storage = storage or storage_from_url(config.database_url)
+        self.ledger = Ledger(store, config)
         self.banner_hashes = BannerHashes(config)
-        store = self.ledger.storage
         opener = self.ledger.ensure_open
         self.accounts = Accounts(
             store,
@@ -137,7 +140,7 @@ class ConsentGate:
         self.endpoints.add_routes(
             dashboard_routes(self.pages, self.keys, store, opener, self.backoff)
         )
-        self.articles = self._article_gate(crawler_resolver)
+        self.articles = self._article_gate(crawler_resolver, store)
         self.planner = ResponsePlanner(
             ConsentPlanner(config, self.registry, self.pages, self.metrics),
             self.articles,
@@ -145,15 +148,15 @@ class ConsentGate:
             fallback_headers=dict(self.pages.page_security_headers),
         )
 
-    def _article_gate(self, resolver: Resolver | None) -> ArticleGate:
+    def _article_gate(self, resolver: Resolver | None, store: MeterReads) -> ArticleGate:
         config, wall = self.config, self.config.wall
         meter_store: MeterStore | None = None
         database = None
         if wall.meter.store == "server":
             if self.redis is None:
                 # Reads in the database: opened on use, pruned now and then.
-                meter_store = self.ledger.storage
-                database = (self.ledger.ensure_open, self.ledger.storage.prune_reads)
+                meter_store = store
+                database = (self.ledger.ensure_open, store.prune_reads)
             else:
                 from consentgate.storage.redis import RedisMeterStore
 

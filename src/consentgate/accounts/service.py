@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Literal
+from typing import Literal, Protocol
 
 from consentgate.accounts.passwords import (
     DUMMY_HASH,
@@ -33,10 +33,10 @@ from consentgate.consent.settings import Policy
 from consentgate.storage import (
     AcceptanceRecord,
     DuplicateUserError,
-    Storage,
     StorageError,
     User,
     email_key,
+    ports,
 )
 from consentgate.visitor import ip_hmac
 
@@ -134,8 +134,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class AccountStore(ports.Lifecycle, ports.Accounts, ports.Acceptances, Protocol):
+    """What accounts use of the storage: users and their acceptances."""
+
+
 class Accounts:
-    """Registration, sign-in and the acceptance ledger, over any :class:`Storage`.
+    """Registration, sign-in and the acceptance ledger, over any :class:`AccountStore`.
 
     ``opener`` opens the storage on first use; pass the consent ledger's so that one
     component owns opening and closing the shared storage. Without it the storage is
@@ -144,7 +148,7 @@ class Accounts:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: AccountStore,
         secret_keys: tuple[str, ...],
         policy: Policy,
         *,

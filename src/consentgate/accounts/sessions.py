@@ -25,7 +25,7 @@ from typing import Any
 from itsdangerous import BadData
 
 from consentgate.keys import Keys, Purpose
-from consentgate.storage import SessionRecord, Storage, StorageError
+from consentgate.storage import SessionRecord, Sessions, StorageError
 
 __all__ = ["SESSION_SALT", "Session", "SessionCodec", "SessionStore"]
 
@@ -110,7 +110,7 @@ MAX_CACHE = 10_000
 
 
 class SessionStore:
-    """Server-side sessions of one ``kind`` ("reader" or "admin") over any Storage.
+    """Server-side sessions of one ``kind`` ("reader" or "admin") over any storage with sessions.
 
     Every request with a session cookie costs one primary-key lookup, except that a
     found session is remembered for ``cache_seconds`` per process (so a logout on one
@@ -120,7 +120,7 @@ class SessionStore:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Sessions,
         codec: SessionCodec,
         *,
         kind: str = "reader",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.datastructures import Headers
 
-from consentgate.storage import ConsentRecord, Storage
+from consentgate.storage import ConsentLog, ConsentRecord, Counters, Lifecycle
 from consentgate.visitor import ip_hmac
 
 if TYPE_CHECKING:
@@ -31,10 +31,14 @@ _MAX_USER_AGENT = 512
 GPC_WITHOUT_COOKIE = "gpc_without_cookie"
 
 
+class LedgerStore(Lifecycle, ConsentLog, Counters, Protocol):
+    """What the ledger uses of the storage: the consent log and the daily counters."""
+
+
 class Ledger:
     """The storage behind the ledger, opened on first use (after the server forked)."""
 
-    def __init__(self, storage: Storage, config: Config) -> None:
+    def __init__(self, storage: LedgerStore, config: Config) -> None:
         self.storage = storage
         self._config = config
         self._opened = False

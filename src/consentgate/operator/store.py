@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from consentgate.storage import AcceptanceRecord, ConsentRecord, Storage, storage_from_url
+# open_storage raises SchemaTooOldError when `consentgate migrate` is due.
+from consentgate.storage import AcceptanceRecord, ConsentRecord, open_storage
 
 __all__ = [
     "COUNTER_NAMES",
@@ -24,17 +23,6 @@ BANNER_IMPRESSIONS = "banner_impressions"
 WALL_IMPRESSIONS = "wall_impressions"
 REGISTRATIONS = "registrations"
 COUNTER_NAMES = (BANNER_IMPRESSIONS, WALL_IMPRESSIONS, REGISTRATIONS)
-
-
-@asynccontextmanager
-async def open_storage(database_url: str) -> AsyncIterator[Storage]:
-    """The opened storage; raises SchemaTooOldError when `consentgate migrate` is due."""
-    storage = storage_from_url(database_url)
-    await storage.open()
-    try:
-        yield storage
-    finally:
-        await storage.close()
 
 
 # -- time windows ---------------------------------------------------------------------

@@ -22,9 +22,19 @@ from consentgate.storage.base import (
     StorageError,
     User,
     email_key,
-    storage_from_url,
+)
+from consentgate.storage.ports import (
+    Acceptances,
+    Accounts,
+    ConsentLog,
+    Counters,
+    Erasure,
+    Lifecycle,
+    MeterReads,
+    Sessions,
 )
 from consentgate.storage.sqlite import SQLiteStorage
+from consentgate.storage.urls import open_storage, storage_from_url
 
 __all__ = [
     "ACCEPTANCE_METHODS",
@@ -33,15 +43,24 @@ __all__ = [
     "CONSENT_METHODS",
     "SESSION_KINDS",
     "AcceptanceRecord",
+    "Acceptances",
+    "Accounts",
+    "ConsentLog",
     "ConsentRecord",
+    "Counters",
     "DuplicateUserError",
+    "Erasure",
+    "Lifecycle",
+    "MeterReads",
     "SQLiteStorage",
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SessionRecord",
+    "Sessions",
     "Storage",
     "StorageError",
     "User",
     "email_key",
+    "open_storage",
     "storage_from_url",
 ]
