@@ -185,21 +185,24 @@ class ArticleGate:
         )
 
     # -- before the app runs ----------------------------------------------------------
-    def prepare_request(self, scope: Scope) -> None:
-        """For URLs the rules call articles, ask the app for the whole, plain page.
+    def prepare_request(self, scope: Scope) -> AccessLevel:
+        """For URLs the rules call articles, ask the app for the whole, plain page; the
+        route's level (the app's headers may still change it).
 
         Responses the app marks by header alone are checked after the fact (a 206 or
         an encoding we cannot undo there ends in the wall page).
         """
-        if not self._any_gated_rule or scope["method"] not in ("GET", "HEAD"):
-            return
-        if self.rules.level_for(scope["path"]) is AccessLevel.FREE:
-            return
+        if not self._any_gated_rule:
+            return AccessLevel.FREE
+        level = self.rules.level_for(scope["path"].split("?", 1)[0])
+        if level is AccessLevel.FREE or scope["method"] not in ("GET", "HEAD"):
+            return level
         scope["headers"] = [
             (name, value)
             for name, value in scope["headers"]
             if name.lower() not in _ARTICLE_REQUEST_HEADERS_DROPPED
         ]
+        return level
 
     # -- when the response starts ----------------------------------------------------------
     def access_of(self, scope: Scope, headers: Headers | MutableHeaders) -> ArticleAccess:

@@ -7,7 +7,6 @@ context variables set by the app keep working.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -98,6 +97,7 @@ class ConsentGate:
         self.keys = Keys(config.secret_keys)
         self.codec = ConsentCookieCodec(config, self.keys)
         self.visitors = VisitorReader(config, self.codec)
+        self._session_cookie = config.cookie_names.session
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
         self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
@@ -188,9 +188,11 @@ class ConsentGate:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         visitor = self.visitors.read(scope)
-        user_id = await self._user_id(scope, visitor)
-        if user_id is not None:
-            visitor = visitor.with_user(user_id)
+        # Awaited only when there is someone to look up: most requests carry no session.
+        if self.user_resolver is not None or self._session_cookie in visitor.cookies:
+            user_id = await self._user_id(scope, visitor)
+            if user_id is not None:
+                visitor = visitor.with_user(user_id)
         state = scope.setdefault("state", {})
         state["consent"] = visitor.consent
         state["consentgate"] = self.api
@@ -199,7 +201,7 @@ class ConsentGate:
             await endpoint(scope, receive, send, visitor)
             return
         cookies: list[str] = []
-        new_decision = await self._record_gpc_signal(scope, visitor)
+        new_decision = await self._record_gpc_signal(scope, visitor) if visitor.gpc else None
         if new_decision is not None:
             visitor = visitor.with_decision(self.config, new_decision)
             state["consent"] = visitor.consent
@@ -208,8 +210,7 @@ class ConsentGate:
                     self.cookies.consent, self.codec, new_decision, visitor.scheme
                 )
             )
-        self.planner.prepare_request(scope)
-        plan_for = functools.partial(self.planner.plan, scope, visitor, cookies)
+        plan_for = self.planner.for_request(scope, visitor, cookies)
         await self.app(scope, receive, Responder(plan_for, scope, send).send)
 
     async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
@@ -221,7 +222,7 @@ class ConsentGate:
                 logger.exception("consentgate: user_resolver failed; treating as signed out")
                 return None
         # A stored session: erasing the account deletes its sessions, logout its own.
-        return await self.sessions.subject(visitor.cookies.get(self.config.cookie_names.session))
+        return await self.sessions.subject(visitor.cookies.get(self._session_cookie))
 
     # -- the API for sites with their own accounts (also on request.state.consentgate) ---
     async def record_policy_acceptance(

@@ -7,6 +7,7 @@ that knows both, so that neither has to know the other.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -40,6 +41,10 @@ logger = logging.getLogger("consentgate")
 # Compiled once: selectors are parsed at import, not on every response.
 GATED_ELEMENTS = compile_selector("script[data-consent], iframe[data-consent]")
 CONSENT_MAX_TOKEN_BYTES = 16 << 20
+# Readers with more (or longer) cookie names are worked out each time: the cache of
+# expiries stays small (at most 4096 entries of a few hundred bytes) under any input.
+_CACHED_NAMES = 40
+_CACHED_NAME_CHARS = 600
 _CSP_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")
 
 
@@ -56,6 +61,10 @@ class ConsentPlanner:
         self._metrics = metrics
         self._no_banner_paths = PathPatterns(config.exclude_paths)
         self._unknown_cookies_logged: set[str] = set()
+        # A reader sends the same cookie names with the same consent page after page:
+        # the expiries are worked out once per (names, granted). Returned as tuples, so
+        # no caller can change a cached answer.
+        self._expiries = functools.lru_cache(maxsize=4096)(self._expiries_for)
 
     def operations(
         self, visitor: Visitor, content_security_policy: str | None
@@ -94,9 +103,19 @@ class ConsentPlanner:
         banner = render_banner(pages.context(visitor, token, next_url, nonce))
         return banner, [cookie] if cookie else []
 
-    def expiries(self, visitor: Visitor) -> list[str]:
+    def expiries(self, visitor: Visitor) -> tuple[str, ...]:
         """Set-Cookie headers that expire the reader's cookies of refused categories."""
-        return expire_cookie_headers(visitor.cookies, self._registry, visitor.consent.denied)
+        consent, names = visitor.consent, tuple(visitor.cookies)
+        if len(names) > _CACHED_NAMES or sum(map(len, names)) > _CACHED_NAME_CHARS:
+            # A cookie jar no real reader has: worked out each time, never kept.
+            return self._expiries_for(names, consent.granted, consent.categories)
+        return self._expiries(names, consent.granted, consent.categories)
+
+    def _expiries_for(
+        self, names: tuple[str, ...], granted: frozenset[str], categories: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        denied = frozenset(categories) - granted
+        return tuple(expire_cookie_headers(names, self._registry, denied))
 
     def cookie_filter(self, visitor: Visitor) -> CookieFilter:
         """Which of the app's Set-Cookie headers this reader allowed."""

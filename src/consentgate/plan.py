@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from starlette.datastructures import MutableHeaders
 
@@ -79,6 +80,22 @@ class ResponsePlan:
     #: FAIL_CLOSED only: why the body cannot be cut at all (send the fallback at once).
     refuse: str | None = None
     fallback: Fallback | None = None
+
+
+class PlanFor(Protocol):
+    """One request's planner, bound to its visitor: what the responder asks."""
+
+    def untouched(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """True when the plan could only be "pass, change nothing": no Set-Cookie to
+        filter, add or expire, nothing to rewrite, no article. Decided from the app's
+        raw header list, so most responses of a site (JSON, images, CSS) cost a scan,
+        not a plan. False whenever in doubt; the full plan then decides."""
+
+    async def __call__(self, headers: MutableHeaders, status: int, first_kind: str) -> ResponsePlan:
+        """The plan for a response with these (lower-cased) headers and status.
+
+        ``first_kind``: the type of the app's first message after the start (a body,
+        or, say, a zero-copy send we could not rewrite)."""
 
 
 def apply_headers(headers: MutableHeaders, plan: ResponsePlan, *, rewritten: bool) -> None:

@@ -39,6 +39,8 @@ logger = logging.getLogger("consentgate")
 _NO_BODY_STATUSES = frozenset({204, 304})
 # Statuses whose body is the article itself; a 404 or 500 page is not an article.
 _ARTICLE_STATUSES = frozenset({200, 203, 206})
+# Response headers that make a plan do something whatever else the response is.
+_ACTIONABLE_HEADERS = frozenset(name.encode("latin-1") for name in ("set-cookie", *SIGNAL_HEADERS))
 
 
 class ResponsePlanner:
@@ -54,9 +56,33 @@ class ResponsePlanner:
         self._metrics = metrics
         self._fallback_headers = dict(fallback_headers or {})
 
-    def prepare_request(self, scope: Scope) -> None:
-        """Before the app runs: ask it for the whole, plain page of an article."""
-        self.wall.prepare_request(scope)
+    def for_request(
+        self, scope: Scope, visitor: Visitor, set_cookies: Sequence[str]
+    ) -> RequestPlanner:
+        """Before the app runs: ask it for the whole, plain page of an article, and bind
+        the planner to this request. ``set_cookies`` are ours, decided before the app
+        ran (a GPC signal's new consent cookie)."""
+        level = self.wall.prepare_request(scope)
+        return RequestPlanner(self, scope, visitor, set_cookies, level)
+
+    def untouched(
+        self,
+        visitor: Visitor,
+        set_cookies: Sequence[str],
+        route_level: AccessLevel,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+    ) -> bool:
+        """See :meth:`consentgate.plan.PlanFor.untouched`."""
+        if set_cookies or route_level is not AccessLevel.FREE:
+            return False
+        for name, value in raw_headers:
+            name = name.lower()
+            if name in _ACTIONABLE_HEADERS:
+                return False
+            # Any HTML takes the full plan, whatever its status or encoding.
+            if name == b"content-type" and is_rewritable_content_type(value.decode("latin-1")):
+                return False
+        return not self.consent.expiries(visitor)
 
     async def plan(
         self,
@@ -142,6 +168,34 @@ class ResponsePlanner:
             operations.extend(self.wall.operations(visitor, verdict))
         plan.set_cookies.extend(cookies)
         return operations
+
+
+class RequestPlanner:
+    """The planner bound to one request (see :class:`consentgate.plan.PlanFor`)."""
+
+    __slots__ = ("_cookies", "_level", "_planner", "_scope", "_visitor")
+
+    def __init__(
+        self,
+        planner: ResponsePlanner,
+        scope: Scope,
+        visitor: Visitor,
+        set_cookies: Sequence[str],
+        route_level: AccessLevel,
+    ) -> None:
+        self._planner = planner
+        self._scope = scope
+        self._visitor = visitor
+        self._cookies = set_cookies
+        self._level = route_level
+
+    def untouched(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        return self._planner.untouched(self._visitor, self._cookies, self._level, raw_headers)
+
+    async def __call__(self, headers: MutableHeaders, status: int, first_kind: str) -> ResponsePlan:
+        return await self._planner.plan(
+            self._scope, self._visitor, self._cookies, headers, status, first_kind
+        )
 
 
 def _rewritable(headers: MutableHeaders, status: int) -> bool:

@@ -23,19 +23,22 @@ Vary, Cache-Control). Two regimes follow:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
-from consentgate.plan import Mode, ResponsePlan, apply_headers, content_encoding, reason_of
+from consentgate.plan import (
+    Mode,
+    PlanFor,
+    ResponsePlan,
+    apply_headers,
+    content_encoding,
+    reason_of,
+)
 from consentgate.rewrite import Rewriter, StreamingDecoder
 
 logger = logging.getLogger("consentgate")
 
-# (the app's headers, lower-cased; its status; the type of its first message after the
-# start) -> what to do with the response. The middleware binds the visitor.
-PlanFor = Callable[[MutableHeaders, int, str], Awaitable[ResponsePlan]]
 # A walled page is held until its cut is decided; past this, we give up (wall page).
 MAX_HELD_BYTES = 8 << 20
 # ASGI messages after the body that carry no body bytes; anything else on a walled
@@ -106,9 +109,15 @@ class Responder:
         if start is None:  # a body before the start: not ours to fix
             await self._send(first)
             return
+        status = int(start["status"])
+        if self._plan_for.untouched(start["headers"]):
+            # Nothing to do (the default plan, PASS): what the app sent goes out as it is.
+            await self._send(start)
+            await self._send(first)
+            return
         headers = _response_headers(start)
         self._headers = headers
-        plan = await self._plan_for(headers, int(start["status"]), first["type"])
+        plan = await self._plan_for(headers, status, first["type"])
         self._plan = plan
         if plan.mode is Mode.FAIL_CLOSED:
             self._gated = True

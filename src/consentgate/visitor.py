@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from consentgate.consent.state import Consent, ConsentCookieCodec, Decision, consent_in_force
@@ -65,7 +66,8 @@ class Visitor:
     _language: str | None
     _client_ip: Any
     _path_with_query: str | None
-    cookies: dict[str, str]
+    #: Read-only: one reader's unchanged Cookie header is parsed once and shared.
+    cookies: Mapping[str, str]
     decision: Decision | None
     consent: Consent
     mode: RegionMode
@@ -82,7 +84,7 @@ class Visitor:
         scope: Scope,
         headers: Mapping[bytes, bytes],
         *,
-        cookies: dict[str, str],
+        cookies: Mapping[str, str],
         decision: Decision | None,
         consent: Consent,
         mode: RegionMode,
@@ -207,6 +209,14 @@ class Visitor:
         )
 
 
+_NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+_CACHED_COOKIE_BYTES = 2048
+
+
+def _cookie_jar(header: bytes) -> Mapping[str, str]:
+    return MappingProxyType(parse_cookie_header(header.decode("latin-1")))
+
+
 # The request headers a Visitor reads (the country header is added per configuration).
 _VISITOR_HEADERS = frozenset((b"cookie", b"accept-language", b"sec-gpc", b"sec-fetch-dest"))
 _UNSET: Any = object()
@@ -226,6 +236,9 @@ class VisitorReader:
         # The consent in force depends on (decision, regime, GPC) alone, and a reader
         # sends the same decision for months: work it out once per combination.
         self._in_force = functools.lru_cache(maxsize=4096)(self._consent_in_force)
+        # A reader sends the same Cookie header page after page: parse each once. Only
+        # headers of ordinary size are kept, so the cache stays a few MB under any input.
+        self._cookie_jar = functools.lru_cache(maxsize=2048)(_cookie_jar)
 
     def _consent_in_force(self, decision: Decision | None, mode: RegionMode, gpc: bool) -> Consent:
         return consent_in_force(self._config, decision, mode=mode, gpc_signal=gpc)
@@ -233,7 +246,12 @@ class VisitorReader:
     def read(self, scope: Scope, *, decision: Decision | None = None) -> Visitor:
         headers = _pick_headers(scope.get("headers", ()), self._wanted)
         cookie_header = headers.get(b"cookie")
-        cookies = parse_cookie_header(cookie_header.decode("latin-1")) if cookie_header else {}
+        if not cookie_header:
+            cookies = _NO_COOKIES
+        elif len(cookie_header) <= _CACHED_COOKIE_BYTES:
+            cookies = self._cookie_jar(cookie_header)
+        else:
+            cookies = _cookie_jar(cookie_header)
         if decision is None:
             decision = self._codec.loads(cookies.get(self._consent_cookie))
         country = None

@@ -195,17 +195,25 @@ def current_request_budget() -> RequestBudget | None:
     return _REQUEST_BUDGET.get()
 
 
-@contextlib.contextmanager
-def request_budget(seconds: float | None) -> Iterator[RequestBudget | None]:
+class request_budget:  # named as the function it replaces: ``with request_budget(s):``
     """Storage calls in this block (and in tasks it starts) share ``seconds`` of waiting.
 
-    ``None`` means no budget beyond each call's own bound (a storage without one).
+    ``None`` means no budget beyond each call's own bound (a storage without one). A
+    class rather than a generator: every HTTP request enters one, and this costs a
+    fraction of what ``contextlib.contextmanager`` does.
     """
-    token = _REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
-    try:
-        yield _REQUEST_BUDGET.get()
-    finally:
-        _REQUEST_BUDGET.reset(token)
+
+    __slots__ = ("_budget", "_token")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._budget = None if seconds is None else RequestBudget(seconds)
+
+    def __enter__(self) -> RequestBudget | None:
+        self._token = _REQUEST_BUDGET.set(self._budget)
+        return self._budget
+
+    def __exit__(self, *exc_info: object) -> None:
+        _REQUEST_BUDGET.reset(self._token)
 
 
 @contextlib.contextmanager

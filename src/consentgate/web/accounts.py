@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
@@ -81,7 +81,7 @@ class AccountVisitor(Protocol):
     """The parts of :class:`consentgate.visitor.Visitor` these endpoints read."""
 
     @property
-    def cookies(self) -> dict[str, str]: ...
+    def cookies(self) -> Mapping[str, str]: ...
     @property
     def user_id(self) -> str | None: ...
     @property
