@@ -90,6 +90,17 @@ def html_app(
     return app
 
 
+def tamper_signature(value: str) -> str:
+    """``value`` with one character of its signature changed, surely.
+
+    Not the last characters: a base64 signature's last character carries only a few
+    bits, so replacing it (or the last two) with look-alikes can decode to the very
+    same bytes, about one time in 256, and a "tampered" value verifies."""
+    position = len(value) - 10
+    replacement = "B" if value[position] == "A" else "A"
+    return value[:position] + replacement + value[position + 1 :]
+
+
 def make_gate(app: Any, tmp_path: Path, **options: Any) -> ConsentGate:
     options.setdefault("secret_keys", [SECRET])
     options.setdefault("database_url", f"sqlite:///{tmp_path / 'ledger.db'}")

@@ -27,6 +27,7 @@ from tests.conftest import (
     html_app,
     make_gate,
     run,
+    tamper_signature,
 )
 
 from consentgate.consent.state import CONSENT_COOKIE_SALT, consent_serializer
@@ -387,7 +388,7 @@ def test_consent_post_rejected_without_valid_csrf(
             if case == "no_cookie":
                 c.cookies.clear()
             elif case == "wrong_token":
-                data["csrf_token"] = token[:-2] + "xx"
+                data["csrf_token"] = tamper_signature(token)
             elif case == "no_token":
                 del data["csrf_token"]
             elif case == "foreign_origin":

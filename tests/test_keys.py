@@ -171,6 +171,27 @@ def test_keys_ring_signs_exactly_as_the_old_way(purpose: Purpose) -> None:
         assert ours.dumps({"x": 1}) == old.dumps({"x": 1})
 
 
+@pytest.mark.parametrize("purpose", list(Purpose), ids=[p.name for p in Purpose])
+def test_keys_ring_reused_signers_keep_each_key_apart(purpose: Purpose) -> None:
+    # The ring keeps its signers and derived keys: after many uses, a value of the old
+    # key alone still verifies, one of an unknown key still fails, and the bytes signed
+    # are still the old way's.
+    timed = purpose not in (Purpose.CSRF, Purpose.CSRF_TOKEN)
+    ring = Keys([SECRET, OLD_SECRET])
+    ours = ring.timed_serializer(purpose) if timed else ring.serializer(purpose)
+    for i in range(3):
+        assert ours.loads(ours.dumps({"i": i})) == {"i": i}
+    only_old = old_serializer(purpose.value, timed, [OLD_SECRET])
+    assert ours.loads(only_old.dumps({"x": 2})) == {"x": 2}
+    stranger = old_serializer(purpose.value, timed, ["a-key-nobody-configured-0123456789"])
+    with pytest.raises(BadSignature):
+        ours.loads(stranger.dumps({"x": 3}))
+    old = old_serializer(purpose.value, timed, [SECRET, OLD_SECRET])
+    assert old.loads(ours.dumps({"x": 4})) == {"x": 4}
+    if not timed:
+        assert ours.dumps({"x": 4}) == old.dumps({"x": 4})
+
+
 def test_keys_ring_purposes_do_not_cross() -> None:
     ring = Keys([SECRET])
     for signed in Purpose:

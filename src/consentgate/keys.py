@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.encoding import want_bytes
 
 __all__ = ["Keys", "Purpose"]
 
@@ -36,6 +37,50 @@ class Purpose(StrEnum):
 def _signer_kwargs() -> dict[str, Any]:
     # A dict per serializer: itsdangerous keeps the one it is given, unshared is safer.
     return {"digest_method": hashlib.sha256}
+
+
+class _DerivesOnce(Signer):
+    """itsdangerous derives the HMAC key from (salt, secret key) on every signature it
+    makes or checks; the result depends on nothing else, so it is kept. The signatures
+    are the same bytes as before (the derivation itself is itsdangerous')."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        raw = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        derived: dict[bytes, bytes] = self.__dict__.setdefault("_derived", {})
+        key = derived.get(raw)
+        if key is None:
+            key = derived[raw] = super().derive_key(raw)
+        return key
+
+
+class _TimestampDerivesOnce(_DerivesOnce, TimestampSigner):
+    pass
+
+
+class _SignerPerSalt:
+    """Serializers build a new signer for every dumps/loads; one per salt does (signers
+    hold nothing but their configuration)."""
+
+    salt: bytes | None
+    secret_keys: list[bytes]
+    signer: type[Signer]
+    signer_kwargs: dict[str, Any]
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        key = self.salt if salt is None else want_bytes(salt)
+        signers: dict[bytes | None, Signer] = self.__dict__.setdefault("_signers", {})
+        signer = signers.get(key)
+        if signer is None:
+            signer = signers[key] = self.signer(self.secret_keys, salt=key, **self.signer_kwargs)
+        return signer
+
+
+class _Serializer(_SignerPerSalt, URLSafeSerializer):
+    pass
+
+
+class _TimedSerializer(_SignerPerSalt, URLSafeTimedSerializer):
+    pass
 
 
 class Keys:
@@ -64,14 +109,20 @@ class Keys:
 
     def serializer(self, purpose: Purpose) -> URLSafeSerializer:
         """Signed, not timestamped (CSRF values: they live as long as their cookie)."""
-        return URLSafeSerializer(
-            self._oldest_first, salt=purpose.value, signer_kwargs=_signer_kwargs()
+        return _Serializer(
+            self._oldest_first,
+            salt=purpose.value,
+            signer=_DerivesOnce,
+            signer_kwargs=_signer_kwargs(),
         )
 
     def timed_serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
         """Signed and timestamped: ``loads(..., max_age=)`` or ``return_timestamp=True``."""
-        return URLSafeTimedSerializer(
-            self._oldest_first, salt=purpose.value, signer_kwargs=_signer_kwargs()
+        return _TimedSerializer(
+            self._oldest_first,
+            salt=purpose.value,
+            signer=_TimestampDerivesOnce,
+            signer_kwargs=_signer_kwargs(),
         )
 
     def __repr__(self) -> str:

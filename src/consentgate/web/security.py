@@ -10,6 +10,7 @@ page's HTML never holds the cookie's value. The cookie is SameSite=Lax and HttpO
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -32,6 +33,12 @@ class CsrfTokens:
         ring = Keys.of(keys)
         self._ids = ring.serializer(Purpose.CSRF)  # the browser id in the cookie
         self._tokens = ring.serializer(Purpose.CSRF_TOKEN)  # the token bound to it
+        # Neither value carries a time, so a value verifies (or not) the same way every
+        # time: a reader's cookie and token are checked once per process, not on every
+        # page and every POST. Bounded: values are at most _MAX_LENGTH characters.
+        self._verified_id = functools.lru_cache(maxsize=4096)(self._verify_browser_id)
+        self._verified_binding = functools.lru_cache(maxsize=4096)(self._verify_token)
+        self._minted = functools.lru_cache(maxsize=4096)(self._mint)
 
     def new_browser_id(self) -> str:
         """A new cookie value: a random browser id, signed."""
@@ -40,11 +47,25 @@ class CsrfTokens:
     def _browser_id(self, cookie: str | None) -> str | None:
         if not cookie or len(cookie) > _MAX_LENGTH:
             return None
+        return self._verified_id(cookie)
+
+    def _verify_browser_id(self, cookie: str) -> str | None:
         try:
             value = self._ids.loads(cookie)
         except (BadData, ValueError, TypeError):
             return None
         return value if isinstance(value, str) and value else None
+
+    def _verify_token(self, submitted: str) -> str | None:
+        try:
+            payload = self._tokens.loads(submitted)
+        except (BadData, ValueError, TypeError):
+            return None
+        bound = payload.get("b") if isinstance(payload, dict) else None
+        return bound if isinstance(bound, str) else None
+
+    def _mint(self, browser_id: str) -> str:
+        return self._tokens.dumps({"b": _binding(browser_id)})
 
     def is_valid(self, cookie: str | None) -> bool:
         """Is this a browser-id cookie we signed?"""
@@ -55,19 +76,15 @@ class CsrfTokens:
         browser_id = self._browser_id(cookie)
         if browser_id is None:
             raise ValueError("token_for needs a valid browser-id cookie")
-        return self._tokens.dumps({"b": _binding(browser_id)})
+        return self._minted(browser_id)
 
     def matches(self, cookie: str | None, submitted: str | None) -> bool:
         """Was ``submitted`` minted for the browser whose cookie is ``cookie``?"""
         browser_id = self._browser_id(cookie)
         if browser_id is None or not submitted or len(submitted) > _MAX_LENGTH:
             return False
-        try:
-            payload = self._tokens.loads(submitted)
-        except (BadData, ValueError, TypeError):
-            return False
-        bound = payload.get("b") if isinstance(payload, dict) else None
-        return isinstance(bound, str) and hmac.compare_digest(bound, _binding(browser_id))
+        bound = self._verified_binding(submitted)
+        return bound is not None and hmac.compare_digest(bound, _binding(browser_id))
 
 
 # Our pages load only our own stylesheet and script (no inline code: see templates.py),

@@ -30,6 +30,7 @@ from consentgate.storage.records import (
     User,
     email_key,
 )
+from consentgate.storage.sql.batching import GroupCommit
 from consentgate.storage.sql.driver import Driver, Job, Result, Row, Statement, statement
 from consentgate.storage.sql.queries import ACCEPTANCE_TIME_COLUMN, CONSENT_TIME_COLUMN, Queries
 
@@ -58,6 +59,8 @@ class SQLStorage:
         self._q = Queries(driver.dialect)
         self._batch_size = batch_size
         self._schema_checked = False
+        # Decisions that arrive together are committed together (one fsync for many).
+        self._consents: GroupCommit[tuple[Any, ...], int] = GroupCommit(self._insert_consents)
 
     @property
     def driver(self) -> Driver:
@@ -169,10 +172,23 @@ class SQLStorage:
     # -- consent ledger ----------------------------------------------------------------
     async def record_consent(self, rec: ConsentRecord) -> ConsentRecord:
         _new(rec, "consent")
-        row = await self._one(self._q.insert_consent, *self._q.consent_params(rec))
-        if row is None:
-            raise StorageError("the database did not return the id of the new consent record")
-        return replace(rec, id=int(row[0]))
+        row_id = await self._consents.submit(self._q.consent_params(rec))
+        return replace(rec, id=row_id)
+
+    async def _insert_consents(self, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        """Insert consent rows in one transaction (one commit); their ids, in order."""
+
+        def insert() -> Job[list[int]]:
+            ids = []
+            for params in rows:
+                inserted = yield Statement(self._q.insert_consent, params)
+                row_id = inserted.scalar()
+                if row_id is None:
+                    raise StorageError("the database did not return the id of a consent record")
+                ids.append(int(row_id))
+            return ids
+
+        return await self._driver.run(insert, transaction=len(rows) > 1)
 
     async def consent_history(self, consent_id: str) -> list[ConsentRecord]:
         rows = await self._all(self._q.consent_history, consent_id)
