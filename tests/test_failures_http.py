@@ -14,6 +14,7 @@ import pytest
 from starlette.responses import PlainTextResponse, Response
 from tests.conftest import SECRET, client, html_app, run
 from tests.test_accounts_http import form_token
+from tests.test_cli_operator import check_html
 
 from consentgate import Config, ConsentGate, Failure
 from consentgate.operator.dashboard import Dashboard
@@ -251,6 +252,27 @@ def test_failures_dashboard_failure_ignores_operator_hook(tmp_path: Path) -> Non
         assert response.headers["x-frame-options"] == "DENY"
     page = answers[0].text
     assert "consentgate dashboard" in page and "Sign in to the dashboard." in page
+    check_html(page)
+
+
+def test_failures_dashboard_page_of_a_signed_in_failure_keeps_its_navigation(
+    tmp_path: Path,
+) -> None:
+    site = gate(tmp_path)
+    headers = {**HTML, "authorization": f"Bearer {TOKEN}"}
+
+    async def go() -> httpx.Response:
+        async with client(site) as c:
+            return await c.get(ADMIN, params={"days": "400"}, headers=headers)
+
+    response = run(go())
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    check_html(page)
+    assert "<h1>Window not accepted</h1>" in page and "from 1 to 366" in page
+    assert "Show the last 30 days" in page and "Sign out" in page  # the navigation
+    assert 'name="csrf_token"' in page and "cg_csrf=" in response.headers["set-cookie"]
 
 
 # -- the function itself ------------------------------------------------------------------

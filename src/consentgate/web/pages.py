@@ -1,9 +1,11 @@
 """What every page and endpoint of ours shares, built once at start-up: :class:`PageKit`.
 
 The headers of our pages, the static files and their version, the reader's CSRF token,
-the banner's context and the one failure path. The consent endpoints, the account pages,
-the dashboard and the banner inserted into the site's pages each receive this one object
-(not the middleware), so no two of them can disagree on, say, a CSRF cookie's flags.
+the banner's context and the readers' side of the one failure path (``fail``: the
+operator's hook, else :func:`consentgate.web.failures.failure_response`). The consent
+endpoints, the account pages, the dashboard and the banner inserted into the site's
+pages each receive this one object (not the middleware), so no two of them can
+disagree on, say, a CSRF cookie's flags.
 """
 
 from __future__ import annotations
