@@ -376,7 +376,7 @@ class AccountEndpoints:
                 cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
                 check_csrf(request, self.pages.csrf, cookie_token, first(form, "csrf_token"))
             except RequestFailure as failure:
-                # No link back: the form's next cannot be trusted before the checks pass.
+                # No link back: the form, and so its next, may not even have been read.
                 await self.answer.fail(scope, receive, send, visitor, failure, None)
                 return
             posted = Posted(request, form, safe_next(first(form, "next")))
