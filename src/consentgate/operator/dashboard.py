@@ -17,7 +17,10 @@ not even compared. Only login POSTs that pass the CSRF and Origin checks count a
 failures (per client network, growing delays), so cross-site junk cannot lock the
 operator out; failed bearer tokens are counted the same way.
 Read-only, server-rendered, no JavaScript; every answer is ``no-store``, unframeable,
-without referrer, under a CSP that allows only the page's own stylesheet.
+without referrer, under a CSP that allows only the page's own stylesheet. Failures take
+the one failure path of our routes (web/failures.py): JSON for a client that asks for
+it, else a page in the dashboard's style — never the operator's ``failure_response``
+hook, which is for the readers' pages. The HTML lives in operator/dashboard_html.py.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,22 +41,26 @@ from consentgate.accounts.ratelimit import BackoffPolicy
 from consentgate.accounts.sessions import SessionCodec, SessionStore
 from consentgate.keys import Purpose
 from consentgate.markup import escape as _e
-from consentgate.operator.privacy import (
-    CONSENT_NOTE,
-    HASH_NOTE,
-    METER_NOTE,
-    ConsentReport,
-    UserReport,
-    consent_report,
-    user_report,
+from consentgate.operator.dashboard_html import (
+    DEFAULT_DAYS,
+    MAX_QUERY,
+    consent_html,
+    dashboard_page,
+    failure_html,
+    login_html,
+    nav_html,
+    user_html,
 )
-from consentgate.operator.report import CSS_SHA256, page, stats_section
+from consentgate.operator.privacy import consent_report, user_report
+from consentgate.operator.report import CSS_SHA256, stats_section
 from consentgate.operator.stats import MAX_WINDOW_DAYS, check_window, compute_stats
-from consentgate.operator.store import Window, iso, parse_when
-from consentgate.storage import AcceptanceRecord, ConsentRecord, StorageError
+from consentgate.operator.store import Window, parse_when
+from consentgate.storage import StorageError
 from consentgate.visitor import client_network, ip_hmac
 from consentgate.web.cookies import ADMIN_COOKIE
-from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form
+from consentgate.web.errors import Failure
+from consentgate.web.failures import FailurePage, failure_response, wants_json_answer
+from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form, retry_seconds
 
 if TYPE_CHECKING:
     from consentgate.accounts.ratelimit import Backoff
@@ -84,10 +90,8 @@ LOGIN_WINDOW = 15 * 60  # the longest wait
 # over all networks: anyone could then lock the operator out, and a token of 256
 # random bits is not guessed by trying.
 TOKEN_BACKOFF = BackoffPolicy(free=10, max_seconds=LOGIN_WINDOW)
-DEFAULT_DAYS = 30
 MAX_DAYS = MAX_WINDOW_DAYS
 MAX_FORM_BYTES = 8 * 1024
-MAX_QUERY = 320
 
 # Never framed, whatever frame_ancestors allows for the readers' pages: nobody needs the
 # operator's dashboard inside another page, and a framed login or search is the
@@ -181,19 +185,21 @@ class Dashboard:
             backoff = self.backoff
             wait = await backoff.wait_seconds(key, TOKEN_BACKOFF)
             if wait > 0:
-                return _too_many(wait)
+                return self._fail(request, _too_many(wait))
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and self.token_matches(token.strip()):
                 return None
             await backoff.failure(key, TOKEN_BACKOFF)
-            return _plain(401, "Wrong admin token.", {"www-authenticate": _challenge(True)})
+            wrong = RequestFailure(Failure.ADMIN_TOKEN_WRONG, challenge=_challenge(True))
+            return self._fail(request, wrong)
         if await self._valid_session(visitor.cookies.get(ADMIN_COOKIE)):
             return None
         accept = request.headers.get("accept", "")
         if "text/html" in accept:
             target = f"{self.base}/login?next={quote(visitor.path_with_query, safe='')}"
             return _headers(RedirectResponse(target, status_code=303))
-        return _plain(401, "Sign in to the dashboard.", {"www-authenticate": _challenge(False)})
+        missing = RequestFailure(Failure.ADMIN_SIGN_IN_REQUIRED, challenge=_challenge(False))
+        return self._fail(request, missing)
 
     def _guard(
         self,
@@ -205,7 +211,7 @@ class Dashboard:
             request = Request(scope, receive)
             response: Response | None
             if not self._token_sha256:
-                response = _plain(404, "Not found.")
+                response = self._fail(request, RequestFailure(Failure.ADMIN_OFF))
             else:
                 response = None if public else await self._auth_failure(request, visitor)
             if response is None:
@@ -213,11 +219,9 @@ class Dashboard:
                     response = await handler(request, visitor)
                 except StorageError as exc:
                     logger.error("consentgate: admin dashboard: storage unavailable: %s", exc)
-                    response = self._html(
-                        "Storage unavailable",
-                        "<p>The database does not answer; try again shortly.</p>",
-                        status=503,
-                    )
+                    message = "The database does not answer; try again shortly."
+                    failure = RequestFailure(Failure.STORAGE_UNAVAILABLE, message=message)
+                    response = self._fail(request, failure)
             await _headers(response)(scope, receive, send)
 
         return endpoint
@@ -228,13 +232,8 @@ class Dashboard:
             window = _window_from(request)
         except ValueError as exc:
             # Refused before any storage call: no window can make us read years of rows.
-            return self._html(
-                "Window not accepted",
-                f'<p class="error" role="alert">{_e(exc)}.</p>'
-                f'<p><a href="{_e(self.base)}">Show the last {DEFAULT_DAYS} days</a></p>',
-                visitor=visitor,
-                status=400,
-            )
+            failure = RequestFailure(Failure.BAD_WINDOW, message=f"{exc}.")
+            return self._fail(request, failure, visitor=visitor)
         await self.opener()
         config = self.config
         stats = await compute_stats(
@@ -250,41 +249,38 @@ class Dashboard:
             for n in (7, 30, 90, 365)
         )
         body = f'<p class="note">Show: {choices}</p>' + stats_section(stats)
-        return self._html("Overview", body, visitor=visitor)
+        return self._html("Overview", body, visitor)
 
     async def search(self, request: Request, visitor: Visitor) -> Response:
         query = request.query_params.get("q", "").strip()[:MAX_QUERY]
         if not query:
-            return self._html(
-                "Search",
-                "<p>Enter a consent id or an e-mail address.</p>",
-                visitor=visitor,
-                query=query,
-            )
+            body = "<p>Enter a consent id or an e-mail address.</p>"
+            return self._html("Search", body, visitor, query=query)
         await self.opener()
         storage = self.storage
         if "@" in query:
             found = await user_report(storage, query)
             body = (
-                _user_html(found)
+                user_html(found)
                 if found is not None
                 else f"<p>No account with the e-mail address <b>{_e(query)}</b>.</p>"
             )
         else:
-            body = _consent_html(await consent_report(storage, query))
-        return self._html(f"Search: {query}", body, visitor=visitor, query=query)
+            body = consent_html(await consent_report(storage, query))
+        return self._html(f"Search: {query}", body, visitor, query=query)
 
     async def login_form(self, request: Request, visitor: Visitor) -> Response:
         next_url = _admin_next(request.query_params.get("next"), self.base)
         return self._login_page(visitor, next_url, status=200)
 
     async def login(self, request: Request, visitor: Visitor) -> Response:
-        form = await _read_form(request)
+        form = await self._read_form(request)
         if isinstance(form, Response):
             return form
         next_url = _admin_next(first(form, "next"), self.base)
         # CSRF and Origin before anything counts: a cross-site page can make the
-        # operator's browser post junk, and that must not lock the operator out.
+        # operator's browser post junk, and that must not lock the operator out. (The
+        # form comes back with its error and a fresh token: the operator's next try.)
         if not self._csrf_ok(request, visitor, first(form, "csrf_token")):
             return self._login_page(
                 visitor,
@@ -296,7 +292,7 @@ class Dashboard:
         backoff = self.backoff
         wait = await backoff.wait_seconds(key, TOKEN_BACKOFF)
         if wait > 0:
-            return _too_many(wait, html=True)
+            return self._fail(request, _too_many(wait))
         if not self.token_matches(first(form, "token").strip()):
             await backoff.failure(key, TOKEN_BACKOFF)
             return self._login_page(
@@ -312,11 +308,11 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request, visitor: Visitor) -> Response:
-        form = await _read_form(request)
+        form = await self._read_form(request)
         if isinstance(form, Response):
             return form
         if not self._csrf_ok(request, visitor, first(form, "csrf_token")):
-            return _plain(403, "The form had expired or came from another site.")
+            return self._fail(request, RequestFailure(Failure.ADMIN_FORM_REFUSED))
         try:
             await self.sessions.end(visitor.cookies.get(ADMIN_COOKIE))
         except StorageError as exc:
@@ -328,6 +324,35 @@ class Dashboard:
         return response
 
     # -- pieces ---------------------------------------------------------------------
+    def _fail(
+        self, request: Request, failure: RequestFailure, *, visitor: Visitor | None = None
+    ) -> Response:
+        """Every failure of the dashboard: the one failure path of our routes, drawn in
+        the dashboard's style (with its navigation when ``visitor`` is signed in).
+
+        Not ``PageKit.fail``, so not the operator's ``failure_response`` hook: that
+        renders the site's look for its readers, and the dashboard is an operator tool
+        (which must answer alike whatever the site's hook does)."""
+        nav, cookie = self._nav(visitor) if visitor is not None else ("", None)
+        site, base = self.config.site_name, self.base
+
+        def render(kind: Failure, message: str) -> str:
+            return failure_html(site, base, kind, message, nav)
+
+        page = FailurePage(render, SECURITY_HEADERS, json_headers=SECURITY_HEADERS)
+        wants_json = wants_json_answer(request)
+        response = failure_response(failure, wants_json=wants_json, page=page)
+        if cookie and not wants_json:
+            response.headers.append("set-cookie", cookie)
+        return response
+
+    async def _read_form(self, request: Request) -> Form | Response:
+        """The form, or the 400/413/415 that names why it cannot be read."""
+        try:
+            return await read_form(request, MAX_FORM_BYTES)
+        except RequestFailure as failure:
+            return self._fail(request, failure)
+
     def _csrf_ok(self, request: Request, visitor: Visitor, submitted: str) -> bool:
         cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
         try:
@@ -340,165 +365,24 @@ class Dashboard:
         self, visitor: Visitor, next_url: str, *, status: int, error: str = ""
     ) -> Response:
         token, cookie = self.pages.csrf_token_for(visitor)
-        alert = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
-        body = (
-            f"<main><h1>{_e(self.config.site_name)}: consentgate dashboard</h1>{alert}"
-            f'<form method="post" action="{_e(self.base)}/login">'
-            '<p><label for="token">Admin token</label><br>'
-            '<input type="password" id="token" name="token" required '
-            'autocomplete="current-password" autofocus></p>'
-            f'<input type="hidden" name="csrf_token" value="{_e(token)}">'
-            f'<input type="hidden" name="next" value="{_e(next_url)}">'
-            '<p><button type="submit">Sign in</button></p></form>'
-            '<p class="note">The token is printed by <code>consentgate admin-token</code>; '
-            "the configuration holds only its SHA-256.</p></main>"
-        )
-        response = HTMLResponse(page("Sign in — consentgate", body), status_code=status)
+        body = login_html(self.config.site_name, self.base, token, next_url, error)
+        response = HTMLResponse(body, status_code=status)
         if cookie:
             response.headers.append("set-cookie", cookie)
         return response
 
-    def _html(
-        self,
-        title: str,
-        content: str,
-        *,
-        visitor: Visitor | None = None,
-        query: str = "",
-        status: int = 200,
-    ) -> Response:
-        cookie = None
-        nav = ""
-        if visitor is not None:
-            token, cookie = self.pages.csrf_token_for(visitor)
-            nav = (
-                f'<nav aria-label="Dashboard"><a href="{_e(self.base)}">Overview</a>'
-                f'<form class="inline" role="search" method="get" action="{_e(self.base)}/search">'
-                '<label for="q">Consent id or e-mail</label> '
-                f'<input type="search" id="q" name="q" value="{_e(query)}" maxlength="{MAX_QUERY}">'
-                ' <button type="submit">Search</button></form> '
-                f'<form class="inline" method="post" action="{_e(self.base)}/logout">'
-                f'<input type="hidden" name="csrf_token" value="{_e(token)}">'
-                '<button type="submit">Sign out</button></form></nav>'
-            )
-        site = self.config.site_name
-        body = (
-            f"<header><p>{_e(site)} · consentgate dashboard (read-only)</p>{nav}</header>"
-            f"<main><h1>{_e(title)}</h1>{content}</main>"
-        )
-        response = HTMLResponse(page(f"{title} — consentgate", body), status_code=status)
+    def _nav(self, visitor: Visitor, query: str = "") -> tuple[str, str | None]:
+        """The navigation of a signed-in page, and a Set-Cookie if its CSRF token is new."""
+        token, cookie = self.pages.csrf_token_for(visitor)
+        return nav_html(self.base, token, query), cookie
+
+    def _html(self, title: str, content: str, visitor: Visitor, *, query: str = "") -> Response:
+        nav, cookie = self._nav(visitor, query)
+        body = dashboard_page(self.config.site_name, title, content, nav)
+        response = HTMLResponse(body)
         if cookie:
             response.headers.append("set-cookie", cookie)
         return response
-
-
-# -- HTML of the lookups ---------------------------------------------------------------
-
-
-def _table(caption: str, head: tuple[str, ...], rows: list[list[str]]) -> str:
-    ths = "".join(f'<th scope="col">{_e(h)}</th>' for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return (
-        f"<table><caption>{_e(caption)}</caption><thead><tr>{ths}</tr></thead>"
-        f"<tbody>{trs}</tbody></table>"
-    )
-
-
-_CONSENT_HEAD = (
-    "recorded (UTC)",
-    "action",
-    "method",
-    "granted",
-    "denied",
-    "policy",
-    "language",
-    "region mode",
-    "banner text sha256",
-    "IP HMAC",
-    "user agent",
-    "user id",
-)
-
-
-def _consent_row(rec: ConsentRecord) -> list[str]:
-    return [
-        iso(rec.recorded_at),
-        rec.action,
-        rec.method,
-        " ".join(rec.granted) or "none",
-        " ".join(rec.denied) or "none",
-        rec.policy_version,
-        rec.language,
-        rec.region_mode,
-        rec.banner_text_sha256,
-        rec.ip_hmac or "(none)",
-        rec.user_agent or "(none)",
-        rec.user_id or "",
-    ]
-
-
-def _acceptance_row(acc: AcceptanceRecord) -> list[str]:
-    return [
-        iso(acc.recorded_at),
-        acc.purpose,
-        "granted" if acc.granted else "refused",
-        acc.method,
-        acc.policy_version,
-        acc.policy_sha256,
-        acc.ip_hmac or "(none)",
-        acc.user_agent or "(none)",
-    ]
-
-
-def _consent_html(report: ConsentReport) -> str:
-    if not report.history:
-        return f"<p>No ledger rows for consent id <code>{_e(report.consent_id)}</code>.</p>"
-    return (
-        f"<p>{len(report.history)} ledger rows for consent id "
-        f"<code>{_e(report.consent_id)}</code>, oldest first. The IP address is not stored: "
-        "only an HMAC of it with the site's secret key.</p>"
-        + _table("Ledger history", _CONSENT_HEAD, [_consent_row(r) for r in report.history])
-    )
-
-
-def _user_html(report: UserReport) -> str:
-    user = report.user
-    account = _table(
-        "Account",
-        ("field", "value"),
-        [
-            ["id", user.id],
-            ["e-mail", user.email],
-            ["registered (UTC)", iso(user.created_at)],
-            ["password", HASH_NOTE],
-        ],
-    )
-    acceptances = _table(
-        "Acceptances",
-        (
-            "recorded (UTC)",
-            "purpose",
-            "answer",
-            "method",
-            "policy version",
-            "policy text sha256",
-            "IP HMAC",
-            "user agent",
-        ),
-        [_acceptance_row(a) for a in report.acceptances],
-    )
-    consents = _table(
-        "Consent rows recorded while signed in",
-        ("consent id", *_CONSENT_HEAD),
-        [[r.consent_id, *_consent_row(r)] for r in report.consents],
-    )
-    return (
-        account
-        + acceptances
-        + consents
-        + f'<p class="note">{_e(CONSENT_NOTE)}</p>'
-        + f"<h2>Meter</h2><p>{_e(METER_NOTE)}</p>"
-    )
 
 
 # -- small helpers ---------------------------------------------------------------------
@@ -540,31 +424,15 @@ def _admin_next(value: str | None, base: str) -> str:
     return base
 
 
-async def _read_form(request: Request) -> Form | Response:
-    """The form, or the 400/413/415 that names why it cannot be read."""
-    try:
-        return await read_form(request, MAX_FORM_BYTES)
-    except RequestFailure as failure:
-        return _plain(failure.failure.status, str(failure))
-
-
 def _challenge(invalid: bool) -> str:
     realm = 'Bearer realm="consentgate admin"'
     return realm + (', error="invalid_token"' if invalid else "")
 
 
-def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(text, status_code=status, media_type="text/plain", headers=headers)
-
-
-def _too_many(wait_seconds: float, *, html: bool = False) -> Response:
-    seconds = max(1, math.ceil(wait_seconds))
-    headers = {"retry-after": str(seconds)}
+def _too_many(wait_seconds: float) -> RequestFailure:
+    seconds = retry_seconds(wait_seconds)
     message = f"Too many attempts; try again in {seconds} seconds."
-    if html:
-        body = f'<main><h1>Too many attempts</h1><p role="alert">{_e(message)}</p></main>'
-        return HTMLResponse(page("Too many attempts", body), status_code=429, headers=headers)
-    return _plain(429, message, headers)
+    return RequestFailure(Failure.TOO_MANY_ATTEMPTS, message=message, retry_after=seconds)
 
 
 def _headers(response: Response) -> Response:

@@ -1,7 +1,9 @@
-"""Every way a request to our endpoints can fail, with its status and message.
+"""Every way a request to our routes can fail, with its status and message.
 
-One enum, so that tests can be parametrised over the failures and operators can
-replace the response (``ConsentGate(..., failure_response=...)``) without parsing text.
+One enum for the consent endpoints, the account pages and the dashboard (reason
+constants, as Django's csrf.py has), so that tests can be parametrised over the failures,
+JSON clients read a stable ``error`` code, and operators can replace the readers'
+response (``ConsentGate(..., failure_response=...)``) without parsing text.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ class Failure(Enum):
         503,
         "Your choice could not be recorded, so nothing was turned on. Please try again.",
     )
+    # Sign-in, registration and the admin token: the wait is in Retry-After.
+    TOO_MANY_ATTEMPTS = (429, "Too many attempts; please wait and try again.")
+    # The account pages: a password change refused (the reason is the message).
+    PASSWORD_NOT_CHANGED = (400, "The password was not changed.")
+    # The dashboard (an operator tool: its messages address the operator).
+    ADMIN_TOKEN_WRONG = (401, "Wrong admin token.")
+    ADMIN_SIGN_IN_REQUIRED = (401, "Sign in to the dashboard.")
+    ADMIN_FORM_REFUSED = (403, "The form had expired or came from another site.")
+    ADMIN_OFF = (404, "Not found.")
+    BAD_WINDOW = (400, "The time window was not accepted.")
 
     def __init__(self, status: int, message: str) -> None:
         self.status = status

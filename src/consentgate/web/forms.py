@@ -7,6 +7,7 @@ here, so a limit or a CSRF rule is set once and holds for each of them.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -33,12 +34,35 @@ Form = dict[str, list[str]]
 
 
 class RequestFailure(Exception):
-    """A request we refuse; ``failure`` says which way (status and message)."""
+    """A request we refuse; ``failure`` says which way (status, code and message).
 
-    def __init__(self, failure: Failure, detail: str | None = None) -> None:
-        super().__init__(failure.message if detail is None else f"{failure.message} {detail}")
+    ``message`` replaces the enum's wording where a route has its own (the account
+    pages' texts in the reader's language); ``retry_after`` (seconds, rounded up to a
+    whole one of at least 1) and ``challenge`` (a ``WWW-Authenticate`` value) become
+    headers of whatever answers the failure, whoever renders it.
+    """
+
+    def __init__(
+        self,
+        failure: Failure,
+        detail: str | None = None,
+        *,
+        message: str | None = None,
+        retry_after: float | None = None,
+        challenge: str | None = None,
+    ) -> None:
+        if message is None:
+            message = failure.message if detail is None else f"{failure.message} {detail}"
+        super().__init__(message)
         self.failure = failure
         self.detail = detail
+        self.retry_after = None if retry_after is None else retry_seconds(retry_after)
+        self.challenge = challenge
+
+
+def retry_seconds(wait_seconds: float) -> int:
+    """A wait as ``Retry-After`` says it: whole seconds, never 0 (that reads as "now")."""
+    return max(1, math.ceil(wait_seconds))
 
 
 def media_type(request: Request) -> str:

@@ -1,27 +1,36 @@
 """What every page and endpoint of ours shares, built once at start-up: :class:`PageKit`.
 
 The headers of our pages, the static files and their version, the reader's CSRF token,
-the banner's context and the one failure path. The consent endpoints, the account pages,
-the dashboard and the banner inserted into the site's pages each receive this one object
-(not the middleware), so no two of them can disagree on, say, a CSRF cookie's flags.
+the banner's context and the readers' side of the one failure path (``fail``: the
+operator's hook, else :func:`consentgate.web.failures.failure_response`). The consent
+endpoints, the account pages, the dashboard and the banner inserted into the site's
+pages each receive this one object (not the middleware), so no two of them can
+disagree on, say, a CSRF cookie's flags.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.consent.texts import resolve_texts
 from consentgate.web.cookies import CSRF_COOKIE_MAX_AGE, OwnCookies
 from consentgate.web.errors import Failure
-from consentgate.web.forms import RequestFailure, page_headers, private_headers
+from consentgate.web.failures import (
+    BoundHook,
+    FailurePage,
+    FailureResponse,
+    failure_response,
+    wants_json_answer,
+)
+from consentgate.web.forms import RequestFailure, page_headers
 from consentgate.web.security import CsrfTokens, page_security_headers
 from consentgate.web.templates import BannerContext, render_message_page
 
@@ -29,8 +38,14 @@ if TYPE_CHECKING:
     from consentgate.config import Config
     from consentgate.visitor import Visitor
 
-# (failure, message, visitor, wants_json) -> the response to send instead.
-FailureResponse = Callable[[Failure, str, "Visitor", bool], Response]
+__all__ = [
+    "STATIC_FILES",
+    "CookieReader",
+    "FailurePage",
+    "FailureResponse",
+    "PageKit",
+    "wants_json_answer",
+]
 STATIC_FILES = {
     "banner.css": "text/css; charset=utf-8",
     "banner.js": "text/javascript; charset=utf-8",
@@ -71,6 +86,8 @@ class PageKit:
         )
         # Changes whenever the files do, so browsers may cache them for a year.
         self.static_version = hashlib.sha256(b"".join(self.static_files.values())).hexdigest()[:10]
+        # The operator's hook, for the readers' routes only (see fail()).
+        self.operator_failure_response = failure_response
         self.failure_response: FailureResponse = failure_response or self.default_failure_response
 
     def static_url(self, name: str) -> str:
@@ -118,38 +135,50 @@ class PageKit:
         failure: RequestFailure,
         *,
         wants_json: bool | None = None,
+        page: FailurePage | None = None,
     ) -> None:
-        """The one failure path of our endpoints: the operator's response, or ours."""
+        """A failure of a reader-facing route (the consent endpoints, the account pages):
+        the operator's response if a hook is configured, else ours, drawn by ``page``
+        (the consent endpoints' message page by default).
+
+        The operator's hook renders the site's look for its readers, so it answers
+        here; the dashboard is an operator tool and calls
+        :func:`~consentgate.web.failures.failure_response` without it.
+        """
         if wants_json is None:
             wants_json = wants_json_answer(Request(scope))
-        response = self.failure_response(failure.failure, str(failure), visitor, wants_json)
+        hook = self.operator_failure_response
+        bound = None if hook is None else _bind(hook, visitor)
+        response = failure_response(
+            failure, wants_json=wants_json, page=page or self.message_page(visitor), hook=bound
+        )
         await response(scope, receive, send)
+
+    def message_page(self, visitor: Visitor) -> FailurePage:
+        """The consent endpoints' failures for a browser: the small message page."""
+        prefix = self.config.prefix
+
+        def render(failure: Failure, message: str) -> str:
+            settings = f"{prefix}/settings"
+            return render_message_page(
+                visitor.language, "Cookie settings", message, settings, prefix=prefix
+            )
+
+        return FailurePage(render, self.page_headers)
 
     def default_failure_response(
         self, failure: Failure, message: str, visitor: Visitor, wants_json: bool
     ) -> Response:
-        if wants_json:
-            return JSONResponse(
-                {"error": failure.code, "message": message},
-                status_code=failure.status,
-                headers=private_headers(),
-            )
-        page = render_message_page(
-            visitor.language,
-            "Cookie settings",
-            message,
-            f"{self.config.prefix}/settings",
-            prefix=self.config.prefix,
-        )
-        return HTMLResponse(page, status_code=failure.status, headers=self.page_headers)
+        """What answers a failure when no operator hook is configured (a hook may call it)."""
+        refused = RequestFailure(failure, message=message)
+        return failure_response(refused, wants_json=wants_json, page=self.message_page(visitor))
 
 
-def wants_json_answer(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    accept = request.headers.get("accept", "")
-    return "application/json" in content_type or (
-        "application/json" in accept and "text/html" not in accept
-    )
+def _bind(hook: FailureResponse, visitor: Visitor) -> BoundHook:
+    def bound(failure: Failure, message: str, wants_json: bool) -> Response:
+        return hook(failure, message, visitor, wants_json)
+
+    return bound
 
 
 def _read_static(name: str) -> bytes:
