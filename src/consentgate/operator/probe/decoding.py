@@ -1,52 +1,183 @@
-"""Undoing an answer's content codings, and reading it as text."""
+"""Undoing an answer's content codings, and reading it as text.
+
+One small class per coding (as httpx has them), each built for one body with the cap
+on what it may produce: every decoder stops at the same ``limit`` and says so the same
+way (:class:`Undecodable`, "decodes to more than N bytes"), so a small compressed bomb
+costs the probe at most about ``limit`` bytes whichever coding the site picked.
+"""
 
 from __future__ import annotations
 
 import codecs
 import zlib
 from importlib import import_module
-from typing import Any
+from typing import Any, ClassVar
 
 from consentgate.operator.probe.client import Answer
 from consentgate.operator.probe.errors import Undecodable
 
 
-def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    out = inflater.decompress(data, limit + 1)
-    if len(out) > limit:
-        raise Undecodable(f"decodes to more than {limit} bytes")
-    return out
+class Decoder:
+    """Undoes one content coding of one body, producing at most ``limit`` bytes."""
+
+    coding: ClassVar[str]
+
+    def __init__(self, limit: int, name: str | None = None) -> None:
+        self.limit = limit
+        self.name = name or self.coding  # as the answer spelled it (x-gzip)
+        self.out = bytearray()
+
+    @property
+    def room(self) -> int:
+        """How much more may come out: one byte past the cap, to tell "at the cap" from
+        "over it"."""
+        return self.limit + 1 - len(self.out)
+
+    def take(self, chunk: bytes) -> None:
+        self.out += chunk
+        if len(self.out) > self.limit:
+            raise Undecodable(f"decodes to more than {self.limit} bytes")
+
+    def decode(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def bad(self, exc: BaseException | str) -> Undecodable:
+        return Undecodable(f"bad {self.name} data ({exc})")
 
 
-def _decode_one(coding: str, data: bytes, limit: int) -> bytes:
-    try:
-        if coding in ("gzip", "x-gzip"):
-            return _inflate(data, 16 + zlib.MAX_WBITS, limit)
-        if coding == "deflate":  # zlib-wrapped as the RFC says, raw as some servers send
+class GzipDecoder(Decoder):
+    coding = "gzip"
+
+    def decode(self, data: bytes) -> bytes:
+        try:
+            self.take(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, self.room))
+        except zlib.error as exc:
+            raise self.bad(exc) from None
+        return bytes(self.out)
+
+
+class DeflateDecoder(Decoder):
+    coding = "deflate"
+
+    def decode(self, data: bytes) -> bytes:
+        try:
+            # zlib-wrapped as the RFC says, raw as some servers send
             try:
-                return _inflate(data, zlib.MAX_WBITS, limit)
+                return self._inflate(data, zlib.MAX_WBITS)
             except zlib.error:
-                return _inflate(data, -zlib.MAX_WBITS, limit)
-    except zlib.error as exc:
-        raise Undecodable(f"bad {coding} data ({exc})") from None
-    if coding == "br":
+                return self._inflate(data, -zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise self.bad(exc) from None
+
+    def _inflate(self, data: bytes, wbits: int) -> bytes:
+        self.out = bytearray()
+        self.take(zlib.decompressobj(wbits).decompress(data, self.room))
+        return bytes(self.out)
+
+
+class BrotliDecoder(Decoder):
+    """``br`` through the ``brotli`` package (optional: the probe needs no dependency).
+
+    Its streaming decompressor takes an output limit (brotli 1.2 and later): the output
+    comes in pieces of at most about that size, input only once the pending output is
+    out. An older build has no limit: it is fed the body in small slices, and the cap
+    is checked after each, so the overshoot is what one slice expands to.
+    """
+
+    coding = "br"
+    SLICE = 1024
+
+    def decode(self, data: bytes) -> bytes:
         module = _optional("brotli")
         if module is None:
             raise Undecodable("br: install the brotli package to read it")
+        if not hasattr(module, "Decompressor"):
+            raise Undecodable("br: this brotli build cannot decode in pieces; upgrade it")
         try:
-            return bytes(module.decompress(data))
+            decompressor = module.Decompressor()
+            if hasattr(decompressor, "can_accept_more_data"):
+                self._limited(decompressor, data)
+            else:
+                self._sliced(decompressor, data)
+        except Undecodable:
+            raise
         except Exception as exc:  # brotli's own error type varies by build
-            raise Undecodable(f"bad br data ({exc})") from None
-    if coding == "zstd":
-        module = _optional("compression.zstd") or _optional("zstandard")
-        if module is None:
+            raise self.bad(exc) from None
+        return bytes(self.out)
+
+    def _limited(self, decompressor: Any, data: bytes) -> None:
+        self.take(decompressor.process(data, output_buffer_limit=self.room))
+        while not decompressor.is_finished():
+            if decompressor.can_accept_more_data():
+                raise self.bad("the stream ends early")
+            chunk = decompressor.process(b"", output_buffer_limit=self.room)
+            if not chunk:  # output pending yet none given: never loop on it
+                raise self.bad("the decoder gives nothing more")
+            self.take(chunk)
+
+    def _sliced(self, decompressor: Any, data: bytes) -> None:
+        process = getattr(decompressor, "process", None) or decompressor.decompress
+        for start in range(0, len(data), self.SLICE):
+            self.take(process(data[start : start + self.SLICE]))
+        if hasattr(decompressor, "is_finished") and not decompressor.is_finished():
+            raise self.bad("the stream ends early")
+
+
+class ZstdDecoder(Decoder):
+    """``zstd`` through the standard library's ``compression.zstd`` (Python 3.14) or the
+    ``zstandard`` package, each asked for at most the room left; every frame is read
+    (a body may hold several, as ``zstd -c a b`` writes)."""
+
+    coding = "zstd"
+
+    def decode(self, data: bytes) -> bytes:
+        stdlib = _optional("compression.zstd")
+        package = None if stdlib is not None else _optional("zstandard")
+        if stdlib is None and package is None:
             raise Undecodable("zstd: no zstd decoder in this Python")
         try:
-            return bytes(module.decompress(data))
+            if stdlib is not None:
+                self._stdlib(stdlib, data)
+            else:
+                self._package(package, data)
+        except Undecodable:
+            raise
         except Exception as exc:
-            raise Undecodable(f"bad zstd data ({exc})") from None
-    raise Undecodable(f"unknown content coding {coding!r}")
+            raise self.bad(exc) from None
+        return bytes(self.out)
+
+    def _stdlib(self, module: Any, data: bytes) -> None:
+        rest = data
+        while rest:
+            decompressor = module.ZstdDecompressor()
+            self.take(decompressor.decompress(rest, self.room))
+            while not decompressor.eof and not decompressor.needs_input:
+                self.take(decompressor.decompress(b"", self.room))
+            if not decompressor.eof:
+                raise self.bad("the stream ends early")
+            rest = decompressor.unused_data
+
+    def _package(self, module: Any, data: bytes) -> None:
+        reader = module.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+        with reader:
+            while chunk := reader.read(min(self.room, 64 * 1024)):
+                self.take(chunk)
+
+
+DECODERS: dict[str, type[Decoder]] = {
+    "gzip": GzipDecoder,
+    "x-gzip": GzipDecoder,
+    "deflate": DeflateDecoder,
+    "br": BrotliDecoder,
+    "zstd": ZstdDecoder,
+}
+
+
+def _decode_one(coding: str, data: bytes, limit: int) -> bytes:
+    decoder = DECODERS.get(coding)
+    if decoder is None:
+        raise Undecodable(f"unknown content coding {coding!r}")
+    return decoder(limit, coding).decode(data)
 
 
 def _optional(name: str) -> Any:
