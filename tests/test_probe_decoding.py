@@ -259,3 +259,44 @@ def test_probe_decoding_old_brotli_is_fed_in_slices_and_stops_near_the_cap(
     plain = b"walled text " * 4000
     body = zlib.compress(plain)
     assert decode_body(Answer(200, [("content-encoding", "br")], body), LIMIT) == plain
+
+
+def _gzip(data: bytes) -> bytes:
+    return zlib.compress(data, wbits=16 + zlib.MAX_WBITS)
+
+
+def test_probe_decoding_gzip_reads_every_member() -> None:
+    # RFC 1952 allows several members; `gzip -c a b` writes one per file.
+    body = _gzip(b"<p>first member, </p>") + _gzip(b"") + _gzip(b"<p>second member</p>")
+    for coding in ("gzip", "x-gzip"):
+        answer = Answer(200, [("content-encoding", coding)], body)
+        assert decode_body(answer, LIMIT) == b"<p>first member, </p><p>second member</p>"
+
+
+def test_probe_decoding_gzip_members_together_over_the_cap_stop_at_it() -> None:
+    member = _gzip(b"\0" * (LIMIT // 2 + 1))  # each under the cap, two of them over
+    with pytest.raises(Undecodable, match=f"^decodes to more than {LIMIT} bytes$"):
+        decode_body(Answer(200, [("content-encoding", "gzip")], member * 2), LIMIT)
+    exact = _gzip(b"\0" * (LIMIT // 2)) * 2
+    assert len(decode_body(Answer(200, [("content-encoding", "gzip")], exact), LIMIT)) == LIMIT
+
+
+def test_probe_decoding_gzip_many_empty_members_stay_bounded() -> None:
+    # Many members that decode to nothing: the loop ends with the body.
+    body = _gzip(b"") * 5000 + _gzip(b"end")
+    assert decode_body(Answer(200, [("content-encoding", "gzip")], body), LIMIT) == b"end"
+
+
+def test_probe_decoding_gzip_trailing_bytes_after_a_member_are_ignored_as_before() -> None:
+    body = _gzip(b"text") + b"\0\0\0\0 not a member"
+    assert decode_body(Answer(200, [("content-encoding", "gzip")], body), LIMIT) == b"text"
+
+
+def test_probe_judge_hidden_text_in_a_later_gzip_member_is_a_leak() -> None:
+    prober = Prober(ProbeSettings("http://127.0.0.1:9", ("/a",), session_cookie="x"))
+    hidden = "The harbour master kept the second ledger in the lighthouse cellar."
+    registered = Answer(200, [("content-type", "text/html")], f"<p>{hidden}</p>".encode())
+    ref = Reference(registered, [hidden[8:40]], [hidden], len(hidden))
+    body = _gzip(b"<html><body><p>The cut lead.</p>") + _gzip(f"<p>{hidden}</p>".encode())
+    answer = Answer(200, [("content-encoding", "gzip"), ("content-type", "text/html")], body)
+    assert prober.judge(answer, ref, None, None)[0] is Verdict.LEAK

@@ -46,11 +46,23 @@ class Decoder:
 
 
 class GzipDecoder(Decoder):
+    """Every member of the body (RFC 1952 allows several; ``gzip -c a b`` writes one per
+    file), all of them together under the cap."""
+
     coding = "gzip"
+    MAGIC = b"\x1f\x8b"
 
     def decode(self, data: bytes) -> bytes:
+        rest = data
         try:
-            self.take(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, self.room))
+            while True:
+                member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.take(member.decompress(rest, self.room))
+                # A member cut short gives what it has, as one always did; bytes after
+                # a member that are no member (padding, junk) are left, as before.
+                rest = member.unused_data
+                if not member.eof or not rest.startswith(self.MAGIC):
+                    break
         except zlib.error as exc:
             raise self.bad(exc) from None
         return bytes(self.out)
