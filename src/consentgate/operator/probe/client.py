@@ -136,16 +136,28 @@ class Client:
                 if value:
                     connection.putheader(name, value)
             connection.endheaders(body)
+            # Held here: http.client lets go of it once the answer says it will close.
+            sock = connection.sock
+            deadline = started + self.timeout
             response = connection.getresponse()
             received = bytearray()
             truncated = False
-            while chunk := response.read(64 * 1024):
+            while True:
+                # The deadline bounds the whole read: each read may wait only the time
+                # left, and takes what one receive gives (read1), so a server sending a
+                # byte now and then cannot stretch one read past it.
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the body took longer than {self.timeout:g}s")
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = response.read1(64 * 1024)
+                if not chunk:
+                    break
                 received += chunk
                 if len(received) > self.max_bytes:
                     truncated = True
                     break
-                if time.monotonic() - started > self.timeout:
-                    raise TimeoutError(f"the body took longer than {self.timeout:g}s")
             answer = Answer(
                 status=response.status,
                 headers=[(k.lower(), v) for k, v in response.getheaders()],
