@@ -1,0 +1,579 @@
+"""The gate measured end to end: uvicorn serving the bare and the gated app, over HTTP.
+
+    .venv/bin/python benchmarks/bench_http.py [--rounds R] [--seconds S] [--json]
+
+Two uvicorn processes (one worker each, httptools, asyncio loop, no access log) serve
+the Starlette app of ``http_apps.py``: one bare, one wrapped by ConsentGate with an
+SQLite ledger. Both run for the whole benchmark but are driven one at a time by a
+bounded load generator: Debian's ``wrk`` (``-t1 -c32 --latency``) when it is on the
+PATH, else a Python asyncio client (httpx, 32 requests in flight, fixed duration). Each
+round runs every scenario on the bare server then on the gated one, so that a slow
+moment of the machine hits both; the table reports the median of the rounds.
+
+Scenarios (see benchmarks/README.md):
+
+* ``json-decided``     a reader who accepted everything fetches ~2 KB of JSON;
+* ``article-decided``  the same reader reads the ~50 KB article;
+* ``article-first``    a first visit (no cookie): the banner is inserted;
+* ``article-walled``   the decided reader on a registration-only article: cut after the lead;
+* ``decisions``        POST /consentgate/consent (accept all), each request without a
+                       consent cookie, so each makes a new consent id and a ledger row
+                       (gated only: decisions/s, and the ledger rows against the answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bench_middleware import BROWSER_HEADERS, machine_info
+from http_apps import DB_ENV, LAST_PARAGRAPH_MARKER
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CONNECTIONS = 32
+DEFAULT_ROUNDS = 3
+DEFAULT_SECONDS = 5.0
+WARMUP_SECONDS = 1.0
+DECISIONS_TARGET = 2000.0
+UVICORN_FLAGS = [
+    "--workers", "1", "--http", "httptools", "--loop", "asyncio",
+    "--no-access-log", "--log-level", "warning",
+]  # fmt: skip
+# A browser's request headers (bench_middleware.py's, less Host: the client sets it).
+READER_HEADERS = {k.decode(): v.decode() for k, v in BROWSER_HEADERS if k != b"host"}
+
+
+# --------------------------------------------------------------------------------------
+# The servers: started once, checked ready, always stopped.
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _start(name: str, factory: str, workdir: Path, env: dict[str, str]) -> Server:
+    port = _free_port()
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        # A session of its own: Ctrl-C reaches only this script, which then stops the
+        # server itself (and its whole group), so nothing is left listening.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE), factory,
+             "--host", "127.0.0.1", "--port", str(port), *UVICORN_FLAGS],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return Server(name, f"http://127.0.0.1:{port}", process, log)
+
+
+def _wait_ready(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        try:
+            if httpx.get(server.url + "/api/items", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    tail = server.log.read_text(errors="replace")[-2000:]
+    raise SystemExit(f"the {server.name} server did not come up on {server.url}:\n{tail}")
+
+
+def _stop(server: Server) -> None:
+    if server.process.poll() is not None:
+        return
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def servers(workdir: Path, database: Path) -> Iterator[tuple[Server, Server]]:
+    # This checkout's src and the benchmarks folder first, whatever the venv has installed.
+    path = os.pathsep.join([str(ROOT / "src"), str(HERE), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), DB_ENV: str(database)}
+    started: list[Server] = []
+    try:
+        started.append(_start("bare", "http_apps:bare", workdir, env))
+        started.append(_start("gated", "http_apps:gated", workdir, env))
+        for server in started:
+            _wait_ready(server)
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            _stop(server)
+
+
+# --------------------------------------------------------------------------------------
+# Load generators: wrk, or a Python client computing the same figures.
+
+
+@dataclass
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx_3xx: int = 0
+    socket_errors: int = 0
+    answered: int | None = None  # decisions: 303/200 answers counted one by one
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    method: str = "GET"
+    body: str = ""
+
+
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_wrk(output: str) -> Load:
+    """The figures of ``wrk --latency`` output (and our Lua script's status counts)."""
+
+    def find(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, output, re.MULTILINE)
+        if not match:
+            raise SystemExit(f"unexpected wrk output (no {pattern!r}):\n{output}")
+        return match
+
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    answered = re.search(r"^consentgate-answered (\d+)$", output, re.MULTILINE)
+    return Load(
+        requests_per_s=float(find(r"^Requests/sec:\s+([\d.]+)").group(1)),
+        p50_ms=_duration_ms(find(r"^\s+50%\s+(\S+)").group(1)),
+        p99_ms=_duration_ms(find(r"^\s+99%\s+(\S+)").group(1)),
+        requests=int(find(r"^\s+(\d+) requests in").group(1)),
+        non_2xx_3xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        answered=int(answered.group(1)) if answered else None,
+    )
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def post_script(request: Request) -> str:
+    """wrk's Lua for a POST, counting the 303/200 answers over all threads."""
+    headers = "".join(
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}\n" for k, v in request.headers.items()
+    )
+    return f"""wrk.method = {_lua_string(request.method)}
+wrk.body = {_lua_string(request.body)}
+{headers}local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) answered = 0 end
+function response(status, headers, body)
+  if status == 303 or status == 200 then answered = answered + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("answered") end
+  io.write(string.format("consentgate-answered %d\\n", total))
+end
+"""
+
+
+def run_wrk(base: str, request: Request, seconds: float, workdir: Path) -> Load:
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
+    if request.method == "GET":
+        for name, value in request.headers.items():
+            command += ["-H", f"{name}: {value}"]
+    else:
+        script = workdir / "post.lua"
+        script.write_text(post_script(request))
+        command += ["-s", str(script)]
+    done = subprocess.run(
+        [*command, base + request.path], capture_output=True, text=True, check=False,
+        timeout=seconds + 30,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    return parse_wrk(done.stdout)
+
+
+async def _python_load(base: str, request: Request, seconds: float) -> Load:
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = 0
+    # No cookie jar: every request carries exactly the scenario's cookies, as wrk's do
+    # (a decision's cg_consent must not turn the next POST into a change of mind).
+    jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(base_url=base, limits=limits, cookies=jar, timeout=10) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                try:
+                    response = await client.request(
+                        request.method, request.path, headers=request.headers,
+                        content=request.body.encode() or None,
+                    )  # fmt: skip
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - start)
+                statuses[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - started
+    if len(latencies) < 2:
+        raise SystemExit(f"the Python client got {len(latencies)} answers from {base}")
+    cuts = statistics.quantiles(latencies, n=100)
+    return Load(
+        requests_per_s=len(latencies) / elapsed,
+        p50_ms=cuts[49] * 1e3,
+        p99_ms=cuts[98] * 1e3,
+        requests=len(latencies),
+        non_2xx_3xx=sum(n for status, n in statuses.items() if not 200 <= status < 400),
+        socket_errors=errors,
+        answered=statuses[303] + statuses[200],
+    )
+
+
+def drive(base: str, request: Request, seconds: float, workdir: Path, use_wrk: bool) -> Load:
+    if use_wrk:
+        return run_wrk(base, request, seconds, workdir)
+    return asyncio.run(_python_load(base, request, seconds))
+
+
+# --------------------------------------------------------------------------------------
+# Set-up through the gated server: a real decision, then a check of every response.
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _csrf(client: httpx.Client) -> tuple[str, str]:
+    """The settings page's form token and its cg_csrf cookie, as a reader loads them."""
+    page = client.get("/consentgate/settings", headers={"accept": "text/html"})
+    match = _CSRF_FIELD.search(page.text)
+    cookie = client.cookies.get("cg_csrf")
+    if page.status_code != 200 or not match or not cookie:
+        raise SystemExit(f"GET /consentgate/settings: {page.status_code}, no form token or cookie")
+    return match.group(1), cookie
+
+
+def decision_form(token: str) -> str:
+    return urlencode({"action": "accept_all", "csrf_token": token, "next": "/article"})
+
+
+def decided_cookie(gated: Server) -> str:
+    """The Cookie header of a reader who accepted everything (a real POST, a real row)."""
+    with httpx.Client(base_url=gated.url, timeout=10) as client:
+        token, csrf = _csrf(client)
+        posted = client.post(
+            "/consentgate/consent",
+            content=decision_form(token),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        consent = posted.cookies.get("cg_consent")
+        if posted.status_code != 303 or not consent:
+            raise SystemExit(f"POST /consentgate/consent: {posted.status_code}, no cg_consent")
+    return f"cg_consent={consent}; cg_csrf={csrf}"
+
+
+def decisions_request(gated: Server) -> Request:
+    """A consent POST with a valid token and no consent cookie: a new consent id each time."""
+    with httpx.Client(base_url=gated.url, timeout=10) as client:
+        token, csrf = _csrf(client)
+    return Request(
+        "/consentgate/consent",
+        {"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"cg_csrf={csrf}"},
+        method="POST",
+        body=decision_form(token),
+    )
+
+
+def _expect(condition: bool, scenario: str, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"sanity check failed for {scenario}: {what}")
+
+
+def check(name: str, bare: Server, gated: Server, request: Request) -> None:
+    """One request to each server: never time a gate that did not do its work."""
+    plain = httpx.get(bare.url + request.path, headers=request.headers, timeout=10)
+    seen = httpx.get(gated.url + request.path, headers=request.headers, timeout=10)
+    _expect(plain.status_code == 200 and seen.status_code == 200, name, "status not 200")
+    body = seen.content
+    if request.path == "/api/items":
+        _expect(body == plain.content, name, "the JSON was changed")
+        return
+    _expect(LAST_PARAGRAPH_MARKER in plain.content, name, "the bare article is incomplete")
+    if name == "article-walled":
+        _expect(b'id="consentgate-cta"' in body, name, "no call to action: not cut")
+        _expect(LAST_PARAGRAPH_MARKER not in body, name, "the last paragraph went out")
+        return
+    _expect(LAST_PARAGRAPH_MARKER in body, name, "the article was cut")
+    banner = b'id="consentgate-banner"' in body
+    if "Cookie" in request.headers:
+        _expect(not banner, name, "banner shown to a decided reader")
+        _expect(b"consentgate-settings-link" in body, name, "settings link not inserted")
+    else:
+        _expect(banner, name, "no banner on a first visit")
+
+
+def ledger_rows(database: Path) -> int:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        count: int = db.execute("SELECT COUNT(*) FROM consent_ledger").fetchone()[0]
+    return count
+
+
+# --------------------------------------------------------------------------------------
+# The run.
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    request: Request
+    target: float  # gated/bare ratio, or decisions/s for the gated-only scenario
+    gated_only: bool = False
+    rounds: dict[str, list[Load]] = field(default_factory=lambda: {"bare": [], "gated": []})
+    ledger: list[dict[str, int]] = field(default_factory=list)
+
+
+def scenarios(cookie: str, decisions: Request) -> list[Scenario]:
+    decided = {**READER_HEADERS, "Cookie": cookie}
+    return [
+        Scenario("json-decided", "decided reader, 2 KB JSON", Request("/api/items", decided), 0.9),
+        Scenario("article-decided", "decided reader, 50 KB article",
+                 Request("/article", decided), 0.5),
+        Scenario("article-first", "first visit (banner), 50 KB article",
+                 Request("/article", dict(READER_HEADERS)), 0.4),
+        Scenario("article-walled", "registration-only article, cut after the lead",
+                 Request("/premium/article", decided), 0.25),
+        Scenario("decisions", "POST /consentgate/consent, a new consent id each",
+                 decisions, DECISIONS_TARGET, gated_only=True),
+    ]  # fmt: skip
+
+
+def run(rounds: int, seconds: float, use_wrk: bool, progress: bool) -> dict[str, Any]:
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="consentgate-bench-http-") as tmp:
+        workdir = Path(tmp)
+        database = workdir / "ledger.db"
+        with servers(workdir, database) as (bare, gated):
+            plan = scenarios(decided_cookie(gated), decisions_request(gated))
+            for scenario in plan:
+                if not scenario.gated_only:
+                    check(scenario.name, bare, gated, scenario.request)
+            say(f"servers up ({bare.url} bare, {gated.url} gated); checks passed; warming up")
+            for scenario in plan:  # imports, caches, the first connections: not timed
+                for server in (gated,) if scenario.gated_only else (bare, gated):
+                    drive(server.url, scenario.request, WARMUP_SECONDS, workdir, use_wrk)
+            started = time.perf_counter()
+            for round_index in range(rounds):
+                for scenario in plan:
+                    for server in (gated,) if scenario.gated_only else (bare, gated):
+                        before = ledger_rows(database) if scenario.gated_only else 0
+                        load = drive(server.url, scenario.request, seconds, workdir, use_wrk)
+                        if load.non_2xx_3xx:
+                            raise SystemExit(
+                                f"{scenario.name} on {server.name}: {load.non_2xx_3xx} answers "
+                                "were not 2xx/3xx; a benchmark of errors measures nothing"
+                            )
+                        if scenario.gated_only:
+                            # Requests still in flight when the load stopped finish first.
+                            time.sleep(0.5)
+                            rows = ledger_rows(database) - before
+                            answered = load.requests if load.answered is None else load.answered
+                            scenario.ledger.append({"rows": rows, "answered": answered})
+                        scenario.rounds[server.name].append(load)
+                say(f"  round {round_index + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
+    return report(plan, rounds, seconds, use_wrk)
+
+
+def _median(loads: list[Load], attribute: str) -> float:
+    return statistics.median(getattr(load, attribute) for load in loads)
+
+
+def report(plan: list[Scenario], rounds: int, seconds: float, use_wrk: bool) -> dict[str, Any]:
+    results = []
+    for scenario in plan:
+        entry: dict[str, Any] = {
+            "scenario": scenario.name,
+            "description": scenario.description,
+            "target": scenario.target,
+        }
+        for variant, loads in scenario.rounds.items():
+            if loads:
+                entry[variant] = {
+                    "requests_per_s": round(_median(loads, "requests_per_s"), 1),
+                    "p50_ms": round(_median(loads, "p50_ms"), 2),
+                    "p99_ms": round(_median(loads, "p99_ms"), 2),
+                    "rounds": [asdict(load) for load in loads],
+                }
+        if scenario.gated_only:
+            entry["ledger"] = scenario.ledger
+            entry["met"] = entry["gated"]["requests_per_s"] >= scenario.target
+        else:
+            entry["ratio"] = round(
+                entry["gated"]["requests_per_s"] / entry["bare"]["requests_per_s"], 3
+            )
+            entry["met"] = entry["ratio"] >= scenario.target
+        results.append(entry)
+    machine = machine_info()
+    for package in ("uvicorn", "httptools", "starlette", "httpx"):
+        try:
+            machine[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            machine[package] = None
+    return {
+        "benchmark": "bench_http",
+        "load_generator": f"wrk -t1 -c{CONNECTIONS}" if use_wrk else f"python httpx x{CONNECTIONS}",
+        "rounds": rounds,
+        "seconds": seconds,
+        "server": "uvicorn " + " ".join(UVICORN_FLAGS),
+        "machine": machine,
+        "results": results,
+    }
+
+
+def render_table(report: dict[str, Any]) -> str:
+    machine = report["machine"]
+    lines = [
+        f"consentgate end to end: {report['server']}; {report['load_generator']}, "
+        f"{report['rounds']} rounds x {report['seconds']:g} s, median of the rounds",
+        f"{machine['cpu']}, {machine['nproc']} CPUs, {machine['implementation']} "
+        f"{machine['python']}, uvicorn {machine['uvicorn']}, httptools {machine['httptools']}",
+        "",
+        "| scenario | what | bare req/s | gated req/s | ratio | target | bare p50/p99 ms "
+        "| gated p50/p99 ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["results"]:
+        gated = r["gated"]
+        gated_ms = f"{gated['p50_ms']:.1f} / {gated['p99_ms']:.1f}"
+        met = "" if r["met"] else " (not met)"
+        if "bare" in r:
+            bare = r["bare"]
+            lines.append(
+                f"| {r['scenario']} | {r['description']} | {bare['requests_per_s']:,.0f} "
+                f"| {gated['requests_per_s']:,.0f} | {r['ratio']:.2f}x | >= {r['target']}x{met} "
+                f"| {bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} | {gated_ms} |"
+            )
+        else:
+            lines.append(
+                f"| {r['scenario']} | {r['description']} | | {gated['requests_per_s']:,.0f}/s "
+                f"| | >= {r['target']:,.0f}/s{met} | | {gated_ms} |"
+            )
+    for r in report["results"]:
+        for index, ledger in enumerate(r.get("ledger", []), 1):
+            # Rows may exceed answers by what was in flight when the load stopped (at most
+            # one request per connection); fewer rows than answers would be a lost write.
+            extra = ledger["rows"] - ledger["answered"]
+            verdict = "equal" if extra == 0 else f"{extra:+d}"
+            if extra < 0 or extra > CONNECTIONS:
+                verdict += " MISMATCH"
+            lines.append(
+                f"{r['scenario']} round {index}: ledger rows {ledger['rows']:,}, answered "
+                f"decisions {ledger['answered']:,} ({verdict})"
+            )
+    load, cpus = machine.get("load_average_1min"), machine.get("nproc") or 1
+    if load is not None and load > cpus:
+        lines.append(
+            f"WARNING: load average {load} on {cpus} CPUs: the server, the load generator and "
+            "other work competed for the cores."
+        )
+    return "\n".join(lines)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so that the servers are stopped on the way out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"interleaved rounds; the median is reported (default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=DEFAULT_SECONDS,
+        help=f"duration of each run (default {DEFAULT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--python-client",
+        action="store_true",
+        help="use the Python client even when wrk is installed",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    args = parser.parse_args(argv)  # fmt: skip
+    if args.rounds < 1 or args.seconds < 1:
+        parser.error("--rounds must be at least 1 and --seconds at least 1")
+    use_wrk = not args.python_client and shutil.which("wrk") is not None
+    signal.signal(signal.SIGTERM, _interrupted)
+    result = run(args.rounds, args.seconds, use_wrk, progress=not args.json)
+    print(json.dumps(result, indent=2) if args.json else render_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
