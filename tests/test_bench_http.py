@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import bench_http
+import http_load
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:40123/consentgate/consent
   1 threads and 32 connections
@@ -34,7 +34,7 @@ consentgate-answered 2713 sent 2749
 
 
 def test_bench_http_wrk_output_parses_rate_latency_units_and_counts() -> None:
-    load = bench_http.parse_wrk(WRK_OUTPUT)
+    load = http_load.parse_wrk(WRK_OUTPUT)
     assert load.requests_per_s == pytest.approx(543.17)
     assert load.p50_ms == pytest.approx(0.85)  # µs converted
     assert load.p99_ms == pytest.approx(1500.0)  # seconds converted
@@ -46,7 +46,7 @@ def test_bench_http_wrk_output_parses_rate_latency_units_and_counts() -> None:
 
 def test_bench_http_wrk_output_without_script_counts_leaves_them_unset() -> None:
     plain = "\n".join(line for line in WRK_OUTPUT.splitlines() if "consentgate-" not in line)
-    load = bench_http.parse_wrk(plain)
+    load = http_load.parse_wrk(plain)
     assert load.answered is None
     assert load.sent is None
 
@@ -54,17 +54,17 @@ def test_bench_http_wrk_output_without_script_counts_leaves_them_unset() -> None
 def test_bench_http_wrk_output_missing_latency_aborts() -> None:
     cut = WRK_OUTPUT.replace("     99%    1.50s\n", "")
     with pytest.raises(SystemExit, match="99%"):
-        bench_http.parse_wrk(cut)
+        http_load.parse_wrk(cut)
 
 
 def test_bench_http_post_script_quotes_body_and_headers() -> None:
-    request = bench_http.Request(
+    request = http_load.Request(
         "/consentgate/consent",
         {"Cookie": 'cg_csrf=a"b\\c'},
         method="POST",
         body="action=accept_all&csrf_token=x.y",
     )
-    script = bench_http.post_script(request)
+    script = http_load.post_script(request)
     assert 'wrk.method = "POST"' in script
     assert 'wrk.body = "action=accept_all&csrf_token=x.y"' in script
     assert 'wrk.headers["Cookie"] = "cg_csrf=a\\"b\\\\c"' in script
