@@ -449,7 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     use_wrk = not args.python_client and shutil.which("wrk") is not None
     signal.signal(signal.SIGTERM, _interrupted)
     chosen = args.scenario or list(SCENARIOS)
-    result = run(args.rounds, args.seconds, use_wrk, chosen, progress=not args.json)
+    try:
+        result = run(args.rounds, args.seconds, use_wrk, chosen, progress=not args.json)
+    except KeyboardInterrupt:  # the servers are already stopped: no traceback needed
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
     print(json.dumps(result, indent=2) if args.json else render_table(result))
     return 0
 
