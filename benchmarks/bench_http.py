@@ -53,7 +53,7 @@ from http_load import CONNECTIONS, Load, Request, drive
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_ROUNDS = 3
-DEFAULT_SECONDS = 5.0
+DEFAULT_SECONDS = 5
 WARMUP_SECONDS = 1.0
 DECISIONS_TARGET = 2000.0
 UVICORN_FLAGS = [
@@ -276,6 +276,7 @@ def run(
         if progress:
             print(text, file=sys.stderr, flush=True)
 
+    load_before = round(os.getloadavg()[0], 2)  # other work on the machine, before ours
     with tempfile.TemporaryDirectory(prefix="consentgate-bench-http-") as tmp:
         workdir = Path(tmp)
         database = workdir / "ledger.db"
@@ -309,7 +310,9 @@ def run(
                             )
                         scenario.rounds[server.name].append(load)
                 say(f"  round {round_index + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
-    return report(plan, rounds, seconds, use_wrk)
+    result = report(plan, rounds, seconds, use_wrk)
+    result["machine"]["load_average_1min_at_start"] = load_before
+    return result
 
 
 def _median(loads: list[Load], attribute: str) -> float:
@@ -347,6 +350,9 @@ def report(plan: list[Scenario], rounds: int, seconds: float, use_wrk: bool) -> 
             machine[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             machine[package] = None
+    if use_wrk:
+        version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        machine["wrk"] = (version.stdout or version.stderr).split("\n", 1)[0].strip()
     return {
         "benchmark": "bench_http",
         "load_generator": f"wrk -t1 -c{CONNECTIONS}" if use_wrk else f"python httpx x{CONNECTIONS}",
@@ -403,11 +409,16 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{r['scenario']} round {index}: ledger rows {rows:,}, answered decisions "
                 f"{answered:,}, sent {sent:,}: {verdict}"
             )
-    load, cpus = machine.get("load_average_1min"), machine.get("nproc") or 1
-    if load is not None and load > cpus:
+    before, after = machine.get("load_average_1min_at_start"), machine.get("load_average_1min")
+    cpus = machine.get("nproc") or 1
+    lines.append(
+        f"Load average (1 min): {before} before the run (other work), {after} at the end "
+        "(the servers and wrk included)."
+    )
+    if before is not None and before > cpus / 2:
         lines.append(
-            f"WARNING: load average {load} on {cpus} CPUs: the server, the load generator and "
-            "other work competed for the cores."
+            f"WARNING: other work kept {before} of {cpus} CPUs busy before the run: the "
+            "servers and the load generator competed with it; rerun on an idle machine."
         )
     return "\n".join(lines)
 
@@ -426,9 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--seconds",
-        type=float,
+        type=int,  # wrk's -d counts whole seconds
         default=DEFAULT_SECONDS,
-        help=f"duration of each run (default {DEFAULT_SECONDS:g})",
+        help=f"duration of each run in seconds (default {DEFAULT_SECONDS})",
     )
     parser.add_argument(
         "--python-client",
