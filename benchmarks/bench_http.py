@@ -412,13 +412,13 @@ def render_table(report: dict[str, Any]) -> str:
     before, after = machine.get("load_average_1min_at_start"), machine.get("load_average_1min")
     cpus = machine.get("nproc") or 1
     lines.append(
-        f"Load average (1 min): {before} before the run (other work), {after} at the end "
-        "(the servers and wrk included)."
+        f"Load average (1 min): {before} before the run, {after} at the end (the servers "
+        "and wrk included)."
     )
     if before is not None and before > cpus / 2:
         lines.append(
-            f"WARNING: other work kept {before} of {cpus} CPUs busy before the run: the "
-            "servers and the load generator competed with it; rerun on an idle machine."
+            f"WARNING: the machine was busy before the run (load {before} on {cpus} CPUs): "
+            "the servers and the load generator competed with other work; rerun when idle."
         )
     return "\n".join(lines)
 
