@@ -175,3 +175,29 @@ def test_shared_classes_banner_of_a_shared_page_decides_with_the_browsers_word(
             return posted.status_code, after.headers["consentgate-class"]
 
     assert run(scenario()) == (303, ALL_OPTIONAL)
+
+
+def test_shared_classes_each_page_keeps_its_own_return_path_and_nonce(tmp_path: Path) -> None:
+    # Banners are rendered once per combination: the URL and the CSP nonce are part of it.
+    nonces = iter(["n0nceA", "n0nceA", "n0nceB", "n0nceA"])
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        csp = f"script-src 'nonce-{next(nonces)}'".encode()
+        headers = [(b"content-type", b"text/html"), (b"content-security-policy", csp)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<html><body><p>x</p></body></html>"})
+
+    gate = make_gate(app, tmp_path)
+
+    async def pages() -> list[str]:
+        async with client(gate) as c:
+            paths = ("/news/a", "/news/b", "/news/a", "/news/a")
+            return [(await c.get(p, headers={"accept": "text/html"})).text for p in paths]
+
+    a1, b, a_other_nonce, a2 = run(pages())
+    assert 'name="next" value="/news/a"' in a1 and a1 == a2
+    assert 'name="next" value="/news/b"' in b
+    assert 'nonce="n0nceA"' in a1 and 'nonce="n0nceB"' not in a1
+    assert 'nonce="n0nceB"' in a_other_nonce and 'nonce="n0nceA"' not in a_other_nonce

@@ -29,7 +29,7 @@ from consentgate.web.security import safe_next
 from consentgate.web.templates import render_banner, render_settings_control
 
 if TYPE_CHECKING:
-    from consentgate.config import Config
+    from consentgate.config import Config, RegionMode
     from consentgate.consent.cookies import CookieRegistry
     from consentgate.consent.state import Consent
     from consentgate.metrics import Metrics
@@ -41,6 +41,10 @@ logger = logging.getLogger("consentgate")
 # Compiled once: selectors are parsed at import, not on every response.
 GATED_ELEMENTS = compile_selector("script[data-consent], iframe[data-consent]")
 CONSENT_MAX_TOKEN_BYTES = 16 << 20
+# The URLs of ordinary pages; a longer one (query strings) is rendered each time.
+_CACHED_URL_CHARS = 256
+# (banner or settings link, language, granted, decided, GPC, regime, token, next, nonce)
+_InsertionKey = tuple[bool, str, frozenset[str], bool, bool, "RegionMode", str, str, "str | None"]
 # Readers with more (or longer) cookie names are worked out each time: the cache of
 # expiries stays small (at most 4096 entries of a few hundred bytes) under any input.
 _CACHED_NAMES = 40
@@ -65,6 +69,13 @@ class ConsentPlanner:
         # the expiries are worked out once per (names, granted). Returned as tuples, so
         # no caller can change a cached answer.
         self._expiries = functools.lru_cache(maxsize=4096)(self._expiries_for)
+        # The banner (or settings link) of a page depends on the reader's class, language,
+        # regime, GPC, the page's URL and a CSP nonce, and, only where a page is private,
+        # a token: the same few combinations come back page after page. Rendering one costs
+        # more than rewriting a small page, so each is rendered once (bounded: 512 of a
+        # few KB), as is the operation carrying it and the activation of each granted set.
+        self._insertions = functools.lru_cache(maxsize=512)(self._insertion)
+        self._activations = functools.lru_cache(maxsize=256)(self._activation)
 
     def operations(
         self, visitor: Visitor, content_security_policy: str | None
@@ -77,12 +88,15 @@ class ConsentPlanner:
             script = consent_mode_script(self._config, visitor.consent)
             nonce_attr = f' nonce="{nonce}"' if nonce else ""
             operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
-        operations.append(RewriteAttributes(GATED_ELEMENTS, activation(visitor.consent)))
+        operations.append(self._activations(visitor.consent))
         cookies: list[str] = []
         if self.shows_banner(visitor):
-            snippet, cookies = self._banner_or_control(visitor, nonce)
-            operations.append(InsertHTML.before_body_close(snippet))
+            insertion, cookies = self._banner_or_control(visitor, nonce)
+            operations.append(insertion)
         return operations, cookies
+
+    def _activation(self, consent: Consent) -> RewriteAttributes:
+        return RewriteAttributes(GATED_ELEMENTS, activation(consent))
 
     def shows_banner(self, visitor: Visitor) -> bool:
         """Whether the page gets the banner (or, once decided, the settings link): not a
@@ -92,22 +106,44 @@ class ConsentPlanner:
             return False
         return not self._no_banner_paths.matches(visitor.path_with_query.partition("?")[0])
 
-    def _banner_or_control(self, visitor: Visitor, nonce: str | None) -> tuple[str, list[str]]:
+    def _banner_or_control(
+        self, visitor: Visitor, nonce: str | None
+    ) -> tuple[InsertHTML, list[str]]:
         next_url = safe_next(visitor.path_with_query)
-        pages = self._pages
-        if not visitor.consent.needs_banner:
-            # The control is a plain link: no form, so no CSRF token to mint.
-            return render_settings_control(pages.context(visitor, "", next_url, nonce)), []
-        if self._config.shared_cache and visitor.user_id is None:
-            # The page may be shared by every undecided reader: no token of this browser
-            # in it (and no cookie to mint); the browser's Origin / Fetch Metadata vouch
-            # for the banner's posts instead (web/forms.check_csrf).
-            token, cookie = "", None
-        else:
-            token, cookie = pages.csrf_token_for(visitor)
-        self._metrics.add(BANNER_IMPRESSIONS)
-        banner = render_banner(pages.context(visitor, token, next_url, nonce))
-        return banner, [cookie] if cookie else []
+        consent = visitor.consent
+        banner = consent.needs_banner
+        token, cookie = "", None
+        if banner and not (self._config.shared_cache and visitor.user_id is None):
+            token, cookie = self._pages.csrf_token_for(visitor)
+        # Otherwise no token: the control is a plain link (no form), and a banner on a page
+        # every undecided reader may share holds no token of this browser (nor a cookie to
+        # mint); the browser's Origin / Fetch Metadata vouch for its posts instead
+        # (web/forms.check_csrf).
+        if banner:
+            self._metrics.add(BANNER_IMPRESSIONS)
+        key = (
+            banner,
+            visitor.language,
+            consent.granted if consent.decided else frozenset(),
+            consent.decided,
+            visitor.gpc,
+            visitor.mode,
+            token,
+            next_url,
+            nonce,
+        )
+        # A reader's own token, or an unusually long URL, would only churn the cache.
+        cacheable = not token and len(next_url) <= _CACHED_URL_CHARS
+        insertion = self._insertions(key) if cacheable else self._insertion(key)
+        return insertion, [cookie] if cookie else []
+
+    def _insertion(self, key: _InsertionKey) -> InsertHTML:
+        banner, language, granted, decided, gpc, mode, token, next_url, nonce = key
+        context = self._pages.context_of(
+            language, granted, decided, gpc, mode, token, next_url, nonce
+        )
+        html = render_banner(context) if banner else render_settings_control(context)
+        return InsertHTML.before_body_close(html)
 
     def expiries(self, visitor: Visitor) -> tuple[str, ...]:
         """Set-Cookie headers that expire the reader's cookies of refused categories."""

@@ -9,6 +9,7 @@ case-insensitive; ids, classes and attribute values are case-sensitive.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,8 +161,16 @@ class Selector:
 
 
 def compile_selector(selector: str | Selector) -> Selector:
-    """Parse a selector string (a :class:`Selector` is returned unchanged)."""
-    return selector if isinstance(selector, Selector) else Selector.parse(selector)
+    """Parse a selector string (a :class:`Selector` is returned unchanged).
+
+    Selectors are immutable values, and the same few strings ("body", "head", the
+    configured ones) are compiled for every response's operations: each is parsed once."""
+    return selector if isinstance(selector, Selector) else _parse_once(selector)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_once(source: str) -> Selector:
+    return Selector.parse(source)
 
 
 _IDENT = re.compile(r"-?(?:[A-Za-z_\u00a0-\U0010ffff])[\w\u00a0-\U0010ffff-]*")

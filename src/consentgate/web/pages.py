@@ -35,7 +35,7 @@ from consentgate.web.security import CsrfTokens, page_security_headers
 from consentgate.web.templates import BannerContext, render_message_page
 
 if TYPE_CHECKING:
-    from consentgate.config import Config
+    from consentgate.config import Config, RegionMode
     from consentgate.visitor import Visitor
 
 __all__ = [
@@ -107,21 +107,45 @@ class PageKit:
     def context(
         self, visitor: Visitor, csrf_token: str, next_url: str, nonce: str | None = None
     ) -> BannerContext:
+        consent = visitor.consent
+        return self.context_of(
+            visitor.language,
+            consent.granted if consent.decided else frozenset(),
+            consent.decided,
+            visitor.gpc,
+            visitor.mode,
+            csrf_token,
+            next_url,
+            nonce,
+        )
+
+    def context_of(
+        self,
+        language: str,
+        granted: frozenset[str],
+        decided: bool,
+        gpc: bool,
+        mode: RegionMode,
+        csrf_token: str,
+        next_url: str,
+        nonce: str | None = None,
+    ) -> BannerContext:
+        """The banner's context from the few things about the reader it depends on."""
         config = self.config
         return BannerContext(
             prefix=config.prefix,
-            lang=visitor.language,
-            texts=resolve_texts(visitor.language, config.texts),
+            lang=language,
+            texts=resolve_texts(language, config.texts),
             categories=config.categories,
-            granted=visitor.consent.granted if visitor.consent.decided else frozenset(),
-            decided=visitor.consent.decided,
+            granted=granted,
+            decided=decided,
             csrf_token=csrf_token,
             next_url=next_url,
             policy_url=config.policy.url,
             policy_version=config.policy.version,
             site_name=config.site_name,
-            gpc=visitor.gpc,
-            mode=visitor.mode,
+            gpc=gpc,
+            mode=mode,
             static_version=self.static_version,
             nonce=nonce,
         )
