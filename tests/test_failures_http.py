@@ -305,3 +305,36 @@ def test_failures_retry_after_is_whole_seconds_at_least_one() -> None:
         for wants_json in (True, False):
             response = failure_response(refused, wants_json=wants_json, page=PAGE)
             assert response.headers["retry-after"] == header
+
+
+# -- the router's own answers take the same path -------------------------------------------
+
+
+def test_failures_router_method_not_allowed_names_the_methods(tmp_path: Path) -> None:
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with client(gate(tmp_path)) as c:
+            as_json = await c.put("/consentgate/consent", headers=JSON)
+            as_page = await c.delete("/consentgate/consent", headers=HTML)
+            return as_json, as_page
+
+    as_json, as_page = run(scenario())
+    body = assert_json_error(as_json, Failure.METHOD_NOT_ALLOWED)
+    assert "POST" in body["message"] and "GET" in as_json.headers["allow"]
+    assert as_page.status_code == 405 and as_page.headers["allow"] == as_json.headers["allow"]
+    assert as_page.headers["content-type"].startswith("text/html")
+
+
+def test_failures_router_missing_static_file_is_404_through_the_hook(tmp_path: Path) -> None:
+    hook = Hook()
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with client(gate(tmp_path)) as c:
+            ours = await c.get("/consentgate/static/nope.css", headers=JSON)
+        async with client(gate(tmp_path, hook)) as c:
+            theirs = await c.get("/consentgate/static/nope.css", headers=HTML)
+        return ours, theirs
+
+    ours, theirs = run(scenario())
+    assert_json_error(ours, Failure.NOT_FOUND)
+    assert theirs.status_code == 404 and theirs.text == "the site's own page: not_found"
+    assert [call[0] for call in hook.calls] == [Failure.NOT_FOUND]

@@ -194,9 +194,7 @@ class Endpoints:
         name = _route_path(scope)[len(self._static_prefix) :]
         content = self._static.get(name)
         if content is None:
-            await Response("Not found", status_code=404, media_type="text/plain")(
-                scope, receive, send
-            )
+            await self.pages.fail(scope, receive, send, visitor, RequestFailure(Failure.NOT_FOUND))
             return
         headers = {"cache-control": "public, max-age=31536000, immutable"}
         await Response(content, media_type=STATIC_FILES[name], headers=headers)(
@@ -207,13 +205,12 @@ class Endpoints:
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
         allowed = sorted({m for m, p in self._routes if p == _route_path(scope)})
-        response = Response(
-            f"Method not allowed; use {', '.join(allowed)}",
-            status_code=405,
-            media_type="text/plain",
-            headers={"allow": ", ".join(allowed)},
+        failure = RequestFailure(
+            Failure.METHOD_NOT_ALLOWED,
+            message=f"Method not allowed; use {', '.join(allowed)}.",
+            allow=allowed,
         )
-        await response(scope, receive, send)
+        await self.pages.fail(scope, receive, send, visitor, failure)
 
     # -- POST endpoints -------------------------------------------------------------
     async def post_consent(

@@ -34,6 +34,9 @@ class Failure(Enum):
     FORM_MEDIA_TYPE = (415, "Send the form as application/x-www-form-urlencoded.")
     BODY_TOO_LARGE = (413, "The request body is too large.")
     NO_CONSENT = (404, "No consent has been recorded for this browser.")
+    # The router: a path of ours that does not exist, or a method it does not take.
+    NOT_FOUND = (404, "Not found.")
+    METHOD_NOT_ALLOWED = (405, "Method not allowed; the Allow header lists those it takes.")
     STORAGE_UNAVAILABLE = (
         503,
         "Your choice could not be recorded, so nothing was turned on. Please try again.",

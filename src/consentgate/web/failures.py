@@ -4,7 +4,7 @@ The consent endpoints, the account pages and the dashboard each hand their
 :class:`~consentgate.web.forms.RequestFailure` here, with a :class:`FailurePage`: how
 their HTML looks and which headers their pages carry. Everything else is decided here,
 the same way for each of them: JSON or HTML, the status, the ``error`` code and the
-message, ``Retry-After`` and ``WWW-Authenticate``. The operator's ``failure_response``
+message, ``Retry-After``, ``WWW-Authenticate`` and ``Allow``. The operator's ``failure_response``
 hook, when it is passed, answers in our place; only the reader-facing routes pass it
 (:meth:`consentgate.web.pages.PageKit.fail`).
 """
@@ -87,6 +87,8 @@ def failure_response(
         response.headers.setdefault("retry-after", str(failure.retry_after))
     if failure.challenge is not None:
         response.headers.setdefault("www-authenticate", failure.challenge)
+    if failure.allow:
+        response.headers.setdefault("allow", ", ".join(failure.allow))
     return response
 
 

@@ -38,8 +38,9 @@ class RequestFailure(Exception):
 
     ``message`` replaces the enum's wording where a route has its own (the account
     pages' texts in the reader's language); ``retry_after`` (seconds, rounded up to a
-    whole one of at least 1) and ``challenge`` (a ``WWW-Authenticate`` value) become
-    headers of whatever answers the failure, whoever renders it.
+    whole one of at least 1), ``challenge`` (a ``WWW-Authenticate`` value) and ``allow``
+    (the methods a path takes) become headers of whatever answers the failure, whoever
+    renders it.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class RequestFailure(Exception):
         message: str | None = None,
         retry_after: float | None = None,
         challenge: str | None = None,
+        allow: Sequence[str] = (),
     ) -> None:
         if message is None:
             message = failure.message if detail is None else f"{failure.message} {detail}"
@@ -58,6 +60,7 @@ class RequestFailure(Exception):
         self.detail = detail
         self.retry_after = None if retry_after is None else retry_seconds(retry_after)
         self.challenge = challenge
+        self.allow = tuple(allow)
 
 
 def retry_seconds(wait_seconds: float) -> int:
