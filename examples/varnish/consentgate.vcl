@@ -31,6 +31,7 @@ sub vcl_recv {
         return (pass);
     }
     # consentgate's own pages (banner endpoints, settings, accounts) are per reader.
+    # If you changed the gate's `prefix`, change it here too.
     if (req.url ~ "^/consentgate(/|\?|$)") {
         return (pass);
     }
@@ -48,7 +49,8 @@ sub vcl_recv {
         set req.http.ConsentGate-Cache-Class = regsub(
             req.http.Cookie, "^(?:.*;)?\s*cg_class=([^;]*).*$", "\1");
         if (req.http.ConsentGate-Cache-Class !~ "^g(\.[a-z][a-z0-9_-]{0,31}){0,32}$") {
-            # Not a class the origin ever sets: no copy to share, ask the app.
+            # Not a class the origin ever sets (or more than 32 optional categories):
+            # no copy to share, ask the app.
             return (pass);
         }
     } else {
