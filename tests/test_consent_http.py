@@ -159,7 +159,21 @@ def test_head_request_does_not_announce_original_length(tmp_path: Path) -> None:
     assert "content-length" not in response.headers
 
 
-def test_etag_removed_and_public_cache_made_private(tmp_path: Path) -> None:
+def test_etag_removed_and_public_cache_made_private_when_sharing_is_off(tmp_path: Path) -> None:
+    async def scenario() -> httpx.Response:
+        app = html_app(
+            headers=[("etag", '"v1"'), ("cache-control", "public, s-maxage=600, max-age=60")]
+        )
+        async with client(make_gate(app, tmp_path, cache={"shared": False})) as c:
+            return await c.get("/")
+
+    response = run(scenario())
+    assert "etag" not in response.headers
+    assert response.headers["cache-control"] == "private, max-age=60"
+    assert "consentgate-class" not in response.headers
+
+
+def test_etag_removed_and_public_page_stays_public_for_its_class(tmp_path: Path) -> None:
     async def scenario() -> httpx.Response:
         app = html_app(
             headers=[("etag", '"v1"'), ("cache-control", "public, s-maxage=600, max-age=60")]
@@ -169,7 +183,9 @@ def test_etag_removed_and_public_cache_made_private(tmp_path: Path) -> None:
 
     response = run(scenario())
     assert "etag" not in response.headers
-    assert response.headers["cache-control"] == "private, max-age=60"
+    assert response.headers["cache-control"] == "public, s-maxage=600, max-age=60"
+    assert response.headers["consentgate-class"] == "u"
+    assert "set-cookie" not in response.headers  # the banner minted no CSRF cookie
 
 
 # -- Set-Cookie enforcement ---------------------------------------------------------

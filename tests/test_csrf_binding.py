@@ -1,5 +1,7 @@
 """CSRF tokens are bound to the browser: a valid token of another browser is refused,
-with or without an Origin header; the Origin and Fetch Metadata checks stay."""
+with or without an Origin header, wherever a token is what vouches for a post (on the
+consent endpoints the browser's own Origin / Fetch Metadata may: see
+tests/test_cross_origin.py); the Origin and Fetch Metadata checks stay."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from tests.conftest import client, csrf_token, html_app, make_gate, run
 from consentgate import ConsentGate
 
 CONSENT = "/consentgate/consent"
+LOGOUT = "/consentgate/logout"
 
 
 async def browser_with_token(gate: ConsentGate) -> tuple[httpx.AsyncClient, str]:
@@ -20,24 +23,31 @@ async def browser_with_token(gate: ConsentGate) -> tuple[httpx.AsyncClient, str]
 
 
 @pytest.mark.parametrize(
-    "headers",
-    [{}, {"origin": "http://news.test"}, {"sec-fetch-site": "same-origin"}],
-    ids=["no-origin", "our-origin", "fetch-metadata-same-origin"],
+    ("path", "headers"),
+    [
+        (CONSENT, {}),
+        # Where the browser's word does not replace the token (the account forms), a
+        # foreign token is refused with or without an Origin header.
+        (LOGOUT, {}),
+        (LOGOUT, {"origin": "http://news.test"}),
+        (LOGOUT, {"sec-fetch-site": "same-origin"}),
+    ],
+    ids=["consent-no-origin", "logout-no-origin", "logout-our-origin", "logout-fetch-metadata"],
 )
 def test_csrf_binding_token_of_another_browser_is_refused(
-    tmp_path: Path, headers: dict[str, str]
+    tmp_path: Path, path: str, headers: dict[str, str]
 ) -> None:
-    gate = make_gate(html_app(), tmp_path)
+    gate = make_gate(html_app(), tmp_path, accounts={"enabled": True})
 
     async def scenario() -> tuple[int, int]:
         a, token_a = await browser_with_token(gate)
         b, token_b = await browser_with_token(gate)
         try:
             foreign = await b.post(
-                CONSENT, data={"action": "accept_all", "csrf_token": token_a}, headers=headers
+                path, data={"action": "accept_all", "csrf_token": token_a}, headers=headers
             )
             own = await b.post(
-                CONSENT, data={"action": "accept_all", "csrf_token": token_b}, headers=headers
+                path, data={"action": "accept_all", "csrf_token": token_b}, headers=headers
             )
         finally:
             await a.aclose()

@@ -199,3 +199,44 @@ def test_wall_markup_nested_link_after_inner_div_does_not_leak(
     related = '<div class="related"><a href="/x">one<div>inner<a href="/y">two</a></div></div>'
     body = page(related + hidden(1) + hidden(2) + "<div>" + hidden(3) + "</div>")
     assert_walled_without_leak(body, chunking, tmp_path)
+
+
+# A start tag that closes the container (by closing what it stands in) leaves the bytes
+# that follow outside it in the browser's tree, where they are shown, though they were
+# written inside the article. A browser would show them; so must nobody.
+def _walled_body(body: str, chunking: str, tmp_path: Path) -> str:
+    async def scenario() -> httpx.Response:
+        gate = walled_gate(article_app(body, chunking), tmp_path)
+        async with client(gate) as c:
+            return await c.get("/premium/story", headers={"accept": "text/html"})
+
+    response = run(scenario())
+    assert response.status_code == 200
+    assert CTA in response.text, "neither the cut article nor the wall page"
+    return response.text
+
+
+CLOSED_BY_A_START_TAG = {
+    "textarea-in-select": ("<select>", "<textarea>"),
+    "input-in-select": ("<select>", "<input>"),
+    "next-table-cell": ("<table><tr><td>", "<td>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLOSED_BY_A_START_TAG))
+@pytest.mark.parametrize("where", ["after-the-lead", "inside-the-lead"])
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_container_closed_by_a_start_tag_does_not_leak(
+    case: str, where: str, chunking: str, tmp_path: Path
+) -> None:
+    opener, closer = CLOSED_BY_A_START_TAG[case]
+    lead = LEAD if where == "after-the-lead" else LEAD.split("</p>")[0] + "</p>"
+    body = (
+        "<!DOCTYPE html><html><head><title>The story</title></head><body>"
+        f'{opener}<div class="article-body">{lead}{closer}{hidden(1)}{hidden(2)}</div>'
+        "<footer>Also read</footer></body></html>"
+    )
+    text = _walled_body(body, chunking, tmp_path)
+    assert not MARKER.findall(text), "hidden text reached the reader"
+    if where == "after-the-lead":
+        assert "LEADB" in text  # the lead itself still goes out

@@ -28,6 +28,7 @@ from consentgate.api import SiteAPI
 from consentgate.articles import ArticleGate, WallLinks
 from consentgate.config import NO_SECRET_KEY, Config, ConfigError, WallSettings
 from consentgate.consent.banner_hash import BannerHashes
+from consentgate.consent.classes import consent_class
 from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import GPC_WITHOUT_COOKIE, Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
@@ -35,7 +36,7 @@ from consentgate.keys import Keys
 from consentgate.metrics import Metrics
 from consentgate.operator.dashboard import dashboard_routes
 from consentgate.pipeline import ConsentPlanner
-from consentgate.planner import ResponsePlanner
+from consentgate.planner import ClassSharing, ResponsePlanner
 from consentgate.responder import Responder
 from consentgate.storage import (
     AcceptanceRecord,
@@ -51,7 +52,7 @@ from consentgate.visitor import Visitor, VisitorReader
 from consentgate.wall.crawlers import Resolver
 from consentgate.wall.meter import MeterStore
 from consentgate.web.accounts import AccountEndpoints
-from consentgate.web.cookies import OwnCookies, consent_cookie_header
+from consentgate.web.cookies import OwnCookies, decision_cookie_headers
 from consentgate.web.endpoints import Endpoints
 from consentgate.web.pages import FailureResponse, PageKit
 from consentgate.web.security import CsrfTokens
@@ -98,6 +99,7 @@ class ConsentGate:
         self.codec = ConsentCookieCodec(config, self.keys)
         self.visitors = VisitorReader(config, self.codec)
         self._session_cookie = config.cookie_names.session
+        self._optional = frozenset(config.category_ids) - config.required_category_ids
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
         self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
@@ -146,6 +148,7 @@ class ConsentGate:
             self.articles,
             self.metrics,
             fallback_headers=dict(self.pages.page_security_headers),
+            classes=_class_sharing(config),
         )
 
     def _article_gate(self, resolver: Resolver | None, store: MeterReads) -> ArticleGate:
@@ -205,9 +208,13 @@ class ConsentGate:
         if new_decision is not None:
             visitor = visitor.with_decision(self.config, new_decision)
             state["consent"] = visitor.consent
-            cookies.append(
-                consent_cookie_header(
-                    self.cookies.consent, self.codec, new_decision, visitor.scheme
+            cookies.extend(
+                decision_cookie_headers(
+                    self.cookies,
+                    self.codec,
+                    new_decision,
+                    consent_class(visitor.consent, self._optional),
+                    visitor.scheme,
                 )
             )
         plan_for = self.planner.for_request(scope, visitor, cookies)
@@ -319,6 +326,13 @@ def _redis_client(config: Config) -> Any:
             "meter_url", "Redis needs the redis extra: install consentgate[redis]"
         ) from None
     return redis_client_from_url(config.meter_url)
+
+
+def _class_sharing(config: Config) -> ClassSharing | None:
+    if not config.shared_cache:
+        return None
+    optional = frozenset(config.category_ids) - config.required_category_ids
+    return ClassSharing(config.cookie_names.consent_class, optional, config.regions.country_header)
 
 
 def _storage_budget(storage: Storage, redis: Any) -> float | None:

@@ -98,7 +98,13 @@ class ConsentPlanner:
         if not visitor.consent.needs_banner:
             # The control is a plain link: no form, so no CSRF token to mint.
             return render_settings_control(pages.context(visitor, "", next_url, nonce)), []
-        token, cookie = pages.csrf_token_for(visitor)
+        if self._config.shared_cache and visitor.user_id is None:
+            # The page may be shared by every undecided reader: no token of this browser
+            # in it (and no cookie to mint); the browser's Origin / Fetch Metadata vouch
+            # for the banner's posts instead (web/forms.check_csrf).
+            token, cookie = "", None
+        else:
+            token, cookie = pages.csrf_token_for(visitor)
         self._metrics.add(BANNER_IMPRESSIONS)
         banner = render_banner(pages.context(visitor, token, next_url, nonce))
         return banner, [cookie] if cookie else []

@@ -36,6 +36,9 @@ class Cache(Enum):
     #: The app's own caching stands (``Vary: Cookie`` when the reader's cookies decided
     #: which of its Set-Cookie headers passed).
     APP = "app"
+    #: Rewritten, but the same bytes for every reader of the plan's consent class: the
+    #: app's (public) caching stands, the class is named in a header, validators go.
+    CLASS = "class"
     #: The page differs per reader: private, no validators, ``Vary`` on what decided it.
     READER = "reader"
     #: A metered or registered article read in full: as READER, and no
@@ -45,7 +48,8 @@ class Cache(Enum):
     NO_STORE = "no-store"
 
 
-_STRICTNESS = {Cache.APP: 0, Cache.READER: 1, Cache.ARTICLE: 2, Cache.NO_STORE: 3}
+#: The response header naming a shareable response's consent class (see Cache.CLASS).
+CLASS_HEADER = "consentgate-class"
 
 # (the app's Set-Cookie values) -> (those the reader allowed, whether any was dropped)
 CookieFilter = Callable[[Sequence[str]], tuple[list[str], bool]]
@@ -80,6 +84,10 @@ class ResponsePlan:
     #: FAIL_CLOSED only: why the body cannot be cut at all (send the fallback at once).
     refuse: str | None = None
     fallback: Fallback | None = None
+    #: Cache.CLASS only: the class, and the request headers beside ``Cookie`` the page
+    #: depends on (a shared cache keys on the class and varies on these).
+    consent_class: str | None = None
+    class_vary: Sequence[str] = ()
 
 
 class PlanFor(Protocol):
@@ -114,12 +122,24 @@ def apply_headers(headers: MutableHeaders, plan: ResponsePlan, *, rewritten: boo
         for value in [*kept, *additions]:
             headers.append("set-cookie", value)
     cache = plan.cache
-    if rewritten and _STRICTNESS[cache] < _STRICTNESS[Cache.READER]:
+    if cache is Cache.CLASS and (not rewritten or additions or original):
+        # Not our rewritten page, or a cookie on it after all: nothing to share.
+        cache = Cache.READER if rewritten else Cache.APP
+    elif rewritten and cache is Cache.APP:
         cache = Cache.READER
     if cache is Cache.APP:
         if original or additions:
             # The cookies the reader sent decide which Set-Cookie headers pass.
             _vary(headers, "Cookie")
+        return
+    if cache is Cache.CLASS:
+        # Vary: Cookie for every cache that knows nothing of classes (a browser's own, a
+        # CDN without our configuration): correct, just not shared. A cache that keys on
+        # the class cookie may share the page per class; the header says which it is.
+        _vary(headers, "Cookie", "Sec-Fetch-Dest", *plan.class_vary)
+        headers[CLASS_HEADER] = plan.consent_class or ""
+        for validator in ("etag", "last-modified", "accept-ranges"):
+            del headers[validator]
         return
     # A page for this reader depends on their cookies and on whether it was asked for a
     # frame (no banner there): a browser's own cache must not reuse one for the other.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from starlette.datastructures import MutableHeaders
 
 from consentgate.articles import SIGNAL_HEADERS, ArticleGate, ArticleVerdict
+from consentgate.consent.classes import UNDECIDED, consent_class
 from consentgate.metrics import WALL_IMPRESSIONS
 from consentgate.pipeline import CONSENT_MAX_TOKEN_BYTES, ConsentPlanner
 from consentgate.plan import (
@@ -50,11 +51,13 @@ class ResponsePlanner:
         wall: ArticleGate,
         metrics: Metrics,
         fallback_headers: dict[str, str] | None = None,
+        classes: ClassSharing | None = None,
     ) -> None:
         self.consent = consent
         self.wall = wall
         self._metrics = metrics
         self._fallback_headers = dict(fallback_headers or {})
+        self._classes = classes
 
     def for_request(
         self, scope: Scope, visitor: Visitor, set_cookies: Sequence[str]
@@ -128,6 +131,8 @@ class ResponsePlanner:
                 )
             else:
                 plan.mode = Mode.BEST_EFFORT
+                if verdict is None and self._classes is not None:
+                    self._classes.mark(plan, visitor, headers, status)
         return plan
 
     def _plan_cut(
@@ -168,6 +173,53 @@ class ResponsePlanner:
             operations.extend(self.wall.operations(visitor, verdict))
         plan.set_cookies.extend(cookies)
         return operations
+
+
+class ClassSharing:
+    """When a rewritten page is the same for every reader of its consent class.
+
+    Only a free page (no article verdict), for a reader without a session, that the app
+    itself marks public, answered 200, with no cookie on it, whose reader's class cookie
+    names their real class: a forged or stale cookie gets a private page, so no copy of
+    one class can be stored under another's key.
+    """
+
+    def __init__(
+        self, class_cookie: str, optional: frozenset[str], country_header: str | None
+    ) -> None:
+        self._cookie = class_cookie
+        self._optional = optional
+        # What the page depends on besides the class and the frame: the language and
+        # the GPC note, and the regime when it is chosen per country.
+        vary = ["Accept-Language", "Sec-GPC"]
+        if country_header:
+            vary.append(country_header)
+        self._vary = tuple(vary)
+
+    def mark(
+        self, plan: ResponsePlan, visitor: Visitor, headers: MutableHeaders, status: int
+    ) -> None:
+        if status != 200 or visitor.user_id is not None or plan.set_cookies:
+            return
+        if plan.expire_cookies or "set-cookie" in headers:
+            return
+        if not _says_public(headers.get("cache-control")):
+            return
+        found = consent_class(visitor.consent, self._optional)
+        if visitor.cookies.get(self._cookie, UNDECIDED) != found:
+            return
+        plan.cache = Cache.CLASS
+        plan.consent_class = found
+        plan.class_vary = self._vary
+
+
+def _says_public(cache_control: str | None) -> bool:
+    """The app lets shared caches keep the page: ``public`` or ``s-maxage``, and neither
+    ``private`` nor ``no-store``."""
+    if not cache_control:
+        return False
+    names = {d.strip().lower().split("=", 1)[0] for d in cache_control.split(",")}
+    return bool(names & {"public", "s-maxage"}) and not names & {"private", "no-store"}
 
 
 class RequestPlanner:

@@ -100,6 +100,10 @@ class Config:
     #: Path patterns (``*`` one segment, ``**`` any) of pages that get no banner and no
     #: settings link: embeds, widgets. Consent is still enforced on them.
     exclude_paths: tuple[str, ...] = ()
+    #: Free pages for readers without a session are the same bytes for every reader of a
+    #: consent class (consent/classes.py): when the app marks one public, a shared cache
+    #: may keep one copy per class. False: every page we rewrite is private.
+    shared_cache: bool = field(default=True, metadata={"key": "cache.shared"})
 
     def __post_init__(self) -> None:
         """Invariants the rest of consentgate relies on, however the Config was built.

@@ -54,6 +54,8 @@ class CookieNames:
     csrf: str = "cg_csrf"
     meter: str = "cg_meter"
     session: str = "cg_session"
+    #: Unsigned, not a secret: the reader's consent class, for a CDN's cache key.
+    consent_class: str = "cg_class"
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ class Rewriter(_ModelSwitch):
         self._capture_size = 0
         self._capture_state: _OpState | None = None
         self._implicit_batch: list[_Element] = []  # closed without end tags since last token
+        self._in_start_tag = False
         self._collect: list[_Element] | None = None  # closes seen while an end tag is handled
         self._doctype: list[bytes] | None = None  # a doctype arriving in pieces
         # How much of a UTF-8 byte order mark the document's first bytes matched, while they
@@ -274,11 +275,14 @@ class Rewriter(_ModelSwitch):
             model = self._model
         if model is None:
             return self._light_start(element)
+        self._in_start_tag = True
         try:
             outcome, content = model.start_tag(element)
         except ModelLimit as exc:
             self._model_limit(exc)
             return self._light_start(element)
+        finally:
+            self._in_start_tag = False
         if outcome is Outcome.IGNORED:
             self._emit_visible(element.raw)
             return content

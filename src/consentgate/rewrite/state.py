@@ -153,6 +153,9 @@ class _RewriterState:
     _capture_size: int
     _capture_state: _OpState | None
     _implicit_batch: list[_Element]
+    #: A start tag is being given to the tree model: what it closes now, it closes by a
+    #: start tag (see _Truncation._after_implicit_close).
+    _in_start_tag: bool
     _collect: list[_Element] | None
     _wanted_state: tuple[frozenset[str] | None, bool] | None
 

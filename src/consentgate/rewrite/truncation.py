@@ -26,9 +26,24 @@ class _Truncation(_RewriterState):
         self._implicit_batch.append(element)
         if element is self._drop_root:
             kind = self._drop_kind
+            if kind is _DropKind.CUT and self._in_start_tag:
+                # A start tag closed the cut container (<textarea> or <input> closing the
+                # <select> it stands in, a new table cell): the bytes that follow were
+                # written inside the container, though a browser now places them after
+                # it, where they would be shown. Fail closed: the page ends where the lead
+                # ended (the drop goes on; its root is gone, so nothing ends it).
+                self._out.append(self._end_tag_bytes(element))
+                return
             self._end_drop()
             if kind is _DropKind.CUT:
                 self._out.append(self._end_tag_bytes(element))
+        elif self._in_start_tag and self._is_active_container(element):
+            # The same before the cut point: what the lead would end in is unknowable.
+            raise RewriteError(
+                RewriteErrorReason.MODEL_LIMIT,
+                f"a <{element.name}> container was closed by a later start tag, which places "
+                "what follows it in the bytes outside it",
+            )
         self._element_closed(element)
 
     def _is_active_container(self, element: _Element) -> bool:

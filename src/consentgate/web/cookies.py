@@ -67,6 +67,8 @@ class OwnCookies:
     meter: CookieSpec
     #: Only under the dashboard's path, and never sent from another site.
     admin: CookieSpec
+    #: The consent class (consent/classes.py), read by CDNs: no secret in it.
+    consent_class: CookieSpec
 
     @classmethod
     def from_config(cls, config: Config) -> OwnCookies:
@@ -79,13 +81,20 @@ class OwnCookies:
             admin=CookieSpec(
                 ADMIN_COOKIE, path=f"{config.prefix}/admin", same_site="Strict", secure=secure
             ),
+            consent_class=CookieSpec(names.consent_class, secure=secure),
         )
 
 
-def consent_cookie_header(
-    spec: CookieSpec, codec: ConsentCookieCodec, decision: Decision, scheme: str
-) -> str:
-    """The Set-Cookie that stores ``decision``, for as long as it is valid."""
-    return spec.header(
-        codec.dumps(decision), max_age=codec.lifetime_seconds(decision), scheme=scheme
-    )
+def decision_cookie_headers(
+    cookies: OwnCookies,
+    codec: ConsentCookieCodec,
+    decision: Decision,
+    consent_class: str,
+    scheme: str,
+) -> list[str]:
+    """The consent cookie and the class cookie, which lives exactly as long."""
+    lifetime = codec.lifetime_seconds(decision)
+    return [
+        cookies.consent.header(codec.dumps(decision), max_age=lifetime, scheme=scheme),
+        cookies.consent_class.header(consent_class, max_age=lifetime, scheme=scheme),
+    ]

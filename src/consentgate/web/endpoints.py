@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from consentgate.consent.classes import consent_class
 from consentgate.consent.cookies import expire_cookie_headers
 from consentgate.consent.receipt import consent_receipt
 from consentgate.consent.state import Decision, consent_in_force, decide
 from consentgate.storage import StorageError
-from consentgate.web.cookies import consent_cookie_header
+from consentgate.web.cookies import decision_cookie_headers
 from consentgate.web.errors import Failure
 from consentgate.web.forms import (
     RequestFailure,
@@ -279,17 +280,26 @@ class Endpoints:
         else:
             # 303: the browser follows with a GET, so a reload never re-posts the form.
             response = see_other(submission.next_url)
-        response.headers.append(
-            "set-cookie",
-            consent_cookie_header(self.pages.cookies.consent, self.codec, decision, visitor.scheme),
-        )
+        optional = frozenset(config.category_ids) - config.required_category_ids
+        for header in decision_cookie_headers(
+            self.pages.cookies,
+            self.codec,
+            decision,
+            consent_class(consent, optional),
+            visitor.scheme,
+        ):
+            response.headers.append("set-cookie", header)
         for header in expire_cookie_headers(visitor.cookies, self.registry, consent.denied):
             response.headers.append("set-cookie", header)
         await response(scope, receive, send)
 
     def _check_csrf(self, request: Request, visitor: Visitor, submission: Submission) -> None:
         cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
-        check_csrf(request, self.pages.csrf, cookie_token, submission.csrf_token)
+        # The banner's forms may sit on a page shared by every reader of a consent class
+        # (no token in it): the browser's Origin / Fetch Metadata vouch for those posts.
+        check_csrf(
+            request, self.pages.csrf, cookie_token, submission.csrf_token, browser_vouches=True
+        )
 
     def _granted_by(self, submission: Submission, *, withdraw: bool) -> frozenset[str]:
         config = self.config

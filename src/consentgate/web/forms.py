@@ -147,24 +147,40 @@ def first(form: Form, name: str) -> str:
 
 
 def check_csrf(
-    request: Request, tokens: CsrfTokens, cookie_token: str | None, submitted: str | None
+    request: Request,
+    tokens: CsrfTokens,
+    cookie_token: str | None,
+    submitted: str | None,
+    *,
+    browser_vouches: bool = False,
 ) -> None:
     """A token bound to this browser's id cookie, and an Origin that is ours if sent.
 
     Under ``Referrer-Policy: no-referrer`` browsers send ``Origin: null`` with a page's
     own form posts; Fetch Metadata (``Sec-Fetch-Site: same-origin``) still says where
     the post came from, so that pair counts as ours.
+
+    ``browser_vouches``: the browser's own word that the post came from our site
+    (``Sec-Fetch-Site: same-origin``, or an ``Origin`` equal to ours) is enough, without a
+    token: the approach of Go's ``CrossOriginProtection``. A page cannot make a browser
+    send either for a cross-site post, so this is what lets the banner's form leave the
+    token out, and the page it is on be the same for every reader (a shared cache may
+    keep it). A post that carries neither header (an old browser, a script) still needs
+    the token.
     """
     origin = request.headers.get("origin")
     fetch_site = request.headers.get("sec-fetch-site")
     if origin == "null" and fetch_site == "same-origin":
         origin = None
-    if not same_origin(origin, request.headers.get("host"), request.url.scheme):
+    host = request.headers.get("host")
+    if not same_origin(origin, host, request.url.scheme):
         raise RequestFailure(Failure.CROSS_ORIGIN)
     # Browsers that send Fetch Metadata say where a post came from even without an
     # Origin: only our own pages (or the reader typing, "none") may post.
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         raise RequestFailure(Failure.CROSS_ORIGIN)
+    if browser_vouches and (fetch_site == "same-origin" or origin is not None):
+        return  # origin, when present, was checked equal to ours just above
     if not tokens.is_valid(cookie_token):
         raise RequestFailure(Failure.CSRF_COOKIE_MISSING)
     if not tokens.matches(cookie_token, submitted or None):

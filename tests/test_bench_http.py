@@ -1,0 +1,71 @@
+"""The end-to-end benchmark's own parsing: wrk's report read right, its Lua well quoted.
+
+The benchmark itself (servers, load) is run by hand, not here: timings are not tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import http_load
+
+WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:40123/consentgate/consent
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    54.80ms   12.25ms   1.20s    86.39%
+    Req/Sec   543.20    169.25     0.80k    82.00%
+  Latency Distribution
+     50%  850.00us
+     75%   10.28ms
+     90%   11.21ms
+     99%    1.50s
+  2716 requests in 5.00s, 1.09MB read
+  Non-2xx or 3xx responses: 3
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:    543.17
+Transfer/sec:    223.01KB
+consentgate-answered 2713 sent 2749
+"""
+
+
+def test_bench_http_wrk_output_parses_rate_latency_units_and_counts() -> None:
+    load = http_load.parse_wrk(WRK_OUTPUT)
+    assert load.requests_per_s == pytest.approx(543.17)
+    assert load.p50_ms == pytest.approx(0.85)  # µs converted
+    assert load.p99_ms == pytest.approx(1500.0)  # seconds converted
+    assert load.requests == 2716
+    assert load.non_2xx_3xx == 3
+    assert load.socket_errors == 3
+    assert (load.answered, load.sent) == (2713, 2749)
+
+
+def test_bench_http_wrk_output_without_script_counts_leaves_them_unset() -> None:
+    plain = "\n".join(line for line in WRK_OUTPUT.splitlines() if "consentgate-" not in line)
+    load = http_load.parse_wrk(plain)
+    assert load.answered is None
+    assert load.sent is None
+
+
+def test_bench_http_wrk_output_missing_latency_aborts() -> None:
+    cut = WRK_OUTPUT.replace("     99%    1.50s\n", "")
+    with pytest.raises(SystemExit, match="99%"):
+        http_load.parse_wrk(cut)
+
+
+def test_bench_http_post_script_quotes_body_and_headers() -> None:
+    request = http_load.Request(
+        "/consentgate/consent",
+        {"Cookie": 'cg_csrf=a"b\\c'},
+        method="POST",
+        body="action=accept_all&csrf_token=x.y",
+    )
+    script = http_load.post_script(request)
+    assert 'wrk.method = "POST"' in script
+    assert 'wrk.body = "action=accept_all&csrf_token=x.y"' in script
+    assert 'wrk.headers["Cookie"] = "cg_csrf=a\\"b\\\\c"' in script
+    assert "function response(status, headers, body)" in script
