@@ -12,6 +12,10 @@
 #   * everything else (walled or metered articles, signed-in readers, /consentgate/ pages,
 #     responses with a Set-Cookie, or all of it under `[cache] shared = false`) is
 #     `Cache-Control: private` without ConsentGate-Class: this VCL never stores it.
+#   * responses the gate does not rewrite (images, CSS, JSON) carry no ConsentGate-Class
+#     either, so this VCL does not store them; cache static assets by path in a rule of
+#     your own placed before this logic if you want them cached.
+#   * `[cookie_names] consent_class` renames cg_class: change the name here too.
 #
 # If the gate is configured with a region header, add it to vcl_hash below as well
 # (the origin names it in Vary too, which Varnish also honours).
