@@ -389,3 +389,30 @@ def test_varnish_shared_off_nothing_is_shared(tmp_path: Path) -> None:
                 assert shared_class(response) is None
                 assert response.headers["cache-control"].startswith("private")
         assert s.hits["/news/free"] == 3
+
+
+def test_varnish_banner_of_a_cached_copy_decides_with_the_browsers_word(tmp_path: Path) -> None:
+    # The stored copy's banner holds no token (it is everyone's); its form posts through
+    # the cache with the Origin and Fetch Metadata a browser sends.
+    with site(tmp_path) as s:
+        with reader(s.url) as other:
+            other.get("/news/free")
+        with reader(s.url) as c:
+            page = c.get("/news/free")
+            assert page.headers.get("x-cache") == "HIT" and BANNER in page.text
+            assert "cg_csrf" not in c.cookies
+            token = CSRF_FIELD.search(page.text)
+            posted = c.post(
+                "/consentgate/consent",
+                data={
+                    "action": "accept_all",
+                    "csrf_token": token.group(1) if token else "",
+                    "next": "/news/free",
+                },
+                headers={"origin": s.url, "sec-fetch-site": "same-origin"},
+            )
+            assert posted.status_code == 303, posted.status_code
+            after = c.get("/news/free")
+            assert shared_class(after) == c.cookies.get("cg_class")
+            assert BANNER not in after.text and ACTIVE_ANALYTICS in after.text
+        assert s.hits["/news/free"] == 2
