@@ -47,7 +47,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench_middleware import BROWSER_HEADERS, machine_info
-from http_apps import DB_ENV, LAST_PARAGRAPH_MARKER
+from http_apps import DB_ENV, LAST_PARAGRAPH_MARKER, URL_ENV
 from http_load import CONNECTIONS, Load, Request, drive
 
 HERE = Path(__file__).resolve().parent
@@ -57,8 +57,7 @@ DEFAULT_SECONDS = 5
 WARMUP_SECONDS = 1.0
 DECISIONS_TARGET = 2000.0
 UVICORN_FLAGS = [
-    "--workers", "1", "--http", "httptools", "--loop", "asyncio",
-    "--no-access-log", "--log-level", "warning",
+    "--http", "httptools", "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
 ]  # fmt: skip
 # A browser's request headers (bench_middleware.py's, less Host: the client sets it).
 READER_HEADERS = {k.decode(): v.decode() for k, v in BROWSER_HEADERS if k != b"host"}
@@ -83,7 +82,7 @@ def _free_port() -> int:
         return port
 
 
-def _start(name: str, factory: str, workdir: Path, env: dict[str, str]) -> Server:
+def _start(name: str, factory: str, workdir: Path, env: dict[str, str], workers: int) -> Server:
     port = _free_port()
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
@@ -91,7 +90,8 @@ def _start(name: str, factory: str, workdir: Path, env: dict[str, str]) -> Serve
         # server itself (and its whole group), so nothing is left listening.
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE), factory,
-             "--host", "127.0.0.1", "--port", str(port), *UVICORN_FLAGS],
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+             *UVICORN_FLAGS],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     return Server(name, f"http://127.0.0.1:{port}", process, log)
@@ -126,14 +126,16 @@ def _stop(server: Server) -> None:
 
 
 @contextmanager
-def servers(workdir: Path, database: Path) -> Iterator[tuple[Server, Server]]:
+def servers(workdir: Path, ledger: Ledger, workers: int) -> Iterator[tuple[Server, Server]]:
     # This checkout's src and the benchmarks folder first, whatever the venv has installed.
     path = os.pathsep.join([str(ROOT / "src"), str(HERE), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), DB_ENV: str(database)}
+    env = {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), DB_ENV: str(ledger.path)}
+    if ledger.url is not None:
+        env[URL_ENV] = ledger.url
     started: list[Server] = []
     try:
-        started.append(_start("bare", "http_apps:bare", workdir, env))
-        started.append(_start("gated", "http_apps:gated", workdir, env))
+        started.append(_start("bare", "http_apps:bare", workdir, env, workers))
+        started.append(_start("gated", "http_apps:gated", workdir, env, workers))
         for server in started:
             _wait_ready(server)
         yield started[0], started[1]
@@ -218,18 +220,53 @@ def check(name: str, bare: Server, gated: Server, request: Request) -> None:
         _expect(banner, name, "no banner on a first visit")
 
 
-def ledger_rows(database: Path) -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        count: int = db.execute("SELECT COUNT(*) FROM consent_ledger").fetchone()[0]
-    return count
+@dataclass
+class Ledger:
+    """Where the gated server's ledger is: a SQLite file, or a PostgreSQL URL whose
+    schema (``options=-csearch_path=…``) this run made and drops afterwards."""
+
+    path: Path
+    url: str | None = None
+    schema: str | None = None
+
+    def rows(self) -> int:
+        if self.url is None:
+            with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as db:
+                count: int = db.execute("SELECT COUNT(*) FROM consent_ledger").fetchone()[0]
+            return count
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute("SELECT count(*) FROM consent_ledger").fetchone()
+        return int(row[0]) if row is not None else 0
 
 
-def settled_rows(database: Path, timeout: float = 5.0) -> int:
+@contextmanager
+def ledger_at(workdir: Path, database_url: str | None) -> Iterator[Ledger]:
+    path = workdir / "ledger.db"
+    if database_url is None:
+        yield Ledger(path)
+        return
+    import psycopg
+
+    schema = f"bench_http_{os.getpid()}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')  # our own name, digits only
+    separator = "&" if "?" in database_url else "?"
+    url = f"{database_url}{separator}options=-csearch_path%3D{schema}"
+    try:
+        yield Ledger(path, url, schema)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def settled_rows(ledger: Ledger, timeout: float = 5.0) -> int:
     """The row count once the requests still in flight when a load stopped have landed."""
-    rows, deadline = ledger_rows(database), time.monotonic() + timeout
+    rows, deadline = ledger.rows(), time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        now = ledger_rows(database)
+        now = ledger.rows()
         if now == rows:
             break
         rows = now
@@ -270,7 +307,13 @@ def scenarios(cookie: str, decisions: Request) -> list[Scenario]:
 
 
 def run(
-    rounds: int, seconds: float, use_wrk: bool, chosen: list[str], progress: bool
+    rounds: int,
+    seconds: float,
+    use_wrk: bool,
+    chosen: list[str],
+    progress: bool,
+    database_url: str | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     def say(text: str) -> None:
         if progress:
@@ -279,8 +322,10 @@ def run(
     load_before = round(os.getloadavg()[0], 2)  # other work on the machine, before ours
     with tempfile.TemporaryDirectory(prefix="consentgate-bench-http-") as tmp:
         workdir = Path(tmp)
-        database = workdir / "ledger.db"
-        with servers(workdir, database) as (bare, gated):
+        with (
+            ledger_at(workdir, database_url) as database,
+            servers(workdir, database, workers) as (bare, gated),
+        ):
             plan = scenarios(decided_cookie(gated), decisions_request(gated))
             plan = [scenario for scenario in plan if scenario.name in chosen]
             for scenario in plan:
@@ -312,6 +357,8 @@ def run(
                 say(f"  round {round_index + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
     result = report(plan, rounds, seconds, use_wrk)
     result["machine"]["load_average_1min_at_start"] = load_before
+    result["server"] = f"uvicorn --workers {workers} " + " ".join(UVICORN_FLAGS)
+    result["ledger"] = "postgresql" if database_url else "sqlite"
     return result
 
 
@@ -367,7 +414,8 @@ def report(plan: list[Scenario], rounds: int, seconds: float, use_wrk: bool) -> 
 def render_table(report: dict[str, Any]) -> str:
     machine = report["machine"]
     lines = [
-        f"consentgate end to end: {report['server']}; {report['load_generator']}, "
+        f"consentgate end to end: {report['server']}; ledger {report.get('ledger', 'sqlite')}; "
+        f"{report['load_generator']}, "
         f"{report['rounds']} rounds x {report['seconds']:g} s, median of the rounds",
         f"{machine['cpu']}, {machine['nproc']} CPUs, {machine['implementation']} "
         f"{machine['python']}, uvicorn {machine['uvicorn']}, httptools {machine['httptools']}",
@@ -453,6 +501,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="run only this scenario (repeatable; default all: " + ", ".join(SCENARIOS) + ")",
     )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the gated server's ledger in this PostgreSQL database (a schema of its own, "
+        "dropped afterwards) instead of a SQLite file",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers per server (default 1)"
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)  # fmt: skip
     if args.rounds < 1 or args.seconds < 1:
@@ -461,7 +518,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     chosen = args.scenario or list(SCENARIOS)
     try:
-        result = run(args.rounds, args.seconds, use_wrk, chosen, progress=not args.json)
+        result = run(
+            args.rounds,
+            args.seconds,
+            use_wrk,
+            chosen,
+            progress=not args.json,
+            database_url=args.database_url,
+            workers=args.workers,
+        )
     except KeyboardInterrupt:  # the servers are already stopped: no traceback needed
         print("interrupted; servers stopped", file=sys.stderr)
         return 130

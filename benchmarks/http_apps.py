@@ -30,6 +30,8 @@ from bench_middleware import SECRET, api_json, article_html
 from consentgate import Config, ConsentGate
 
 DB_ENV = "CONSENTGATE_BENCH_DB"
+# A storage URL (a PostgreSQL one) instead of the SQLite file, when set.
+URL_ENV = "CONSENTGATE_BENCH_DATABASE_URL"
 
 _HTML = article_html()
 _JSON = api_json()
@@ -80,10 +82,10 @@ def bare() -> Starlette:
     )
 
 
-def gate_config(database_path: str) -> dict[str, Any]:
+def gate_config(database_path: str, database_url: str | None = None) -> dict[str, Any]:
     return {
         "secret_keys": [SECRET],
-        "database_url": f"sqlite:///{database_path}",
+        "database_url": database_url or f"sqlite:///{database_path}",
         "cookies": COOKIES,
         "wall": WALL,
     }
@@ -94,4 +96,5 @@ def gated() -> ConsentGate:
     database_path = os.environ.get(DB_ENV)
     if not database_path:
         raise SystemExit(f"set {DB_ENV} to the SQLite file the gate's ledger goes to")
-    return ConsentGate(bare(), config=Config.from_mapping(gate_config(database_path)))
+    config = gate_config(database_path, os.environ.get(URL_ENV))
+    return ConsentGate(bare(), config=Config.from_mapping(config))

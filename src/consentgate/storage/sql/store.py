@@ -59,8 +59,11 @@ class SQLStorage:
         self._q = Queries(driver.dialect)
         self._batch_size = batch_size
         self._schema_checked = False
-        # Decisions that arrive together are committed together (one fsync for many).
-        self._consents: GroupCommit[tuple[Any, ...], int] = GroupCommit(self._insert_consents)
+        # Decisions that arrive together are committed together (one fsync for many),
+        # where the dialect says so.
+        self._consents: GroupCommit[tuple[Any, ...], int] | None = (
+            GroupCommit(self._insert_consents) if driver.dialect.group_commit else None
+        )
 
     @property
     def driver(self) -> Driver:
@@ -172,7 +175,11 @@ class SQLStorage:
     # -- consent ledger ----------------------------------------------------------------
     async def record_consent(self, rec: ConsentRecord) -> ConsentRecord:
         _new(rec, "consent")
-        row_id = await self._consents.submit(self._q.consent_params(rec))
+        params = self._q.consent_params(rec)
+        if self._consents is None:
+            (row_id,) = await self._insert_consents([params])
+        else:
+            row_id = await self._consents.submit(params)
         return replace(rec, id=row_id)
 
     async def _insert_consents(self, rows: Sequence[tuple[Any, ...]]) -> list[int]:
