@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from tests.conftest import client, csrf_token, html_app, make_gate, run
 
+from consentgate.storage.breaker import StorageTimeoutError, request_budget
 from consentgate.storage.sql.batching import GroupCommit
 
 
@@ -159,3 +161,49 @@ def test_group_commit_rows_equal_answered_decisions(tmp_path: Path, readers: int
         return sum(a.status_code == 303 for a in answers), rows
 
     assert run(scenario()) == (readers, readers)
+
+
+class _Slow:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.seen: list[int] = []
+
+    async def __call__(self, items: Sequence[int]) -> list[int]:
+        self.seen.extend(items)
+        await asyncio.sleep(self.seconds)
+        return list(items)
+
+
+def test_group_commit_wait_counts_against_the_requests_storage_budget() -> None:
+    flush = _Slow(0.5)
+    group: GroupCommit[int, int] = GroupCommit(flush)
+
+    async def scenario() -> tuple[float, float]:
+        with request_budget(0.1) as budget:
+            assert budget is not None
+            started = time.monotonic()
+            with pytest.raises(StorageTimeoutError, match="not committed within"):
+                await group.submit(1)
+            waited = time.monotonic() - started
+            left = budget.left
+        await asyncio.sleep(0.6)  # the row still goes in with its transaction
+        return waited, left
+
+    waited, left = run(scenario())
+    assert waited < 0.4 and left <= 0
+    assert flush.seen == [1]
+
+
+def test_group_commit_used_up_budget_is_not_queued() -> None:
+    flush = _Slow(0.0)
+    group: GroupCommit[int, int] = GroupCommit(flush)
+
+    async def scenario() -> None:
+        with request_budget(0.1) as budget:
+            assert budget is not None
+            budget.left = 0
+            with pytest.raises(StorageTimeoutError, match="not asked"):
+                await group.submit(1)
+
+    run(scenario())
+    assert flush.seen == []

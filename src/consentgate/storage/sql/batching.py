@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from consentgate.storage.breaker import without_request_budget
+from consentgate.storage.breaker import (
+    StorageTimeoutError,
+    current_request_budget,
+    without_request_budget,
+)
 
 logger = logging.getLogger("consentgate")
 
@@ -44,6 +49,17 @@ class GroupCommit(Generic[Item, Result]):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, item: Item) -> Result:
+        """The item's result once its transaction committed.
+
+        The wait counts against the request's storage budget like any storage call: a
+        request whose budget runs out first gets :class:`StorageTimeoutError` (its row
+        may still be written: never a cookie without a row, at worst a row without a
+        cookie), and one whose budget is already used up is not queued at all."""
+        budget = current_request_budget()
+        if budget is not None and budget.left <= 0:
+            raise StorageTimeoutError(
+                f"not asked: the request's {budget.total:g} s for storage are used up"
+            )
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             # A new event loop (a test's next asyncio.run, a server restarted in-process):
@@ -56,7 +72,20 @@ class GroupCommit(Generic[Item, Result]):
             # backend's own call bound, not by the budget of whoever came first.
             with without_request_budget():
                 self._writer = loop.create_task(self._write())
-        return await future
+        if budget is None:
+            return await future
+        started = time.monotonic()
+        try:
+            # Shielded: the row stays queued for the others' transaction even if this
+            # request stops waiting for it.
+            return await asyncio.wait_for(asyncio.shield(future), timeout=budget.left)
+        except TimeoutError:
+            future.add_done_callback(_retrieve)  # nobody awaits it now: no warning later
+            raise StorageTimeoutError(
+                f"the row was not committed within the request's {budget.total:g} s for storage"
+            ) from None
+        finally:
+            budget.left -= time.monotonic() - started
 
     async def _write(self) -> None:
         while self._pending:
@@ -81,6 +110,11 @@ class GroupCommit(Generic[Item, Result]):
             raise
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
+
+
+def _retrieve(future: asyncio.Future[Result]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _settle(
