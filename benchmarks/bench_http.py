@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -56,6 +56,7 @@ DEFAULT_ROUNDS = 3
 DEFAULT_SECONDS = 5
 WARMUP_SECONDS = 1.0
 DECISIONS_TARGET = 2000.0
+VARNISHD = Path("/usr/sbin/varnishd")  # Debian's; elsewhere on PATH
 UVICORN_FLAGS = [
     "--http", "httptools", "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
 ]  # fmt: skip
@@ -220,6 +221,30 @@ def check(name: str, bare: Server, gated: Server, request: Request) -> None:
         _expect(banner, name, "no banner on a first visit")
 
 
+@contextmanager
+def _cache(gated: Server, workdir: Path) -> Iterator[str]:
+    """Varnish with the published VCL in front of the gated server (the tests' harness:
+    the VCL copy with only the backend changed, a process group stopped on exit)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.varnish_support import varnish
+
+    with varnish(gated.url, workdir / "varnish") as cache:
+        yield cache.base_url
+
+
+def check_cached(name: str, bare: Server, cache_url: str, request: Request) -> None:
+    """Through the cache, a first visit gets the banner, and the second is a hit."""
+    headers = dict(request.headers)
+    first = httpx.get(cache_url + request.path, headers=headers, timeout=10.0)
+    second = httpx.get(cache_url + request.path, headers=headers, timeout=10.0)
+    plain = httpx.get(bare.url + request.path, headers=headers, timeout=10.0)
+    _expect(first.status_code == 200 and plain.status_code == 200, name, "status")
+    _expect(b'id="consentgate-banner"' in first.content, name, "no banner through the cache")
+    _expect(first.headers.get("consentgate-class") == "u", name, "not marked shareable")
+    _expect(second.headers.get("x-cache", "").startswith("HIT"), name, "second visit not a hit")
+
+
 @dataclass
 class Ledger:
     """Where the gated server's ledger is: a SQLite file, or a PostgreSQL URL whose
@@ -284,11 +309,20 @@ class Scenario:
     request: Request
     target: float  # gated/bare ratio, or decisions/s for the gated-only scenario
     gated_only: bool = False
+    #: Gated through Varnish with the published VCL (examples/varnish/consentgate.vcl).
+    cached: bool = False
     rounds: dict[str, list[Load]] = field(default_factory=lambda: {"bare": [], "gated": []})
     ledger: list[dict[str, int]] = field(default_factory=list)
 
 
-SCENARIOS = ("json-decided", "article-decided", "article-first", "article-walled", "decisions")
+SCENARIOS = (
+    "json-decided",
+    "article-decided",
+    "article-first",
+    "article-walled",
+    "article-first-cached",
+    "decisions",
+)
 
 
 def scenarios(cookie: str, decisions: Request) -> list[Scenario]:
@@ -301,6 +335,8 @@ def scenarios(cookie: str, decisions: Request) -> list[Scenario]:
                  Request("/article", dict(READER_HEADERS)), 0.4),
         Scenario("article-walled", "registration-only article, cut after the lead",
                  Request("/premium/article", decided), 0.25),
+        Scenario("article-first-cached", "first visit, public 50 KB article, gate behind Varnish",
+                 Request("/public/article", dict(READER_HEADERS)), 0.9, cached=True),
         Scenario("decisions", "POST /consentgate/consent, a new consent id each",
                  decisions, DECISIONS_TARGET, gated_only=True),
     ]  # fmt: skip
@@ -323,27 +359,46 @@ def run(
     with tempfile.TemporaryDirectory(prefix="consentgate-bench-http-") as tmp:
         workdir = Path(tmp)
         with (
+            ExitStack() as stack,
             ledger_at(workdir, database_url) as database,
             servers(workdir, database, workers) as (bare, gated),
         ):
             plan = scenarios(decided_cookie(gated), decisions_request(gated))
             plan = [scenario for scenario in plan if scenario.name in chosen]
+            no_varnish = shutil.which("varnishd") is None and not VARNISHD.exists()
+            if no_varnish and any(scenario.cached for scenario in plan):
+                say("varnishd not installed: the cached scenario is left out")
+                plan = [scenario for scenario in plan if not scenario.cached]
+            cache_url = (
+                stack.enter_context(_cache(gated, workdir))
+                if any(scenario.cached for scenario in plan)
+                else None
+            )
             for scenario in plan:
-                if not scenario.gated_only:
+                if scenario.cached:
+                    check_cached(scenario.name, bare, cache_url or "", scenario.request)
+                elif not scenario.gated_only:
                     check(scenario.name, bare, gated, scenario.request)
             say(f"servers up ({bare.url} bare, {gated.url} gated); checks passed; warming up")
+
+            def targets(scenario: Scenario) -> list[tuple[str, str]]:
+                gated_url = cache_url if scenario.cached and cache_url else gated.url
+                if scenario.gated_only:
+                    return [("gated", gated_url)]
+                return [("bare", bare.url), ("gated", gated_url)]
+
             for scenario in plan:  # imports, caches, the first connections: not timed
-                for server in (gated,) if scenario.gated_only else (bare, gated):
-                    drive(server.url, scenario.request, WARMUP_SECONDS, workdir, use_wrk)
+                for _, url in targets(scenario):
+                    drive(url, scenario.request, WARMUP_SECONDS, workdir, use_wrk)
             started = time.perf_counter()
             for round_index in range(rounds):
                 for scenario in plan:
-                    for server in (gated,) if scenario.gated_only else (bare, gated):
+                    for name, url in targets(scenario):
                         before = settled_rows(database) if scenario.gated_only else 0
-                        load = drive(server.url, scenario.request, seconds, workdir, use_wrk)
+                        load = drive(url, scenario.request, seconds, workdir, use_wrk)
                         if load.non_2xx_3xx:
                             raise SystemExit(
-                                f"{scenario.name} on {server.name}: {load.non_2xx_3xx} answers "
+                                f"{scenario.name} on {name}: {load.non_2xx_3xx} answers "
                                 "were not 2xx/3xx; a benchmark of errors measures nothing"
                             )
                         if scenario.gated_only:
@@ -353,7 +408,7 @@ def run(
                             scenario.ledger.append(
                                 {"rows": rows, "answered": answered, "sent": sent}
                             )
-                        scenario.rounds[server.name].append(load)
+                        scenario.rounds[name].append(load)
                 say(f"  round {round_index + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
     result = report(plan, rounds, seconds, use_wrk)
     result["machine"]["load_average_1min_at_start"] = load_before

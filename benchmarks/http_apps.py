@@ -67,6 +67,16 @@ async def _article(request: Request) -> Response:
     )
 
 
+async def _public_article(request: Request) -> Response:
+    # The same article without the site's session cookie: public, so that the gate may
+    # let a shared cache keep one copy per consent class (docs/caching.md).
+    return Response(
+        _HTML,
+        media_type="text/html; charset=utf-8",
+        headers={"cache-control": "public, max-age=60"},
+    )
+
+
 async def _items(request: Request) -> Response:
     return Response(_JSON, media_type="application/json")
 
@@ -78,6 +88,7 @@ def bare() -> Starlette:
             Route("/article", _article),
             Route("/premium/article", _article),
             Route("/api/items", _items),
+            Route("/public/article", _public_article),
         ]
     )
 
