@@ -99,7 +99,7 @@ class ConsentGate:
         self.codec = ConsentCookieCodec(config, self.keys)
         self.visitors = VisitorReader(config, self.codec)
         self._session_cookie = config.cookie_names.session
-        self._optional = frozenset(config.category_ids) - config.required_category_ids
+        self._optional = config.optional_category_ids
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
         self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
@@ -331,8 +331,11 @@ def _redis_client(config: Config) -> Any:
 def _class_sharing(config: Config) -> ClassSharing | None:
     if not config.shared_cache:
         return None
-    optional = frozenset(config.category_ids) - config.required_category_ids
-    return ClassSharing(config.cookie_names.consent_class, optional, config.regions.country_header)
+    return ClassSharing(
+        config.cookie_names.consent_class,
+        config.optional_category_ids,
+        config.regions.country_header,
+    )
 
 
 def _storage_budget(storage: Storage, redis: Any) -> float | None:

@@ -185,6 +185,11 @@ class Config:
         return frozenset(c.id for c in self.categories if c.required)
 
     @property
+    def optional_category_ids(self) -> frozenset[str]:
+        """What a reader may grant or refuse: every category but the required ones."""
+        return frozenset(c.id for c in self.categories if not c.required)
+
+    @property
     def gpc_category_ids(self) -> frozenset[str]:
         return frozenset(c.id for c in self.categories if c.gpc)
 

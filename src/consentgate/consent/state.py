@@ -111,7 +111,7 @@ class ConsentCookieCodec:
         self._serializer = consent_serializer(keys or config.secret_keys)
         self._grant_lifetime = config.consent_lifetime_days * _DAY
         self._reject_lifetime = config.reject_lifetime_days * _DAY
-        self._optional = frozenset(config.category_ids) - config.required_category_ids
+        self._optional = config.optional_category_ids
         # A reader sends the same cookie on every request for months: verify each
         # distinct value once per process. The key is the whole signed value, so a
         # cached answer is exactly what verifying again would give; age is still

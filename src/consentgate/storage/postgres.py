@@ -301,8 +301,6 @@ class PostgresStorage(SQLStorage):
         call_timeout: float | None = None,
         batch_size: int = 500,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
         overrides = {
             "min_size": min_size,
             "max_size": max_size,

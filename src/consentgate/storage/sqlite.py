@@ -254,8 +254,6 @@ class SQLiteStorage(SQLStorage):
         breaker_failures: float = DEFAULT_BREAKER_FAILURES,
         breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
         self._sqlite = SQLiteDriver(
             path,
             busy_timeout=busy_timeout,

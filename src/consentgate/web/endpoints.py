@@ -277,12 +277,11 @@ class Endpoints:
         else:
             # 303: the browser follows with a GET, so a reload never re-posts the form.
             response = see_other(submission.next_url)
-        optional = frozenset(config.category_ids) - config.required_category_ids
         for header in decision_cookie_headers(
             self.pages.cookies,
             self.codec,
             decision,
-            consent_class(consent, optional),
+            consent_class(consent, config.optional_category_ids),
             visitor.scheme,
         ):
             response.headers.append("set-cookie", header)
@@ -385,8 +384,7 @@ def _ledger_action(
         return "withdraw"
     if previous is not None and previous.explicit:
         return "update"
-    optional = frozenset(config.category_ids) - config.required_category_ids
-    return "grant" if granted & optional else "reject"
+    return "grant" if granted & config.optional_category_ids else "reject"
 
 
 def _ordered(config: Config, ids: frozenset[str]) -> list[str]:

@@ -120,11 +120,15 @@ class SQLStorage:
         found = yield Statement(self._q.schema_version, ())
         return int(found.scalar() or 0)
 
-    def _apply_migrations(self, target: int) -> Job[list[int]]:
-        """Inside a write transaction: bring the schema up to ``target``."""
-        dialect = self._driver.dialect
-        for sql in dialect.migration_prelude:
+    def _migrate(self, target: int) -> Job[list[int]]:
+        """Inside a write transaction: the prelude, then the schema up to ``target``."""
+        for sql in self._driver.dialect.migration_prelude:
             yield Statement(sql)
+        return (yield from self._apply_migrations(target))
+
+    def _apply_migrations(self, target: int) -> Job[list[int]]:
+        """After the prelude: bring the schema up to ``target``."""
+        dialect = self._driver.dialect
         yield Statement(dialect.schema_table)
         current = yield from self._version()
         if current > dialect.schema_version:
@@ -166,7 +170,7 @@ class SQLStorage:
         await self._driver.connect()
         # Unbounded: an operator's migration may build indexes on a large ledger.
         return await self._driver.run(
-            lambda: self._apply_migrations(target), transaction=True, bounded=False
+            lambda: self._migrate(target), transaction=True, bounded=False
         )
 
     async def ping(self) -> None:
