@@ -31,6 +31,8 @@ def account_texts(lang: str, overrides: Mapping[str, str] | None = None) -> dict
     """The account pages' wording in ``lang`` (``i18n/locales/<lang>.toml``, English where
     it has no text), then the operator's overrides."""
     texts = dict(locale(lang, "accounts"))
+    # The mail flows' and the account page's wording (a table of its own).
+    texts.update(locale(lang, "account_flows"))
     if overrides:
         texts.update(overrides)
     return texts
