@@ -84,6 +84,9 @@ def test_cta_escapes_texts_and_urls() -> None:
         policy_heading="p",
         policy_body="p",
         policy_label="p",
+        verify_heading="v",
+        verify_body="v",
+        verify_label="v",
     )
     markup = render_cta(
         hostile,

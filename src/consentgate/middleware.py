@@ -135,7 +135,13 @@ class ConsentGate:
             self.pages, self.ledger, self.registry, self.codec, self.banner_hashes
         )
         self.account_endpoints = AccountEndpoints(
-            self.pages, self.accounts, self.sessions, self.rate_limiter, self.backoff, self.metrics
+            self.pages,
+            self.accounts,
+            self.sessions,
+            self.rate_limiter,
+            self.backoff,
+            self.metrics,
+            storage=store,
         )
         if config.accounts.enabled:
             self.endpoints.add_routes(self.account_endpoints.routes())
@@ -172,10 +178,19 @@ class ConsentGate:
             keys=self.keys,
             meter_cookie=self.cookies.meter,
             needs_policy_acceptance=self.accounts.needs_policy_acceptance,
+            needs_verification=self._needs_verification,
             meter_store=meter_store,
             database=database,
             resolver=resolver,
         )
+
+    async def _needs_verification(self, user_id: str) -> bool:
+        """Whether a signed-in reader stays at the wall until they verify their address
+        (accounts.verification); only our own accounts have addresses to verify."""
+        if self.config.accounts.verification == "off" or not self.config.accounts.enabled:
+            return False
+        user = await self.accounts.user(user_id)
+        return user is not None and self.accounts.verification_needed(user, self.config.accounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

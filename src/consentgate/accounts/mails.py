@@ -71,9 +71,7 @@ class AccountMails:
 
     def password_reset(self, recipient: str, lang: str, url: str) -> OutgoingMail:
         texts = locale(lang, "account_mail")
-        return self._compose(
-            recipient, "password_reset", lang, [texts["password_reset_body"]], url
-        )
+        return self._compose(recipient, "password_reset", lang, [texts["password_reset_body"]], url)
 
     def email_change(self, recipient: str, lang: str, url: str) -> OutgoingMail:
         """To the new address: the link that makes the change."""

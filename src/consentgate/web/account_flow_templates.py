@@ -65,15 +65,21 @@ def _password_input(page: AccountPage, name: str, label_key: str, autocomplete: 
 
 
 def render_notice_page(page: AccountPage, title_key: str, message_key: str) -> str:
-    """"Look in your inbox" and the like: a title and a message, both texts' keys."""
+    """ "Look in your inbox" and the like: a title and a message, both texts' keys."""
     title = page.texts.get(title_key, "")
     body = f'<h1 id="cg-title">{_e(title)}</h1><p role="status">{_t(page, message_key)}</p>'
     return _document(page, title, body)
 
 
 def render_email_request_page(
-    page: AccountPage, *, action: str, title_key: str, intro_key: str, button_key: str,
-    email: str = "", errors: Mapping[str, str] | None = None,
+    page: AccountPage,
+    *,
+    action: str,
+    title_key: str,
+    intro_key: str,
+    button_key: str,
+    email: str = "",
+    errors: Mapping[str, str] | None = None,
 ) -> str:
     """Asks for an address to send a link to (sign-in link, password reset)."""
     errors = errors or {}
@@ -87,8 +93,15 @@ def render_email_request_page(
 
 
 def render_link_page(
-    page: AccountPage, *, action: str, token: str, title_key: str, intro_key: str,
-    button_key: str, new_password: bool = False, error: str | None = None,
+    page: AccountPage,
+    *,
+    action: str,
+    token: str,
+    title_key: str,
+    intro_key: str,
+    button_key: str,
+    new_password: bool = False,
+    error: str | None = None,
     min_password_length: int = 10,
 ) -> str:
     """The page a mail's link opens: one button (and, for a reset, the new password)."""
@@ -108,9 +121,8 @@ def render_link_page(
             + (' cg-new_password-error" aria-invalid="true"' if error else '"')
             + "></p>"
         )
-    body = (
-        f'<h1 id="cg-title">{_e(title)}</h1><p>{_t(page, intro_key)}</p>'
-        + _button_form(page, action, _t(page, button_key), *fields)
+    body = f'<h1 id="cg-title">{_e(title)}</h1><p>{_t(page, intro_key)}</p>' + _button_form(
+        page, action, _t(page, button_key), *fields
     )
     return _document(page, title, body)
 
@@ -201,10 +213,10 @@ def render_account_overview(
         + f"<p>{_t(page, 'account_signed_in_as', email=_e(summary.email))}</p>"
         + verified
         + _button_form(page, "/logout", _t(page, "sign_out"))
-        + f'<h2>{_t(page, "account_sessions_heading")}</h2>'
+        + f"<h2>{_t(page, 'account_sessions_heading')}</h2>"
         + f"<p>{_t(page, 'account_sessions_intro')}</p>"
         + _button_form(page, "/logout/everywhere", _t(page, "sign_out_everywhere"))
-        + f'<h2>{_t(page, "account_password_heading")}</h2>'
+        + f"<h2>{_t(page, 'account_password_heading')}</h2>"
         + _button_form(
             page,
             "/password",
@@ -212,7 +224,7 @@ def render_account_overview(
             _password_input(page, "current_password", "current_password_label", "current-password"),
             new_password,
         )
-        + f'<h2>{_t(page, "account_email_heading")}</h2>'
+        + f"<h2>{_t(page, 'account_email_heading')}</h2>"
         + f"<p>{_t(page, 'account_email_intro')}</p>"
         + _button_form(
             page,
@@ -221,12 +233,12 @@ def render_account_overview(
             new_email,
             _password_input(page, "password", "current_password_label", "current-password"),
         )
-        + f'<h2>{_t(page, "account_policy_heading")}</h2><p>{policy}</p>'
-        + f'<h2>{_t(page, "account_newsletters_heading")}</h2>'
+        + f"<h2>{_t(page, 'account_policy_heading')}</h2><p>{policy}</p>"
+        + f"<h2>{_t(page, 'account_newsletters_heading')}</h2>"
         + f'<section class="cg-newsletters">{newsletters(page, summary.subscriptions)}</section>'
-        + f'<h2>{_t(page, "account_consents_heading")}</h2>'
+        + f"<h2>{_t(page, 'account_consents_heading')}</h2>"
         + _consent_history(page, summary.consents)
-        + f'<h2>{_t(page, "account_data_heading")}</h2>'
+        + f"<h2>{_t(page, 'account_data_heading')}</h2>"
         + f"<p>{_t(page, 'account_export_intro')}</p>"
         + _button_form(page, "/account/export", _t(page, "export_button"))
         + f'<p><a class="cg-link" href="{_e(page.prefix)}/account/delete">'

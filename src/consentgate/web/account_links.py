@@ -122,7 +122,9 @@ class MailFlows:
         def mail(user: User, new: bool) -> list[OutgoingMail]:
             if new:
                 token = self.issue(LinkPurpose.VERIFY_EMAIL, user, next_url, self._verify_lifetime)
-                return [self.mails.verify_email(user.email, lang, self.url(scope, "/verify", token))]
+                return [
+                    self.mails.verify_email(user.email, lang, self.url(scope, "/verify", token))
+                ]
             login = self.public_url or _origin(scope)
             return [self.mails.address_taken(user.email, lang, f"{login}{self.host.prefix}/login")]
 
@@ -143,8 +145,15 @@ class MailFlows:
 
     # -- link pages ---------------------------------------------------------------------
     async def claim(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, token: str,
-        purpose: LinkPurpose, *, redeem: bool,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        token: str,
+        purpose: LinkPurpose,
+        *,
+        redeem: bool,
     ) -> LinkClaim | None:
         """The link's claim, or None after answering the failure page."""
         claim = None
@@ -172,8 +181,16 @@ class MailFlows:
         return claim
 
     async def link_page(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor,
-        purpose: LinkPurpose, path: str, keys: tuple[str, str, str], *, new_password: bool = False,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        purpose: LinkPurpose,
+        path: str,
+        keys: tuple[str, str, str],
+        *,
+        new_password: bool = False,
     ) -> None:
         token = Request(scope).query_params.get("token", "")
         claim = await self.claim(scope, receive, send, visitor, token, purpose, redeem=False)
@@ -184,16 +201,29 @@ class MailFlows:
 
         def render(page: AccountPage) -> str:
             return render_link_page(
-                page, action=path, token=token, title_key=title, intro_key=intro,
-                button_key=button, new_password=new_password, min_password_length=min_length,
+                page,
+                action=path,
+                token=token,
+                title_key=title,
+                intro_key=intro,
+                button_key=button,
+                new_password=new_password,
+                min_password_length=min_length,
             )
 
         await self.host.answer.page(scope, receive, send, visitor, "/", render)
 
     # -- verify -------------------------------------------------------------------------
-    async def verify_page(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+    async def verify_page(
+        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
+    ) -> None:
         await self.link_page(
-            scope, receive, send, visitor, LinkPurpose.VERIFY_EMAIL, "/verify",
+            scope,
+            receive,
+            send,
+            visitor,
+            LinkPurpose.VERIFY_EMAIL,
+            "/verify",
             ("verify_title", "verify_intro", "verify_button"),
         )
 
@@ -235,8 +265,12 @@ class MailFlows:
 
         def render(page: AccountPage) -> str:
             return render_link_page(
-                page, action="/verify/resend", token="", title_key="resend_title",
-                intro_key="resend_intro", button_key="resend_button",
+                page,
+                action="/verify/resend",
+                token="",
+                title_key="resend_title",
+                intro_key="resend_intro",
+                button_key="resend_button",
             )
 
         await self.host.answer.page(scope, receive, send, visitor, next_url, render)
@@ -270,9 +304,15 @@ class MailFlows:
         await self._notice(scope, receive, send, visitor, "sent_title", "verify_sent")
 
     # -- sign in by link ------------------------------------------------------------------
-    async def magic_form(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+    async def magic_form(
+        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
+    ) -> None:
         await self._email_form(
-            scope, receive, send, visitor, "/login/link",
+            scope,
+            receive,
+            send,
+            visitor,
+            "/login/link",
             ("magic_title", "magic_intro", "magic_button"),
         )
 
@@ -285,13 +325,26 @@ class MailFlows:
             return self.mails.magic_link(user.email, lang, url)
 
         await self._email_request(
-            scope, receive, send, visitor, posted, mail,
-            ("magic_title", "magic_intro", "magic_button"), "/login/link",
+            scope,
+            receive,
+            send,
+            visitor,
+            posted,
+            mail,
+            ("magic_title", "magic_intro", "magic_button"),
+            "/login/link",
         )
 
-    async def magic_page(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+    async def magic_page(
+        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
+    ) -> None:
         await self.link_page(
-            scope, receive, send, visitor, LinkPurpose.SIGN_IN, "/login/link/confirm",
+            scope,
+            receive,
+            send,
+            visitor,
+            LinkPurpose.SIGN_IN,
+            "/login/link/confirm",
             ("magic_confirm_title", "magic_confirm_intro", "login_button"),
         )
 
@@ -299,7 +352,12 @@ class MailFlows:
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
         claim = await self.claim(
-            scope, receive, send, visitor, first(posted.form, "token"), LinkPurpose.SIGN_IN,
+            scope,
+            receive,
+            send,
+            visitor,
+            first(posted.form, "token"),
+            LinkPurpose.SIGN_IN,
             redeem=True,
         )
         if claim is not None:
@@ -310,7 +368,11 @@ class MailFlows:
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
         await self._email_form(
-            scope, receive, send, visitor, "/password/forgot",
+            scope,
+            receive,
+            send,
+            visitor,
+            "/password/forgot",
             ("forgot_title", "forgot_intro", "forgot_button"),
         )
 
@@ -323,14 +385,28 @@ class MailFlows:
             return self.mails.password_reset(user.email, lang, url)
 
         await self._email_request(
-            scope, receive, send, visitor, posted, mail,
-            ("forgot_title", "forgot_intro", "forgot_button"), "/password/forgot",
+            scope,
+            receive,
+            send,
+            visitor,
+            posted,
+            mail,
+            ("forgot_title", "forgot_intro", "forgot_button"),
+            "/password/forgot",
         )
 
-    async def reset_page(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+    async def reset_page(
+        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
+    ) -> None:
         await self.link_page(
-            scope, receive, send, visitor, LinkPurpose.RESET_PASSWORD, "/password/reset",
-            ("reset_title", "reset_intro", "reset_button"), new_password=True,
+            scope,
+            receive,
+            send,
+            visitor,
+            LinkPurpose.RESET_PASSWORD,
+            "/password/reset",
+            ("reset_title", "reset_intro", "reset_button"),
+            new_password=True,
         )
 
     async def reset(
@@ -355,9 +431,15 @@ class MailFlows:
 
             def render(page: AccountPage) -> str:
                 return render_link_page(
-                    page, action="/password/reset", token=token, title_key="reset_title",
-                    intro_key="reset_intro", button_key="reset_button", new_password=True,
-                    error=weakness, min_password_length=min_length,
+                    page,
+                    action="/password/reset",
+                    token=token,
+                    title_key="reset_title",
+                    intro_key="reset_intro",
+                    button_key="reset_button",
+                    new_password=True,
+                    error=weakness,
+                    min_password_length=min_length,
                 )
 
             await self.host.answer.page(scope, receive, send, visitor, "/", render, status=400)
@@ -386,7 +468,12 @@ class MailFlows:
 
     # -- shared pieces ------------------------------------------------------------------
     async def _email_form(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, action: str,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        action: str,
         keys: tuple[str, str, str],
     ) -> None:
         next_url = safe_next(Request(scope).query_params.get("next"))
@@ -400,8 +487,15 @@ class MailFlows:
         await self.host.answer.page(scope, receive, send, visitor, next_url, render)
 
     async def _email_request(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted,
-        mail: Callable[[User, str], OutgoingMail], keys: tuple[str, str, str], action: str,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        posted: Posted,
+        mail: Callable[[User, str], OutgoingMail],
+        keys: tuple[str, str, str],
+        action: str,
     ) -> None:
         """The same answer whether the address has an account: only the mail differs
         (there is none for an unknown address)."""
@@ -412,8 +506,13 @@ class MailFlows:
 
             def render(page: AccountPage) -> str:
                 return render_email_request_page(
-                    page, action=action, title_key=title, intro_key=intro, button_key=button,
-                    email=email, errors=errors,
+                    page,
+                    action=action,
+                    title_key=title,
+                    intro_key=intro,
+                    button_key=button,
+                    email=email,
+                    errors=errors,
                 )
 
             await self.host.answer.page(scope, receive, send, visitor, next_url, render, status=400)
@@ -434,7 +533,12 @@ class MailFlows:
         await self._notice(scope, receive, send, visitor, "sent_title", "link_sent")
 
     async def _notice(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, title: str,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        title: str,
         message: str,
     ) -> None:
         def render(page: AccountPage) -> str:

@@ -43,7 +43,7 @@ from consentgate.web.account_flow_templates import (
 )
 from consentgate.web.account_templates import AccountPage
 from consentgate.web.errors import Failure
-from consentgate.web.forms import RequestFailure, first, private_headers, see_other
+from consentgate.web.forms import RequestFailure, first, private_headers
 
 if TYPE_CHECKING:
     from consentgate.visitor import Visitor
@@ -193,7 +193,12 @@ class AccountPageEndpoints:
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
         await self.host.flows.link_page(
-            scope, receive, send, visitor, LinkPurpose.CHANGE_EMAIL, "/account/email/confirm",
+            scope,
+            receive,
+            send,
+            visitor,
+            LinkPurpose.CHANGE_EMAIL,
+            "/account/email/confirm",
             ("email_confirm_title", "email_confirm_intro", "email_confirm_button"),
         )
 
@@ -202,8 +207,13 @@ class AccountPageEndpoints:
     ) -> None:
         host = self.host
         claim = await host.flows.claim(
-            scope, receive, send, visitor, first(posted.form, "token"),
-            LinkPurpose.CHANGE_EMAIL, redeem=True,
+            scope,
+            receive,
+            send,
+            visitor,
+            first(posted.form, "token"),
+            LinkPurpose.CHANGE_EMAIL,
+            redeem=True,
         )
         if claim is None:
             return

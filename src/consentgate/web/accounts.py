@@ -42,13 +42,13 @@ from consentgate.accounts import AccountError, Accounts, Backoff, RateLimiter, S
 from consentgate.config import Config
 from consentgate.metrics import REGISTRATIONS, Metrics
 from consentgate.storage import Storage, StorageError
+from consentgate.web.account_flow_templates import NewsletterSection, render_notice_page
 from consentgate.web.account_limits import (
     LOGIN_WINDOW_SECONDS,
     REGISTER_WINDOW_SECONDS,
     Limit,
     SignInLimits,
 )
-from consentgate.web.account_flow_templates import NewsletterSection, render_notice_page
 from consentgate.web.account_responses import AccountResponses
 from consentgate.web.account_templates import (
     AccountPage,
@@ -219,10 +219,7 @@ class AccountEndpoints:
         self.wake_sender()
 
         # The same page whether the address was new or taken: only the mail differs.
-        def render(page: AccountPage) -> str:
-            return render_notice_page(page, "sent_title", "register_sent")
-
-        await self.answer.page(scope, receive, send, visitor, next_url, render)
+        await self.answer.page(scope, receive, send, visitor, next_url, _registered)
 
     def _register_renderer(
         self, *, email: str = "", errors: dict[str, str] | None = None
@@ -454,6 +451,10 @@ class AccountEndpoints:
         """To the sign-in form, which comes back to ``path`` (and then ``next_url``)."""
         back_here = f"{path}?next={quote(next_url, safe='/')}"
         return see_other(f"{self.prefix}/login?next={quote(back_here, safe='/')}")
+
+
+def _registered(page: AccountPage) -> str:
+    return render_notice_page(page, "sent_title", "register_sent")
 
 
 def _errors_by_field(problems: list[AccountError]) -> dict[str, str]:
