@@ -34,8 +34,8 @@ from consentgate.accounts import (
 )
 from consentgate.accounts.sessions import SESSION_SALT
 from consentgate.config import Policy
-from consentgate.storage.records import OutgoingMail
 from consentgate.storage import SessionRecord, SQLiteStorage, User
+from consentgate.storage.records import OutgoingMail
 
 T = TypeVar("T")
 
