@@ -27,7 +27,7 @@ from tests.test_wall_http import ArticleApp, full_text_present, read
 from tests.test_wall_http import wall_gate as article_gate
 
 from consentgate import ConsentGate
-from consentgate.accounts.links import LinkPurpose, Links
+from consentgate.accounts.links import Links
 
 LINK = re.compile(r"https?://\S+?token=[A-Za-z0-9_.\-%]+")
 NEW_PASSWORD = "a brand new passphrase"
