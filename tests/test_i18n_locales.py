@@ -97,7 +97,7 @@ def test_locales_spanish_addresses_the_reader_as_tu_throughout() -> None:
     # "usted" beside them reads as another company's text.
     texts = [
         value
-        for section in ("accounts", "consent", "wall")
+        for section in ("accounts", "consent", "wall", "account_flows", "account_mail")
         for value in _flatten(locale("es", section))
     ]
     assert len(texts) > 50  # the sections were read
