@@ -27,6 +27,7 @@ __all__ = [
     "ConsentMethod",
     "ConsentRecord",
     "MeterOutcome",
+    "OutgoingMail",
     "SessionKind",
     "SessionRecord",
     "User",
@@ -231,3 +232,17 @@ class MeterOutcome:
     recorded: bool
     reader_reads: int
     network_reads: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    """A message as the outbox keeps it until it is delivered."""
+
+    recipient: str
+    subject: str
+    text: str  # the plain-text part
+    html: str  # the HTML part
+    kind: str  # [a-z_]{1,40}: verify_email, address_taken, magic_link,
+    # password_reset, email_change, newsletter_confirm, newsletter ...
+    language: str = "en"
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers, e.g. List-Unsubscribe
