@@ -175,7 +175,7 @@ class Newsletters:
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
 
-    def list(self, list_id: str) -> NewsletterList | None:
+    def find(self, list_id: str) -> NewsletterList | None:
         return self._by_id.get(list_id)
 
     # -- the ledger ---------------------------------------------------------------------
@@ -187,11 +187,11 @@ class Newsletters:
             latest[row.list_id] = row  # oldest first: the last one wins
         states = []
         for lst in self.lists:
-            row = latest.get(lst.id)
+            last = latest.get(lst.id)
             states.append(
                 ListState(lst, "none", None)
-                if row is None
-                else ListState(lst, row.action, row.recorded_at)
+                if last is None
+                else ListState(lst, last.action, last.recorded_at)
             )
         return states
 
@@ -250,9 +250,7 @@ class Newsletters:
         failure here is logged, not raised (the reader is signed in and can subscribe
         from the account page; nothing half-done is left, each request is atomic)."""
         try:
-            await self.request_many(
-                user, list_ids, SubscriptionMethod.REGISTRATION, context, lang
-            )
+            await self.request_many(user, list_ids, SubscriptionMethod.REGISTRATION, context, lang)
         except Exception as exc:  # StorageError, or the mail refusing an address
             logger.error("consentgate: newsletter requests at registration not stored: %s", exc)
 
@@ -272,8 +270,12 @@ class Newsletters:
             return None
         lst = self._by_id[claim[1].id]
         row = self._row(
-            redeemed.user_id, lst, SubscriptionAction.CONFIRMED, SubscriptionMethod.EMAIL_LINK,
-            context, lang,
+            redeemed.user_id,
+            lst,
+            SubscriptionAction.CONFIRMED,
+            SubscriptionMethod.EMAIL_LINK,
+            context,
+            lang,
         )
         return await self.storage.record_subscription(row)
 

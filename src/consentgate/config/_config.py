@@ -155,7 +155,9 @@ class Config:
             )
         if self.wall.meter.limit < 1:
             raise ConfigError("wall.meter.limit", "must be at least 1")
-        check_newsletters_have_url(self.newsletters, check_public_url("public_url", self.public_url))
+        check_newsletters_have_url(
+            self.newsletters, check_public_url("public_url", self.public_url)
+        )
 
     # -- construction -------------------------------------------------------------
     @classmethod

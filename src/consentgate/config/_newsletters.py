@@ -76,7 +76,9 @@ def check_public_url(key: str, value: str) -> str:
     parts = urlsplit(value)
     local = parts.hostname in _LOCAL_HOSTS
     if parts.scheme != "https" and not (parts.scheme == "http" and local):
-        raise ConfigError(key, f"must be an https:// origin such as https://news.example, got {value!r}")
+        raise ConfigError(
+            key, f"must be an https:// origin such as https://news.example, got {value!r}"
+        )
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(key, f"must be an origin without a path, got {value!r}")
     return value.rstrip("/")

@@ -179,7 +179,9 @@ class NewsletterEndpoints:
             target = await self.newsletters.unsubscribe_target(token)
             if target is not None:
                 user_id, lst, mail_lang = target
-                method = SubscriptionMethod.ONE_CLICK if one_click else SubscriptionMethod.EMAIL_LINK
+                method = (
+                    SubscriptionMethod.ONE_CLICK if one_click else SubscriptionMethod.EMAIL_LINK
+                )
                 # One-click shows the reader nothing: the words of record are the list's
                 # in the language of the mail the link came in.
                 lang = mail_lang if one_click else visitor.language
@@ -229,7 +231,7 @@ class NewsletterEndpoints:
             await see_other(f"{self.prefix}/login")(scope, receive, send)
             return
         list_id = first(form, "list")
-        if self.newsletters.list(list_id) is None:
+        if self.newsletters.find(list_id) is None:
             failure = RequestFailure(Failure.BAD_FORM, "(no such newsletter)")
             await self.answer.fail(scope, receive, send, visitor, failure, next_url)
             return
@@ -287,7 +289,7 @@ class NewsletterEndpoints:
         message_key: str,
         list_id: str,
     ) -> None:
-        lst: NewsletterList | None = self.newsletters.list(list_id)
+        lst: NewsletterList | None = self.newsletters.find(list_id)
 
         def render(page: AccountPage) -> str:
             return render_newsletter_message(page, title_key, message_key, lst)
