@@ -61,8 +61,8 @@ def row(user_id: str, action: str, minutes: int, list_id: str = "week-in-review"
         action=action,
         method=method,
         text_shown="The Week in Review\nThe week, read slowly.\nSaturdays",
-        ip_hmac=None,
-        user_agent=None,
+        ip_hmac="a" * 64,
+        user_agent="Mozilla/5.0 (test)",
         recorded_at=DAY1 + timedelta(minutes=minutes),
     )
 
@@ -225,3 +225,25 @@ def test_export_subscribers_streams_in_bounded_memory(
     size = out_file.stat().st_size
     assert sum(1 for _ in out_file.open(encoding="utf-8")) == 6_000
     assert peak < size / 4, f"peak {peak} bytes for {size} bytes of output"
+
+
+def test_export_subscribers_erased_reader_is_not_exported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    fill(tmp_path)
+    assert cli("forget", "user", "ana@example.org", "--yes", "--config", str(config)) == 0
+    capsys.readouterr()
+    assert cli("export", "subscribers", "--list", "week-in-review", "--config", str(config)) == 0
+    emails = [json.loads(line)["email"] for line in capsys.readouterr().out.splitlines()]
+    assert emails == ["dora@example.org"]
+    # The ledger keeps its rows as evidence, without the request details.
+    connection = sqlite3.connect(tmp_path / "ledger.db")
+    try:
+        kept = connection.execute(
+            "SELECT action, ip_hmac, user_agent FROM subscriptions"
+            " WHERE user_id = 'u-ana' ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    assert kept == [("requested", None, None), ("confirmed", None, None)]
