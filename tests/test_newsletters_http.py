@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from tests.conftest import client, html_app, make_gate, run
 
+from consentgate.accounts.newsletters import ListState
 from consentgate.middleware import ConsentGate
 from consentgate.storage import User
+from consentgate.web.newsletter_templates import render_newsletter_section
 
 PASSWORD = "correct horse battery"
 REGISTER = "/consentgate/register"
@@ -420,4 +422,45 @@ def test_newsletters_mail_headers_as_rfc_8058_gives_them(tmp_path: Path) -> None
     https, mailto = with_mailto.split(", ")
     assert https.startswith("<https://") and mailto == (
         "<mailto:unsubscribe@news.test?subject=unsubscribe%20week-in-review>"
+    )
+
+
+def test_newsletters_words_of_record_and_mail_in_the_readers_language(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        headers = {"accept-language": "de"}
+        async with client(gate(tmp_path), headers=headers) as c:
+            await register(c, ["morning-brief"])
+            await confirm(c, link_in(outbox(tmp_path)[0][3]))
+
+    run(scenario())
+    ((_, kind, subject, text),) = outbox(tmp_path)
+    assert kind == "newsletter_confirm"
+    assert subject == "Bitte bestätigen: Das Morgenbriefing"
+    assert "Das Morgenbriefing (werktags)" in text
+    # The German name and frequency as shown; the description has no German text, so
+    # the English one was shown, and is recorded.
+    german = "Das Morgenbriefing\nThe five stories to know before work.\nwerktags"
+    assert [(r[1], r[3]) for r in ledger(tmp_path)] == [
+        ("requested", german),
+        ("confirmed", german),
+    ]
+
+
+def test_newsletters_account_section_shows_each_state_with_its_button(tmp_path: Path) -> None:
+    app = gate(tmp_path)
+    brief, week = app.config.newsletters
+    state = [ListState(brief, "confirmed"), ListState(week, "requested")]
+    section = render_newsletter_section(state, "en", "tok&en", "/consentgate")
+    items = section.split("<li")[1:]
+    assert "Subscribed" in items[0] and 'action="/consentgate/newsletters/withdraw"' in items[0]
+    assert "/newsletters/subscribe" not in items[0]
+    assert "Waiting for your confirmation" in items[1]
+    assert 'action="/consentgate/newsletters/subscribe"' in items[1]  # send it again
+    assert 'action="/consentgate/newsletters/withdraw"' in items[1]  # or call it off
+    assert section.count('name="csrf_token" value="tok&amp;en"') == 3
+    assert (
+        render_newsletter_section([ListState(week, "unsubscribed")], "en", "t", "/cg").count(
+            "Subscribe</button>"
+        )
+        == 1
     )

@@ -42,6 +42,7 @@ __all__ = [
     "CONFIRM_LIFETIME",
     "LIST_ID",
     "UNSUBSCRIBE_LIFETIME",
+    "ListState",
     "NewsletterList",
     "NewsletterState",
     "NewsletterStore",
