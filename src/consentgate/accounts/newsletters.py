@@ -30,7 +30,7 @@ from consentgate.accounts.links import LinkPurpose, Links
 from consentgate.accounts.service import RequestContext
 from consentgate.i18n import locale
 from consentgate.mail.compose import compose_mail
-from consentgate.storage import User, ports
+from consentgate.storage import StorageError, User, ports
 from consentgate.storage.records import (
     OutgoingMail,
     SubscriptionAction,
@@ -252,7 +252,7 @@ class Newsletters:
         from the account page; nothing half-done is left, each request is atomic)."""
         try:
             await self.request_many(user, list_ids, SubscriptionMethod.REGISTRATION, context, lang)
-        except Exception as exc:  # StorageError, or the mail refusing an address
+        except (StorageError, ValueError) as exc:  # ValueError: the mail refused the address
             logger.error("consentgate: newsletter requests at registration not stored: %s", exc)
 
     async def confirm(
@@ -269,7 +269,7 @@ class Newsletters:
         )
         if redeemed is None:
             return None
-        lst = self._by_id[claim[1].id]
+        lst = claim[1]
         row = self._row(
             redeemed.user_id,
             lst,
