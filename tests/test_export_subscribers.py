@@ -166,13 +166,16 @@ def test_export_subscribers_unknown_list_exits_2_and_writes_no_file(
     assert not out_file.exists()
 
 
-def test_export_subscribers_list_option_only_with_subscribers(
+def test_export_subscribers_list_option_only_with_subscribers_and_no_window(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
     assert cli("export", "subscribers", "--config", str(config)) == 2
     assert cli("export", "users", "--list", "week-in-review", "--config", str(config)) == 2
     assert "--list ID goes with `export subscribers`" in capsys.readouterr().err
+    args = ("export", "subscribers", "--list", "week-in-review", "--since", "2026-03-01")
+    assert cli(*args, "--config", str(config)) == 2
+    assert "do not apply to subscribers" in capsys.readouterr().err
 
 
 def test_export_subscribers_needs_the_secret_key(

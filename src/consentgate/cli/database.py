@@ -136,6 +136,9 @@ def _run_export(args: argparse.Namespace) -> int:
     if (args.kind == "subscribers") != (args.list_id is not None):
         _error(f"{PROG}: --list ID goes with `export subscribers`, and only with it")
         return 2
+    if args.kind == "subscribers" and (args.since or args.until):
+        _error(f"{PROG}: --since/--until do not apply to subscribers (the current ones)")
+        return 2
     if args.kind == "subscribers":
         problem = _subscribers_problem(args)
         if problem is not None:
