@@ -464,3 +464,29 @@ def test_newsletters_account_section_shows_each_state_with_its_button(tmp_path: 
         )
         == 1
     )
+
+
+def test_newsletters_one_click_storage_down_is_503_so_the_provider_retries(
+    tmp_path: Path,
+) -> None:
+    # The storage cannot be read at all (the file is not a database): a real failure.
+    garbage = tmp_path / "broken.db"
+    garbage.write_bytes(b"not a database, " * 512)
+    broken = make_gate(
+        html_app(),
+        tmp_path,
+        newsletters=LISTS,
+        public_url="https://news.test",
+        database_url=f"sqlite:///{garbage}",
+    )
+    url = broken.newsletters.unsubscribe_url("u1", "reader@example.com", "week-in-review")
+
+    async def scenario() -> httpx.Response:
+        async with client(broken) as provider:
+            return await provider.post(
+                url.removeprefix("https://news.test"), data={"List-Unsubscribe": "One-Click"}
+            )
+
+    response = run(scenario())
+    assert response.status_code == 503
+    assert "location" not in response.headers
