@@ -227,7 +227,9 @@ def test_export_subscribers_streams_in_bounded_memory(
     assert status == 0
     size = out_file.stat().st_size
     assert sum(1 for _ in out_file.open(encoding="utf-8")) == 6_000
-    assert peak < size / 4, f"peak {peak} bytes for {size} bytes of output"
+    # Holding the rows (or the output) would take more than the output's size; what
+    # streaming holds is a page of rows and the fixed cost of config, keys and imports.
+    assert peak < size / 2, f"peak {peak} bytes for {size} bytes of output"
 
 
 def test_export_subscribers_erased_reader_is_not_exported(
