@@ -130,8 +130,14 @@ class PageKit:
         )
 
     def signed_in(self, visitor: Visitor) -> bool:
-        """A reader signed in to our accounts (whose account page exists)."""
-        return visitor.user_id is not None and self.config.accounts.enabled
+        """A reader signed in to our accounts (whose account page exists): not one the
+        site's own ``user_resolver`` names, whom our account page would not know."""
+        config = self.config
+        return (
+            visitor.user_id is not None
+            and config.accounts.enabled
+            and config.cookie_names.session in visitor.cookies
+        )
 
     def context_of(
         self,
