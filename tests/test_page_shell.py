@@ -155,6 +155,7 @@ def test_page_shell_request_is_anonymous_in_the_readers_language(tmp_path: Path)
         "accept-language": "de-DE,de;q=0.9",
         "cookie": "session=reader-secret; ad_id=123",
         "authorization": "Bearer reader-secret",
+        "host": "evil.test",
     }
     (response,) = _get(_gate(site, tmp_path), "/consentgate/register", headers=headers)
     assert response.status_code == 200 and '<html lang="de">' in response.text
@@ -163,7 +164,15 @@ def test_page_shell_request_is_anonymous_in_the_readers_language(tmp_path: Path)
     assert request.headers["accept-language"] == "de"
     assert "cookie" not in request.headers and "authorization" not in request.headers
     assert "reader-secret" not in str(request.headers)
-    assert request.headers["host"] != "news.test"  # never the reader's Host
+    assert "evil" not in request.headers["host"]  # never the reader's Host
+    # Nothing of the reader's request state either (we keep the reader's consent there).
+    assert "consent" not in request.scope["state"]
+
+
+def test_page_shell_layout_host_names_the_request(tmp_path: Path) -> None:
+    site = Site()
+    _get(_gate(site, tmp_path, layout_host="www.site.test"), "/consentgate/login")
+    assert site.requests[0].headers["host"] == "www.site.test"
 
 
 # -- caching ----------------------------------------------------------------------------
@@ -358,3 +367,53 @@ def test_page_shell_config_defaults() -> None:
     assert config.pages.layout_cache_seconds == 300
     assert config.pages.layout_timeout_seconds == 2.0
     assert Config().pages.layout_path == ""
+
+
+# -- the demo site ----------------------------------------------------------------------
+
+
+def test_page_shell_demo_pages_carry_the_demo_masthead(tmp_path: Path) -> None:
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from examples.newsroom.app import LAYOUT_PATH as DEMO_LAYOUT
+    from examples.newsroom.app import create_app
+
+    app = create_app(tmp_path)
+    register, settings, layout = _get(
+        app, "/consentgate/register", "/consentgate/settings", DEMO_LAYOUT
+    )
+    for page in (register, settings):
+        assert page.status_code == 200
+        tree = html5lib.parse(page.text)
+        masthead = [e for e in tree.iter(f"{NS}p") if e.get("class") == "masthead"]
+        assert masthead and "The Harbour Ledger" in "".join(masthead[0].itertext())
+        assert [e for e in tree.iter(f"{NS}nav") if e.get("class") == "site-nav"]
+        assert list(_marker(tree).iter(f"{NS}form"))
+        # The demo's analytics tag never runs on our pages.
+        assert list(tree.iter(f"{NS}script")) == [] or all(
+            s.get("src", "").startswith("/consentgate/static/") for s in tree.iter(f"{NS}script")
+        )
+        assert "demo-analytics.js" not in page.text
+    # The layout is a normal page of the site, marker and all.
+    assert layout.status_code == 200 and "data-consentgate-content" in layout.text
+
+
+def test_page_shell_our_stylesheets_after_the_sites(tmp_path: Path) -> None:
+    async def implied_head(request: Request) -> Response:
+        return HTMLResponse(LAYOUT.replace("</head>", ""))
+
+    written, implied = (
+        _get(_gate(Site(layout), tmp_path / name), "/consentgate/register")[0]
+        for name, layout in (("written", None), ("implied", implied_head))
+    )
+    for response in (written, implied):
+        head = html5lib.parse(response.text).find(f"{NS}head")
+        links = [link.get("href") for link in head.iter(f"{NS}link")]
+        assert "/static/site.css" in links, response.text[:600]
+        assert any(href.startswith("/consentgate/static/banner.css") for href in links)
+    head = html5lib.parse(written.text).find(f"{NS}head")
+    links = [link.get("href") for link in head.iter(f"{NS}link")]
+    assert links[0] == "/static/site.css"

@@ -157,6 +157,7 @@ class PageShell:
         # Stand-ins the rewriter carries through untouched; random, so no layout has them.
         self._title = f"cg-shell-title-{token}"
         self._head = f"cg-shell-head-{token}"
+        self._early_head = f"cg-shell-early-head-{token}"
         self._open = f"cg-shell-open-{token}"
         self._close = f"cg-shell-close-{token}"
 
@@ -252,10 +253,11 @@ class PageShell:
             ],
             "client": None,
             "server": server,
+            # Empty, not a copy of the reader's: middleware around us (an auth layer) and
+            # we ourselves keep per-reader things there, which must not reach a layout
+            # every reader shares.
+            "state": {},
         }
-        if scope is not None and "state" in scope:
-            # The app's lifespan state (a shallow copy, as servers give each request).
-            synthetic["state"] = dict(scope["state"])
         return synthetic
 
     async def _get(self, language: str, scope: Scope | None) -> tuple[int, str, str, bytes]:
@@ -314,7 +316,10 @@ class PageShell:
 
         operations: list[Operation] = [
             *(RemoveElement(target) for target in _REMOVED),
-            InsertHTML.after_head_open(f"<title>{self._title}</title>{self._head}"),
+            # Our stylesheets go last in the head, after the site's (ours win where both
+            # style our forms); right after <head> only when the head's end is implied.
+            InsertHTML.after_head_open(f"<title>{self._title}</title>{self._early_head}"),
+            InsertHTML("head", self._head, Position.BEFORE_END),
             RewriteAttributes(f"[{MARKER}]", lambda name, attrs: note(name, attrs)),
             InsertHTML(f"[{MARKER}]", self._open, Position.AFTER_START),
             InsertHTML(f"[{MARKER}]", self._close, Position.BEFORE_END),
@@ -338,6 +343,10 @@ class PageShell:
         return self._cut(text)
 
     def _cut(self, text: str) -> Layout:
+        if text.count(self._head) == 1:
+            text = text.replace(self._early_head, "", 1)
+        else:
+            text = text.replace(self._head, "").replace(self._early_head, self._head, 1)
         marks = (self._title, self._head, self._open, self._close)
         places = [text.find(mark) for mark in marks]
         if any(text.count(mark) != 1 for mark in marks) or places != sorted(places):
