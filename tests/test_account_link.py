@@ -1,5 +1,6 @@
 """The small fixed link on decided pages: "Cookie settings" for a reader who is not
-signed in, "Account" (the account page, which leads on to the settings) for one who is."""
+signed in; for one signed in to our accounts, "Account" beside it (the settings stay
+one click away: withdrawing is as easy as giving)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,15 @@ def test_account_link_for_a_signed_in_reader(tmp_path: Path) -> None:
 
     anonymous, signed_in = run(scenario())
     assert _fixed_links(anonymous) == {"consentgate-settings-link": "Cookie settings"}
-    assert _fixed_links(signed_in) == {"consentgate-account-link": "Account"}
+    assert _fixed_links(signed_in) == {
+        "consentgate-account-link": "Account",
+        "consentgate-settings-link": "Cookie settings",
+    }
     tree = html5lib.parse(signed_in.text)
-    (link,) = [e for e in tree.iter(f"{NS}a") if e.get("id") == "consentgate-account-link"]
-    assert link.get("href") == "/consentgate/account"
+    (box,) = [e for e in tree.iter(f"{NS}div") if e.get("id") == "consentgate-links"]
+    account, settings = box.findall(f"{NS}a")
+    assert account.get("href") == "/consentgate/account"
+    assert settings.get("href", "").startswith("/consentgate/settings?next=")
 
 
 def test_account_link_in_the_readers_language(tmp_path: Path) -> None:
@@ -48,7 +54,10 @@ def test_account_link_in_the_readers_language(tmp_path: Path) -> None:
             await register(c)
             return await c.get("/", headers={**BROWSER, "accept-language": "de"})
 
-    assert _fixed_links(run(scenario())) == {"consentgate-account-link": "Konto"}
+    assert _fixed_links(run(scenario())) == {
+        "consentgate-account-link": "Konto",
+        "consentgate-settings-link": "Cookie-Einstellungen",
+    }
 
 
 @pytest.mark.parametrize("accounts_enabled", [True, False])

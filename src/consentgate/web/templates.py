@@ -172,19 +172,21 @@ def render_banner(ctx: BannerContext) -> str:
 
 def render_settings_control(ctx: BannerContext) -> str:
     """The small fixed "Cookie settings" link shown on every page after a decision; for
-    a signed-in reader, in its place, "Account" (``{prefix}/account``, which leads on
-    to the cookie settings)."""
+    a reader signed in to our accounts, an "Account" link (``{prefix}/account``) beside
+    it, in the same place. The settings link stays: withdrawing must stay one click away
+    (GDPR Art. 7(3)), signed in or not."""
+    settings = (
+        f'<a id="consentgate-settings-link" href="{_e(_settings_url(ctx))}"'
+        f' lang="{_e(ctx.lang)}">{_t(ctx, "settings_link")}</a>'
+    )
     if ctx.signed_in:
         return (
             _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce)
-            + f'<a id="consentgate-account-link" href="{_e(ctx.prefix)}/account"'
-            f' lang="{_e(ctx.lang)}">{_t(ctx, "account_link")}</a>'
+            + f'<div id="consentgate-links" lang="{_e(ctx.lang)}">'
+            f'<a id="consentgate-account-link" href="{_e(ctx.prefix)}/account">'
+            f"{_t(ctx, 'account_link')}</a>{settings}</div>"
         )
-    return (
-        _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce)
-        + f'<a id="consentgate-settings-link" href="{_e(_settings_url(ctx))}"'
-        f' lang="{_e(ctx.lang)}">{_t(ctx, "settings_link")}</a>'
-    )
+    return _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce) + settings
 
 
 def _document(lang: str, title: str, head_extra: str, body: str) -> str:
