@@ -417,3 +417,60 @@ def test_page_shell_our_stylesheets_after_the_sites(tmp_path: Path) -> None:
     head = html5lib.parse(written.text).find(f"{NS}head")
     links = [link.get("href") for link in head.iter(f"{NS}link")]
     assert links[0] == "/static/site.css"
+
+
+def test_page_shell_marker_with_nested_elements_replaced_whole(tmp_path: Path) -> None:
+    async def nested(request: Request) -> Response:
+        inner = "<div><div><p>old</p></div><section><p>older</p></section></div>"
+        return HTMLResponse(
+            LAYOUT.replace("<p>Placeholder the site writes here.</p>", inner)
+            .replace("<main id", '<div class="page"><div class="col"><main id')
+            .replace("</main>", "</main></div></div>")
+        )
+
+    (response,) = _get(_gate(Site(nested), tmp_path), "/consentgate/register")
+    assert "<p>old</p>" not in response.text and "<p>older</p>" not in response.text
+    tree = html5lib.parse(response.text)
+    marker = _marker(tree)
+    assert marker.find(f".//{NS}form") is not None
+    footer = tree.find(f".//{NS}footer")
+    assert footer is not None and footer not in list(marker.iter())
+
+
+def test_page_shell_account_failure_pages_in_the_layout(tmp_path: Path) -> None:
+    async def scenario() -> httpx.Response:
+        async with client(_gate(Site(), tmp_path)) as c:
+            # A form posted without its CSRF token: 403, drawn as an account page.
+            return await c.post(
+                "/consentgate/register",
+                data={"email": "a@b.test", "password": "x" * 12, "accept_policy": "yes"},
+                headers={**BROWSER, "origin": "https://evil.test"},
+            )
+
+    response = run(scenario())
+    assert response.status_code == 403
+    assert 'class="masthead"' in response.text
+    assert list(_marker(response.text).iter(f"{NS}h1"))
+
+
+def test_page_shell_json_failures_never_fetch_the_layout(tmp_path: Path) -> None:
+    site = Site()
+    (response,) = _get(
+        _gate(site, tmp_path),
+        "/consentgate/consent/receipt",
+        headers={"accept": "application/json"},
+    )
+    assert response.status_code == 404 and response.json()["error"] == "no_consent"
+    assert site.requests == []
+
+
+def test_page_shell_leaves_a_page_of_another_shape_alone() -> None:
+    from consentgate.web.shell import split_document
+
+    assert split_document("<!doctype html><p>no title, no main</p>") is None
+    parts = split_document(
+        '<!DOCTYPE html><html><head><title>A &amp; B</title><link rel="x"></head>'
+        '<body class="cg-page"><main class="cg-main"><h1>Hi</h1></main></body></html>'
+    )
+    assert parts is not None
+    assert (parts.title, parts.head, parts.content) == ("A & B", '<link rel="x">', "<h1>Hi</h1>")
