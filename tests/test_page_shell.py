@@ -30,6 +30,8 @@ BROWSER = {"accept": "text/html", "accept-language": "en"}
 LAYOUT = """<!doctype html>
 <html lang="en-GB"><head><meta charset="utf-8"><title>The Site</title>
 <link rel="stylesheet" href="/static/site.css">
+<link rel="preconnect dns-prefetch" href="https://tracker.test">
+<link rel="preload" as="script" href="https://tracker.test/t.js">
 <base href="https://elsewhere.test/">
 <meta http-equiv="refresh" content="0; url=https://elsewhere.test/">
 <script src="https://tracker.test/t.js"></script>

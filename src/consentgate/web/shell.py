@@ -58,8 +58,25 @@ MAX_LAYOUT_BYTES = 512 * 1024
 # would be closed by our first heading or form, by the HTML parser, in every browser).
 _CONTAINERS = frozenset({"main", "div", "section", "article"})
 # What never survives from the layout: scripts (and what stands in for them), frames,
-# plugins, a <base> that would move our relative links and forms, refreshes and policies.
-_REMOVED = ("script", "noscript", "iframe", "object", "embed", "base", "meta[http-equiv]", "title")
+# plugins, a <base> that would move our relative links and forms, refreshes and policies,
+# and the resource hints.
+_REMOVED = (
+    "script",
+    "noscript",
+    "iframe",
+    "object",
+    "embed",
+    "base",
+    "meta[http-equiv]",
+    "title",
+    # Hints that open connections or fetch ahead, which the CSP does not reliably stop:
+    # a tracker's preconnect is a request to it.
+    *(
+        f"link[rel~={rel}]"
+        for rel in ("preconnect", "dns-prefetch", "prefetch", "preload", "modulepreload")
+    ),
+    "link[rel~=prerender]",
+)
 # A failure is tried again after this long at most, whatever layout_cache_seconds says.
 _RETRY_FAILED_SECONDS = 30.0
 
