@@ -128,7 +128,7 @@ def test_receipt_page_format_when_in_each_language() -> None:
     [
         ("en", "Your consent receipt"),
         ("de", "Ihre Einwilligungsquittung"),
-        ("es", "Su recibo de consentimiento"),
+        ("es", "Tu recibo de consentimiento"),
         ("fr", "Votre reçu de consentement"),
         ("tr", "Onay makbuzunuz"),
     ],
@@ -203,3 +203,11 @@ def test_receipt_page_texts_complete_in_every_language(lang: str) -> None:
         if lang != "en" and key not in _SAME_WORDS:
             assert value != english[key], f"{lang}.{key} is still the English text"
     assert _locale(lang)["consent"]["account_link"]
+
+
+def test_receipt_page_spanish_says_tu_like_the_rest() -> None:
+    from tests.test_i18n_locales import _USTED
+
+    texts = [v for v in _locale("es")["receipt"].values() if isinstance(v, str)]
+    assert [m.group(0) for text in texts for m in _USTED.finditer(text)] == []
+    assert not any(word in text.split() for text in texts for word in ("su", "Su"))
