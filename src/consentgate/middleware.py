@@ -105,7 +105,8 @@ class ConsentGate:
         self._optional = config.optional_category_ids
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
-        self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
+        # The site's own app serves the layout our reader pages are set into (web/shell.py).
+        self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response, app=app)
         # One storage for the ledger, accounts, sessions and (when in the database) the
         # meter; each component is typed with the port it uses.
         store: Storage = storage or storage_from_url(config.database_url)

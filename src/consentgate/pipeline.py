@@ -44,7 +44,9 @@ CONSENT_MAX_TOKEN_BYTES = 16 << 20
 # The URLs of ordinary pages; a longer one (query strings) is rendered each time.
 _CACHED_URL_CHARS = 256
 # (banner or settings link, language, granted, decided, GPC, regime, token, next, nonce)
-_InsertionKey = tuple[bool, str, frozenset[str], bool, bool, "RegionMode", str, str, "str | None"]
+_InsertionKey = tuple[
+    bool, str, frozenset[str], bool, bool, "RegionMode", str, str, "str | None", bool
+]
 # Readers with more (or longer) cookie names are worked out each time: the cache of
 # expiries stays small (at most 4096 entries of a few hundred bytes) under any input.
 _CACHED_NAMES = 40
@@ -138,6 +140,7 @@ class ConsentPlanner:
             token,
             next_url,
             nonce,
+            self._pages.signed_in(visitor),
         )
         # A reader's own token, or an unusually long URL, would only churn the cache.
         cacheable = not token and len(next_url) <= _CACHED_URL_CHARS
@@ -145,9 +148,9 @@ class ConsentPlanner:
         return insertion, [cookie] if cookie else []
 
     def _insertion(self, key: _InsertionKey) -> InsertHTML:
-        banner, language, granted, decided, gpc, mode, token, next_url, nonce = key
+        banner, language, granted, decided, gpc, mode, token, next_url, nonce, signed_in = key
         context = self._pages.context_of(
-            language, granted, decided, gpc, mode, token, next_url, nonce
+            language, granted, decided, gpc, mode, token, next_url, nonce, signed_in=signed_in
         )
         html = render_banner(context) if banner else render_settings_control(context)
         return InsertHTML.before_body_close(html)

@@ -37,6 +37,7 @@ from consentgate.config._newsletters import (
     check_public_url,
     read_newsletters,
 )
+from consentgate.config._pages import PagesSettings, check_layout_path, read_pages
 from consentgate.config._table import Table
 from consentgate.config._wall import read_wall
 from consentgate.consent.cookies import CookieRule
@@ -94,6 +95,8 @@ class Config:
     jurisdiction: str = field(default="EU", metadata={"key": "controller.jurisdiction"})
     wall: WallSettings = field(default_factory=WallSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    #: Our reader pages set into the site's own page shell (``[pages]``, web/shell.py).
+    pages: PagesSettings = field(default_factory=PagesSettings)
     meter_url: str | None = None
     admin_token_sha256: str | None = field(default=None, metadata={"key": "admin.token_sha256"})
     #: Addresses or networks of the reverse proxies in front of the app: only a request
@@ -144,6 +147,7 @@ class Config:
         if self.default_language not in self.languages:
             raise ConfigError("default_language", f"{self.default_language!r} is not in languages")
         check_prefix(self.prefix)
+        check_layout_path(self.pages, self.prefix)
         trusted_proxies(list(self.trusted_proxies))
         if self.trusted_proxy_header not in TRUSTED_PROXY_HEADERS:
             raise ConfigError(
@@ -250,6 +254,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
             "policy": lambda key, section: read_policy(key, section, base_dir),
             "regions": read_regions,
             "wall": lambda key, section: read_wall(key, section, category_ids, languages),
+            "pages": read_pages,
             "meter_url": _meter_url,
             "admin_token_sha256": _admin_token,
             "trusted_proxies": lambda _, value: trusted_proxies(value),
