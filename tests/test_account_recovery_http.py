@@ -394,7 +394,7 @@ def test_recovery_verification_off_lets_unverified_readers_through(tmp_path: Pat
 
 
 def test_recovery_public_url_builds_the_links(tmp_path: Path) -> None:
-    gate = make_gate(html_app(), tmp_path, accounts={"public_url": "https://news.example/"})
+    gate = make_gate(html_app(), tmp_path, public_url="https://news.example")
 
     async def scenario() -> None:
         async with client(gate, headers={"host": "evil.test"}) as c:

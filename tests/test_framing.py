@@ -49,6 +49,8 @@ GET_ROUTES: list[tuple[str, dict[str, str], bool]] = [
     ("/consentgate/account/email/confirm?token=x", HTML, False),
     ("/consentgate/account/export", HTML, True),
     ("/consentgate/account/delete", HTML, True),
+    ("/consentgate/newsletters/confirm?token=x", HTML, False),
+    ("/consentgate/newsletters/unsubscribe?token=x", HTML, False),
     ("/consentgate/admin", BEARER, False),
     ("/consentgate/admin/search?q=nobody@example.com", BEARER, False),
     ("/consentgate/admin/login", HTML, False),

@@ -43,6 +43,8 @@ ONE_YEAR = 31_536_000
 _AD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 ACCESS_HEADER = "Consentgate-Access"
+#: The page shell of consentgate's own pages (consentgate.toml: [pages] layout_path).
+LAYOUT_PATH = "/_consentgate/layout"
 ARTICLE_ID_HEADER = "Consentgate-Article-Id"
 
 
@@ -150,6 +152,12 @@ def _privacy(policy_markdown: str) -> Route:
     return Route("/privacy", privacy, methods=["GET"])
 
 
+async def shell(request: Request) -> Response:
+    """consentgate's pages in the site's look: it fetches this page in-process (see
+    ``[pages]`` in consentgate.toml) and sets its own content into the marked <main>."""
+    return HTMLResponse(templates.shell_page())
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
     return _html(
         request,
@@ -174,6 +182,7 @@ def create_site() -> Starlette:
             Route("/sections/{name}", section, methods=["GET"]),
             _privacy(policy_markdown),
             Route("/prefs", prefs, methods=["GET"]),
+            Route(LAYOUT_PATH, shell, methods=["GET"]),
             Route("/newsletter", newsletter, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],

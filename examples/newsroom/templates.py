@@ -63,6 +63,7 @@ def layout(
     text_size: str = "normal",
     description: str = TAGLINE,
     head_extra: str = "",
+    main_attrs: str = "",
 ) -> str:
     size = text_size if text_size in TEXT_SIZES else "normal"
     page_title = f"{title} | {SITE_NAME}" if title != SITE_NAME else SITE_NAME
@@ -78,7 +79,7 @@ def layout(
 <body class="text-{size}">
 <a class="skip-link" href="#main">Skip to content</a>
 {_header(path, size)}
-<main id="main">
+<main id="main"{main_attrs}>
 {main}
 </main>
 {_footer()}
@@ -290,6 +291,14 @@ def article_page(article: Article, *, text_size: str) -> str:
 def privacy_page(markdown: str, *, text_size: str) -> str:
     main = f'<article class="prose">\n{render_markdown(markdown)}\n</article>'
     return layout(title="Privacy policy", main=main, path="/privacy", text_size=text_size)
+
+
+def shell_page() -> str:
+    """The page shell consentgate sets its own pages into (register, sign in, settings,
+    the receipt: ``[pages] layout_path``): the site's masthead, navigation and footer
+    around a <main> marked ``data-consentgate-content``, whose content is replaced."""
+    main = '<div class="message"><p>consentgate puts its page here.</p></div>'
+    return layout(title=SITE_NAME, main=main, path="/", main_attrs=" data-consentgate-content")
 
 
 def message_page(title: str, message: str, *, path: str, text_size: str) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentgate.accounts.links import Links
+from consentgate.accounts.newsletters import Newsletters
 from consentgate.accounts.ratelimit import (
     Backoff,
     MemoryBackoff,
@@ -54,6 +56,7 @@ from consentgate.wall.meter import MeterStore
 from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.cookies import OwnCookies, decision_cookie_headers
 from consentgate.web.endpoints import Endpoints
+from consentgate.web.newsletters import NewsletterEndpoints
 from consentgate.web.pages import FailureResponse, PageKit
 from consentgate.web.security import CsrfTokens
 
@@ -102,7 +105,8 @@ class ConsentGate:
         self._optional = config.optional_category_ids
         self.registry = CookieRegistry(_registry_rules(config))
         self.cookies = OwnCookies.from_config(config)
-        self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response)
+        # The site's own app serves the layout our reader pages are set into (web/shell.py).
+        self.pages = PageKit(config, CsrfTokens(self.keys), self.cookies, failure_response, app=app)
         # One storage for the ledger, accounts, sessions and (when in the database) the
         # meter; each component is typed with the port it uses.
         store: Storage = storage or storage_from_url(config.database_url)
@@ -134,6 +138,15 @@ class ConsentGate:
         self.endpoints = Endpoints(
             self.pages, self.ledger, self.registry, self.codec, self.banner_hashes
         )
+        self.newsletters = Newsletters(
+            store,
+            config.newsletters,
+            Links(self.keys, store),
+            public_url=config.public_url,
+            prefix=config.prefix,
+            site_name=config.site_name,
+            opener=opener,
+        )
         self.account_endpoints = AccountEndpoints(
             self.pages,
             self.accounts,
@@ -142,9 +155,12 @@ class ConsentGate:
             self.backoff,
             self.metrics,
             storage=store,
+            newsletters=self.newsletters,
         )
         if config.accounts.enabled:
             self.endpoints.add_routes(self.account_endpoints.routes())
+            newsletter_endpoints = NewsletterEndpoints(self.pages, self.accounts, self.newsletters)
+            self.endpoints.add_routes(newsletter_endpoints.routes())
         self.endpoints.add_routes(
             dashboard_routes(self.pages, self.keys, store, opener, self.backoff)
         )

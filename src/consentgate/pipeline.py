@@ -44,7 +44,9 @@ CONSENT_MAX_TOKEN_BYTES = 16 << 20
 # The URLs of ordinary pages; a longer one (query strings) is rendered each time.
 _CACHED_URL_CHARS = 256
 # (banner or settings link, language, granted, decided, GPC, regime, token, next, nonce)
-_InsertionKey = tuple[bool, str, frozenset[str], bool, bool, "RegionMode", str, str, "str | None"]
+_InsertionKey = tuple[
+    bool, str, frozenset[str], bool, bool, "RegionMode", str, str, "str | None", bool
+]
 # Readers with more (or longer) cookie names are worked out each time: the cache of
 # expiries stays small (at most 4096 entries of a few hundred bytes) under any input.
 _CACHED_NAMES = 40
@@ -76,6 +78,9 @@ class ConsentPlanner:
         # few KB), as is the operation carrying it and the activation of each granted set.
         self._insertions = functools.lru_cache(maxsize=512)(self._insertion)
         self._activations = functools.lru_cache(maxsize=256)(self._activation)
+        # The Consent Mode block, per consent; with a CSP nonce (one per response) it is
+        # rendered each time, which would only churn the cache.
+        self._consent_modes = functools.lru_cache(maxsize=256)(self._consent_mode)
 
     def operations(
         self, visitor: Visitor, content_security_policy: str | None
@@ -85,15 +90,19 @@ class ConsentPlanner:
         nonce = _script_nonce(content_security_policy)
         operations: list[Operation] = []
         if self._config.consent_mode.enabled:
-            script = consent_mode_script(self._config, visitor.consent)
-            nonce_attr = f' nonce="{nonce}"' if nonce else ""
-            operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
+            consent_mode = self._consent_mode if nonce else self._consent_modes
+            operations.append(consent_mode(visitor.consent, nonce))
         operations.append(self._activations(visitor.consent))
         cookies: list[str] = []
         if self.shows_banner(visitor):
             insertion, cookies = self._banner_or_control(visitor, nonce)
             operations.append(insertion)
         return operations, cookies
+
+    def _consent_mode(self, consent: Consent, nonce: str | None) -> InsertHTML:
+        script = consent_mode_script(self._config, consent)
+        nonce_attr = f' nonce="{nonce}"' if nonce else ""
+        return InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>")
 
     def _activation(self, consent: Consent) -> RewriteAttributes:
         return RewriteAttributes(GATED_ELEMENTS, activation(consent))
@@ -131,6 +140,7 @@ class ConsentPlanner:
             token,
             next_url,
             nonce,
+            self._pages.signed_in(visitor),
         )
         # A reader's own token, or an unusually long URL, would only churn the cache.
         cacheable = not token and len(next_url) <= _CACHED_URL_CHARS
@@ -138,9 +148,9 @@ class ConsentPlanner:
         return insertion, [cookie] if cookie else []
 
     def _insertion(self, key: _InsertionKey) -> InsertHTML:
-        banner, language, granted, decided, gpc, mode, token, next_url, nonce = key
+        banner, language, granted, decided, gpc, mode, token, next_url, nonce, signed_in = key
         context = self._pages.context_of(
-            language, granted, decided, gpc, mode, token, next_url, nonce
+            language, granted, decided, gpc, mode, token, next_url, nonce, signed_in=signed_in
         )
         html = render_banner(context) if banner else render_settings_control(context)
         return InsertHTML.before_body_close(html)

@@ -31,7 +31,3 @@ class AccountsSettings:
     #: Mails a reader can ask for (sign-in link, password reset, verification again)
     #: per hour, counted per address and, five times as many, per client network.
     mail_requests_per_hour: int = field(default=5, metadata={"range": (1, 1000)})
-    #: The site's address as readers reach it (``https://news.example``), for the links
-    #: in mails. Empty: the address of the request that asked for the mail (only safe
-    #: behind a proxy that answers for your own host names alone).
-    public_url: str = ""

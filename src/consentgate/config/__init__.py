@@ -19,6 +19,7 @@ from consentgate.config._config import (
     SECRET_KEYS_ENV,
     Config,
 )
+from consentgate.config._pages import PagesSettings
 from consentgate.config._table import unknown_key
 from consentgate.consent.settings import (
     CONSENT_MODE_SIGNALS,
@@ -71,6 +72,7 @@ __all__ = [
     "CookieNames",
     "CrawlerSettings",
     "MeterSettings",
+    "PagesSettings",
     "Policy",
     "RegionMode",
     "Regions",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from consentgate.accounts.newsletters import NewsletterList
 from consentgate.accounts.settings import AccountsSettings
 from consentgate.config._checks import (
     TRUSTED_PROXY_HEADERS,
@@ -31,6 +32,12 @@ from consentgate.config._consent import (
     refuse_rules_for_own_cookies,
 )
 from consentgate.config._fields import read_fields, table
+from consentgate.config._newsletters import (
+    check_newsletters_have_url,
+    check_public_url,
+    read_newsletters,
+)
+from consentgate.config._pages import PagesSettings, check_layout_path, read_pages
 from consentgate.config._table import Table
 from consentgate.config._wall import read_wall
 from consentgate.consent.cookies import CookieRule
@@ -88,6 +95,8 @@ class Config:
     jurisdiction: str = field(default="EU", metadata={"key": "controller.jurisdiction"})
     wall: WallSettings = field(default_factory=WallSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    #: Our reader pages set into the site's own page shell (``[pages]``, web/shell.py).
+    pages: PagesSettings = field(default_factory=PagesSettings)
     meter_url: str | None = None
     admin_token_sha256: str | None = field(default=None, metadata={"key": "admin.token_sha256"})
     #: Addresses or networks of the reverse proxies in front of the app: only a request
@@ -104,6 +113,10 @@ class Config:
     #: consent class (consent/classes.py): when the app marks one public, a shared cache
     #: may keep one copy per class. False: every page we rewrite is private.
     shared_cache: bool = field(default=True, metadata={"key": "cache.shared"})
+    #: The site's origin (``https://news.example``): links in mails are built on it.
+    public_url: str = ""
+    #: The newsletters readers may subscribe to (``[[newsletters]]``; docs/newsletters.md).
+    newsletters: tuple[NewsletterList, ...] = ()
 
     def __post_init__(self) -> None:
         """Invariants the rest of consentgate relies on, however the Config was built.
@@ -134,6 +147,7 @@ class Config:
         if self.default_language not in self.languages:
             raise ConfigError("default_language", f"{self.default_language!r} is not in languages")
         check_prefix(self.prefix)
+        check_layout_path(self.pages, self.prefix)
         trusted_proxies(list(self.trusted_proxies))
         if self.trusted_proxy_header not in TRUSTED_PROXY_HEADERS:
             raise ConfigError(
@@ -145,6 +159,9 @@ class Config:
             )
         if self.wall.meter.limit < 1:
             raise ConfigError("wall.meter.limit", "must be at least 1")
+        check_newsletters_have_url(
+            self.newsletters, check_public_url("public_url", self.public_url)
+        )
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -237,11 +254,13 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
             "policy": lambda key, section: read_policy(key, section, base_dir),
             "regions": read_regions,
             "wall": lambda key, section: read_wall(key, section, category_ids, languages),
+            "pages": read_pages,
             "meter_url": _meter_url,
             "admin_token_sha256": _admin_token,
             "trusted_proxies": lambda _, value: trusted_proxies(value),
             "frame_ancestors": lambda _, value: frame_ancestors(value),
             "exclude_paths": path_patterns,
+            "public_url": check_public_url,
         },
         derive={"reject_lifetime_days": lambda values: values["consent_lifetime_days"]},
         secret_keys=_secret_keys(raw.get("secret_keys"), required=require_secret_keys),
@@ -250,6 +269,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
         languages=languages,
         texts=read_texts(raw.get("texts", {}), languages, category_ids),
         cookie_names=cookie_names,
+        newsletters=read_newsletters(raw.get("newsletters"), (*languages, "en")),
     )
 
 

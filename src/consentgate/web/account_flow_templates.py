@@ -36,9 +36,10 @@ __all__ = [
     "render_subscriptions",
 ]
 
-#: The account page's newsletter section: given the page (texts, CSRF token) and the
-#: reader's ledger rows (oldest first), the section's HTML. The newsletter feature
-#: passes its own (AccountEndpoints(..., newsletters=...)); the default lists the rows.
+#: The account page's newsletter section, its heading included: given the page (texts,
+#: CSRF token) and the reader's ledger rows (oldest first), its HTML. With lists
+#: configured it is the newsletter feature's (web/newsletter_templates.py); without,
+#: :func:`render_subscriptions` lists whatever rows there are.
 NewsletterSection = Callable[[AccountPage, Sequence[SubscriptionRecord]], str]
 
 
@@ -144,13 +145,14 @@ def render_subscriptions(page: AccountPage, rows: Sequence[SubscriptionRecord]) 
     latest: dict[str, SubscriptionRecord] = {}
     for row in rows:
         latest[row.list_id] = row
+    heading = f"<h2>{_t(page, 'account_newsletters_heading')}</h2>"
     if not latest:
-        return f"<p>{_t(page, 'account_no_newsletters')}</p>"
+        return f"{heading}<p>{_t(page, 'account_no_newsletters')}</p>"
     items = "".join(
         f"<li>{_e(list_id)}: {_e(row.action)} ({_date(row.recorded_at)})</li>"
         for list_id, row in sorted(latest.items())
     )
-    return f"<ul>{items}</ul>"
+    return f'{heading}<section class="cg-newsletters"><ul>{items}</ul></section>'
 
 
 def _consent_history(page: AccountPage, consents: Sequence[ConsentRecord]) -> str:

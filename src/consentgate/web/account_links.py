@@ -37,7 +37,6 @@ from consentgate.accounts.links import LinkClaim, LinkPurpose, Links
 from consentgate.accounts.mails import AccountMails
 from consentgate.accounts.passwords import password_problem
 from consentgate.accounts.service import normalize_email
-from consentgate.config import ConfigError
 from consentgate.storage import StorageError, User
 from consentgate.storage.records import OutgoingMail
 from consentgate.web.account_flow_templates import (
@@ -67,10 +66,9 @@ class MailFlows:
         self.host = host
         settings = host.config.accounts
         self.settings = settings
-        public_url = settings.public_url.rstrip("/")
-        if public_url and not public_url.startswith(("https://", "http://")):
-            raise ConfigError("accounts.public_url", "must start with https:// or http://")
-        self.public_url = public_url
+        # The site's origin (checked at start-up). Without it, the request's: only safe
+        # behind a proxy that answers for the site's own host names alone.
+        self.public_url = host.config.public_url.rstrip("/")
         self.links = links or Links(
             host.config.secret_keys,
             host.storage,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from consentgate.web.account_flow_templates import (
 from consentgate.web.account_templates import AccountPage
 from consentgate.web.errors import Failure
 from consentgate.web.forms import RequestFailure, first, private_headers
+from consentgate.web.newsletter_templates import render_newsletter_section
 
 if TYPE_CHECKING:
     from consentgate.visitor import Visitor
@@ -67,9 +69,8 @@ def subscription_dict(rec: SubscriptionRecord) -> dict[str, Any]:
 
 
 class AccountPageEndpoints:
-    def __init__(self, host: AccountEndpoints, newsletters: NewsletterSection | None) -> None:
+    def __init__(self, host: AccountEndpoints) -> None:
         self.host = host
-        self.newsletters = newsletters or render_subscriptions
         self.path = f"{host.prefix}/account"
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
@@ -125,15 +126,39 @@ class AccountPageEndpoints:
                 scope, receive, send, visitor, "/", "unavailable_login"
             )
             return
-        newsletters = self.newsletters
+        section = await self._newsletter_section(scope, receive, send, visitor, user)
+        if section is None:
+            return
         min_length = self.host.accounts.min_password_length
 
         def render(page: AccountPage) -> str:
             return render_account_overview(
-                page, summary, newsletters=newsletters, min_password_length=min_length
+                page, summary, newsletters=section, min_password_length=min_length
             )
 
         await self.host.answer.page(scope, receive, send, visitor, self.path, render)
+
+    async def _newsletter_section(
+        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, user: User
+    ) -> NewsletterSection | None:
+        """The configured lists with a button each (the newsletter feature's section),
+        else the ledger's rows as they are; None after answering a storage failure."""
+        newsletters = self.host.newsletters
+        if newsletters is None or not newsletters.lists:
+            return render_subscriptions
+        try:
+            states = await newsletters.current(user.id)
+        except StorageError as exc:
+            logger.error("consentgate: account page unavailable: %s", exc)
+            await self.host.answer.unavailable(
+                scope, receive, send, visitor, "/", "unavailable_login"
+            )
+            return None
+
+        def section(page: AccountPage, rows: Sequence[SubscriptionRecord]) -> str:
+            return render_newsletter_section(states, page.lang, page.csrf_token, page.prefix)
+
+        return section
 
     # -- change of address ----------------------------------------------------------------
     async def change_email(

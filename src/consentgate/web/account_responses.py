@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
 from consentgate.web.account_templates import AccountPage, account_texts, render_account_message
@@ -66,13 +65,14 @@ class AccountResponses:
         *,
         status: int = 200,
     ) -> None:
-        """Render a page with a CSRF token, setting the CSRF cookie if it is new."""
+        """Render a page with a CSRF token, setting the CSRF cookie if it is new; in the
+        site's layout when one is configured (``PageKit.reader_page``)."""
         token, cookie = self.pages.csrf_token_for(visitor)
         page = self.account_page(visitor, token, next_url)
-        response = HTMLResponse(render(page), status_code=status, headers=self.pages.page_headers)
-        if cookie:
-            response.headers.append("set-cookie", cookie)
-        await response(scope, receive, send)
+        # Through PageKit.reader_page: in the site's layout when one is configured.
+        await self.pages.reader_page(
+            scope, receive, send, visitor, render(page), status=status, cookie=cookie
+        )
 
     # -- failures: the one failure path (PageKit.fail), drawn in the account pages' style
     async def fail(

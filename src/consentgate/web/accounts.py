@@ -39,10 +39,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts import AccountError, Accounts, Backoff, RateLimiter, SessionStore
+from consentgate.accounts.newsletters import Newsletters
 from consentgate.config import Config
 from consentgate.metrics import REGISTRATIONS, Metrics
 from consentgate.storage import Storage, StorageError
-from consentgate.web.account_flow_templates import NewsletterSection, render_notice_page
+from consentgate.web.account_flow_templates import render_notice_page
 from consentgate.web.account_limits import (
     LOGIN_WINDOW_SECONDS,
     REGISTER_WINDOW_SECONDS,
@@ -122,15 +123,17 @@ class AccountEndpoints:
         *,
         storage: Storage,
         wake: Callable[[], None] | None = None,
-        newsletters: NewsletterSection | None = None,
+        newsletters: Newsletters | None = None,
     ) -> None:
         """``wake`` tells the mail sender there is mail to send (else it finds it on
-        its next poll); ``newsletters`` draws the account page's newsletter section."""
+        its next poll); ``newsletters``: the lists offered at registration and on the
+        account page."""
         # (Imported here: these modules build on this one's Posted and handlers.)
         from consentgate.web.account_links import MailFlows
         from consentgate.web.account_page import AccountPageEndpoints
 
         self.pages = pages
+        self.newsletters = newsletters
         self.config: Config = pages.config
         self.accounts = accounts
         self.sessions = sessions
@@ -141,7 +144,7 @@ class AccountEndpoints:
         self.answer = AccountResponses(pages)
         self.limits = SignInLimits(self.config.accounts, accounts, rate_limiter, backoff)
         self.flows = MailFlows(self)
-        self.account_page = AccountPageEndpoints(self, newsletters)
+        self.account_page = AccountPageEndpoints(self)
 
     def wake_sender(self) -> None:
         if self.wake is not None:
@@ -216,6 +219,10 @@ class AccountEndpoints:
             return
         if user is not None:
             self.metrics.add(REGISTRATIONS)
+            if self.newsletters is not None:  # the lists ticked: double opt-in mails go out
+                await self.newsletters.subscribe_at_registration(
+                    user, form.get("newsletters", []), context, visitor.language
+                )
         self.wake_sender()
 
         # The same page whether the address was new or taken: only the mail differs.
@@ -228,7 +235,11 @@ class AccountEndpoints:
 
         def render(page: AccountPage) -> str:
             return render_register_page(
-                page, email=email, errors=errors, min_password_length=min_length
+                page,
+                email=email,
+                errors=errors,
+                min_password_length=min_length,
+                newsletters=self.config.newsletters,
             )
 
         return render

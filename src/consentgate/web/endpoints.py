@@ -3,7 +3,9 @@
 GET  {prefix}/consent            the consent in force, as JSON
 POST {prefix}/consent            a decision (form or JSON); CSRF-protected
 POST {prefix}/consent/withdraw   withdraw every optional category
-GET  {prefix}/consent/receipt    a consent receipt (Kantara CR v1.1 field names)
+GET  {prefix}/consent/receipt    a consent receipt: a page for browsers (Accept: text/html),
+                                 JSON (Kantara CR v1.1 field names) for other clients and
+                                 as a download with ?format=json
 GET  {prefix}/settings           the full settings page (no JavaScript needed)
 GET  {prefix}/static/<file>      the banner's stylesheet and script
 GET  /.well-known/gpc.json       we honour Global Privacy Control
@@ -18,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.consent.classes import consent_class
 from consentgate.consent.cookies import expire_cookie_headers
-from consentgate.consent.receipt import consent_receipt
+from consentgate.consent.receipt import consent_receipt, receipt_texts, receipt_view
 from consentgate.consent.state import Decision, consent_in_force, decide
 from consentgate.storage import StorageError
 from consentgate.web.cookies import decision_cookie_headers
@@ -41,7 +43,7 @@ from consentgate.web.forms import (
 )
 from consentgate.web.pages import STATIC_FILES, FailureResponse, PageKit, wants_json_answer
 from consentgate.web.security import safe_next
-from consentgate.web.templates import render_settings_page
+from consentgate.web.templates import render_receipt_page, render_settings_page
 
 if TYPE_CHECKING:
     from consentgate.config import Config
@@ -156,12 +158,27 @@ class Endpoints:
         if not history:
             await self.pages.fail(scope, receive, send, visitor, RequestFailure(Failure.NO_CONSENT))
             return
-        body = consent_receipt(self.config, history, visitor.consent)
-        headers = private_headers()
-        headers["content-disposition"] = (
-            f'inline; filename="consent-receipt-{decision.consent_id}.json"'
+        request = Request(scope)
+        download = request.query_params.get("format") == "json"
+        if download or not _wants_page(request):
+            body = consent_receipt(self.config, history, visitor.consent)
+            headers = private_headers()
+            # The download link saves a file; a client that asked for JSON reads it inline.
+            disposition = "attachment" if download else "inline"
+            headers["content-disposition"] = (
+                f'{disposition}; filename="consent-receipt-{decision.consent_id}.json"'
+            )
+            await JSONResponse(body, headers=headers)(scope, receive, send)
+            return
+        ctx = self.pages.context(visitor, "", "/")
+        view = receipt_view(self.config, history, visitor.language)
+        page = render_receipt_page(
+            ctx,
+            view,
+            receipt_texts(visitor.language),
+            json_url=f"{self.config.prefix}/consent/receipt?format=json",
         )
-        await JSONResponse(body, headers=headers)(scope, receive, send)
+        await self.pages.reader_page(scope, receive, send, visitor, page)
 
     async def settings(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         request = Request(scope, receive)
@@ -179,10 +196,7 @@ class Endpoints:
             consent_id=decision.consent_id if decision else None,
             decided_at=decided_at,
         )
-        response = HTMLResponse(page, headers=self.pages.page_headers)
-        if cookie:
-            response.headers.append("set-cookie", cookie)
-        await response(scope, receive, send)
+        await self.pages.reader_page(scope, receive, send, visitor, page, cookie=cookie)
 
     async def gpc_json(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         body = {"gpc": self.config.gpc_enabled, "lastUpdate": GPC_LAST_UPDATE}
@@ -389,6 +403,15 @@ def _ledger_action(
 
 def _ordered(config: Config, ids: frozenset[str]) -> list[str]:
     return [c for c in config.category_ids if c in ids]
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser (it asks for HTML first); API clients and ``*/*`` keep the JSON."""
+    accept = request.headers.get("accept", "").lower()
+    if "text/html" not in accept:
+        return False
+    json_at = accept.find("application/json")
+    return json_at < 0 or accept.find("text/html") < json_at
 
 
 def _route_path(scope: Scope) -> str:

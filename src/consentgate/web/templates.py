@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from consentgate.config import Category, RegionMode
 from consentgate.consent.texts import banner_intro, category_text, resolve_texts
 from consentgate.markup import escape as _e
 
+if TYPE_CHECKING:
+    from consentgate.consent.receipt import ReceiptView
+
 __all__ = [
     "BannerContext",
     "render_banner",
     "render_message_page",
+    "render_receipt_page",
     "render_settings_control",
     "render_settings_page",
 ]
@@ -42,6 +47,8 @@ class BannerContext:
     mode: RegionMode
     static_version: str
     nonce: str | None = None
+    #: A reader signed in to our accounts: the fixed link leads to the account page.
+    signed_in: bool = False
 
 
 def _t(ctx: BannerContext, key: str) -> str:
@@ -164,12 +171,22 @@ def render_banner(ctx: BannerContext) -> str:
 
 
 def render_settings_control(ctx: BannerContext) -> str:
-    """The small fixed "Cookie settings" link shown on every page after a decision."""
-    return (
-        _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce)
-        + f'<a id="consentgate-settings-link" href="{_e(_settings_url(ctx))}"'
+    """The small fixed "Cookie settings" link shown on every page after a decision; for
+    a reader signed in to our accounts, an "Account" link (``{prefix}/account``) beside
+    it, in the same place. The settings link stays: withdrawing must stay one click away
+    (GDPR Art. 7(3)), signed in or not."""
+    settings = (
+        f'<a id="consentgate-settings-link" href="{_e(_settings_url(ctx))}"'
         f' lang="{_e(ctx.lang)}">{_t(ctx, "settings_link")}</a>'
     )
+    if ctx.signed_in:
+        return (
+            _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce)
+            + f'<div id="consentgate-links" lang="{_e(ctx.lang)}">'
+            f'<a id="consentgate-account-link" href="{_e(ctx.prefix)}/account">'
+            f"{_t(ctx, 'account_link')}</a>{settings}</div>"
+        )
+    return _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce) + settings
 
 
 def _document(lang: str, title: str, head_extra: str, body: str) -> str:
@@ -300,3 +317,76 @@ def render_message_page(
         back = f'<p><a class="cg-link" href="{_e(back_url)}">{_e(label)}</a></p>'
     body = f"<h1>{_e(title)}</h1><p>{_e(message)}</p>{back}"
     return _document(ctx_lang, title, _stylesheet(prefix, static_version, nonce), body)
+
+
+def render_receipt_page(
+    ctx: BannerContext, view: ReceiptView, texts: Mapping[str, str], *, json_url: str
+) -> str:
+    """The consent receipt for a person: the id to quote, when, under which policy, what
+    was chosen, who is responsible; the JSON receipt as a download (``json_url``).
+    ``texts`` is the ``[receipt]`` wording; the category and state labels are the
+    banner's (``ctx.texts``)."""
+
+    def t(key: str, **values: str) -> str:
+        text = _e(texts.get(key, ""))
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", value)
+        return text
+
+    titles = {c.id: category_text(ctx.texts, c)[0] for c in ctx.categories}
+    required = {c.id for c in ctx.categories if c.required}
+    choices = "".join(
+        f'<tr><th scope="row">{_e(titles.get(cid, cid))}</th>'
+        f'<td data-cg-choice="{_e(cid)}">'
+        + (
+            _t(ctx, "always_on")
+            if cid in required
+            else _t(ctx, "state_on" if granted else "state_off")
+        )
+        + "</td></tr>"
+        for cid, granted in view.choices
+    )
+    policy = (
+        f'<a class="cg-link" href="{_e(view.policy_url)}">'
+        f"{t('policy_value', version=_e(view.policy_version))}</a>"
+    )
+    controller = [f"<dt>{t('controller_heading')}</dt><dd>{_e(view.controller_name)}</dd>"]
+    if view.controller_contact:
+        controller.append(
+            f"<dt>{t('controller_contact')}</dt><dd>{_e(view.controller_contact)}</dd>"
+        )
+    if view.controller_email:
+        mail = _e(view.controller_email)
+        controller.append(
+            f'<dt>{t("controller_email")}</dt><dd><a class="cg-link" href="mailto:{mail}">'
+            f"{mail}</a></dd>"
+        )
+    if view.controller_url:
+        url = _e(view.controller_url)
+        controller.append(
+            f'<dt>{t("controller_web")}</dt><dd><a class="cg-link" href="{url}">{url}</a></dd>'
+        )
+    history = [
+        (when, action, ", ".join(titles.get(cid, cid) for cid in granted))
+        for when, action, granted in view.history
+    ]
+    settings_url = f"{ctx.prefix}/settings"
+    body = (
+        f'<h1 id="cg-title">{t("title")}</h1>'
+        f"<p>{t('intro', site=_e(ctx.site_name))}</p>"
+        '<dl class="cg-facts">'
+        f"<dt>{t('id_label')}</dt><dd><code data-cg-receipt-id>{_e(view.receipt_id)}</code></dd>"
+        f"<dt>{t('recorded_label')}</dt><dd>{_e(view.recorded)}</dd>"
+        f"<dt>{t('policy_label')}</dt><dd>{policy}</dd>" + "".join(controller) + "</dl>"
+        f"<h2>{t('choices_heading')}</h2>"
+        '<table class="cg-table"><thead><tr>'
+        f'<th scope="col">{t("category_column")}</th><th scope="col">{t("choice_column")}</th>'
+        f"</tr></thead><tbody>{choices}</tbody></table>"
+        + _history_table(ctx, history)
+        + f'<p><a class="cg-link" href="{_e(json_url)}" download>{t("download")}</a></p>'
+        f'<p><a class="cg-link" href="{_e(settings_url)}">{t("change")}</a></p>'
+    )
+    title = texts.get("title", "")
+    if ctx.site_name:
+        title = f"{title} – {ctx.site_name}"
+    return _document(ctx.lang, title, _stylesheet(ctx.prefix, ctx.static_version, ctx.nonce), body)
