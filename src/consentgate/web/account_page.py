@@ -353,14 +353,14 @@ class AccountPageEndpoints:
         await self._deleted(scope, receive, send, visitor)
 
     async def _deleted(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+        """ "Your account is deleted", in the site's layout like every reader page, with
+        the session cookie cleared."""
         host = self.host
         token, cookie = host.pages.csrf_token_for(visitor)
         page = host.answer.account_page(visitor, token, "/")
-        response = Response(
-            render_notice_page(page, "deleted_title", "deleted_message"),
-            media_type="text/html",
-            headers=dict(host.pages.page_headers),
-        )
+        document = render_notice_page(page, "deleted_title", "deleted_message")
+        html = await host.pages.dressed(visitor.language, document, scope)
+        response = Response(html, media_type="text/html", headers=dict(host.pages.page_headers))
         response.headers.append(
             "set-cookie", host.pages.cookies.session.expired(scheme=visitor.scheme)
         )
