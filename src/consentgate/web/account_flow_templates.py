@@ -9,7 +9,7 @@ GET must never use one up.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from consentgate.markup import escape as _e
@@ -47,10 +47,16 @@ def _date(moment: datetime | None) -> str:
     return _e(moment.strftime("%Y-%m-%d %H:%M UTC")) if moment is not None else ""
 
 
-def _button_form(page: AccountPage, action: str, label: str, *fields: str) -> str:
+def _button_form(
+    page: AccountPage, action: str, label: str, *fields: str, next_url: str | None = None
+) -> str:
+    """A form of one button (and ``fields``); ``next_url`` replaces the page's next."""
+    hidden = _hidden(page)
+    if next_url is not None:
+        hidden = _hidden(replace(page, next_url=next_url))
     return (
         f'<form class="cg-form" method="post" action="{_e(page.prefix)}{action}">'
-        + _hidden(page)
+        + hidden
         + "".join(fields)
         + f'<div class="cg-actions"><button type="submit" class="cg-btn">{label}</button>'
         "</div></form>"
@@ -214,10 +220,10 @@ def render_account_overview(
         + notice
         + f"<p>{_t(page, 'account_signed_in_as', email=_e(summary.email))}</p>"
         + verified
-        + _button_form(page, "/logout", _t(page, "sign_out"))
+        + _button_form(page, "/logout", _t(page, "sign_out"), next_url="/")
         + f"<h2>{_t(page, 'account_sessions_heading')}</h2>"
         + f"<p>{_t(page, 'account_sessions_intro')}</p>"
-        + _button_form(page, "/logout/everywhere", _t(page, "sign_out_everywhere"))
+        + _button_form(page, "/logout/everywhere", _t(page, "sign_out_everywhere"), next_url="/")
         + f"<h2>{_t(page, 'account_password_heading')}</h2>"
         + _button_form(
             page,
