@@ -40,6 +40,7 @@ from consentgate.operator.dashboard import dashboard_routes
 from consentgate.pipeline import ConsentPlanner
 from consentgate.planner import ClassSharing, ResponsePlanner
 from consentgate.responder import Responder
+from consentgate.rewrite import RewriteMemo
 from consentgate.storage import (
     AcceptanceRecord,
     MeterReads,
@@ -171,6 +172,10 @@ class ConsentGate:
             fallback_headers=dict(self.pages.page_security_headers),
             classes=_class_sharing(config),
         )
+        # Whole pages rewritten once per set of operations, for every response after.
+        self.memo = (
+            RewriteMemo(max_bytes=config.rewrite_memo_mb << 20) if config.rewrite_memo_mb else None
+        )
 
     def _article_gate(self, resolver: Resolver | None, store: MeterReads) -> ArticleGate:
         config, wall = self.config, self.config.wall
@@ -239,7 +244,7 @@ class ConsentGate:
                 )
             )
         plan_for = self.planner.for_request(scope, visitor, cookies)
-        await self.app(scope, receive, Responder(plan_for, scope, send).send)
+        await self.app(scope, receive, Responder(plan_for, scope, send, self.memo).send)
 
     async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
         """The signed-in reader: the site's own resolver, else our session cookie."""

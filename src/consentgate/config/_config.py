@@ -113,6 +113,11 @@ class Config:
     #: consent class (consent/classes.py): when the app marks one public, a shared cache
     #: may keep one copy per class. False: every page we rewrite is private.
     shared_cache: bool = field(default=True, metadata={"key": "cache.shared"})
+    #: MiB of whole pages kept rewritten, per process (rewrite/memo.py): a page served
+    #: again byte for byte to readers of the same plan is not parsed again. 0: off.
+    rewrite_memo_mb: int = field(
+        default=32, metadata={"key": "cache.rewrite_memo_mb", "range": (0, 4096)}
+    )
     #: The site's origin (``https://news.example``): links in mails are built on it.
     public_url: str = ""
     #: The newsletters readers may subscribe to (``[[newsletters]]``; docs/newsletters.md).
