@@ -31,6 +31,7 @@ from consentgate.config._consent import (
     refuse_rules_for_own_cookies,
 )
 from consentgate.config._fields import read_fields, table
+from consentgate.config._mail import read_mail
 from consentgate.config._table import Table
 from consentgate.config._wall import read_wall
 from consentgate.consent.cookies import CookieRule
@@ -45,6 +46,7 @@ from consentgate.consent.settings import (
     default_categories,
 )
 from consentgate.errors import ConfigError
+from consentgate.mail.settings import MailSettings
 from consentgate.wall.settings import WallSettings
 
 MAX_CONSENT_LIFETIME_DAYS = 395  # CNIL: about 13 months at most, then ask again
@@ -88,6 +90,7 @@ class Config:
     jurisdiction: str = field(default="EU", metadata={"key": "controller.jurisdiction"})
     wall: WallSettings = field(default_factory=WallSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
     meter_url: str | None = None
     admin_token_sha256: str | None = field(default=None, metadata={"key": "admin.token_sha256"})
     #: Addresses or networks of the reverse proxies in front of the app: only a request
@@ -236,6 +239,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
             "database_url": lambda _, url: _database_url(url, base_dir),
             "policy": lambda key, section: read_policy(key, section, base_dir),
             "regions": read_regions,
+            "mail": lambda key, section: read_mail(key, section, base_dir),
             "wall": lambda key, section: read_wall(key, section, category_ids, languages),
             "meter_url": _meter_url,
             "admin_token_sha256": _admin_token,
