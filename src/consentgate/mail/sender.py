@@ -1,0 +1,241 @@
+"""The background task that empties the outbox: claim due mail, send it, mark it.
+
+The outbox (storage) is the truth; this task only moves messages from it to the SMTP
+server. So it may die, restart, run in every worker process, or be stopped mid-batch:
+``claim_mail`` leases what it takes (nobody else sends it while the lease runs, and it is
+taken again once the lease is over), and a message leaves the outbox only when the
+server accepted it (``mark_mail_sent``) or when trying again cannot help (``dead``).
+
+Delivery is at least once: a message the server accepted just before a crash, a cut
+connection, or an abandoned send (beyond ``send_timeout``) may go out a second time.
+Losing a sign-in link is worse than sending it twice.
+
+Failures: a transient one (the server down, 4xx, a timeout) is retried after a back-off
+that doubles from ``first_delay`` up to ``max_delay``, jittered so that many messages
+failed together do not all come back in the same second; after ``max_attempts`` tries it
+is dead. A permanent one (5xx to this message) is dead at once. A storage outage stops
+nothing for good: the loop logs it, waits and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+
+from consentgate.mail.message import build_message
+from consentgate.mail.transport import MailError, MailTransport
+from consentgate.storage.records import OutgoingMail
+
+__all__ = ["OutboxPort", "OutboxSender", "retry_delay"]
+
+logger = logging.getLogger("consentgate.mail")
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+class _Claimed(Protocol):
+    """What the sender reads of a claimed outbox item (storage's ``OutboxItem``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def mail(self) -> OutgoingMail: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+class OutboxPort(Protocol):
+    """The part of storage's ``Outbox`` port the sender uses."""
+
+    async def claim_mail(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> Sequence[_Claimed]: ...
+    async def mark_mail_sent(self, item_id: int, at: datetime) -> None: ...
+    async def mark_mail_failed(
+        self, item_id: int, error: str, retry_at: datetime | None
+    ) -> None: ...
+
+
+def retry_delay(
+    attempts: int,
+    *,
+    first_delay: float = 30.0,
+    max_delay: float = 3600.0,
+    rng: Callable[[], float] = random.random,
+) -> timedelta:
+    """The wait after the ``attempts``-th failed try: doubling, capped, then up to a
+    quarter shorter at random (never longer than the cap)."""
+    delay = min(max_delay, first_delay * 2 ** min(max(attempts - 1, 0), 30))
+    return timedelta(seconds=delay * (1 - 0.25 * rng()))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxSender:
+    """Sends what the outbox holds through ``transport``; ``start`` runs it in the
+    background, ``run_once`` does one round (tests, a one-off command)."""
+
+    def __init__(
+        self,
+        outbox: OutboxPort,
+        transport: MailTransport,
+        *,
+        from_address: str,
+        from_name: str = "",
+        max_attempts: int = 30,
+        poll_seconds: float = 30.0,
+        send_timeout: float = 120.0,
+        storage_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+        batch: int = 10,
+        first_delay: float = 30.0,
+        max_delay: float = 3600.0,
+        opener: Callable[[], Awaitable[None]] | None = None,
+        clock: Clock = _utc_now,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.from_address = from_address
+        self.from_name = from_name
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self.send_timeout = send_timeout
+        self.storage_timeout = storage_timeout
+        self.stop_timeout = stop_timeout
+        self.batch = batch
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        # Long enough for a whole batch, each send at its bound: a message is never
+        # taken by a second sender while the first may still be sending it.
+        self.lease = timedelta(seconds=batch * send_timeout + 60)
+        self._opener = opener
+        self._clock = clock
+        self._rng = rng
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._stopping = False
+
+    # -- the background task ------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Run in the background on the running event loop (idempotent)."""
+        if self.running:
+            return
+        self._stopping = False
+        # Created here, on the loop that waits on it.
+        self._wakeup = asyncio.Event()
+        # A fresh context: started during a request, the task must not inherit that
+        # request's storage budget (or anything else of it) for its whole life.
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="consentgate-outbox", context=contextvars.Context()
+        )
+
+    def wake(self) -> None:
+        """Look for due mail now (after an enqueue) instead of at the next poll."""
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def stop(self) -> None:
+        """Stop after the message in flight, waiting for it at most ``stop_timeout``;
+        what was claimed and not sent is taken again when its lease ends."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self.wake()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.stop_timeout)
+        except TimeoutError:
+            logger.warning("consentgate: the mail sender did not stop in time; cancelled")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                handled = await self.run_once()
+            except Exception as exc:  # storage down, a bug: log, wait, go on
+                logger.warning("consentgate: the mail sender failed a round (%s); will retry", exc)
+                handled = 0
+            if handled >= self.batch and not self._stopping:
+                continue  # more may be due: no pause
+            await self._pause()
+
+    async def _pause(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is None or self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), self.poll_seconds)
+        wakeup.clear()
+
+    # -- one round ------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Claim the due mail (up to ``batch``) and try each; the number claimed."""
+        if self._opener is not None:
+            await self._bounded(self._opener())
+        items = await self._bounded(self.outbox.claim_mail(self._clock(), self.batch, self.lease))
+        for item in items:
+            if self._stopping:
+                break  # the rest keeps its lease and is taken again after it
+            await self._deliver(item)
+        return len(items)
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        return await asyncio.wait_for(call, self.storage_timeout)
+
+    async def _deliver(self, item: _Claimed) -> None:
+        try:
+            message = build_message(
+                item.mail, from_address=self.from_address, from_name=self.from_name
+            )
+            await asyncio.wait_for(self.transport.send(message), self.send_timeout)
+        except MailError as exc:
+            transient, reason = exc.transient, exc.reason
+        except TimeoutError:
+            transient, reason = True, f"no answer within {self.send_timeout:g} s"
+        except ValueError as exc:  # a stored mail the builder refuses: never sendable
+            transient, reason = False, f"message: {exc}"
+        else:
+            await self._bounded(self.outbox.mark_mail_sent(item.id, self._clock()))
+            return
+        attempts = item.attempts + 1
+        retry_at: datetime | None = None
+        if transient and attempts < self.max_attempts:
+            delay = retry_delay(
+                attempts, first_delay=self.first_delay, max_delay=self.max_delay, rng=self._rng
+            )
+            retry_at = self._clock() + delay
+            # No address in the log: the item id finds it for whoever may look.
+            logger.warning(
+                "consentgate: mail %d (%s) not sent, try %d of %d, again in %d s: %s",
+                item.id,
+                item.mail.kind,
+                attempts,
+                self.max_attempts,
+                delay.total_seconds(),
+                reason,
+            )
+        else:
+            logger.error(
+                "consentgate: mail %d (%s) given up after %d tries: %s",
+                item.id,
+                item.mail.kind,
+                attempts,
+                reason,
+            )
+        await self._bounded(self.outbox.mark_mail_failed(item.id, reason, retry_at))
