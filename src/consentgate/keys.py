@@ -32,6 +32,13 @@ class Purpose(StrEnum):
     SESSION = "consentgate.session.v1"  # cg_session, timestamped
     METER = "consentgate.meter.v1"  # cg_meter, timestamped
     ADMIN = "consentgate.admin.v1"  # cg_admin, timestamped
+    # Links in mails, one salt per purpose: a sign-in link is never a reset link.
+    LINK_VERIFY_EMAIL = "consentgate.link.verify-email.v1"
+    LINK_SIGN_IN = "consentgate.link.sign-in.v1"
+    LINK_RESET_PASSWORD = "consentgate.link.reset-password.v1"  # noqa: S105 (a salt)
+    LINK_CHANGE_EMAIL = "consentgate.link.change-email.v1"
+    LINK_NEWSLETTER_CONFIRM = "consentgate.link.newsletter-confirm.v1"
+    LINK_UNSUBSCRIBE = "consentgate.link.unsubscribe.v1"
 
 
 def _signer_kwargs() -> dict[str, Any]:

@@ -13,14 +13,17 @@ fails, so the caller can answer 503 without knowing which backend runs.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from consentgate.storage.records import (
     AcceptanceRecord,
     ConsentRecord,
     MeterOutcome,
+    OutboxItem,
+    OutgoingMail,
     SessionRecord,
+    SubscriptionRecord,
     User,
 )
 
@@ -31,9 +34,12 @@ __all__ = [
     "Counters",
     "Erasure",
     "Lifecycle",
+    "LinkClaims",
     "MeterReads",
+    "Outbox",
     "Sessions",
     "Storage",
+    "Subscriptions",
 ]
 
 
@@ -96,13 +102,27 @@ class ConsentLog(Protocol):
 class Accounts(Protocol):
     """Readers' accounts."""
 
-    async def create_user(self, user: User, acceptances: Sequence[AcceptanceRecord] = ()) -> User:
-        """Store ``user`` and, in the same transaction, its first acceptance rows.
+    async def create_user(
+        self,
+        user: User,
+        acceptances: Sequence[AcceptanceRecord] = (),
+        mail: Sequence[OutgoingMail] = (),
+    ) -> User:
+        """Store ``user`` and, in the same transaction, its first acceptance rows and the
+        messages its registration sends (into the outbox).
 
         All or nothing: an account never exists without the acceptance recorded at its
-        registration. Raises :class:`DuplicateUserError` when :func:`email_key` of the
-        e-mail is taken.
+        registration, nor without its verification mail. Raises
+        :class:`DuplicateUserError` when :func:`email_key` of the e-mail is taken.
         """
+
+    async def mark_email_verified(self, user_id: str, at: datetime) -> bool:
+        """Note that the user proved the address theirs at ``at`` (the first time stays);
+        False when there is no such user."""
+
+    async def change_email(self, user_id: str, new_email: str, at: datetime) -> None:
+        """Give the user ``new_email``, verified at ``at`` (a change is confirmed by the
+        link sent to the new address). Raises :class:`DuplicateUserError` when taken."""
 
     async def user_by_email(self, email: str) -> User | None:
         """The user whose e-mail has the same :func:`email_key`, or None."""
@@ -143,7 +163,11 @@ class Erasure(Protocol):
 
         The only change the append-only tables allow: the rows stay as pseudonymised
         proof (random user id, times, versions, hashes). Returns the rows changed.
+        Newsletter rows are redacted the same way.
         """
+
+    async def forget_mail(self, recipient: str) -> int:
+        """Delete the outbox's messages to this address (by :func:`email_key`); how many."""
 
 
 class Sessions(Protocol):
@@ -200,6 +224,66 @@ class MeterReads(Protocol):
         """Forget reads last made before ``before``; returns how many were removed."""
 
 
+class Outbox(Protocol):
+    """Messages waiting for the mail server, written where their cause is written."""
+
+    async def enqueue_mail(self, mail: OutgoingMail, at: datetime) -> int:
+        """Add a message, due at once; returns its id."""
+
+    async def claim_mail(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        """Up to ``limit`` pending messages due at ``now``, oldest first.
+
+        Each one's next attempt moves to ``now + lease``, so no other sender (worker,
+        process) takes it while this one tries, and one that dies mid-send leaves it to
+        be retried when the lease ends.
+        """
+
+    async def mark_mail_sent(self, item_id: int, at: datetime) -> None:
+        """The mail server took it: status sent; its bodies are cleared (the links in
+        them are secrets) and the row stays for the stats."""
+
+    async def mark_mail_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
+        """One more failed attempt (``error`` kept, cut to 500 characters): due again at
+        ``retry_at``, or given up ("dead") when it is None."""
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """``pending``, ``retrying`` (pending after a failed attempt), ``sent``, ``dead``."""
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest message still waiting was written, or None."""
+
+    async def prune_mail(self, before: datetime) -> int:
+        """Forget sent and dead messages written before ``before``; how many."""
+
+
+class LinkClaims(Protocol):
+    """What makes a link in a mail single-use."""
+
+    async def claim_link(self, link_id: str, expires_at: datetime) -> bool:
+        """True the first time ``link_id`` (a hash of the link's random id) is claimed,
+        False ever after, on any worker (until pruned after ``expires_at``)."""
+
+    async def prune_links(self, before: datetime) -> int:
+        """Forget claims of links that expired before ``before``; how many."""
+
+
+class Subscriptions(Protocol):
+    """The newsletter ledger: append-only evidence of each subscription step."""
+
+    async def record_subscription(
+        self, rec: SubscriptionRecord, mail: Sequence[OutgoingMail] = ()
+    ) -> SubscriptionRecord:
+        """Append ``rec`` (whose ``id`` must be None) and, in the same transaction, its
+        messages (the double opt-in mail); returns it with its new id."""
+
+    async def subscriptions_for(self, user_id: str) -> list[SubscriptionRecord]:
+        """Every row of one user, oldest first."""
+
+    def iter_subscribers(self, list_id: str) -> AsyncIterator[tuple[str, str, datetime]]:
+        """``(user_id, email, confirmed at)`` of each existing account whose newest row
+        for the list is a confirmation, by user id, in pages (an async generator)."""
+
+
 class Counters(Protocol):
     """Daily counters, and the rollups the database keeps for the dashboard."""
 
@@ -236,6 +320,9 @@ class Storage(
     Sessions,
     MeterReads,
     Counters,
+    Outbox,
+    LinkClaims,
+    Subscriptions,
     Protocol,
 ):
     """Every port: what a SQL backend implements."""

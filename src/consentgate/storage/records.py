@@ -19,17 +19,25 @@ __all__ = [
     "ACCEPTANCE_PURPOSES",
     "CONSENT_ACTIONS",
     "CONSENT_METHODS",
+    "MAIL_STATUSES",
     "SESSION_KINDS",
+    "SUBSCRIPTION_ACTIONS",
+    "SUBSCRIPTION_METHODS",
     "AcceptanceMethod",
     "AcceptancePurpose",
     "AcceptanceRecord",
     "ConsentAction",
     "ConsentMethod",
     "ConsentRecord",
+    "MailStatus",
     "MeterOutcome",
+    "OutboxItem",
     "OutgoingMail",
     "SessionKind",
     "SessionRecord",
+    "SubscriptionAction",
+    "SubscriptionMethod",
+    "SubscriptionRecord",
     "User",
     "email_key",
     "new_user_id",
@@ -72,12 +80,43 @@ class SessionKind(StrEnum):
     ADMIN = "admin"
 
 
+class MailStatus(StrEnum):
+    """Where a message of the outbox is: waiting (maybe after failed attempts), handed
+    to the mail server, or given up (a permanent refusal, or too many attempts)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class SubscriptionAction(StrEnum):
+    """A step of a newsletter subscription: asked for (double opt-in mail sent),
+    confirmed by the link in that mail, withdrawn."""
+
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class SubscriptionMethod(StrEnum):
+    REGISTRATION = "registration"
+    ACCOUNT = "account"
+    EMAIL_LINK = "email_link"
+    ONE_CLICK = "one_click"
+    OPERATOR = "operator"
+    ERASURE = "erasure"
+
+
 # Plain strings (not members), so sorting and messages show the stored words.
 CONSENT_ACTIONS = frozenset(str(word.value) for word in ConsentAction)
 CONSENT_METHODS = frozenset(str(word.value) for word in ConsentMethod)
 ACCEPTANCE_PURPOSES = frozenset(str(word.value) for word in AcceptancePurpose)
 ACCEPTANCE_METHODS = frozenset(str(word.value) for word in AcceptanceMethod)
 SESSION_KINDS = frozenset(str(word.value) for word in SessionKind)
+MAIL_STATUSES = frozenset(str(word.value) for word in MailStatus)
+SUBSCRIPTION_ACTIONS = frozenset(str(word.value) for word in SubscriptionAction)
+SUBSCRIPTION_METHODS = frozenset(str(word.value) for word in SubscriptionMethod)
+_MAIL_KIND = re.compile(r"[a-z_]{1,40}")
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -111,11 +150,17 @@ class User:
     password_hash: str
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     id: str = field(default_factory=new_user_id)
+    #: When the reader proved the address is theirs (the link in the verification or
+    #: the change-of-address mail); None until then.
+    email_verified_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.id or not self.email:
             raise ValueError("a user needs an id and an e-mail address")
         object.__setattr__(self, "created_at", _utc(self.created_at, "created_at"))
+        if self.email_verified_at is not None:
+            verified = _utc(self.email_verified_at, "email_verified_at")
+            object.__setattr__(self, "email_verified_at", verified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,15 +279,84 @@ class MeterOutcome:
     network_reads: int | None
 
 
+def _no_line_breaks(value: str, name: str) -> None:
+    # A CR or LF in a header value would let its text add headers (or recipients).
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} must not contain line breaks")
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMail:
-    """A message as the outbox keeps it until it is delivered."""
+    """A message as the outbox keeps it until it is delivered.
+
+    Written in the transaction of what caused it (a registration, a subscription), so a
+    reader is never told "we sent you a link" for a link that no row will ever send.
+    """
 
     recipient: str
     subject: str
-    text: str  # the plain-text part
-    html: str  # the HTML part
-    kind: str  # [a-z_]{1,40}: verify_email, address_taken, magic_link,
-    # password_reset, email_change, newsletter_confirm, newsletter ...
+    text: str
+    html: str
+    #: What the message is for (verify_email, password_reset, newsletter_confirm, …):
+    #: counted in the stats, never shown to the reader.
+    kind: str
     language: str = "en"
-    headers: tuple[tuple[str, str], ...] = ()  # extra headers, e.g. List-Unsubscribe
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.recipient or "@" not in self.recipient:
+            raise ValueError("a message needs a recipient address")
+        _no_line_breaks(self.recipient, "recipient")
+        _no_line_breaks(self.subject, "subject")
+        if not _MAIL_KIND.fullmatch(self.kind):
+            raise ValueError(f"mail kind must be 1-40 of a-z and _, not {self.kind!r}")
+        object.__setattr__(self, "headers", tuple((str(n), str(v)) for n, v in self.headers))
+        for name, value in self.headers:
+            _no_line_breaks(name, "a header name")
+            _no_line_breaks(value, f"header {name}")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One message in the outbox, with its delivery state."""
+
+    id: int
+    mail: OutgoingMail
+    created_at: datetime
+    #: Failed attempts so far.
+    attempts: int
+    next_attempt_at: datetime
+    status: str
+    last_error: str | None
+    sent_at: datetime | None
+
+    def __post_init__(self) -> None:
+        if self.status not in MAIL_STATUSES:
+            raise ValueError(f"unknown mail status {self.status!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """One row of the append-only newsletter ledger: a request, its confirmation by the
+    link in the double opt-in mail, or a withdrawal, with the words the reader saw."""
+
+    user_id: str
+    list_id: str
+    action: str
+    method: str
+    #: Exactly the text shown when the reader acted (name, description, frequency):
+    #: what the consent was given to.
+    text_shown: str
+    ip_hmac: str | None
+    user_agent: str | None
+    recorded_at: datetime
+    id: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not self.user_id or not self.list_id:
+            raise ValueError("a subscription row needs a user id and a list id")
+        if self.action not in SUBSCRIPTION_ACTIONS:
+            raise ValueError(f"unknown subscription action {self.action!r}")
+        if self.method not in SUBSCRIPTION_METHODS:
+            raise ValueError(f"unknown subscription method {self.method!r}")
+        object.__setattr__(self, "recorded_at", _utc(self.recorded_at, "recorded_at"))

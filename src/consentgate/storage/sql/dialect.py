@@ -38,6 +38,10 @@ class Dialect:
     greatest: str
     #: A comparison that treats NULL as a value (SQLite before 3.39 lacks the long form).
     is_distinct_from: str
+    #: After a SELECT whose rows the transaction is about to change, so that concurrent
+    #: transactions take other rows instead of waiting ("" where one writer at a time
+    #: is the rule anyway).
+    skip_locked: str = ""
     #: The schema version this code reads and writes, and the statements of each step.
     schema_version: int
     migrations: Mapping[int, Sequence[str]]
@@ -143,6 +147,7 @@ class PostgresDialect(Dialect):
     group_commit = False
     greatest = "GREATEST"
     is_distinct_from = "IS DISTINCT FROM"
+    skip_locked = "FOR UPDATE SKIP LOCKED"
     schema_version = schema_postgres.SCHEMA_VERSION
     migrations = schema_postgres.MIGRATIONS
     schema_table_exists = "SELECT (to_regclass('schema_version') IS NOT NULL)::int"

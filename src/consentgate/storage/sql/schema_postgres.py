@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 1: the consent ledger. Numbered like the SQLite schema so that
 # `schema_version()` means the same on both backends.
@@ -211,9 +211,71 @@ _SCHEMA_V4 = (
     """,
 )
 
+# Version 5: readers' accounts in full: verified addresses, the outbox (written in the
+# transaction of its cause, sent by a background task; FOR UPDATE SKIP LOCKED lets
+# several workers send without taking the same message), the ids of used single-use
+# links, and the newsletter ledger, append-only (redaction only) like the others.
+_SCHEMA_V5 = (
+    "ALTER TABLE users ADD COLUMN email_verified_at TIMESTAMPTZ",
+    """
+    CREATE TABLE outbox (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        recipient_key TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body_text TEXT NOT NULL,
+        body_html TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        language TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
+        last_error TEXT,
+        sent_at TIMESTAMPTZ
+    )
+    """,
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE status = 'pending'",
+    "CREATE INDEX outbox_by_recipient ON outbox (recipient_key)",
+    "CREATE INDEX outbox_by_status ON outbox (status, created_at)",
+    """
+    CREATE TABLE used_links (
+        link_id TEXT PRIMARY KEY,
+        expires_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE INDEX used_links_by_expiry ON used_links (expires_at)",
+    """
+    CREATE TABLE subscriptions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        list_id TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('requested', 'confirmed', 'unsubscribed')),
+        method TEXT NOT NULL CHECK (method IN (
+            'registration', 'account', 'email_link', 'one_click', 'operator', 'erasure')),
+        text_shown TEXT NOT NULL,
+        ip_hmac TEXT,
+        user_agent TEXT,
+        recorded_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE INDEX subscriptions_by_user ON subscriptions (user_id, list_id, id)",
+    "CREATE INDEX subscriptions_by_list ON subscriptions (list_id, user_id, id)",
+    """
+    CREATE TRIGGER subscriptions_append_only BEFORE UPDATE OR DELETE ON subscriptions
+    FOR EACH ROW EXECUTE FUNCTION consentgate_append_only()
+    """,
+    """
+    CREATE TRIGGER subscriptions_no_truncate BEFORE TRUNCATE ON subscriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION consentgate_append_only()
+    """,
+)
+
 MIGRATIONS: dict[int, Sequence[str]] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    5: _SCHEMA_V5,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA_V1 = (
     """
@@ -215,10 +215,74 @@ _SCHEMA_V4 = (
     """,
 )
 
+_SUBSCRIPTION_COLUMNS = (
+    "id", "user_id", "list_id", "action", "method", "text_shown", "recorded_at",
+)  # fmt: skip
+
+# Version 5: readers' accounts in full. Whether an address is verified; the outbox
+# (a message is written in the transaction of its cause and sent by a background task,
+# so an SMTP outage loses nothing); the ids of used single-use links; and the
+# newsletter ledger, append-only like the other evidence.
+_SCHEMA_V5 = (
+    "ALTER TABLE users ADD COLUMN email_verified_at TEXT",
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient TEXT NOT NULL,
+        recipient_key TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body_text TEXT NOT NULL,
+        body_html TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        language TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
+        last_error TEXT,
+        sent_at TEXT
+    )
+    """,
+    # The sender's one query: what is due. Only pending rows are in it.
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE status = 'pending'",
+    "CREATE INDEX outbox_by_recipient ON outbox (recipient_key)",
+    "CREATE INDEX outbox_by_status ON outbox (status, created_at)",
+    """
+    CREATE TABLE used_links (
+        link_id TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX used_links_by_expiry ON used_links (expires_at)",
+    """
+    CREATE TABLE subscriptions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL,
+        list_id TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('requested', 'confirmed', 'unsubscribed')),
+        method TEXT NOT NULL CHECK (method IN (
+            'registration', 'account', 'email_link', 'one_click', 'operator', 'erasure')),
+        text_shown TEXT NOT NULL,
+        ip_hmac TEXT,
+        user_agent TEXT,
+        recorded_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX subscriptions_by_user ON subscriptions (user_id, list_id, id)",
+    "CREATE INDEX subscriptions_by_list ON subscriptions (list_id, user_id, id)",
+    _redaction_only_trigger("subscriptions", _SUBSCRIPTION_COLUMNS),
+    """
+    CREATE TRIGGER subscriptions_no_delete BEFORE DELETE ON subscriptions
+    BEGIN SELECT RAISE(ABORT, 'subscriptions is append-only'); END
+    """,
+)
+
 # version -> statements that bring the schema from version - 1 to version.
 MIGRATIONS: dict[int, Sequence[str]] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    5: _SCHEMA_V5,
 }

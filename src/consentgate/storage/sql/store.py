@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -26,7 +26,10 @@ from consentgate.storage.records import (
     AcceptanceRecord,
     ConsentRecord,
     MeterOutcome,
+    OutboxItem,
+    OutgoingMail,
     SessionRecord,
+    SubscriptionRecord,
     User,
     email_key,
 )
@@ -44,7 +47,7 @@ def _aware(moment: datetime, name: str) -> datetime:
     return moment
 
 
-def _new(rec: ConsentRecord | AcceptanceRecord, kind: str) -> None:
+def _new(rec: ConsentRecord | AcceptanceRecord | SubscriptionRecord, kind: str) -> None:
     if rec.id is not None:
         raise ValueError(f"{kind} record already stored with id {rec.id}")
 
@@ -248,20 +251,34 @@ class SQLStorage:
         def redact() -> Job[int]:
             consents = yield Statement(self._q.redact_consents, (user_id,))
             acceptances = yield Statement(self._q.redact_acceptances, (user_id,))
-            return consents.rowcount + acceptances.rowcount
+            subscriptions = yield Statement(self._q.redact_subscriptions, (user_id,))
+            return consents.rowcount + acceptances.rowcount + subscriptions.rowcount
 
         return await self._driver.run(redact, transaction=True)
 
     # -- accounts ------------------------------------------------------------------------
-    async def create_user(self, user: User, acceptances: Sequence[AcceptanceRecord] = ()) -> User:
+    async def forget_mail(self, recipient: str) -> int:
+        return await self._count(self._q.forget_mail, email_key(recipient))
+
+    # -- accounts ------------------------------------------------------------------------
+    async def create_user(
+        self,
+        user: User,
+        acceptances: Sequence[AcceptanceRecord] = (),
+        mail: Sequence[OutgoingMail] = (),
+    ) -> User:
         for rec in acceptances:
             _new(rec, "acceptance")
+        now = self._driver.dialect.time(datetime.now(UTC))
 
         def insert() -> Job[None]:
-            # One transaction: the user and its acceptances are stored together or not.
+            # One transaction: the user, its acceptances and the mail its registration
+            # sends are stored together or not at all.
             yield Statement(self._q.insert_user, self._q.user_params(user))
             for rec in acceptances:
                 yield Statement(self._q.insert_acceptance, self._q.acceptance_params(rec))
+            for message in mail:
+                yield Statement(self._q.insert_mail, self._q.mail_params(message, now))
 
         try:
             await self._driver.run(insert, transaction=True)
@@ -279,6 +296,24 @@ class SQLStorage:
     async def user_by_id(self, user_id: str) -> User | None:
         row = await self._one(self._q.user_by_id, user_id)
         return self._q.user_from_row(row) if row is not None else None
+
+    async def mark_email_verified(self, user_id: str, at: datetime) -> bool:
+        moment = self._driver.dialect.time(_aware(at, "at"))
+        return await self._count(self._q.mark_email_verified, moment, user_id) > 0
+
+    async def change_email(self, user_id: str, new_email: str, at: datetime) -> None:
+        moment = self._driver.dialect.time(_aware(at, "at"))
+        try:
+            changed = await self._count(
+                self._q.change_email, new_email, email_key(new_email), moment, user_id
+            )
+        except StorageError as exc:
+            if self._driver.is_duplicate_email(exc.__cause__):
+                message = "this e-mail address is already registered"
+                raise DuplicateUserError(message) from exc.__cause__
+            raise
+        if changed != 1:
+            raise StorageError("no user with this id; e-mail address not changed")
 
     async def update_password_hash(self, user_id: str, new_hash: str) -> None:
         if await self._count(self._q.update_password_hash, new_hash, user_id) != 1:
@@ -314,6 +349,109 @@ class SQLStorage:
         pages = self._pages(self._q.acceptance_page, ACCEPTANCE_TIME_COLUMN, since, until)
         async for row in pages:
             yield self._q.acceptance_from_row(row)
+
+    # -- the outbox ----------------------------------------------------------------------
+    async def enqueue_mail(self, mail: OutgoingMail, at: datetime) -> int:
+        moment = self._driver.dialect.time(_aware(at, "at"))
+        row = await self._one(self._q.insert_mail, *self._q.mail_params(mail, moment))
+        if row is None:
+            raise StorageError("the database did not return the id of the new message")
+        return int(row[0])
+
+    async def claim_mail(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        if limit < 1:
+            raise ValueError("claim_mail needs a limit of at least 1")
+        if lease <= timedelta(0):
+            raise ValueError("claim_mail needs a positive lease")
+        d = self._driver.dialect
+        moment = _aware(now, "now")
+
+        def claim() -> Job[list[Row]]:
+            claimed = yield Statement(
+                self._q.claim_mail, (d.time(moment + lease), d.time(moment), limit)
+            )
+            return claimed.rows
+
+        rows = await self._driver.run(claim, transaction=True)
+        # RETURNING gives no order; the sender wants the oldest first.
+        return sorted((self._q.outbox_item_from_row(row) for row in rows), key=lambda i: i.id)
+
+    async def mark_mail_sent(self, item_id: int, at: datetime) -> None:
+        moment = self._driver.dialect.time(_aware(at, "at"))
+        await self._count(self._q.mark_mail_sent, moment, item_id)
+
+    async def mark_mail_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
+        reason = error[:500]
+        if retry_at is None:
+            await self._count(self._q.kill_mail, reason, item_id)
+            return
+        moment = self._driver.dialect.time(_aware(retry_at, "retry_at"))
+        await self._count(self._q.retry_mail, reason, moment, item_id)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "retrying": 0, "sent": 0, "dead": 0}
+        for status, retried, count in await self._all(self._q.outbox_counts):
+            counts[status] += int(count)
+            if status == "pending" and retried:
+                counts["retrying"] += int(count)
+        return counts
+
+    async def oldest_pending(self) -> datetime | None:
+        row = await self._one(self._q.oldest_pending)
+        if row is None or row[0] is None:
+            return None
+        return self._driver.dialect.read_time(row[0])
+
+    async def prune_mail(self, before: datetime) -> int:
+        moment = self._driver.dialect.time(_aware(before, "before"))
+        return await self._count(self._q.prune_mail, moment)
+
+    # -- single-use links ------------------------------------------------------------------
+    async def claim_link(self, link_id: str, expires_at: datetime) -> bool:
+        if not link_id:
+            raise ValueError("claim_link needs a link id")
+        moment = self._driver.dialect.time(_aware(expires_at, "expires_at"))
+        return await self._count(self._q.claim_link, link_id, moment) == 1
+
+    async def prune_links(self, before: datetime) -> int:
+        moment = self._driver.dialect.time(_aware(before, "before"))
+        return await self._count(self._q.prune_links, moment)
+
+    # -- the newsletter ledger -------------------------------------------------------------
+    async def record_subscription(
+        self, rec: SubscriptionRecord, mail: Sequence[OutgoingMail] = ()
+    ) -> SubscriptionRecord:
+        _new(rec, "subscription")
+        now = self._driver.dialect.time(datetime.now(UTC))
+
+        def insert() -> Job[int]:
+            # The row and its double opt-in message, together or not at all.
+            inserted = yield Statement(
+                self._q.insert_subscription, self._q.subscription_params(rec)
+            )
+            row = inserted.one()
+            if row is None:
+                raise StorageError("the database did not return the id of the new row")
+            for message in mail:
+                yield Statement(self._q.insert_mail, self._q.mail_params(message, now))
+            return int(row[0])
+
+        return replace(rec, id=await self._driver.run(insert, transaction=True))
+
+    async def subscriptions_for(self, user_id: str) -> list[SubscriptionRecord]:
+        rows = await self._all(self._q.subscriptions_for, user_id)
+        return [self._q.subscription_from_row(row) for row in rows]
+
+    async def iter_subscribers(self, list_id: str) -> AsyncIterator[tuple[str, str, datetime]]:
+        after = ""
+        read_time = self._driver.dialect.read_time
+        while True:
+            rows = await self._all(self._q.subscriber_page, list_id, after, self._batch_size)
+            for user_id, email, confirmed_at in rows:
+                yield str(user_id), str(email), read_time(confirmed_at)
+            if len(rows) < self._batch_size:
+                return
+            after = str(rows[-1][0])
 
     # -- sessions ------------------------------------------------------------------------
     async def create_session(self, rec: SessionRecord) -> None:
