@@ -24,43 +24,21 @@ import contextlib
 import contextvars
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from consentgate.mail.message import build_message
 from consentgate.mail.transport import MailError, MailTransport
-from consentgate.storage.records import OutgoingMail
+from consentgate.storage.ports import Outbox
+from consentgate.storage.records import OutboxItem
 
-__all__ = ["OutboxPort", "OutboxSender", "retry_delay"]
+__all__ = ["OutboxSender", "retry_delay"]
 
 logger = logging.getLogger("consentgate.mail")
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-
-
-class _Claimed(Protocol):
-    """What the sender reads of a claimed outbox item (storage's ``OutboxItem``)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def mail(self) -> OutgoingMail: ...
-    @property
-    def attempts(self) -> int: ...
-
-
-class OutboxPort(Protocol):
-    """The part of storage's ``Outbox`` port the sender uses."""
-
-    async def claim_mail(
-        self, now: datetime, limit: int, lease: timedelta
-    ) -> Sequence[_Claimed]: ...
-    async def mark_mail_sent(self, item_id: int, at: datetime) -> None: ...
-    async def mark_mail_failed(
-        self, item_id: int, error: str, retry_at: datetime | None
-    ) -> None: ...
 
 
 def retry_delay(
@@ -86,7 +64,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        outbox: OutboxPort,
+        outbox: Outbox,
         transport: MailTransport,
         *,
         from_address: str,
@@ -198,7 +176,7 @@ class OutboxSender:
     async def _bounded(self, call: Awaitable[T]) -> T:
         return await asyncio.wait_for(call, self.storage_timeout)
 
-    async def _deliver(self, item: _Claimed) -> None:
+    async def _deliver(self, item: OutboxItem) -> None:
         try:
             message = build_message(
                 item.mail, from_address=self.from_address, from_name=self.from_name
