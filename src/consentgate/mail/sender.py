@@ -23,17 +23,19 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from consentgate.mail.message import build_message
-from consentgate.mail.transport import MailError, MailTransport
+from consentgate.mail.settings import MailSettings
+from consentgate.mail.transport import MailError, MailTransport, transport_from_settings
 from consentgate.storage.ports import Outbox
 from consentgate.storage.records import OutboxItem
 
-__all__ = ["OutboxSender", "retry_delay"]
+__all__ = ["OutboxSender", "retry_delay", "sender_from_settings"]
 
 logger = logging.getLogger("consentgate.mail")
 
@@ -108,9 +110,18 @@ class OutboxSender:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def _running_here(self) -> bool:
+        # A task of a loop that has ended (asyncio.run in tests, a restarted server)
+        # never finishes: it does not count as running on this one.
+        return (
+            self.running
+            and self._task is not None
+            and self._task.get_loop() is asyncio.get_running_loop()
+        )
+
     def start(self) -> None:
         """Run in the background on the running event loop (idempotent)."""
-        if self.running:
+        if self._running_here():
             return
         self._stopping = False
         # Created here, on the loop that waits on it.
@@ -130,8 +141,8 @@ class OutboxSender:
         """Stop after the message in flight, waiting for it at most ``stop_timeout``;
         what was claimed and not sent is taken again when its lease ends."""
         task, self._task = self._task, None
-        if task is None:
-            return
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            return  # never started, or on a loop that has ended with its tasks
         self._stopping = True
         self.wake()
         try:
@@ -217,3 +228,29 @@ class OutboxSender:
                 reason,
             )
         await self._bounded(self.outbox.mark_mail_failed(item.id, reason, retry_at))
+
+
+def sender_from_settings(
+    settings: MailSettings,
+    outbox: Outbox,
+    *,
+    site_name: str,
+    opener: Callable[[], Awaitable[None]] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> OutboxSender | None:
+    """The sender ``[mail]`` configures, or None when no transport is set (the mail
+    then waits in the outbox, and goes out once one is)."""
+    transport = transport_from_settings(settings, environ)
+    if transport is None:
+        return None
+    return OutboxSender(
+        outbox,
+        transport,
+        from_address=settings.from_address,
+        from_name=settings.from_name or site_name,
+        max_attempts=settings.max_attempts,
+        poll_seconds=settings.poll_seconds,
+        # Every command is bounded by the timeout; a whole session is a handful of them.
+        send_timeout=settings.timeout_seconds * 4,
+        opener=opener,
+    )

@@ -15,7 +15,7 @@ import os
 import secrets
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -23,12 +23,16 @@ from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Literal, Protocol
 
+from consentgate.errors import ConfigError
+from consentgate.mail.settings import MailSettings
+
 __all__ = [
     "DirectoryTransport",
     "MailError",
     "MailTransport",
     "SMTPTransport",
     "Security",
+    "transport_from_settings",
 ]
 
 Security = Literal["starttls", "tls", "none"]
@@ -189,3 +193,33 @@ class DirectoryTransport:
             partial.replace(self.directory / name)
         except OSError as exc:
             raise MailError(True, f"directory: {exc}") from exc
+
+
+def transport_from_settings(
+    settings: MailSettings, environ: Mapping[str, str] = os.environ
+) -> MailTransport | None:
+    """The transport ``[mail]`` names; None for ``transport = "none"``. The password is
+    read from the environment variable ``password_env`` names, now: missing, it stops
+    the start-up naming the key, not the first mail."""
+    if settings.transport == "none":
+        return None
+    if settings.transport == "directory":
+        assert settings.directory is not None  # the config reader requires it
+        return DirectoryTransport(settings.directory)
+    password: str | None = None
+    if settings.password_env is not None:
+        password = environ.get(settings.password_env)
+        if not password:
+            raise ConfigError(
+                "mail.password_env",
+                f"the environment variable {settings.password_env} is not set (or empty)",
+            )
+    return SMTPTransport(
+        settings.host,
+        settings.effective_port,
+        security=settings.security,
+        username=settings.username,
+        password=password,
+        timeout=settings.timeout_seconds,
+        ca_file=settings.ca_file,
+    )
