@@ -259,3 +259,30 @@ def test_mail_sender_retry_delay_doubles_caps_and_jitters() -> None:
     assert [exact(n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert exact(8) == 3600 and exact(200) == 3600
     assert retry_delay(1, rng=lambda: 0.999).total_seconds() == pytest.approx(22.5, abs=0.1)
+
+
+def test_mail_sender_prunes_old_sent_mail_at_most_hourly(tmp_path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> list[Any]:
+        async with _store(tmp_path) as store:
+            await _enqueue(store, 2, clock)
+            await store.enqueue_mail(_mail(9), clock() + timedelta(days=2))  # not due
+            sender = _sender(store, server.port, clock, keep_for=timedelta(days=30))
+            assert await sender.run_once() == 2
+            clock.advance(days=31)
+            seen: list[Any] = [await sender.prune()]
+            # Another old one sent now: within the hour of the last prune it stays.
+            await store.enqueue_mail(_mail(8), START)
+            assert await sender.run_once() == 2
+            seen.append(await sender.prune())
+            clock.advance(hours=1)
+            seen.append(await sender.prune())
+            seen.append(await store.outbox_counts())
+            return seen
+
+    with smtp_server() as server:
+        first, too_soon, later, counts = run(scenario())
+    assert (first, too_soon, later) == (2, 0, 1)
+    # The one written two days later is within keep_for of the clock: kept.
+    assert counts == {"pending": 0, "retrying": 0, "sent": 1, "dead": 0}

@@ -76,6 +76,7 @@ class OutboxSender:
         send_timeout: float = 120.0,
         storage_timeout: float = 10.0,
         stop_timeout: float = 10.0,
+        keep_for: timedelta = timedelta(days=30),
         batch: int = 10,
         first_delay: float = 30.0,
         max_delay: float = 3600.0,
@@ -98,6 +99,8 @@ class OutboxSender:
         # Long enough for a whole batch, each send at its bound: a message is never
         # taken by a second sender while the first may still be sending it.
         self.lease = timedelta(seconds=batch * send_timeout + 60)
+        self.keep_for = keep_for
+        self._pruned_at: datetime | None = None
         self._opener = opener
         self._clock = clock
         self._rng = rng
@@ -157,6 +160,7 @@ class OutboxSender:
         while not self._stopping:
             try:
                 handled = await self.run_once()
+                await self.prune()
             except Exception as exc:  # storage down, a bug: log, wait, go on
                 logger.warning("consentgate: the mail sender failed a round (%s); will retry", exc)
                 handled = 0
@@ -183,6 +187,16 @@ class OutboxSender:
                 break  # the rest keeps its lease and is taken again after it
             await self._deliver(item)
         return len(items)
+
+    async def prune(self) -> int:
+        """Forget sent and given-up messages older than ``keep_for``, at most hourly
+        (the stats count them until then); how many were forgotten."""
+        now = self._clock()
+        if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
+            return 0
+        forgotten = await self._bounded(self.outbox.prune_mail(now - self.keep_for))
+        self._pruned_at = now
+        return forgotten
 
     async def _bounded(self, call: Awaitable[T]) -> T:
         return await asyncio.wait_for(call, self.storage_timeout)
