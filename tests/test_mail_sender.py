@@ -151,23 +151,38 @@ def test_mail_sender_black_hole_times_out_and_retries(tmp_path: Path) -> None:
     assert item.last_error is not None and "connect" in item.last_error
 
 
+def _last_error(tmp_path: Path) -> str | None:
+    connection = sqlite3.connect(tmp_path / "ledger.db")
+    try:
+        row = connection.execute("SELECT last_error FROM outbox").fetchone()
+    finally:
+        connection.close()
+    return None if row is None else row[0]
+
+
 @pytest.mark.parametrize("reply", ["550 5.1.1 no such mailbox", "554 5.7.1 refused"])
-def test_mail_sender_permanent_refusal_is_dead_at_once(tmp_path: Path, reply: str) -> None:
+def test_mail_sender_permanent_refusal_is_dead_at_once(
+    tmp_path: Path, reply: str, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock()
 
-    async def scenario() -> dict[str, int]:
+    async def scenario() -> tuple[dict[str, int], str | None]:
         async with _store(tmp_path) as store:
             await _enqueue(store, 1, clock)
             assert await _sender(store, server.port, clock).run_once() == 1
             clock.advance(hours=5)
             assert await store.claim_mail(clock(), 10, timedelta(minutes=1)) == []
-            return await store.outbox_counts()
+            return await store.outbox_counts(), _last_error(tmp_path)
 
-    with smtp_server() as server:
-        server.inbox.rcpt_reply = reply
-        counts = run(scenario())
+    with smtp_server() as server, caplog.at_level(logging.WARNING, "consentgate.mail"):
+        # Servers quote the address; neither the log nor the stored error keeps it.
+        server.inbox.rcpt_reply = f"{reply} <reader0@example.org>"
+        counts, error = run(scenario())
     assert counts == {"pending": 0, "retrying": 0, "sent": 0, "dead": 1}
     assert server.inbox.messages == []
+    assert error is not None and reply in error and "<recipient>" in error
+    assert "reader0@" not in error and "reader0@" not in caplog.text
+    assert "given up" in caplog.text
 
 
 def test_mail_sender_gives_up_after_max_attempts(tmp_path: Path) -> None:

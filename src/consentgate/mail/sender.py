@@ -216,6 +216,9 @@ class OutboxSender:
         else:
             await self._bounded(self.outbox.mark_mail_sent(item.id, self._clock()))
             return
+        # Servers quote the address in their replies ("550 <x@y>: unknown"): kept out of
+        # the log and the stored error, which outlive the reader's wish to be forgotten.
+        reason = reason.replace(item.mail.recipient, "<recipient>")
         attempts = item.attempts + 1
         retry_at: datetime | None = None
         if transient and attempts < self.max_attempts:
