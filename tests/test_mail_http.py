@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,8 @@ class Lifespan:
         await asyncio.wait_for(self.task, 5)
         return message
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        await self.outbound.put(message)
+    async def _send(self, message: MutableMapping[str, Any]) -> None:
+        await self.outbound.put(dict(message))
 
 
 def _app_with_lifespan() -> Any:
