@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from consentgate.cli import main, redact_url
+from consentgate.cli._common import url_passwords
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / "examples" / "newsroom"
@@ -151,6 +152,22 @@ def test_redact_url() -> None:
     assert redact_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact_url("postgresql://u:p@ss@h/db") == "postgresql://u:***@h/db"
+
+
+def test_redact_url_query_password_is_masked() -> None:
+    # libpq takes a password from the query too; it must not be shown either.
+    assert (
+        redact_url("postgresql://u@h/db?sslmode=require&password=hunter2&application_name=x")
+        == "postgresql://u@h/db?sslmode=require&password=***&application_name=x"
+    )
+    assert redact_url("postgresql://u:a@h/db?PASSWORD=b") == "postgresql://u:***@h/db?PASSWORD=***"
+    assert redact_url("postgresql://h/db?passwords=kept") == "postgresql://h/db?passwords=kept"
+
+
+def test_url_passwords_finds_both_places_written_and_decoded() -> None:
+    found = url_passwords("postgresql://u:p%40ss@h/db?password=s%26cret&x=1")
+    assert sorted(found) == sorted(["p%40ss", "p@ss", "s%26cret", "s&cret"])
+    assert url_passwords("sqlite:////tmp/x.db") == []
 
 
 def test_keygen(capsys: pytest.CaptureFixture[str]) -> None:

@@ -319,6 +319,22 @@ def test_check_config_connect_postgres_wrong_database_says_what_the_driver_says(
     assert ":***@" in result.out  # the summary masks it too
 
 
+def test_check_config_connect_postgres_query_password_is_never_shown(
+    tmp_path: Path, capsys: Capsys
+) -> None:
+    # libpq's password= parameter in the query: the summary and the driver's message
+    # (here a database that does not exist) must both go without it.
+    parts = urlsplit(require_postgres())
+    netloc = f"{parts.username or 'postgres'}@{parts.hostname}:{parts.port}"
+    url = parts._replace(netloc=netloc, path="/cg_no_such_db", query=f"password={PASSWORD}")
+    path = write_config(tmp_path, database_url=url.geturl())
+    result = check(capsys, path)
+    assert result.status == 1
+    assert 'database "cg_no_such_db" does not exist' in result.err
+    assert PASSWORD not in result.out + result.err
+    assert "password=***" in result.out
+
+
 def test_check_config_connect_postgres_refused_port_says_connection_refused(
     tmp_path: Path, capsys: Capsys
 ) -> None:
@@ -466,3 +482,47 @@ def test_check_config_connect_postgres_and_redis_black_holes_each_get_their_line
         f"{path}: meter_url: unreachable: timed out after {TIMEOUT} s",
     ]
     assert result.elapsed < TIMEOUT + MARGIN
+
+
+# A resolver that never answers for one name, in the child process only: the fault of a
+# DNS server that swallows queries, which no local service here can play.
+_SILENT_DNS = """
+import socket, time
+_real = socket.getaddrinfo
+def _getaddrinfo(host, *args, **kwargs):
+    if host == "silent-dns.example":
+        time.sleep(60)
+    return _real(host, *args, **kwargs)
+socket.getaddrinfo = _getaddrinfo
+"""
+
+
+@pytest.mark.parametrize("key", ["database_url", "meter_url"], ids=["postgres", "redis"])
+def test_check_config_connect_silent_dns_ends_at_the_bound(tmp_path: Path, key: str) -> None:
+    (tmp_path / "sitecustomize.py").write_text(_SILENT_DNS, encoding="utf-8")
+    urls = {"database_url": sqlite_url(tmp_path), "meter_url": None}
+    urls[key] = (
+        "postgresql://cg@silent-dns.example:5432/consent"
+        if key == "database_url"
+        else "redis://silent-dns.example:6379/0"
+    )
+    path = write_config(
+        tmp_path, database_url=str(urls["database_url"]), meter_url=urls["meter_url"]
+    )
+    env = dict(child_env(), PYTHONPATH=str(tmp_path))
+    started = time.monotonic()
+    done = subprocess.run(
+        [*consentgate_command(), "check-config", str(path), "--connect", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=50,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert f"{path}: {key}: unreachable: the name silent-dns.example did not resolve in 1 s" in (
+        done.stderr
+    )
+    # Start-up of a Python process plus the bound; before, the exit waited for the lookup.
+    assert elapsed < 1 + 8, elapsed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -80,3 +81,35 @@ def test_i18n_register_page_in_the_readers_language(
     texts = locale(lang, "accounts")
     assert texts["login_title"] in login.text
     assert texts["email_label"] in login.text and texts["password_label"] in login.text
+
+
+# The formal address (usted) in its forms that our texts could take: pronouns,
+# possessives and the imperatives of the verbs the wall and the pages use.
+_USTED = re.compile(
+    r"\b(usted|ustedes|le da|su cuenta|sus artículos|regístrese|siga|revísela|acéptela"
+    r"|guarde|tiene una cuenta|inicie|elija|confirme|compruebe|pulse)\b",
+    re.IGNORECASE,
+)
+
+
+def test_locales_spanish_addresses_the_reader_as_tu_throughout() -> None:
+    # One voice for the whole site: the pages and the banner say "tú"; a CTA in
+    # "usted" beside them reads as another company's text.
+    texts = [
+        value
+        for section in ("accounts", "consent", "wall")
+        for value in _flatten(locale("es", section))
+    ]
+    assert len(texts) > 50  # the sections were read
+    formal = sorted({m.group(0) for text in texts for m in _USTED.finditer(text)})
+    assert formal == []
+
+
+def _flatten(section: object) -> list[str]:
+    if isinstance(section, str):
+        return [section]
+    if isinstance(section, Mapping):
+        return [text for value in section.values() for text in _flatten(value)]
+    if isinstance(section, list | tuple):
+        return [text for value in section for text in _flatten(value)]
+    return []

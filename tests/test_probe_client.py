@@ -133,3 +133,25 @@ def test_probe_client_body_over_max_bytes_is_cut_and_marked(
     base = serve(_dribble(head + body, [], 0))
     answer = _client(base, timeout=10.0).request("GET", "/big", {})
     assert (len(answer.body), answer.truncated) == (1024 * 1024, True)
+
+
+def test_probe_client_headers_dribbled_byte_by_byte_stop_at_the_deadline(
+    serve: Callable[[Handler], str],
+) -> None:
+    # The status line and headers a byte every 0.2 s: every receive is quick, their sum
+    # (~14 s) is not; the deadline must hold before the body is even reached.
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok"
+    base = serve(_dribble(b"", [bytes([byte]) for byte in head], 0.2))
+    started = time.monotonic()
+    with pytest.raises(ExchangeFailed, match="no answer in time"):
+        _client(base).request("GET", "/slow-headers", {})
+    assert time.monotonic() - started < TIMEOUT + MARGIN
+
+
+def test_probe_client_headers_slow_inside_the_deadline_are_read(
+    serve: Callable[[Handler], str],
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    base = serve(_dribble(b"", [head[:10], head[10:20], head[20:]], 0.05))
+    answer = _client(base, timeout=5.0).request("GET", "/slow-headers", {})
+    assert (answer.status, answer.body) == (200, b"ok")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from consentgate.config import Config, ConfigError
 
@@ -94,16 +96,38 @@ def _run_async(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def redact_url(url: str) -> str:
-    """The database URL with any password replaced by ``***``."""
+    """The database URL with any password replaced by ``***``: the one in the authority
+    (``user:password@``) and libpq's ``password=`` parameter in the query."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    rest, question, query = rest.partition("?")
+    if question:
+        query = _PASSWORD_PARAMETER.sub(r"\1***", query)
     authority, slash, tail = rest.partition("/")
     credentials, at, host = authority.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}{slash}{tail}"
+    if at and ":" in credentials:
+        user = credentials.split(":", 1)[0]
+        authority = f"{user}:***@{host}"
+    return f"{scheme}://{authority}{slash}{tail}{question}{query}"
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every password a URL holds, as written and decoded: what no message may repeat."""
+    found: list[str] = []
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return found
+    rest, _, query = rest.partition("?")
+    credentials, at, _ = rest.partition("/")[0].rpartition("@")
+    if at and ":" in credentials:
+        found.append(credentials.split(":", 1)[1])
+    found.extend(match.group(2) for match in _PASSWORD_PARAMETER.finditer(query))
+    return [variant for secret in found if secret for variant in {secret, unquote(secret)}]
+
+
+# libpq reads a password from the query as well (postgresql://u@h/db?password=…).
+_PASSWORD_PARAMETER = re.compile(r"((?:^|&)password=)([^&#]*)", re.IGNORECASE)
 
 
 def _end_on_closed_pipe() -> int:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
+import socket
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from consentgate.cli._common import (
     DEFAULT_CONFIG,
@@ -24,6 +27,7 @@ from consentgate.cli._common import (
     _error,
     _run_async,
     redact_url,
+    url_passwords,
 )
 from consentgate.config import SECRET_KEYS_ENV, Config, ConfigError
 
@@ -210,7 +214,8 @@ async def _bounded(check: StoreCheck, url: str, bound: float) -> tuple[bool, str
     failure turned into its one line, never a traceback."""
     started = time.monotonic()
     try:
-        async with asyncio.timeout(bound):
+        await _name_lookup(url, bound)
+        async with asyncio.timeout(max(0.0, bound - (time.monotonic() - started))):
             return True, await check(url, bound)
     except _NotUsable as exc:
         return False, str(exc)
@@ -218,9 +223,54 @@ async def _bounded(check: StoreCheck, url: str, bound: float) -> tuple[bool, str
         return False, _failure(exc, url, min(time.monotonic() - started, bound))
 
 
+class _LookupTimedOut(Exception):
+    pass
+
+
+async def _name_lookup(url: str, bound: float) -> None:
+    """Resolve the URL's host first, in a daemon thread of our own.
+
+    The drivers resolve in asyncio's executor, whose threads the interpreter joins at
+    exit: a DNS server that never answers kept the command from ending long after the
+    bound had said "timed out". A daemon thread left hanging does not hold the exit, and
+    the driver is not called until the name resolved (it then finds it in the cache, or
+    asks again within what is left of the bound).
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return  # the driver says what is wrong with the URL
+    if not host or host.startswith("/"):
+        return  # SQLite, or a Unix socket directory
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            pass  # an unknown name: the driver's own message says so
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop ended first
+                loop.call_soon_threadsafe(settle)
+
+    threading.Thread(target=lookup, name="consentgate-dns", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.shield(done), bound)
+    except TimeoutError:
+        raise _LookupTimedOut(f"the name {host} did not resolve in {bound:g} s") from None
+
+
 def _failure(exc: Exception, url: str, elapsed: float) -> str:
     from consentgate.storage.base import StorageError
 
+    if isinstance(exc, _LookupTimedOut):
+        return f"unreachable: {exc}"
     chain = _causes(exc)
     if any(cls.__name__ in _TIMEOUT_NAMES for e in chain for cls in type(e).__mro__):
         return f"unreachable: timed out after {elapsed:.1f} s"
@@ -266,15 +316,10 @@ def _address(url: str) -> str:
 
 
 def _mask_password(text: str, url: str) -> str:
-    """``text`` without the URL's password, should a driver ever repeat it."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return text
-    if password is None or len(password) < _MASKED_MIN_LENGTH:
-        return text
-    for secret in (password, unquote(password)):
-        text = text.replace(secret, "***")
+    """``text`` without the URL's passwords, should a driver ever repeat one."""
+    for secret in url_passwords(url):
+        if len(secret) >= _MASKED_MIN_LENGTH:
+            text = text.replace(secret, "***")
     return text
 
 

@@ -3,9 +3,11 @@ a cookie jar per reader."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,7 +141,20 @@ class Client:
             # Held here: http.client lets go of it once the answer says it will close.
             sock = connection.sock
             deadline = started + self.timeout
-            response = connection.getresponse()
+            # A socket timeout bounds each receive, not their sum: a server sending its
+            # status line and headers a byte at a time would hold getresponse() for ever.
+            # The watchdog shuts the socket at the deadline, whatever is being read.
+            watchdog = _Watchdog(sock, deadline - time.monotonic())
+            try:
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException):
+                if watchdog.fired:
+                    raise TimeoutError(
+                        f"the status line and headers took longer than {self.timeout:g}s"
+                    ) from None
+                raise
+            finally:
+                watchdog.cancel()
             received = bytearray()
             truncated = False
             while True:
@@ -174,6 +189,28 @@ class Client:
         if jar is not None:
             jar.update(answer)
         return answer
+
+
+class _Watchdog:
+    """Shuts ``sock`` down after ``seconds`` unless cancelled first."""
+
+    def __init__(self, sock: socket.socket | None, seconds: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        if sock is not None:
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self._sock is not None:
+            # Already closed: nothing left to stop.
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _describe(exc: BaseException, what: str) -> str:
