@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 from tests.conftest import run
 from tests.mail_support import black_hole, free_port, smtp_server
+from tests.services import fresh_postgres_schema, require_postgres
 
 from consentgate.mail.compose import compose_mail
 from consentgate.mail.sender import OutboxSender, retry_delay
 from consentgate.mail.transport import SMTPTransport
-from consentgate.storage import SQLiteStorage
+from consentgate.storage import SQLiteStorage, Storage
 from consentgate.storage.records import OutgoingMail
+from consentgate.storage.sql.store import SQLStorage
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -59,7 +61,22 @@ async def _store(tmp_path: Path, **options: Any) -> AsyncIterator[SQLiteStorage]
         yield store
 
 
-def _sender(store: SQLiteStorage, port: int, clock: Clock, **options: Any) -> OutboxSender:
+OpenStore = Callable[[], SQLStorage]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """The outbox of either SQL backend: the claim, lease and marks are SQL of each."""
+    if request.param == "sqlite":
+        yield lambda: SQLiteStorage(tmp_path / "ledger.db")
+        return
+    from consentgate.storage.postgres import PostgresStorage
+
+    with fresh_postgres_schema(require_postgres()) as url:
+        yield lambda: PostgresStorage(url)
+
+
+def _sender(store: Storage, port: int, clock: Clock, **options: Any) -> OutboxSender:
     timeout = options.pop("timeout", 5.0)
     transport = SMTPTransport("127.0.0.1", port, security="none", timeout=timeout)
     options.setdefault("send_timeout", timeout * 4)
@@ -68,16 +85,16 @@ def _sender(store: SQLiteStorage, port: int, clock: Clock, **options: Any) -> Ou
     )
 
 
-async def _enqueue(store: SQLiteStorage, count: int, clock: Clock) -> None:
+async def _enqueue(store: Storage, count: int, clock: Clock) -> None:
     for number in range(count):
         await store.enqueue_mail(_mail(number), clock())
 
 
-def test_mail_sender_delivers_and_marks_sent(tmp_path: Path) -> None:
+def test_mail_sender_delivers_and_marks_sent(open_store: OpenStore) -> None:
     clock = Clock()
 
     async def scenario() -> dict[str, int]:
-        async with _store(tmp_path) as store:
+        async with open_store() as store:
             await _enqueue(store, 2, clock)
             sender = _sender(store, server.port, clock)
             assert await sender.run_once() == 2
@@ -94,12 +111,12 @@ def test_mail_sender_delivers_and_marks_sent(tmp_path: Path) -> None:
 
 
 def test_mail_sender_outage_then_recovery_loses_nothing_sends_nothing_twice(
-    tmp_path: Path,
+    open_store: OpenStore,
 ) -> None:
     clock = Clock()
     port = free_port()  # nothing listens there yet: the mail server is down
 
-    async def during_outage(store: SQLiteStorage, sender: OutboxSender) -> None:
+    async def during_outage(store: Storage, sender: OutboxSender) -> None:
         await _enqueue(store, 3, clock)
         assert await sender.run_once() == 3  # each tried, each failed
         counts = await store.outbox_counts()
@@ -112,7 +129,7 @@ def test_mail_sender_outage_then_recovery_loses_nothing_sends_nothing_twice(
         assert await store.oldest_pending() == START
 
     async def scenario() -> list[Any]:
-        async with _store(tmp_path) as store:
+        async with open_store() as store:
             sender = _sender(store, port, clock)
             await during_outage(store, sender)
             with smtp_server(port) as server:
@@ -258,6 +275,48 @@ def test_mail_sender_wake_sends_at_once_and_stop_ends_the_task(tmp_path: Path) -
 
     with smtp_server() as server:
         assert run(scenario()) < 2.0
+
+
+def test_mail_sender_stop_waits_for_the_message_in_flight(tmp_path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> dict[str, int]:
+        async with _store(tmp_path) as store:
+            await _enqueue(store, 1, clock)
+            sender = _sender(store, server.port, clock, poll_seconds=60)
+            sender.start()
+            await _until(lambda: server.inbox.data_started > 0)
+            await sender.stop()  # mid-DATA: it waits, then the mark is written
+            return await store.outbox_counts()
+
+    with smtp_server() as server:
+        server.inbox.data_delay = 0.5
+        counts = run(scenario())
+    assert counts["sent"] == 1 and counts["pending"] == 0
+
+
+def test_mail_sender_stop_is_bounded_when_the_server_hangs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+
+    async def scenario(port: int) -> tuple[float, dict[str, int]]:
+        async with _store(tmp_path) as store:
+            await _enqueue(store, 1, clock)
+            sender = _sender(store, port, clock, timeout=2.0, send_timeout=5.0, stop_timeout=0.3)
+            sender.start()
+            await asyncio.sleep(0.2)  # connected, waiting for a greeting that never comes
+            started = time.monotonic()
+            await sender.stop()
+            took = time.monotonic() - started
+            return took, await store.outbox_counts()
+
+    with black_hole() as port, caplog.at_level(logging.WARNING, "consentgate.mail"):
+        took, counts = run(scenario(port))
+    assert took < 1.0
+    assert "did not stop in time" in caplog.text
+    # Not marked: it keeps its lease and is taken again after it.
+    assert counts == {"pending": 1, "retrying": 0, "sent": 0, "dead": 0}
 
 
 async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
