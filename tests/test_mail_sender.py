@@ -303,7 +303,7 @@ def test_mail_sender_stop_is_bounded_when_the_server_hangs(
     async def scenario(port: int) -> tuple[float, dict[str, int]]:
         async with _store(tmp_path) as store:
             await _enqueue(store, 1, clock)
-            sender = _sender(store, port, clock, timeout=2.0, send_timeout=5.0, stop_timeout=0.3)
+            sender = _sender(store, port, clock, timeout=1.0, send_timeout=5.0, stop_timeout=0.3)
             sender.start()
             await asyncio.sleep(0.2)  # connected, waiting for a greeting that never comes
             started = time.monotonic()
