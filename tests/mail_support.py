@@ -36,10 +36,21 @@ class Inbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     rcpt_reply: str | None = None
+    mail_reply: str | None = None
+    data_reply: str | None = None
     #: Seconds the server takes before accepting a message's data.
     data_delay: float = 0.0
     data_started: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if self.mail_reply is not None:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -51,6 +62,8 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started += 1
+        if self.data_reply is not None:
+            return self.data_reply
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)

@@ -163,6 +163,28 @@ def test_mail_transport_recipient_refusal_classed_by_code(reply: str, transient:
     assert reply.split()[0] in failed.value.reason
 
 
+@pytest.mark.parametrize(
+    ("stage", "reply", "transient"),
+    [
+        ("mail_reply", "553 5.7.1 sender not owned by user", True),
+        ("mail_reply", "552 5.3.4 message too big", False),
+        ("data_reply", "554 5.7.1 content refused", False),
+        ("data_reply", "452 4.3.1 out of storage", True),
+    ],
+)
+def test_mail_transport_sender_and_data_refusals_classed(
+    stage: str, reply: str, transient: bool
+) -> None:
+    with smtp_server() as server:
+        setattr(server.inbox, stage, reply)
+        transport = SMTPTransport("127.0.0.1", server.port, security="none", timeout=5)
+        with pytest.raises(MailError) as failed:
+            run(transport.send(_message()))
+    assert failed.value.transient is transient
+    assert reply.split()[0] in failed.value.reason
+    assert server.inbox.messages == []
+
+
 def test_mail_transport_directory_writes_eml_files(tmp_path: Path) -> None:
     transport = DirectoryTransport(tmp_path / "outbox")
     run(transport.send(_message()))

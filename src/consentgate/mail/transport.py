@@ -2,10 +2,10 @@
 
 ``send`` either returns (the message was accepted) or raises :class:`MailError`, whose
 ``transient`` says whether trying again later can help. Only a refusal of *this message*
-(5xx to the sender, a recipient or the data) is permanent. A 5xx during the session's
-set-up (greeting, STARTTLS, AUTH) or a TLS failure says nothing about the message, only
-about our configuration or the server: retried, so that fixing a wrong password sends the
-waiting mail instead of losing it.
+(5xx to its recipient or its data, or 552 "too big") is permanent. A 5xx during the
+session's set-up (greeting, STARTTLS, AUTH), to our sender address, or a TLS failure says
+nothing about the message, only about our configuration or the server: retried, so that
+fixing a wrong password or from_address sends the waiting mail instead of losing it.
 """
 
 from __future__ import annotations
@@ -155,10 +155,15 @@ class SMTPTransport:
             raise MailError(
                 not all(code >= 500 for code in codes), f"recipient: {reasons}"
             ) from exc
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            stage = "sender" if isinstance(exc, smtplib.SMTPSenderRefused) else "data"
+        except smtplib.SMTPSenderRefused as exc:
+            # Our from_address refused is our configuration, true of every message:
+            # retried. Only "too big" (552, the SIZE given with MAIL FROM) is this one's.
             raise MailError(
-                exc.smtp_code < 500, f"{stage}: {_reply(exc.smtp_code, exc.smtp_error)}"
+                exc.smtp_code != 552, f"sender: {_reply(exc.smtp_code, exc.smtp_error)}"
+            ) from exc
+        except smtplib.SMTPDataError as exc:
+            raise MailError(
+                exc.smtp_code < 500, f"data: {_reply(exc.smtp_code, exc.smtp_error)}"
             ) from exc
         except smtplib.SMTPNotSupportedError as exc:  # e.g. a UTF-8 address, no SMTPUTF8
             raise MailError(False, f"message: {exc}") from exc
