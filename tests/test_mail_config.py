@@ -3,11 +3,13 @@ start-up with the key named (a password written into the file most of all)."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import SECRET
+from tests.conftest import REPO_ROOT, SECRET
 
 from consentgate.config import Config, ConfigError, MailSettings
 
@@ -88,3 +90,10 @@ def test_mail_config_mistakes_name_the_key(
         _load(mail, base_dir=tmp_path)
     assert refused.value.key == key
     assert reason in refused.value.reason
+
+
+def test_mail_config_reference_lists_every_key() -> None:
+    reference = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = reference.split("## `[mail]`", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
+    assert documented == {f.name for f in dataclasses.fields(MailSettings)}
