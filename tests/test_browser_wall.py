@@ -216,11 +216,13 @@ def funnel(
     assert urlsplit(page.url).path == REGISTER_PATH, page.url
     form = page.locator('form[action="/consentgate/register"]')
     policy = form.locator('input[type="checkbox"][name="accept_policy"]')
-    newsletter = form.locator('input[type="checkbox"][name="newsletter"]')
+    # The demo's two newsletters: a box each, unticked (docs/newsletters.md).
+    newsletters = form.locator('input[type="checkbox"][name="newsletters"]')
     expect(policy).to_have_count(1)
-    expect(newsletter).to_have_count(1)
+    expect(newsletters).to_have_count(2)
     expect(policy).not_to_be_checked()
-    expect(newsletter).not_to_be_checked()
+    for index in range(2):
+        expect(newsletters.nth(index)).not_to_be_checked()
     assert policy.get_attribute("required") is not None, "the policy box is not required"
 
     # 5. Without the policy box: refused (browser validation or the server's 400).
@@ -250,7 +252,8 @@ def funnel(
     form.locator('input[name="email"]').fill(email)
     form.locator('input[name="password"]').fill(PASSWORD)
     policy.check()
-    expect(newsletter).not_to_be_checked()
+    for index in range(2):
+        expect(newsletters.nth(index)).not_to_be_checked()
     with page.expect_navigation(url=site + article_path(fourth)):
         submit.click()
     assert page.url == site + article_path(fourth), page.url

@@ -16,6 +16,8 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentgate.accounts.links import Links
+from consentgate.accounts.newsletters import Newsletters
 from consentgate.accounts.ratelimit import (
     Backoff,
     MemoryBackoff,
@@ -55,6 +57,7 @@ from consentgate.wall.meter import MeterStore
 from consentgate.web.accounts import AccountEndpoints
 from consentgate.web.cookies import OwnCookies, decision_cookie_headers
 from consentgate.web.endpoints import Endpoints
+from consentgate.web.newsletters import NewsletterEndpoints
 from consentgate.web.pages import FailureResponse, PageKit
 from consentgate.web.security import CsrfTokens
 
@@ -148,11 +151,29 @@ class ConsentGate:
         self.endpoints = Endpoints(
             self.pages, self.ledger, self.registry, self.codec, self.banner_hashes
         )
+        self.newsletters = Newsletters(
+            store,
+            config.newsletters,
+            Links(self.keys, store),
+            public_url=config.public_url,
+            prefix=config.prefix,
+            site_name=config.site_name,
+            opener=opener,
+            wake=self.wake_mail,
+        )
         self.account_endpoints = AccountEndpoints(
-            self.pages, self.accounts, self.sessions, self.rate_limiter, self.backoff, self.metrics
+            self.pages,
+            self.accounts,
+            self.sessions,
+            self.rate_limiter,
+            self.backoff,
+            self.metrics,
+            newsletters=self.newsletters,
         )
         if config.accounts.enabled:
             self.endpoints.add_routes(self.account_endpoints.routes())
+            newsletter_endpoints = NewsletterEndpoints(self.pages, self.accounts, self.newsletters)
+            self.endpoints.add_routes(newsletter_endpoints.routes())
         self.endpoints.add_routes(
             dashboard_routes(self.pages, self.keys, store, opener, self.backoff)
         )

@@ -76,6 +76,9 @@ class ConsentPlanner:
         # few KB), as is the operation carrying it and the activation of each granted set.
         self._insertions = functools.lru_cache(maxsize=512)(self._insertion)
         self._activations = functools.lru_cache(maxsize=256)(self._activation)
+        # The Consent Mode block, per consent; with a CSP nonce (one per response) it is
+        # rendered each time, which would only churn the cache.
+        self._consent_modes = functools.lru_cache(maxsize=256)(self._consent_mode)
 
     def operations(
         self, visitor: Visitor, content_security_policy: str | None
@@ -85,15 +88,19 @@ class ConsentPlanner:
         nonce = _script_nonce(content_security_policy)
         operations: list[Operation] = []
         if self._config.consent_mode.enabled:
-            script = consent_mode_script(self._config, visitor.consent)
-            nonce_attr = f' nonce="{nonce}"' if nonce else ""
-            operations.append(InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>"))
+            consent_mode = self._consent_mode if nonce else self._consent_modes
+            operations.append(consent_mode(visitor.consent, nonce))
         operations.append(self._activations(visitor.consent))
         cookies: list[str] = []
         if self.shows_banner(visitor):
             insertion, cookies = self._banner_or_control(visitor, nonce)
             operations.append(insertion)
         return operations, cookies
+
+    def _consent_mode(self, consent: Consent, nonce: str | None) -> InsertHTML:
+        script = consent_mode_script(self._config, consent)
+        nonce_attr = f' nonce="{nonce}"' if nonce else ""
+        return InsertHTML.after_head_open(f"<script{nonce_attr}>{script}</script>")
 
     def _activation(self, consent: Consent) -> RewriteAttributes:
         return RewriteAttributes(GATED_ELEMENTS, activation(consent))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from consentgate.cli._common import (
     PROG,
+    CommandError,
     _config_option,
     _error,
     _load_config,
@@ -104,13 +105,18 @@ def _add_export(subparsers: Subparsers) -> None:
 
     parser = subparsers.add_parser(
         "export",
-        help="stream consents, acceptances or accounts as JSON lines or CSV",
+        help="stream consents, acceptances, accounts or subscribers as JSON lines or CSV",
         description="Write every row (in the window) to FILE or standard output, streamed "
         "in constant memory. JSON lines: one object per line, times in ISO-8601 UTC. CSV: "
         "a header row, categories separated by spaces. Accounts are exported without "
-        "password hashes. A progress line goes to stderr when it is a terminal.",
+        "password hashes. `export subscribers --list ID`: the current subscribers of a "
+        "newsletter (email, subscribed_at, unsubscribe_url) for the sending platform. A "
+        "progress line goes to stderr when it is a terminal.",
     )
-    parser.add_argument("kind", choices=KINDS, help="what to export")
+    parser.add_argument("kind", choices=(*KINDS, "subscribers"), help="what to export")
+    parser.add_argument(
+        "--list", dest="list_id", metavar="ID", help="the newsletter (subscribers only)"
+    )
     _window_options(parser)
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     parser.add_argument("--output", metavar="FILE", help="default: standard output")
@@ -127,11 +133,25 @@ def _run_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(f"{PROG}: {exc}")
         return 2
+    if (args.kind == "subscribers") != (args.list_id is not None):
+        _error(f"{PROG}: --list ID goes with `export subscribers`, and only with it")
+        return 2
+    if args.kind == "subscribers" and (args.since or args.until):
+        _error(f"{PROG}: --since/--until do not apply to subscribers (the current ones)")
+        return 2
+    if args.kind == "subscribers":
+        problem = _subscribers_problem(args)
+        if problem is not None:
+            _error(f"{PROG}: {problem[1]}")
+            return problem[0]
 
     async def work(config: Config, storage: Any) -> int:
-        count = await export(
-            storage, args.kind, out, window=window, fmt=args.format, progress=Progress()
-        )
+        if args.kind == "subscribers":
+            count = await _export_subscribers(config, storage, args, out)
+        else:
+            count = await export(
+                storage, args.kind, out, window=window, fmt=args.format, progress=Progress()
+            )
         if args.output:
             _error(f"{count} {args.kind} rows written to {args.output}")
         return 0
@@ -151,6 +171,44 @@ def _run_export(args: argparse.Namespace) -> int:
             out.flush()
         else:
             out.close()
+
+
+def _subscribers_problem(args: argparse.Namespace) -> tuple[int, str] | None:
+    """Why `export subscribers` cannot run, found before any output file is made:
+    (exit status, message), or None."""
+    try:
+        config = _load_config(args.config)
+    except CommandError as exc:
+        return 1, str(exc)
+    known = [lst.id for lst in config.newsletters]
+    if args.list_id not in known:
+        listed = ", ".join(known) if known else "none configured ([[newsletters]])"
+        return 2, f"no newsletter {args.list_id!r}; the lists are: {listed}"
+    if not config.secret_keys:
+        # Each row's unsubscribe URL is signed: without the key it would not verify.
+        return 1, "export subscribers needs the site's secret_keys (it signs unsubscribe URLs)"
+    return None
+
+
+async def _export_subscribers(
+    config: Config, storage: Any, args: argparse.Namespace, out: TextIO
+) -> int:
+    from consentgate.accounts.links import Links
+    from consentgate.accounts.newsletters import Newsletters
+    from consentgate.operator.export import Progress, export_subscribers
+
+    newsletters = Newsletters(
+        storage,
+        config.newsletters,
+        Links(config.secret_keys, storage),
+        public_url=config.public_url,
+        prefix=config.prefix,
+        site_name=config.site_name,
+        opener=storage.open,
+    )
+    return await export_subscribers(
+        newsletters, args.list_id, out, fmt=args.format, progress=Progress()
+    )
 
 
 # -- show -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from consentgate.accounts.newsletters import NewsletterList
 from consentgate.accounts.settings import AccountsSettings
 from consentgate.config._checks import (
     TRUSTED_PROXY_HEADERS,
@@ -32,6 +33,11 @@ from consentgate.config._consent import (
 )
 from consentgate.config._fields import read_fields, table
 from consentgate.config._mail import read_mail
+from consentgate.config._newsletters import (
+    check_newsletters_have_url,
+    check_public_url,
+    read_newsletters,
+)
 from consentgate.config._table import Table
 from consentgate.config._wall import read_wall
 from consentgate.consent.cookies import CookieRule
@@ -107,6 +113,10 @@ class Config:
     #: consent class (consent/classes.py): when the app marks one public, a shared cache
     #: may keep one copy per class. False: every page we rewrite is private.
     shared_cache: bool = field(default=True, metadata={"key": "cache.shared"})
+    #: The site's origin (``https://news.example``): links in mails are built on it.
+    public_url: str = ""
+    #: The newsletters readers may subscribe to (``[[newsletters]]``; docs/newsletters.md).
+    newsletters: tuple[NewsletterList, ...] = ()
 
     def __post_init__(self) -> None:
         """Invariants the rest of consentgate relies on, however the Config was built.
@@ -148,6 +158,9 @@ class Config:
             )
         if self.wall.meter.limit < 1:
             raise ConfigError("wall.meter.limit", "must be at least 1")
+        check_newsletters_have_url(
+            self.newsletters, check_public_url("public_url", self.public_url)
+        )
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -246,6 +259,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
             "trusted_proxies": lambda _, value: trusted_proxies(value),
             "frame_ancestors": lambda _, value: frame_ancestors(value),
             "exclude_paths": path_patterns,
+            "public_url": check_public_url,
         },
         derive={"reject_lifetime_days": lambda values: values["consent_lifetime_days"]},
         secret_keys=_secret_keys(raw.get("secret_keys"), required=require_secret_keys),
@@ -254,6 +268,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
         languages=languages,
         texts=read_texts(raw.get("texts", {}), languages, category_ids),
         cookie_names=cookie_names,
+        newsletters=read_newsletters(raw.get("newsletters"), (*languages, "en")),
     )
 
 

@@ -1,4 +1,5 @@
-"""Streamed exports of the ledger, the acceptances and the accounts.
+"""Streamed exports of the ledger, the acceptances, the accounts and a newsletter's
+current subscribers (for the operator's sending platform).
 
 Rows go from the storage's keyset-paginated iterators straight to the output, so an
 export of any size runs in constant memory. CSV has a header row (categories joined
@@ -13,7 +14,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from consentgate.operator.store import (
     Window,
@@ -23,7 +24,10 @@ from consentgate.operator.store import (
 )
 from consentgate.storage import Storage
 
-__all__ = ["FIELDS", "KINDS", "Progress", "export"]
+if TYPE_CHECKING:
+    from consentgate.accounts.newsletters import Newsletters
+
+__all__ = ["FIELDS", "KINDS", "SUBSCRIBER_FIELDS", "Progress", "export", "export_subscribers"]
 
 Kind = Literal["consents", "acceptances", "users"]
 Format = Literal["jsonl", "csv"]
@@ -60,6 +64,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "users": ("id", "email", "created_at"),
 }
+#: ``export subscribers``: what a sending platform needs for each mail, the unsubscribe
+#: URL included (it goes into the List-Unsubscribe header, RFC 8058).
+SUBSCRIBER_FIELDS = ("email", "subscribed_at", "unsubscribe_url")
 
 
 class Progress:
@@ -145,6 +152,31 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
+async def _subscriber_rows(newsletters: Newsletters, list_id: str) -> AsyncIterator[dict[str, Any]]:
+    async for subscriber in newsletters.subscribers(list_id):
+        yield {
+            "email": subscriber.email,
+            "subscribed_at": iso(subscriber.subscribed_at),
+            "unsubscribe_url": subscriber.unsubscribe_url,
+        }
+
+
+async def export_subscribers(
+    newsletters: Newsletters,
+    list_id: str,
+    out: TextIO,
+    *,
+    fmt: Format = "jsonl",
+    progress: Progress | None = None,
+) -> int:
+    """Write the current subscribers of ``list_id`` to ``out`` (streamed: the storage
+    yields them one by one); returns how many. ``KeyError`` for an unknown list."""
+    if newsletters.find(list_id) is None:
+        raise KeyError(list_id)
+    rows = _subscriber_rows(newsletters, list_id)
+    return await _write(rows, SUBSCRIBER_FIELDS, out, fmt, progress)
+
+
 async def export(
     storage: Storage,
     kind: Kind,
@@ -155,13 +187,22 @@ async def export(
     progress: Progress | None = None,
 ) -> int:
     """Write every row of ``kind`` in ``window`` to ``out``; returns how many."""
-    fields = FIELDS[kind]
+    return await _write(_rows(storage, kind, window), FIELDS[kind], out, fmt, progress)
+
+
+async def _write(
+    rows: AsyncIterator[dict[str, Any]],
+    fields: tuple[str, ...],
+    out: TextIO,
+    fmt: Format,
+    progress: Progress | None,
+) -> int:
     writer = None
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(fields)
     count = 0
-    async for row in _rows(storage, kind, window):
+    async for row in rows:
         if writer is not None:
             writer.writerow([_csv_value(row[name]) for name in fields])
         else:

@@ -10,6 +10,7 @@ handler). Whole methods live in each, so a token costs what it did in one class.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -113,23 +114,159 @@ class _TruncateState(_OpState):
 class _Index:
     """Operations grouped by the tag names their subject selector can match, for quick lookup."""
 
+    __slots__ = ("any_tag", "by_tag")
+
     def __init__(self) -> None:
         self.by_tag: dict[str, list[tuple[Selector, _OpState]]] = {}
         self.any_tag: list[tuple[Selector, _OpState]] = []
 
-    def add(self, selector: Selector, state: _OpState) -> None:
-        tags = selector.subject_tags
-        if tags is None:
-            self.any_tag.append((selector, state))
-        else:
-            for tag in tags:
-                self.by_tag.setdefault(tag, []).append((selector, state))
+    @classmethod
+    def of(cls, layout: _IndexLayout, states: Sequence[_OpState]) -> _Index:
+        """The index of one response: ``layout``'s entries with this response's states."""
+        index = cls()
+        by_tag, any_tag = layout
+        index.by_tag = {
+            tag: [(selector, states[i]) for selector, i in entries]
+            for tag, entries in by_tag.items()
+        }
+        index.any_tag = [(selector, states[i]) for selector, i in any_tag]
+        return index
 
     def candidates(self, tag: str) -> list[tuple[Selector, _OpState]]:
         found = self.by_tag.get(tag)
         if not self.any_tag:
             return found or []
         return (found or []) + self.any_tag
+
+
+#: An index with operation numbers in place of states: (by tag name, any tag).
+_IndexLayout = tuple[dict[str, list[tuple[Selector, int]]], list[tuple[Selector, int]]]
+
+
+def _index_add(layout: _IndexLayout, selector: Selector, number: int) -> None:
+    tags = selector.subject_tags
+    if tags is None:
+        layout[1].append((selector, number))
+    else:
+        for tag in tags:
+            layout[0].setdefault(tag, []).append((selector, number))
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Everything the rewriter derives from its operations alone (the indexes, the tags the
+    light path wants, whether the tree model runs from the start), worked out once per set of
+    operations: a response then only makes its operations' states (see ``_layout_of``)."""
+
+    starts: _IndexLayout
+    ends: _IndexLayout
+    items: _IndexLayout
+    content_fallbacks: tuple[int, ...]
+    always_model: bool
+    start_any: bool
+    start_names: frozenset[str]
+    end_any: bool
+    end_names: frozenset[str]
+    light_wanted: frozenset[str] | None
+    light_only_with: dict[str, frozenset[str]]
+    whole_foreign: bool
+    foreign_wanted: frozenset[str] | None
+
+
+def _build_layout(operations: Sequence[Operation]) -> _Layout:
+    starts: _IndexLayout = ({}, [])
+    ends: _IndexLayout = ({}, [])
+    items: _IndexLayout = ({}, [])
+    content_fallbacks: list[int] = []
+    always_model = False
+    for number, op in enumerate(operations):
+        if isinstance(op, Truncate):
+            _index_add(starts, compile_selector(op.container), number)
+            _index_add(items, compile_selector(op.items), number)
+            # A cut must end exactly where a browser ends the container, and an ancestor's
+            # end tag can end it (<section><div class=c>…</section>): the model follows
+            # the whole document.
+            always_model = True
+        elif isinstance(op, InsertHTML):
+            target = compile_selector(op.target)
+            if op.position.at_end_tag:
+                _index_add(ends, target, number)
+                # The light path finds end tags by name only.
+                always_model |= target.simple_tag is None
+            else:
+                _index_add(starts, target, number)
+                always_model |= not _is_compound(target)
+            if op.before_first_content_if_missing:
+                content_fallbacks.append(number)
+        elif isinstance(op, RewriteAttributes | RemoveElement | TransformText):
+            target = compile_selector(op.target)
+            _index_add(starts, target, number)
+            always_model |= not _is_compound(target)
+        else:  # pragma: no cover - guarded by the type checker
+            raise TypeError(f"not a rewrite operation: {op!r}")
+    start_names = frozenset(starts[0]) | frozenset(items[0])
+    end_names = frozenset(ends[0])
+    # The light path needs the tags operations act on, those that start foreign content
+    # (the model takes over there) and plaintext; the tokenizer reads the raw text of
+    # every other element itself.
+    light_wanted: frozenset[str] | None
+    if starts[1] or ends[1]:
+        light_wanted = None
+    else:
+        light_wanted = frozenset(starts[0]) | end_names | frozenset(("svg", "math", "plaintext"))
+    return _Layout(
+        starts=starts,
+        ends=ends,
+        items=items,
+        content_fallbacks=tuple(content_fallbacks),
+        always_model=always_model,
+        start_any=bool(starts[1] or items[1]),
+        start_names=start_names,
+        end_any=bool(ends[1]),
+        end_names=end_names,
+        light_wanted=light_wanted,
+        light_only_with=_attribute_filter(starts[0], end_names),
+        # svg and math are wanted on the light path to follow foreign content; when no
+        # operation names either, such an element that provably stays foreign (an icon, a
+        # formula) passes whole, in C.
+        whole_foreign=not {"svg", "math"} & (start_names | end_names),
+        # Inside SVG/MathML (entered on the light path): what could end foreign content or
+        # matter to an operation.
+        foreign_wanted=(
+            None
+            if light_wanted is None
+            else light_wanted | HTML_ELEMENTS | SPECIAL_SVG | SPECIAL_MATHML
+        ),
+    )
+
+
+# A site's responses use a handful of operation sets (one per consent class, banner and
+# language, and the wall's); working the layout out costs more than rewriting a small
+# page. Keyed by the operations' values: equal operations give the same layout.
+_cached_layout = functools.lru_cache(maxsize=256)(_build_layout)
+
+
+# Callers that keep their operation objects (the gate builds each set once) find them
+# here by identity, without hashing every field of every operation. The entry holds the
+# operations themselves, so no id in a key can be reused by another object meanwhile.
+_by_identity: dict[tuple[int, ...], tuple[tuple[Operation, ...], _Layout]] = {}
+_BY_IDENTITY_MAX = 256
+
+
+def _layout_of(operations: Sequence[Operation]) -> _Layout:
+    key = tuple(operations)
+    ids = tuple(map(id, key))
+    known = _by_identity.get(ids)
+    if known is not None:
+        return known[1]
+    try:
+        layout = _cached_layout(key)
+    except TypeError:  # an operation holding something unhashable: worked out each time
+        return _build_layout(key)
+    if len(_by_identity) >= _BY_IDENTITY_MAX:
+        _by_identity.clear()
+    _by_identity[ids] = (key, layout)
+    return layout
 
 
 class _RewriterState:
@@ -162,76 +299,30 @@ class _RewriterState:
     # -- setup -------------------------------------------------------------------------------
 
     def _build_states(self, operations: Sequence[Operation]) -> None:
-        self._states: list[_OpState] = []
-        self._start_index = _Index()
-        self._end_index = _Index()
-        self._item_index = _Index()
-        self._truncates: list[_TruncateState] = []
+        layout = _layout_of(operations)
+        states: list[_OpState] = [
+            _TruncateState(op) if isinstance(op, Truncate) else _OpState(op) for op in operations
+        ]
+        self._states = states
+        self._start_index = _Index.of(layout.starts, states)
+        self._end_index = _Index.of(layout.ends, states)
+        self._item_index = _Index.of(layout.items, states)
+        self._truncates: list[_TruncateState] = [
+            state for state in states if isinstance(state, _TruncateState)
+        ]
         self._active_truncates = 0  # how many are in _Phase.ACTIVE
-        self._content_fallbacks: list[_OpState] = []
-        always_model = False
-        for op in operations:
-            state: _OpState
-            if isinstance(op, Truncate):
-                state = _TruncateState(op)
-                self._truncates.append(state)
-                self._start_index.add(compile_selector(op.container), state)
-                self._item_index.add(compile_selector(op.items), state)
-                # A cut must end exactly where a browser ends the container, and an ancestor's
-                # end tag can end it (<section><div class=c>…</section>): the model follows
-                # the whole document.
-                always_model = True
-            elif isinstance(op, InsertHTML):
-                state = _OpState(op)
-                target = compile_selector(op.target)
-                if op.position.at_end_tag:
-                    self._end_index.add(target, state)
-                    # The light path finds end tags by name only.
-                    always_model |= target.simple_tag is None
-                else:
-                    self._start_index.add(target, state)
-                    always_model |= not _is_compound(target)
-                if op.before_first_content_if_missing:
-                    self._content_fallbacks.append(state)
-            elif isinstance(op, RewriteAttributes | RemoveElement | TransformText):
-                state = _OpState(op)
-                target = compile_selector(op.target)
-                self._start_index.add(target, state)
-                always_model |= not _is_compound(target)
-            else:  # pragma: no cover - guarded by the type checker
-                raise TypeError(f"not a rewrite operation: {op!r}")
-            self._states.append(state)
-        self._always_model = always_model
+        self._content_fallbacks: list[_OpState] = [states[i] for i in layout.content_fallbacks]
+        self._always_model = layout.always_model
         self._watch_words = bool(self._truncates)
         # Start tags with no candidate operation take a short path (see start_tag).
-        starts, items, ends = self._start_index, self._item_index, self._end_index
-        self._start_any = bool(starts.any_tag or items.any_tag)
-        self._start_names = frozenset(starts.by_tag) | frozenset(items.by_tag)
-        self._end_any = bool(ends.any_tag)
-        self._end_names = frozenset(ends.by_tag)
-        # The light path needs the tags operations act on, those that start foreign content
-        # (the model takes over there) and plaintext; the tokenizer reads the raw text of
-        # every other element itself.
-        if starts.any_tag or ends.any_tag:
-            self._light_wanted: frozenset[str] | None = None
-        else:
-            self._light_wanted = (
-                frozenset(starts.by_tag)
-                | frozenset(ends.by_tag)
-                | frozenset(("svg", "math", "plaintext"))
-            )
-        self._light_only_with = _attribute_filter(starts, frozenset(ends.by_tag))
-        # svg and math are wanted on the light path to follow foreign content; when no
-        # operation names either, such an element that provably stays foreign (an icon, a
-        # formula) passes whole, in C.
-        self._whole_foreign = not {"svg", "math"} & (self._start_names | self._end_names)
-        # Inside SVG/MathML (entered on the light path): what could end foreign content or
-        # matter to an operation.
-        self._foreign_wanted: frozenset[str] | None = (
-            None
-            if self._light_wanted is None
-            else self._light_wanted | HTML_ELEMENTS | SPECIAL_SVG | SPECIAL_MATHML
-        )
+        self._start_any = layout.start_any
+        self._start_names = layout.start_names
+        self._end_any = layout.end_any
+        self._end_names = layout.end_names
+        self._light_wanted: frozenset[str] | None = layout.light_wanted
+        self._light_only_with = layout.light_only_with
+        self._whole_foreign = layout.whole_foreign
+        self._foreign_wanted: frozenset[str] | None = layout.foreign_wanted
 
     @property
     def _stack(self) -> list[_Element]:
@@ -243,11 +334,13 @@ class _RewriterState:
         return model is not None and model.in_template
 
 
-def _attribute_filter(starts: _Index, end_names: frozenset[str]) -> dict[str, frozenset[str]]:
+def _attribute_filter(
+    starts: dict[str, list[tuple[Selector, int]]], end_names: frozenset[str]
+) -> dict[str, frozenset[str]]:
     """Tag names whose every start-tag selector needs an attribute, with those attributes:
     the light path then wakes only for ``<script data-consent>``, not for every script."""
     only_with: dict[str, frozenset[str]] = {}
-    for tag, entries in starts.by_tag.items():
+    for tag, entries in starts.items():
         needed = set()
         for selector, _state in entries:
             for alt in selector.alternatives:

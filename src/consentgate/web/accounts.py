@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts import AccountError, Accounts, Backoff, RateLimiter, SessionStore
+from consentgate.accounts.newsletters import Newsletters
 from consentgate.config import Config
 from consentgate.metrics import REGISTRATIONS, Metrics
 from consentgate.storage import StorageError
@@ -111,8 +112,11 @@ class AccountEndpoints:
         rate_limiter: RateLimiter,
         backoff: Backoff,
         metrics: Metrics,
+        *,
+        newsletters: Newsletters | None = None,
     ) -> None:
         self.pages = pages
+        self.newsletters = newsletters
         self.config: Config = pages.config
         self.accounts = accounts
         self.sessions = sessions
@@ -184,6 +188,10 @@ class AccountEndpoints:
             )
             return
         self.metrics.add(REGISTRATIONS)
+        if self.newsletters is not None:  # the lists ticked: double opt-in mails go out
+            await self.newsletters.subscribe_at_registration(
+                user, form.get("newsletters", []), context, visitor.language
+            )
         await self._signed_in(scope, receive, send, visitor, user.id, next_url)
 
     def _register_renderer(
@@ -193,7 +201,11 @@ class AccountEndpoints:
 
         def render(page: AccountPage) -> str:
             return render_register_page(
-                page, email=email, errors=errors, min_password_length=min_length
+                page,
+                email=email,
+                errors=errors,
+                min_password_length=min_length,
+                newsletters=self.config.newsletters,
             )
 
         return render
