@@ -219,3 +219,42 @@ def test_mail_http_directory_transport_writes_eml(tmp_path: Path) -> None:
     run(scenario())
     [eml] = (tmp_path / "mail").glob("*.eml")
     assert b"reader6@example.org" in eml.read_bytes()
+
+
+def test_mail_http_double_opt_in_mail_arrives_and_its_link_confirms(tmp_path: Path) -> None:
+    """Registration with a newsletter ticked: the confirmation mail reaches the SMTP
+    server at once (woken, not polled), and the link in it confirms the subscription."""
+    from tests.test_newsletters_http import LISTS, confirm, ledger, register
+
+    async def scenario(port: int) -> None:
+        gate = make_gate(
+            _app_with_lifespan(),
+            tmp_path,
+            mail=_smtp(port),
+            newsletters=LISTS,
+            public_url="https://news.test",
+        )
+        lifespan = Lifespan(gate)
+        await lifespan.startup()
+        async with client(gate) as c:
+            assert (await register(c, ["morning-brief"])).status_code == 303
+            await _until(lambda: len(server.inbox.messages) == 1, within=3)
+            text = next(
+                p.get_content()
+                for p in server.inbox.messages[0].iter_parts()
+                if p.get_content_type() == "text/plain"
+            )
+            # The URL alone on its line (the wire's CRLF line ends are lines too).
+            [url] = [line for line in text.splitlines() if line.startswith("https://")]
+            assert (await confirm(c, url.removeprefix("https://news.test"))).status_code in (
+                200,
+                303,
+            )
+        await lifespan.shutdown()
+
+    with smtp_server() as server:
+        run(scenario(server.port))
+    message = server.inbox.messages[0]
+    assert str(message["To"]) == "reader@example.com"
+    assert {p.get_content_type() for p in message.iter_parts()} == {"text/plain", "text/html"}
+    assert [row[1] for row in ledger(tmp_path)] == ["requested", "confirmed"]
