@@ -13,7 +13,10 @@ moment of the machine hits both; the table reports the median of the rounds.
 Scenarios (see benchmarks/README.md):
 
 * ``json-decided``     a reader who accepted everything fetches ~2 KB of JSON;
-* ``article-decided``  the same reader reads the ~50 KB article;
+* ``article-decided``  the same reader reads the ~50 KB article (the same bytes each time:
+                       after the first response the gate's memo of whole pages answers);
+* ``article-decided-unique``  the same, with bytes that differ in every response (a
+                       token in the page), so every response is parsed;
 * ``article-first``    a first visit (no cookie): the banner is inserted;
 * ``article-walled``   the decided reader on a registration-only article: cut after the lead;
 * ``decisions``        POST /consentgate/consent (accept all), each request without a
@@ -318,6 +321,7 @@ class Scenario:
 SCENARIOS = (
     "json-decided",
     "article-decided",
+    "article-decided-unique",
     "article-first",
     "article-walled",
     "article-first-cached",
@@ -331,6 +335,9 @@ def scenarios(cookie: str, decisions: Request) -> list[Scenario]:
         Scenario("json-decided", "decided reader, 2 KB JSON", Request("/api/items", decided), 0.9),
         Scenario("article-decided", "decided reader, 50 KB article",
                  Request("/article", decided), 0.5),
+        Scenario("article-decided-unique",
+                 "decided reader, 50 KB article whose bytes differ per response",
+                 Request("/unique/article", decided), 0.5),
         Scenario("article-first", "first visit (banner), 50 KB article",
                  Request("/article", dict(READER_HEADERS)), 0.4),
         Scenario("article-walled", "registration-only article, cut after the lead",

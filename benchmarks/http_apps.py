@@ -10,6 +10,8 @@ figures describe the same pages:
 * ``/article``          the ~50 KB article, with a ``Set-Cookie: sessionid`` of the site;
 * ``/premium/article``  the same article, registration-only in the gate's config, so a
                         reader who is not signed in gets it cut after the lead;
+* ``/unique/article``   the article with a token of its own in every response (bytes that
+                        differ each time: what the gate's memo of whole pages cannot reuse);
 * ``/api/items``        ~2 KB of JSON.
 
 The gated app keeps its ledger in the SQLite file named by ``CONSENTGATE_BENCH_DB``
@@ -18,6 +20,7 @@ The gated app keeps its ledger in the SQLite file named by ``CONSENTGATE_BENCH_D
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -77,6 +80,20 @@ async def _public_article(request: Request) -> Response:
     )
 
 
+_served = itertools.count()
+
+
+async def _unique_article(request: Request) -> Response:
+    # The article with a token of its own in every response, as a page that embeds a
+    # per-request nonce or time is: the gate's memo of whole pages never finds it.
+    token = b"<!-- response %d -->" % next(_served)
+    return Response(
+        _HTML.replace(b"</body>", token + b"</body>", 1),
+        media_type="text/html; charset=utf-8",
+        headers={"cache-control": "private"},
+    )
+
+
 async def _items(request: Request) -> Response:
     return Response(_JSON, media_type="application/json")
 
@@ -89,6 +106,7 @@ def bare() -> Starlette:
             Route("/premium/article", _article),
             Route("/api/items", _items),
             Route("/public/article", _public_article),
+            Route("/unique/article", _unique_article),
         ]
     )
 

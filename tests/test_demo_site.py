@@ -319,3 +319,44 @@ def test_pages_are_well_formed_enough(pages: dict[str, httpx.Response]) -> None:
         assert html.startswith("<!doctype html>")
         assert html.count("<main") == html.count("</main>") == 1
         assert html.count("<article") == html.count("</article>")
+
+
+def test_demo_mailbox_shows_the_mail_consentgate_sent_with_its_links(tmp_path: Path) -> None:
+    # The demo's mail goes to files under the data directory, and its mailbox page shows
+    # them: a reader registering with a newsletter ticked finds the confirmation there.
+    async def scenario() -> tuple[str, str]:
+        app = create_app(tmp_path)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            before = (await c.get("/_demo/mailbox")).text
+            form = await c.get("/consentgate/register", headers={"accept": "text/html"})
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token is not None
+            lists = re.findall(r'name="newsletters" value="([^"]+)"', form.text)
+            assert lists, "the demo offers its newsletters at registration"
+            answer = await c.post(
+                "/consentgate/register",
+                data={
+                    "email": "demo-reader@example.org",
+                    "password": "a long enough passphrase",
+                    "accept_policy": "yes",
+                    "newsletters": lists[0],
+                    "csrf_token": token.group(1),
+                    "next": "/",
+                },
+            )
+            assert answer.status_code in (200, 303), answer.text[:300]
+            for _ in range(100):  # the sender was woken; give it up to 10 s
+                after = (await c.get("/_demo/mailbox")).text
+                if "demo-reader@example.org" in after:
+                    break
+                await asyncio.sleep(0.1)
+            return before, after
+
+    before, after = asyncio.run(scenario())
+    assert "No mail yet" in before
+    assert "To demo-reader@example.org" in after
+    assert re.search(
+        r'<a href="http://127\.0\.0\.1:8000/consentgate/newsletters/confirm\?token=', after
+    )
+    assert list((tmp_path / "mail").glob("*.eml"))

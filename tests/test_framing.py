@@ -54,6 +54,8 @@ GET_ROUTES: list[tuple[str, dict[str, str], bool]] = [
     ("/consentgate/admin", BEARER, False),
     ("/consentgate/admin/search?q=nobody@example.com", BEARER, False),
     ("/consentgate/admin/login", HTML, False),
+    ("/consentgate/newsletters/confirm?token=not-a-token", HTML, False),
+    ("/consentgate/newsletters/unsubscribe?token=not-a-token", HTML, False),
 ]
 
 

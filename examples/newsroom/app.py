@@ -15,6 +15,9 @@ publisher has before installing consentgate. The trackers are demo stand-ins:
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.message
+import email.policy
 import re
 import secrets
 from pathlib import Path
@@ -171,8 +174,41 @@ async def not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_site() -> Starlette:
-    """The bare news site, without consentgate."""
+def _mailbox(mail_dir: Path | None) -> Route:
+    async def mailbox(request: Request) -> Response:
+        messages = _read_mail(mail_dir) if mail_dir is not None else []
+        page = templates.mailbox_page(
+            messages, path=request.url.path, text_size=_text_size(request)
+        )
+        return _html(request, page)
+
+    return Route("/_demo/mailbox", mailbox, methods=["GET"])
+
+
+def _read_mail(mail_dir: Path, limit: int = 30) -> list[dict[str, str]]:
+    """The newest ``limit`` .eml files the directory transport wrote: subject, recipient,
+    date and the plain-text part."""
+    if not mail_dir.is_dir():
+        return []
+    files = sorted(mail_dir.glob("*.eml"), key=lambda f: f.stat().st_mtime, reverse=True)
+    found = []
+    for path in files[:limit]:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if isinstance(body, email.message.EmailMessage) else ""
+        found.append(
+            {
+                "subject": str(message.get("subject", "")),
+                "to": str(message.get("to", "")),
+                "date": str(message.get("date", "")),
+                "text": str(text),
+            }
+        )
+    return found
+
+
+def create_site(mail_dir: Path | None = None) -> Starlette:
+    """The bare news site, without consentgate; ``mail_dir``: where the demo's mail goes."""
     all_articles()  # parse the content files now, so a broken file fails at start-up
     policy_markdown = POLICY_PATH.read_text(encoding="utf-8")
     return Starlette(
@@ -184,6 +220,7 @@ def create_site() -> Starlette:
             Route("/prefs", prefs, methods=["GET"]),
             Route(LAYOUT_PATH, shell, methods=["GET"]),
             Route("/newsletter", newsletter, methods=["POST"]),
+            _mailbox(mail_dir),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers={404: not_found},
@@ -197,15 +234,22 @@ def create_app(data_dir: Path | None = None, *, wrap: bool = True) -> ASGIApp:
     ``./demo-data``); the rest of the configuration comes from ``consentgate.toml``
     next to this file.
     """
-    site = create_site()
+    directory = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
+    mail_dir = directory / "mail"
+    site = create_site(mail_dir)
     if not wrap:
         return site
     from consentgate import Config, ConsentGate  # lazy: the bare site needs neither
 
-    directory = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    config = Config.from_toml(CONFIG_PATH)
     config = dataclasses.replace(
-        Config.from_toml(CONFIG_PATH),
+        config,
         database_url=f"sqlite:///{directory / 'consentgate.db'}",
+        # The demo's mail goes to files its mailbox page shows (docs/mail.md: a real
+        # site sets [mail] transport = "smtp").
+        mail=dataclasses.replace(
+            config.mail, transport="directory", directory=str(mail_dir), poll_seconds=1.0
+        ),
     )
     return ConsentGate(site, config=config)

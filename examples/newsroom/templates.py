@@ -125,6 +125,7 @@ the people and the stories are invented.</p>
 <ul class="footer-links">
 <li><a href="/privacy">Privacy policy</a></li>
 <li><a href="/privacy#cookies">Cookies we use</a></li>
+<li><a href="/_demo/mailbox">Demo mailbox</a></li>
 <li><a href="/">Home</a></li>
 </ul>
 </footer>"""
@@ -299,6 +300,37 @@ def shell_page() -> str:
     around a <main> marked ``data-consentgate-content``, whose content is replaced."""
     main = '<div class="message"><p>consentgate puts its page here.</p></div>'
     return layout(title=SITE_NAME, main=main, path="/", main_attrs=" data-consentgate-content")
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def mailbox_page(messages: list[dict[str, str]], *, path: str, text_size: str) -> str:
+    """The demo's stand-in for readers' inboxes: the mail consentgate sent, newest first,
+    with the links in it clickable (a real site sends it by SMTP; see docs/mail.md)."""
+    if not messages:
+        items = "<p>No mail yet. Register, or ask for a sign-in link, and it appears here.</p>"
+    else:
+        parts = []
+        for message in messages:
+            text = _URL.sub(
+                lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escape(message["text"])
+            )
+            parts.append(
+                f"""<article class="mail">
+<h2>{escape(message["subject"])}</h2>
+<p class="mail-meta">To {escape(message["to"])} · {escape(message["date"])}</p>
+<pre class="mail-text">{text}</pre>
+</article>"""
+            )
+        items = "\n".join(parts)
+    main = f"""<div class="mailbox">
+<h1>Demo mailbox</h1>
+<p>Every message consentgate sent from this demo, newest first. A real site delivers
+them by SMTP; the demo writes them to its data directory and shows them here.</p>
+{items}
+</div>"""
+    return layout(title="Demo mailbox", main=main, path=path, text_size=text_size)
 
 
 def message_page(title: str, message: str, *, path: str, text_size: str) -> str:

@@ -162,6 +162,10 @@ class ArticleGate:
             calendar_month=wall.meter.period == "calendar-month",
         )
         self.meter_codec = MeterCookieCodec(keys, self.window)
+        # The JSON-LD scrub of a walled and of a read article: built once, so a page's
+        # operations are the same objects response after response (the rewriter's set-up
+        # and its memo of whole pages find them so).
+        self._jsonld = {gated: self._jsonld_scrub(gated) for gated in (False, True)}
         self._last_prune = 0.0
         self._prune_task: asyncio.Task[None] | None = None
         self.server_meter = (
@@ -345,18 +349,21 @@ class ArticleGate:
     def operations(self, visitor: Visitor, verdict: ArticleVerdict) -> list[Operation]:
         """Paywall markup on every non-free article; the cut when the reader is walled."""
         gated = verdict.gated
-        css_class = self._settings.gated_class
-
-        def jsonld(text: str) -> str:
-            return scrub_jsonld(text, gated=gated, paywalled=True, css_class=css_class)
-
-        operations: list[Operation] = [TransformText(JSON_LD, jsonld, accept=accepts_jsonld_script)]
+        operations: list[Operation] = [self._jsonld[gated]]
         if not gated:
             return operations
         operations.append(RemoveElement(FOREIGN_SCRIPTS))
         operations.extend(RemoveElement(selector) for selector in self._removals)
         operations.append(self._truncate(self.cta_html(visitor, verdict.decision.reason)))
         return operations
+
+    def _jsonld_scrub(self, gated: bool) -> TransformText:
+        css_class = self._settings.gated_class
+
+        def jsonld(text: str) -> str:
+            return scrub_jsonld(text, gated=gated, paywalled=True, css_class=css_class)
+
+        return TransformText(JSON_LD, jsonld, accept=accepts_jsonld_script)
 
     def _truncate(self, cta: str) -> Truncate:
         settings = self._settings

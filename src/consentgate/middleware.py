@@ -35,11 +35,13 @@ from consentgate.consent.cookies import CookieRegistry, CookieRule
 from consentgate.consent.ledger import GPC_WITHOUT_COOKIE, Ledger
 from consentgate.consent.state import ConsentCookieCodec, Decision, record_gpc
 from consentgate.keys import Keys
+from consentgate.mail.sender import OutboxSender, sender_from_settings
 from consentgate.metrics import Metrics
 from consentgate.operator.dashboard import dashboard_routes
 from consentgate.pipeline import ConsentPlanner
 from consentgate.planner import ClassSharing, ResponsePlanner
 from consentgate.responder import Responder
+from consentgate.rewrite import RewriteMemo
 from consentgate.storage import (
     AcceptanceRecord,
     MeterReads,
@@ -134,6 +136,19 @@ class ConsentGate:
         # call has only its own bound): see _storage_budget.
         self.storage_budget: float | None = _storage_budget(store, self.redis)
         self.user_resolver = user_resolver
+        # Mail waits in the outbox (written with what caused it) until this sends it.
+        self.mail_sender: OutboxSender | None = sender_from_settings(
+            config.mail, store, site_name=config.site_name, opener=opener
+        )
+        # What code that has just written mail calls: send now, not at the next poll.
+        self.wake_mail: Callable[[], None] = (
+            self.mail_sender.wake if self.mail_sender is not None else _no_mail_sender
+        )
+        if self.mail_sender is None and config.accounts.enabled:
+            logger.warning(
+                "consentgate: mail is not configured ([mail] transport); messages to "
+                "readers wait in the outbox and go out once it is"
+            )
         self.metrics = Metrics(self.ledger)
         self.endpoints = Endpoints(
             self.pages, self.ledger, self.registry, self.codec, self.banner_hashes
@@ -146,6 +161,7 @@ class ConsentGate:
             prefix=config.prefix,
             site_name=config.site_name,
             opener=opener,
+            wake=self.wake_mail,
         )
         self.account_endpoints = AccountEndpoints(
             self.pages,
@@ -171,6 +187,10 @@ class ConsentGate:
             self.metrics,
             fallback_headers=dict(self.pages.page_security_headers),
             classes=_class_sharing(config),
+        )
+        # Whole pages rewritten once per set of operations, for every response after.
+        self.memo = (
+            RewriteMemo(max_bytes=config.rewrite_memo_mb << 20) if config.rewrite_memo_mb else None
         )
 
     def _article_gate(self, resolver: Resolver | None, store: MeterReads) -> ArticleGate:
@@ -215,6 +235,9 @@ class ConsentGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.mail_sender is not None:
+            # Without a lifespan (some servers, tests) the first request starts it.
+            self.mail_sender.start()
         # Every storage call of this request, ours and the app's through our API, in
         # the middleware and while the response streams, shares one budget.
         with request_budget(self.storage_budget):
@@ -249,7 +272,7 @@ class ConsentGate:
                 )
             )
         plan_for = self.planner.for_request(scope, visitor, cookies)
-        await self.app(scope, receive, Responder(plan_for, scope, send).send)
+        await self.app(scope, receive, Responder(plan_for, scope, send, self.memo).send)
 
     async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
         """The signed-in reader: the site's own resolver, else our session cookie."""
@@ -321,6 +344,8 @@ class ConsentGate:
                 if problem is not None:
                     await send({"type": "lifespan.startup.failed", "message": problem})
                     return
+                if self.mail_sender is not None:
+                    self.mail_sender.start()
             if message["type"] == "lifespan.shutdown.complete":
                 await asyncio.shield(self._shutdown())
             await send(message)
@@ -340,10 +365,17 @@ class ConsentGate:
         return None
 
     async def _shutdown(self) -> None:
+        if self.mail_sender is not None:
+            # Before the storage closes: the message in flight is still marked.
+            await self.mail_sender.stop()
         await self.metrics.close()
         await self.ledger.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def _no_mail_sender() -> None:
+    """wake_mail without a transport: the mail waits in the outbox."""
 
 
 def _redis_client(config: Config) -> Any:

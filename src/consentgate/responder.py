@@ -35,7 +35,7 @@ from consentgate.plan import (
     content_encoding,
     reason_of,
 )
-from consentgate.rewrite import Rewriter, StreamingDecoder
+from consentgate.rewrite import RewriteMemo, Rewriter, StreamingDecoder
 
 logger = logging.getLogger("consentgate")
 
@@ -57,8 +57,11 @@ def _why(exc: BaseException) -> str:
 class Responder:
     """Carries out one response's plan; knows ASGI and the rewriter, not why."""
 
-    def __init__(self, plan_for: PlanFor, scope: Scope, send: Send) -> None:
+    def __init__(
+        self, plan_for: PlanFor, scope: Scope, send: Send, memo: RewriteMemo | None = None
+    ) -> None:
         self._plan_for = plan_for
+        self._memo = memo
         self.scope = scope
         self._send = send
         self._plan = ResponsePlan()
@@ -141,10 +144,55 @@ class Responder:
         del headers["content-encoding"]
         del headers["content-length"]
 
+    def _whole_body(self, headers: MutableHeaders, first: Message) -> bytes | None:
+        """The body, when the memo can rewrite it in one piece: complete in the first
+        message, not encoded, and a GET (HEAD has its own answer)."""
+        if (
+            self._memo is None
+            or first["type"] != "http.response.body"
+            or first.get("more_body", False)
+            or self.scope["method"] == "HEAD"
+            or content_encoding(headers) is not None
+        ):
+            return None
+        body = first.get("body", b"")
+        return body if isinstance(body, bytes) else None
+
+    def _rewrite_whole(self, headers: MutableHeaders, body: bytes) -> bytes:
+        memo, plan = self._memo, self._plan
+        if memo is None:
+            raise _Failed("no memo")
+        output, short = memo.rewrite(
+            plan.operations,
+            body,
+            content_type=headers.get("content-type"),
+            max_token_bytes=plan.max_token_bytes,
+        )
+        self._note_short_count(short)
+        return output
+
+    async def _send_whole(self, start: Message, headers: MutableHeaders, body: bytes) -> None:
+        self._ended = True
+        await self._send({**start, "headers": headers.raw})
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
     async def _begin_best_effort(
         self, start: Message, headers: MutableHeaders, first: Message
     ) -> None:
         plan = self._plan
+        whole = self._whole_body(headers, first) if plan.mode is Mode.BEST_EFFORT else None
+        if whole is not None:
+            try:
+                output = self._rewrite_whole(headers, whole)
+            except Exception as exc:  # e.g. a declared UTF-16 page: it goes out as it is
+                self._log_not_rewritten(exc)
+                apply_headers(headers, plan, rewritten=False)
+                output = whole
+            else:
+                apply_headers(headers, plan, rewritten=True)
+                headers["content-length"] = str(len(output))
+            await self._send_whole(start, headers, output)
+            return
         original_headers = list(headers.raw)
         if plan.mode is Mode.BEST_EFFORT:
             try:
@@ -187,6 +235,17 @@ class Responder:
         plan = self._plan
         if plan.refuse is not None:
             await self._send_wall_page(plan.refuse)
+            return
+        whole = self._whole_body(headers, first)
+        if whole is not None:
+            try:
+                output = self._rewrite_whole(headers, whole)
+            except Exception as exc:  # whatever it is, none of the app's body goes out
+                await self._send_wall_page(_why(exc))
+                return
+            apply_headers(headers, plan, rewritten=True)
+            headers["content-length"] = str(len(output))
+            await self._send_whole(start, headers, output)
             return
         try:
             self._start_rewriting(headers)
@@ -234,8 +293,10 @@ class Responder:
         return output
 
     def _note_short_articles(self, rewriter: Rewriter) -> None:
+        self._note_short_count(rewriter.report.short_containers)
+
+    def _note_short_count(self, short: int) -> None:
         """``wall.short_article = "free"`` let a container too short to cut out whole: say so."""
-        short = rewriter.report.short_containers
         if short > self._short_logged:
             self._short_logged = short
             logger.warning(

@@ -6,8 +6,9 @@ once at start-up: a wrong value stops the app with a message that names the key 
 the reason, instead of surfacing as odd behaviour on some reader's request.
 
 The settings types live with their owners (``consent/settings.py``, ``wall/settings.py``,
-``accounts/settings.py``) and never import this package; it reads them with one field
-reader (``_fields.py``) and re-exports them here, where callers have always found them.
+``accounts/settings.py``, ``mail/settings.py``) and never import this package; it reads
+them with one field reader (``_fields.py``) and re-exports them here, where callers have
+always found them.
 """
 
 from consentgate.accounts.settings import AccountsSettings
@@ -34,6 +35,7 @@ from consentgate.consent.settings import (
     default_categories,
 )
 from consentgate.errors import ConfigError
+from consentgate.mail.settings import MailSettings
 from consentgate.wall.settings import (
     ACCESS_LEVELS,
     DEFAULT_SHORT_ARTICLE,
@@ -71,6 +73,7 @@ __all__ = [
     "ConsentModeSettings",
     "CookieNames",
     "CrawlerSettings",
+    "MailSettings",
     "MeterSettings",
     "PagesSettings",
     "Policy",

@@ -32,6 +32,7 @@ from consentgate.config._consent import (
     refuse_rules_for_own_cookies,
 )
 from consentgate.config._fields import read_fields, table
+from consentgate.config._mail import read_mail
 from consentgate.config._newsletters import (
     check_newsletters_have_url,
     check_public_url,
@@ -52,6 +53,7 @@ from consentgate.consent.settings import (
     default_categories,
 )
 from consentgate.errors import ConfigError
+from consentgate.mail.settings import MailSettings
 from consentgate.wall.settings import WallSettings
 
 MAX_CONSENT_LIFETIME_DAYS = 395  # CNIL: about 13 months at most, then ask again
@@ -97,6 +99,7 @@ class Config:
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     #: Our reader pages set into the site's own page shell (``[pages]``, web/shell.py).
     pages: PagesSettings = field(default_factory=PagesSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
     meter_url: str | None = None
     admin_token_sha256: str | None = field(default=None, metadata={"key": "admin.token_sha256"})
     #: Addresses or networks of the reverse proxies in front of the app: only a request
@@ -113,6 +116,11 @@ class Config:
     #: consent class (consent/classes.py): when the app marks one public, a shared cache
     #: may keep one copy per class. False: every page we rewrite is private.
     shared_cache: bool = field(default=True, metadata={"key": "cache.shared"})
+    #: MiB of whole pages kept rewritten, per process (rewrite/memo.py): a page served
+    #: again byte for byte to readers of the same plan is not parsed again. 0: off.
+    rewrite_memo_mb: int = field(
+        default=32, metadata={"key": "cache.rewrite_memo_mb", "range": (0, 4096)}
+    )
     #: The site's origin (``https://news.example``): links in mails are built on it.
     public_url: str = ""
     #: The newsletters readers may subscribe to (``[[newsletters]]``; docs/newsletters.md).
@@ -253,6 +261,7 @@ def _read(raw: Mapping[str, Any], base_dir: Path, require_secret_keys: bool) -> 
             "database_url": lambda _, url: _database_url(url, base_dir),
             "policy": lambda key, section: read_policy(key, section, base_dir),
             "regions": read_regions,
+            "mail": lambda key, section: read_mail(key, section, base_dir),
             "wall": lambda key, section: read_wall(key, section, category_ids, languages),
             "pages": read_pages,
             "meter_url": _meter_url,

@@ -49,6 +49,7 @@ from consentgate.operator.dashboard_html import (
     failure_html,
     login_html,
     nav_html,
+    outbox_html,
     user_html,
 )
 from consentgate.operator.privacy import consent_report, user_report
@@ -248,7 +249,11 @@ class Dashboard:
             f"{' aria-current=page' if days == str(n) else ''}>last {n} days</a> "
             for n in (7, 30, 90, 365)
         )
-        body = f'<p class="note">Show: {choices}</p>' + stats_section(stats)
+        body = (
+            f'<p class="note">Show: {choices}</p>'
+            + stats_section(stats)
+            + outbox_html(stats.outbox)
+        )
         return self._html("Overview", body, visitor)
 
     async def search(self, request: Request, visitor: Visitor) -> Response:

@@ -17,6 +17,7 @@ from consentgate.operator.privacy import (
     UserReport,
 )
 from consentgate.operator.report import page
+from consentgate.operator.stats import OutboxFigures, describe_age
 from consentgate.operator.store import iso
 from consentgate.storage import AcceptanceRecord, ConsentRecord
 from consentgate.web.errors import Failure
@@ -29,6 +30,7 @@ __all__ = [
     "failure_html",
     "login_html",
     "nav_html",
+    "outbox_html",
     "user_html",
 ]
 
@@ -53,6 +55,35 @@ def dashboard_page(site_name: str, title: str, content: str, nav: str = "") -> s
         f"<main><h1>{_e(title)}</h1>{content}</main>"
     )
     return page(f"{title} — consentgate", body)
+
+
+def outbox_html(outbox: OutboxFigures) -> str:
+    """The outbox now: what waits for the mail server, what failed, what was given up."""
+    oldest = (
+        f"{describe_age(outbox.oldest_pending_age)} (written {iso(outbox.oldest_pending)})"
+        if outbox.oldest_pending is not None
+        else "–"
+    )
+    figures = "".join(
+        f"<li>{_e(label)}<strong>{_e(value)}</strong></li>"
+        for label, value in (
+            ("Waiting", f"{outbox.pending:,}"),
+            ("After failed tries", f"{outbox.retrying:,}"),
+            ("Given up", f"{outbox.dead:,}"),
+            ("Sent", f"{outbox.sent:,}"),
+            ("Oldest waiting", oldest),
+        )
+    )
+    note = (
+        "Mail waits here until the mail server takes it; nothing is lost while it is down. "
+        "Failed tries are retried with growing pauses, up to an hour."
+    )
+    if outbox.retrying or outbox.dead:
+        note += " The log (consentgate.mail) names the reason of each failed try."
+    return (
+        '<h2 id="outbox">Outgoing mail</h2>'
+        f'<ul class="figures">{figures}</ul><p class="note">{_e(note)}</p>'
+    )
 
 
 def nav_html(base: str, csrf_token: str, query: str = "") -> str:

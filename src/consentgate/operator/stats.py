@@ -33,16 +33,20 @@ from consentgate.operator.store import (
     iso,
 )
 from consentgate.storage import CONSENT_ACTIONS, ConsentRecord, Storage
+from consentgate.storage.ports import Outbox
 
 __all__ = [
     "ACTIONS",
     "MAX_WINDOW_DAYS",
     "CategoryRate",
     "Day",
+    "OutboxFigures",
     "Stats",
     "WindowTooLong",
     "check_window",
     "compute_stats",
+    "describe_age",
+    "outbox_figures",
     "uses_rollups",
 ]
 
@@ -103,6 +107,66 @@ class Day:
         return sum(self.by_action.values())
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxFigures:
+    """The outbox as it is now (not per window): what waits for the mail server.
+
+    ``retrying`` are the waiting messages that failed at least once; a growing number,
+    or an old ``oldest_pending``, means the mail server is down or refuses us (the
+    log, ``consentgate.mail``, says why). ``dead`` were given up."""
+
+    pending: int = 0
+    retrying: int = 0
+    dead: int = 0
+    sent: int = 0
+    oldest_pending: datetime | None = None
+    as_of: datetime | None = None
+
+    @property
+    def oldest_pending_age(self) -> timedelta | None:
+        if self.oldest_pending is None or self.as_of is None:
+            return None
+        return max(self.as_of - self.oldest_pending, timedelta(0))
+
+    def to_json(self) -> dict[str, Any]:
+        age = self.oldest_pending_age
+        return {
+            "pending": self.pending,
+            "retrying": self.retrying,
+            "dead": self.dead,
+            "sent": self.sent,
+            "oldest_pending": iso(self.oldest_pending) if self.oldest_pending else None,
+            "oldest_pending_age_seconds": int(age.total_seconds()) if age is not None else None,
+        }
+
+
+async def outbox_figures(outbox: Outbox, now: datetime | None = None) -> OutboxFigures:
+    counts = await outbox.outbox_counts()
+    return OutboxFigures(
+        pending=counts.get("pending", 0),
+        retrying=counts.get("retrying", 0),
+        dead=counts.get("dead", 0),
+        sent=counts.get("sent", 0),
+        oldest_pending=await outbox.oldest_pending(),
+        as_of=now or datetime.now(UTC),
+    )
+
+
+def describe_age(age: timedelta | None) -> str:
+    """``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``; ``–`` for none."""
+    if age is None:
+        return "–"
+    seconds = int(age.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
+
+
 @dataclass(slots=True)
 class Stats:
     window: Window
@@ -115,6 +179,7 @@ class Stats:
     category_rates: list[CategoryRate] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
     days: list[Day] = field(default_factory=list)
+    outbox: OutboxFigures = field(default_factory=OutboxFigures)
 
     rate_basis = "latest decision of each consent id in the window"
 
@@ -182,6 +247,7 @@ class Stats:
                 }
                 for d in self.days
             ],
+            "outbox": self.outbox.to_json(),
         }
 
 
@@ -274,6 +340,7 @@ async def compute_stats(
             bucket = days[day] = Day(day)
         bucket.counters[name] += value
     stats.days = _every_day(days, window)
+    stats.outbox = await outbox_figures(storage, now)
     return stats
 
 
@@ -393,4 +460,20 @@ def stats_lines(stats: Stats) -> list[str]:
         f"Wall: {stats.wall_impressions} impressions, {stats.registrations} registrations "
         f"= {percent(stats.wall_conversion)} conversion"
     )
+    lines.extend(outbox_lines(stats.outbox))
+    return lines
+
+
+def outbox_lines(outbox: OutboxFigures) -> list[str]:
+    lines = [
+        f"Outbox (now): {outbox.pending} waiting ({outbox.retrying} after failed tries), "
+        f"{outbox.dead} given up, {outbox.sent} sent"
+    ]
+    if outbox.oldest_pending is not None:
+        lines.append(
+            f"  oldest waiting: written {iso(outbox.oldest_pending)}, "
+            f"{describe_age(outbox.oldest_pending_age)} ago"
+        )
+    if outbox.retrying or outbox.dead:
+        lines.append("  why: the log of consentgate.mail names each failed try")
     return lines

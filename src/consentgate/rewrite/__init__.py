@@ -13,6 +13,7 @@ from .charset import (
 )
 from .errors import RewriteError, RewriteErrorReason, SelectorError
 from .headers import StreamingDecoder, is_rewritable, is_rewritable_content_type
+from .memo import RewriteMemo
 from .operations import (
     AttributesCallback,
     AttributesPredicate,
@@ -40,6 +41,7 @@ __all__ = [
     "RewriteAttributes",
     "RewriteError",
     "RewriteErrorReason",
+    "RewriteMemo",
     "RewriteReport",
     "Rewriter",
     "Selector",

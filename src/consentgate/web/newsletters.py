@@ -65,6 +65,7 @@ logger = logging.getLogger("consentgate")
 Handler = Callable[[Scope, Receive, Send, "Visitor"], Awaitable[None]]
 # A one-click body is tiny; anything near this is not one.
 MAX_ONE_CLICK_BODY = 8 * 1024
+_ONE_CLICK_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", ""})
 _MULTIPART_ONE_CLICK = re.compile(
     rb'name="?List-Unsubscribe"?[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\nOne-Click\r\n', re.IGNORECASE
 )
@@ -164,12 +165,18 @@ class NewsletterEndpoints:
         module's docstring); the body is read bounded, the token checked by signature."""
         request = Request(scope, receive)
         token = request.query_params.get("token", "")
+        content_type = media_type(request)
         try:
+            # The two types RFC 8058 allows (and none: a bare button post); anything else
+            # is refused before a byte of it is read, as on every other route of ours.
+            if content_type not in _ONE_CLICK_TYPES:
+                raise RequestFailure(Failure.FORM_MEDIA_TYPE, f"Got {content_type!r}.")
             body = await read_body(request, MAX_ONE_CLICK_BODY)
+            if content_type != "multipart/form-data":
+                parse_urlencoded(body)  # a form we cannot read is said so, not guessed at
         except RequestFailure as failure:
             await _plain(scope, receive, send, failure.failure.status, str(failure))
             return
-        content_type = media_type(request)
         one_click = is_one_click(content_type, body)
         by_page = not one_click and "page" in _urlencoded(content_type, body).get("via", [])
         if not one_click and not by_page:

@@ -1,0 +1,117 @@
+"""Whole bodies rewritten once: the same page, with the same operations, is not parsed
+again.
+
+A news site serves one article's bytes to thousands of readers, and the rewriter's
+output depends on nothing but its input: the operations (which the gate builds once per
+consent class, language, banner and wall reason, and keeps), the content type, the
+limits and the body. So a body that comes back byte for byte with equal operations gets
+the output of the first time, at the cost of a lookup and one comparison of the bodies,
+instead of a parse.
+
+The lookup key holds the operations, the length and a sample of the body (its first and
+last bytes); a found entry counts only if its whole body is equal to this one, so a
+wrong answer would need equal bytes, not a likely hash. A page whose bytes change with
+every response (a token, a time) finds its entry stale and pays one comparison of the
+sample on top of the rewrite. Only complete bodies of at most ``max_body`` bytes are
+kept, in at most ``max_bytes`` (input and output together), least recently used first
+out. Failures are not kept: the next response runs the rewriter and fails the same way.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+
+from .operations import Operation
+from .rewriter import Rewriter
+
+__all__ = ["DEFAULT_MEMO_BYTES", "RewriteMemo"]
+
+DEFAULT_MEMO_BYTES = 32 << 20
+DEFAULT_MAX_BODY = 1 << 20
+# Enough to tell most pages of one site apart by the sample alone (the <head> with its
+# title, the end of the page), little enough that taking it costs next to nothing.
+_SAMPLE = 1024
+
+
+class RewriteMemo:
+    """Rewritten outputs of whole bodies, bounded by size."""
+
+    def __init__(self, *, max_bytes: int = DEFAULT_MEMO_BYTES, max_body: int = DEFAULT_MAX_BODY):
+        if max_bytes < 0 or max_body < 0:
+            raise ValueError("memo limits must not be negative")
+        self.max_bytes = max_bytes
+        self.max_body = min(max_body, max_bytes)
+        self._entries: OrderedDict[Hashable, tuple[bytes, bytes, int]] = OrderedDict()
+        self._size = 0
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes held (bodies and outputs)."""
+        return self._size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def rewrite(
+        self,
+        operations: Sequence[Operation],
+        body: bytes,
+        *,
+        content_type: str | None,
+        max_token_bytes: int,
+    ) -> tuple[bytes, int]:
+        """The output of ``Rewriter(operations, …).feed(body) + close()``, and the report's
+        ``short_containers``; raises what the rewriter raises."""
+        key = self._key(operations, body, content_type, max_token_bytes)
+        if key is not None:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == body:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry[1], entry[2]
+        self.misses += 1
+        rewriter = Rewriter(operations, content_type=content_type, max_token_bytes=max_token_bytes)
+        output = rewriter.feed(body) + rewriter.close()
+        short = rewriter.report.short_containers
+        if key is not None:
+            self._keep(key, body, output, short)
+        return output, short
+
+    def _key(
+        self,
+        operations: Sequence[Operation],
+        body: bytes,
+        content_type: str | None,
+        max_token_bytes: int,
+    ) -> Hashable | None:
+        if not self.max_body or len(body) > self.max_body:
+            return None
+        key = (
+            tuple(operations),
+            content_type,
+            max_token_bytes,
+            len(body),
+            body[:_SAMPLE],
+            body[-_SAMPLE:],
+        )
+        try:
+            hash(key)
+        except TypeError:  # an operation holding something unhashable: never kept
+            return None
+        return key
+
+    def _keep(self, key: Hashable, body: bytes, output: bytes, short: int) -> None:
+        cost = len(body) + len(output)
+        if cost > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._size -= len(old[0]) + len(old[1])
+        while self._entries and self._size + cost > self.max_bytes:
+            _, (old_body, old_output, _short) = self._entries.popitem(last=False)
+            self._size -= len(old_body) + len(old_output)
+        self._entries[key] = (body, output, short)
+        self._size += cost
