@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from tests.conftest import client, html_app, make_gate, run
+from tests.mail_support import smtp_server
 from tests.test_accounts_http import (
     PASSWORD,
     form_token,
@@ -23,6 +24,7 @@ from tests.test_accounts_http import (
     rows,
     session_header,
 )
+from tests.test_mail_http import _smtp, _until
 from tests.test_wall_http import ArticleApp, full_text_present, read
 from tests.test_wall_http import wall_gate as article_gate
 
@@ -403,3 +405,49 @@ def test_recovery_public_url_builds_the_links(tmp_path: Path) -> None:
     run(scenario())
     [(_, _, text)] = outbox(tmp_path)
     assert "https://news.example/consentgate/verify?token=" in text and "evil.test" not in text
+
+
+# -- through a real SMTP server ----------------------------------------------------------
+
+
+def test_recovery_mails_reach_a_real_smtp_server_and_their_links_work(tmp_path: Path) -> None:
+    """Registration's verification and a password reset, each woken out of the outbox
+    to aiosmtpd at once; the links in the messages as received verify and reset."""
+
+    def link_received(messages: list[Any], subject: str) -> str:
+        [message] = [m for m in messages if subject in str(m["Subject"])]
+        text = next(
+            part.get_content()
+            for part in message.iter_parts()
+            if part.get_content_type() == "text/plain"
+        )
+        [url] = [line for line in text.splitlines() if line.startswith("https://news.test/")]
+        return url.removeprefix("https://news.test")
+
+    async def scenario(port: int) -> dict[str, Any]:
+        site = make_gate(html_app(), tmp_path, mail=_smtp(port), public_url="https://news.test")
+        async with client(site) as phone:
+            await post_registration(phone, next_url="/news/5")
+            await _until(lambda: len(server.inbox.messages) == 1, within=5)
+            verified = await open_link(
+                phone, link_received(server.inbox.messages, "Confirm your e-mail address")
+            )
+            async with client(site) as laptop:
+                await post_form(laptop, "/consentgate/password/forgot", email="reader@example.com")
+                await _until(lambda: len(server.inbox.messages) == 2, within=5)
+                path = link_received(server.inbox.messages, "Choose a new password")
+                reset = await open_link(laptop, path, new_password=NEW_PASSWORD)
+            site.sessions.forget_cached()
+            phone_after = await signed_in_as_someone(phone)
+        assert site.mail_sender is not None
+        await site.mail_sender.stop()
+        return {"verified": verified, "reset": reset, "phone_after": phone_after}
+
+    with smtp_server() as server:
+        seen = run(scenario(server.port))
+    assert seen["verified"].status_code == 303 and seen["verified"].headers["location"] == "/news/5"
+    assert seen["reset"].status_code == 303 and session_header(seen["reset"]) is not None
+    assert seen["phone_after"] is False
+    assert [to for _, to in server.inbox.envelopes] == [["reader@example.com"]] * 2
+    # Sent mail keeps no text in the outbox: its links stay secret.
+    assert rows(tmp_path, "SELECT status, body_text FROM outbox") == [("sent", ""), ("sent", "")]

@@ -171,6 +171,7 @@ class ConsentGate:
             self.backoff,
             self.metrics,
             storage=store,
+            wake=self.wake_mail,
             newsletters=self.newsletters,
         )
         if config.accounts.enabled:
