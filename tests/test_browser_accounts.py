@@ -2,14 +2,16 @@
 reset mail's link, a new password, and every other session ended.
 
 Headless Chromium via Playwright, like tests/test_browser_wall.py. The mail is read
-from the demo's outbox (delivering it over SMTP is the mail sender's part).
+as the demo's mail transport delivered it (files under its data directory).
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
+import time
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,20 +44,31 @@ def expect(sync_api: Any) -> Any:
     return sync_api.expect
 
 
-def newest_link(data_dir: Path, kind: str) -> str:
-    """The path and query of the link in the newest ``kind`` mail to EMAIL."""
-    connection = sqlite3.connect(data_dir / "consentgate.db")
-    try:
-        found = connection.execute(
-            "SELECT body_text FROM outbox WHERE recipient = ? AND kind = ? "
-            "ORDER BY id DESC LIMIT 1",
-            (EMAIL, kind),
-        ).fetchone()
-    finally:
-        connection.close()
-    assert found, f"no {kind} mail to {EMAIL}"
-    match = re.search(r"https?://\S+?token=\S+", found[0])
-    assert match, found[0]
+def mailed_link(data_dir: Path, recipient: str, subject: str, within: float = 10.0) -> str:
+    """The path and query of the link in the newest mail to ``recipient`` whose subject
+    has ``subject``, as the demo's mail transport wrote it (an .eml file a message,
+    under ``<data dir>/mail``, what its Demo mailbox page shows)."""
+    deadline = time.monotonic() + within
+    while True:
+        found = [
+            message
+            for path in sorted((data_dir / "mail").glob("*.eml"), key=lambda p: p.stat().st_mtime)
+            for message in [message_from_bytes(path.read_bytes(), policy=policy.default)]
+            if str(message["To"]) == recipient and subject in str(message["Subject"])
+        ]
+        if found:
+            break
+        assert time.monotonic() < deadline, f"no mail {subject!r} to {recipient}"
+        time.sleep(0.05)
+    message = found[-1]
+    assert isinstance(message, EmailMessage)
+    text = next(
+        part.get_content()
+        for part in message.iter_parts()
+        if part.get_content_type() == "text/plain"
+    )
+    match = re.search(r"https?://\S+?token=\S+", text)
+    assert match, text
     url = urlsplit(match.group(0))  # built on the demo's public_url: another port
     return f"{url.path}?{url.query}"
 
@@ -97,7 +110,7 @@ def test_browser_forgotten_password_reset_ends_the_old_sessions(
     expect(laptop.get_by_text("If an account exists for this address")).to_be_visible()
 
     # The reset mail's link: a page asking for the new password; saving it signs in here.
-    laptop.goto(site + newest_link(data_dir, "password_reset"))
+    laptop.goto(site + mailed_link(data_dir, EMAIL, "Choose a new password"))
     laptop.locator("#cg-new_password").fill(NEW_PASSWORD)
     with laptop.expect_navigation():
         laptop.get_by_role("button", name="Save the new password").click()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.browser_support import (
     cookies_by_name,
     serve,
 )
+from tests.test_browser_accounts import mailed_link
 
 pytestmark = pytest.mark.browser
 
@@ -183,24 +183,6 @@ def register_link(page: Any) -> Any:
     return page.locator(CTA).get_by_role("link", name=REGISTER_LABEL, exact=True)
 
 
-def verification_link(data_dir: Path, email: str) -> str:
-    """The link in the newest verification mail to ``email``, from the demo's outbox
-    (delivering it over SMTP is the mail sender's part, tested with its own server)."""
-    connection = sqlite3.connect(data_dir / "consentgate.db")
-    try:
-        found = connection.execute(
-            "SELECT body_text FROM outbox WHERE recipient = ? AND kind = 'verify_email' "
-            "ORDER BY id DESC LIMIT 1",
-            (email,),
-        ).fetchone()
-    finally:
-        connection.close()
-    assert found, f"no verification mail to {email}"
-    match = re.search(r"https?://\S+?token=\S+", found[0])
-    assert match, found[0]
-    return match.group(0)
-
-
 def funnel(
     context: Any,
     expect: Any,
@@ -286,10 +268,9 @@ def funnel(
 
     # 7. The verification mail's link opens a page whose button confirms, signs in and
     # goes back to the fourth article, now complete.
-    # (The link is built on the demo's public_url; this server listens on another port.)
-    link = urlsplit(verification_link(data_dir, email))
-    assert link.path == "/consentgate/verify", link
-    page.goto(f"{site}{link.path}?{link.query}")
+    link = mailed_link(data_dir, email, "Confirm your e-mail address")
+    assert link.startswith("/consentgate/verify?token="), link
+    page.goto(site + link)
     with page.expect_navigation(url=site + article_path(fourth)):
         page.get_by_role("button", name="Confirm my address").click()
     assert page.url == site + article_path(fourth), page.url
