@@ -219,5 +219,7 @@ def test_account_page_delete_needs_password_and_box_then_erases(tmp_path: Path) 
     # proof of consent without the address, the IP HMAC or the user agent.
     assert rows(tmp_path, "SELECT COUNT(*) FROM users") == [(0,)]
     assert rows(tmp_path, "SELECT COUNT(*) FROM sessions") == [(0,)]
+    # Its verification mail, still queued, goes with it.
+    assert rows(tmp_path, "SELECT COUNT(*) FROM outbox") == [(0,)]
     kept = rows(tmp_path, "SELECT ip_hmac, user_agent FROM acceptances")
     assert kept and all(row == (None, None) for row in kept)
