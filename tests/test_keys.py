@@ -141,6 +141,13 @@ def test_keys_purposes_keep_todays_salts() -> None:
         "SESSION": "consentgate.session.v1",
         "METER": "consentgate.meter.v1",
         "ADMIN": "consentgate.admin.v1",
+        # Links in mails (accounts/links.py): in readers' mailboxes for up to their lifetime.
+        "LINK_VERIFY_EMAIL": "consentgate.link.verify-email.v1",
+        "LINK_SIGN_IN": "consentgate.link.sign-in.v1",
+        "LINK_RESET_PASSWORD": "consentgate.link.reset-password.v1",
+        "LINK_CHANGE_EMAIL": "consentgate.link.change-email.v1",
+        "LINK_NEWSLETTER_CONFIRM": "consentgate.link.newsletter-confirm.v1",
+        "LINK_UNSUBSCRIBE": "consentgate.link.unsubscribe.v1",
     }
 
 

@@ -8,6 +8,7 @@ response, as ``pipeline.py`` does for consent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -70,6 +71,8 @@ JSON_LD = compile_selector("script[type]")
 # A <script> inside SVG or MathML is not raw text (its content is parsed as markup), so no text
 # transform can scrub it; on a walled page it goes whole, JSON-LD or not.
 FOREIGN_SCRIPTS = compile_selector("svg script, math script")
+# The pages' URLs of ordinary length; a longer one (a query string) is rendered each time.
+_CACHED_URL_CHARS = 256
 # wall.short_article -> what a Truncate does with a container holding fewer paragraphs than
 # the lead (see docs/wall.md).
 SHORT_ARTICLE_POLICIES = {
@@ -166,6 +169,7 @@ class ArticleGate:
         # operations are the same objects response after response (the rewriter's set-up
         # and its memo of whole pages find them so).
         self._jsonld = {gated: self._jsonld_scrub(gated) for gated in (False, True)}
+        self._cuts = functools.lru_cache(maxsize=1024)(self._cut_for)
         self._last_prune = 0.0
         self._prune_task: asyncio.Task[None] | None = None
         self.server_meter = (
@@ -354,7 +358,7 @@ class ArticleGate:
             return operations
         operations.append(RemoveElement(FOREIGN_SCRIPTS))
         operations.extend(RemoveElement(selector) for selector in self._removals)
-        operations.append(self._truncate(self.cta_html(visitor, verdict.decision.reason)))
+        operations.append(self._cut(visitor, verdict.decision.reason))
         return operations
 
     def _jsonld_scrub(self, gated: bool) -> TransformText:
@@ -378,31 +382,46 @@ class ArticleGate:
             fallback_words=settings.short_article_words,
         )
 
+    def _cut(self, visitor: Visitor, reason: AccessReason) -> Truncate:
+        """The cut with its call to action: the same few (language, reason, page) come
+        back reader after reader, so each is rendered once (an unusually long URL is not
+        kept, so the cache stays small under any input)."""
+        where = visitor.path_with_query
+        if len(where) > _CACHED_URL_CHARS:
+            return self._cut_for(visitor.language, reason, where)
+        return self._cuts(visitor.language, reason, where)
+
+    def _cut_for(self, language: str, reason: AccessReason, where: str) -> Truncate:
+        return self._truncate(self._cta(language, reason, where))
+
     def cta_html(self, visitor: Visitor, reason: AccessReason) -> str:
+        return self._cta(visitor.language, reason, visitor.path_with_query)
+
+    def _cta(self, language: str, reason: AccessReason, where: str) -> str:
         # The stylesheet travels with the CTA: a <link> in <body> is valid HTML, and
         # pages that are never cut do not download it.
         stylesheet = f'<link rel="stylesheet" href="{self._links.stylesheet_url}">'
         return stylesheet + render_cta(
-            self._texts_for(visitor), reason=reason, **self._urls(visitor)
+            self._texts_for(language), reason=reason, **self._urls(where)
         )
 
     def wall_page(self, visitor: Visitor, reason: AccessReason) -> bytes:
         """The page sent instead of an article we could not cut safely: CTA only."""
         page = render_wall_page(
-            self._texts_for(visitor),
+            self._texts_for(visitor.language),
             title=self._site_name,
             reason=reason,
             lang=visitor.language,
             stylesheet_url=self._links.stylesheet_url,
-            **self._urls(visitor),
+            **self._urls(visitor.path_with_query),
         )
         return page.encode("utf-8")
 
-    def _texts_for(self, visitor: Visitor) -> CtaTexts:
-        return self._texts.get(visitor.language) or cta_texts(visitor.language)
+    def _texts_for(self, language: str) -> CtaTexts:
+        return self._texts.get(language) or cta_texts(language)
 
-    def _urls(self, visitor: Visitor) -> dict[str, str]:
-        here = "?next=" + quote(visitor.path_with_query, safe="/")
+    def _urls(self, where: str) -> dict[str, str]:
+        here = "?next=" + quote(where, safe="/")
         links = self._links
         return {
             "register_url": links.register_url + here,

@@ -22,11 +22,11 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 from consentgate.accounts.links import LinkPurpose, Links
+from consentgate.accounts.newsletter_lists import LIST_ID, NewsletterList
 from consentgate.accounts.service import RequestContext
 from consentgate.i18n import locale
 from consentgate.mail.compose import compose_mail
@@ -53,7 +53,6 @@ __all__ = [
 
 logger = logging.getLogger("consentgate")
 
-LIST_ID = re.compile(r"[a-z0-9-]{1,40}")
 # Long enough for a reader who reads the confirmation mail the next evening, short
 # enough that an old mail in a shared inbox cannot subscribe anyone months later.
 CONFIRM_LIFETIME = timedelta(hours=48)
@@ -66,36 +65,6 @@ LANGUAGE = re.compile(r"[a-z]{2}")
 def newsletter_texts(lang: str) -> Mapping[str, str]:
     """The newsletter pages' and mails' wording in ``lang`` (English where it has none)."""
     return locale(lang, "newsletters")
-
-
-@dataclass(frozen=True, slots=True)
-class NewsletterList:
-    """One list an operator offers (``[[newsletters]]``); texts by language, English
-    required, the English text standing in for a language without one."""
-
-    id: str
-    name: Mapping[str, str]
-    description: Mapping[str, str]
-    frequency: Mapping[str, str]
-    #: An address for RFC 2369 mailto unsubscription, if the operator handles one.
-    unsubscribe_mailto: str = ""
-
-    def __post_init__(self) -> None:
-        if not LIST_ID.fullmatch(self.id):
-            raise ValueError(f"a newsletter id must match [a-z0-9-]{{1,40}}, got {self.id!r}")
-        for name in ("name", "description", "frequency"):
-            texts = getattr(self, name)
-            if not texts.get("en", "").strip():
-                raise ValueError(f"newsletter {self.id!r} needs an English {name}")
-            object.__setattr__(self, name, MappingProxyType(dict(texts)))
-
-    def text(self, name: str, lang: str) -> str:
-        texts: Mapping[str, str] = getattr(self, name)
-        return texts.get(lang) or texts["en"]
-
-    def text_shown(self, lang: str) -> str:
-        """Exactly the words a reader sees for this list: the ledger's evidence."""
-        return "\n".join(self.text(n, lang) for n in ("name", "description", "frequency"))
 
 
 class NewsletterState(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from consentgate.accounts.newsletters import NewsletterList
+from consentgate.accounts.newsletter_lists import NewsletterList
 from consentgate.accounts.settings import AccountsSettings
 from consentgate.config._checks import (
     TRUSTED_PROXY_HEADERS,

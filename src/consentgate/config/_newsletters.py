@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from consentgate.accounts.newsletters import LIST_ID, NewsletterList
+from consentgate.accounts.newsletter_lists import LIST_ID, NewsletterList
 from consentgate.errors import ConfigError
 
 _TEXTS = ("name", "description", "frequency")

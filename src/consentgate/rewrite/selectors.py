@@ -106,11 +106,14 @@ class ComplexSelector:
 class Selector:
     """A parsed selector group. Build with :meth:`parse` (or :func:`compile_selector`)."""
 
-    __slots__ = ("alternatives", "source")
+    __slots__ = ("_hash", "alternatives", "source")
 
     def __init__(self, source: str, alternatives: tuple[ComplexSelector, ...]) -> None:
         self.source = source
         self.alternatives = alternatives
+        # Immutable, and hashed with every operation that holds it (the rewriter's set-up
+        # and its memo look operations up): the nested parts are hashed once.
+        self._hash = hash(alternatives)
 
     @classmethod
     def parse(cls, source: str) -> Selector:
@@ -157,7 +160,7 @@ class Selector:
         return isinstance(other, Selector) and other.alternatives == self.alternatives
 
     def __hash__(self) -> int:
-        return hash(self.alternatives)
+        return self._hash
 
 
 def compile_selector(selector: str | Selector) -> Selector:

@@ -19,7 +19,7 @@ from consentgate.i18n import locale
 from consentgate.markup import escape as _e
 
 if TYPE_CHECKING:
-    from consentgate.accounts.newsletters import NewsletterList
+    from consentgate.accounts.newsletter_lists import NewsletterList
 
 __all__ = [
     "AccountPage",
