@@ -738,3 +738,32 @@ def test_session_store_first_sign_in_prunes_expired_rows(tmp_path: Path) -> None
             return before, await storage.session_by_hash(expired.id_hash)
 
     assert asyncio.run(scenario()) == (expired, None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "hours_after", "verified", "needed"),
+    [
+        ("grace", 71, False, False),
+        ("grace", 72, False, True),
+        ("grace", 500, True, False),
+        ("required", 0, False, True),
+        ("required", 0, True, False),
+        ("off", 500, False, False),
+    ],
+)
+def test_accounts_verification_needed_after_the_grace_or_when_required(
+    tmp_path: Path, mode: str, hours_after: int, verified: bool, needed: bool
+) -> None:
+    from consentgate.accounts.settings import AccountsSettings
+
+    clock = Clock()
+    user = User(
+        email="reader@example.com",
+        password_hash="x",
+        created_at=NOW,
+        email_verified_at=NOW if verified else None,
+    )
+    settings = AccountsSettings(verification=mode, verification_grace_hours=72)  # type: ignore[arg-type]
+    accounts = Accounts(SQLiteStorage(tmp_path / "unused.db"), (SECRET,), POLICY, clock=clock)
+    clock.now = NOW + timedelta(hours=hours_after)
+    assert accounts.verification_needed(user, settings) is needed
