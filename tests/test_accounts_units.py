@@ -35,6 +35,7 @@ from consentgate.accounts import (
 from consentgate.accounts.sessions import SESSION_SALT
 from consentgate.config import Policy
 from consentgate.storage import SessionRecord, SQLiteStorage, User
+from consentgate.storage.records import OutgoingMail
 
 T = TypeVar("T")
 
@@ -365,13 +366,15 @@ def with_accounts(
 
 
 async def register(accounts: Accounts, email: str = "reader@example.com", **kw: bool) -> User:
-    return await accounts.register(
+    user = await accounts.register(
         email,
         GOOD_PASSWORD,
         accepted_policy=kw.get("accepted_policy", True),
         newsletter=kw.get("newsletter", False),
         context=CONTEXT,
     )
+    assert user is not None, f"{email} had an account already"
+    return user
 
 
 def test_accounts_register_stores_user_and_policy_acceptance(tmp_path: Path) -> None:
@@ -400,16 +403,33 @@ def test_accounts_register_with_newsletter_records_its_own_row(tmp_path: Path) -
     assert with_accounts(tmp_path, body) == [("privacy_policy", True), ("newsletter", True)]
 
 
-def test_accounts_register_duplicate_email_is_email_taken(tmp_path: Path) -> None:
-    async def body(accounts: Accounts, storage: SQLiteStorage) -> AccountError:
-        await register(accounts, "reader@example.com")
-        with pytest.raises(AccountError) as caught:
-            await register(accounts, "READER@example.com")
-        return caught.value
+def test_accounts_register_taken_email_creates_nothing_and_mails_the_owner(
+    tmp_path: Path,
+) -> None:
+    sent: list[tuple[str, bool]] = []
 
-    error = with_accounts(tmp_path, body)
-    assert error.reason is AccountErrorReason.EMAIL_TAKEN
-    assert error.field == "email"
+    def mail(user: User, new: bool) -> list[OutgoingMail]:
+        sent.append((user.email, new))
+        return [
+            OutgoingMail(
+                recipient=user.email, subject="s", text="t", html="<p>t</p>", kind="address_taken"
+            )
+        ]
+
+    async def body(accounts: Accounts, storage: SQLiteStorage) -> tuple[User, User | None, int]:
+        first = await register(accounts, "reader@example.com")
+        again = await accounts.register(
+            "READER@example.com", GOOD_PASSWORD, True, False, CONTEXT, mail=mail
+        )
+        counts = await storage.outbox_counts()
+        return first, again, counts["pending"]
+
+    first, again, pending = with_accounts(tmp_path, body)
+    assert again is None
+    # The new account's mail was built for the insert, which failed and took it along;
+    # what stays queued is the one to the owner of the address.
+    assert sent == [("READER@example.com", True), (first.email, False)]
+    assert pending == 1
 
 
 @pytest.mark.parametrize(
@@ -718,3 +738,32 @@ def test_session_store_first_sign_in_prunes_expired_rows(tmp_path: Path) -> None
             return before, await storage.session_by_hash(expired.id_hash)
 
     assert asyncio.run(scenario()) == (expired, None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "hours_after", "verified", "needed"),
+    [
+        ("grace", 71, False, False),
+        ("grace", 72, False, True),
+        ("grace", 500, True, False),
+        ("required", 0, False, True),
+        ("required", 0, True, False),
+        ("off", 500, False, False),
+    ],
+)
+def test_accounts_verification_needed_after_the_grace_or_when_required(
+    tmp_path: Path, mode: str, hours_after: int, verified: bool, needed: bool
+) -> None:
+    from consentgate.accounts.settings import AccountsSettings
+
+    clock = Clock()
+    user = User(
+        email="reader@example.com",
+        password_hash="x",
+        created_at=NOW,
+        email_verified_at=NOW if verified else None,
+    )
+    settings = AccountsSettings(verification=mode, verification_grace_hours=72)  # type: ignore[arg-type]
+    accounts = Accounts(SQLiteStorage(tmp_path / "unused.db"), (SECRET,), POLICY, clock=clock)
+    clock.now = NOW + timedelta(hours=hours_after)
+    assert accounts.verification_needed(user, settings) is needed

@@ -19,6 +19,7 @@ import html
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +32,7 @@ from tests.browser_support import (
     cookies_by_name,
     serve,
 )
+from tests.test_browser_accounts import mailed_link
 
 pytestmark = pytest.mark.browser
 
@@ -66,9 +68,13 @@ def article_path(slug: str) -> str:
 
 # -- fixtures -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def site(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("newsroom-wall-data")
+
+
+@pytest.fixture(scope="module")
+def site(sync_api: Any, data_dir: Path) -> Iterator[str]:
     """The wrapped demo over real HTTP, with its own ledger for this module."""
-    data_dir = tmp_path_factory.mktemp("newsroom-wall-data")
     with serve(create_app(data_dir)) as base_url:
         yield base_url
 
@@ -185,6 +191,7 @@ def funnel(
     *,
     email: str,
     javascript: bool,
+    data_dir: Path,
 ) -> None:
     page = context.new_page()
     first, fourth = METERED[0], METERED[METER_LIMIT]
@@ -248,14 +255,24 @@ def funnel(
     assert SESSION not in cookie_names(context), "signed in without accepting the policy"
     expect(policy).not_to_be_checked()
 
-    # 6. With it: signed in and back on the fourth article, now complete.
+    # 6. With it: "look in your inbox", and nobody is signed in yet.
     form.locator('input[name="email"]').fill(email)
     form.locator('input[name="password"]').fill(PASSWORD)
     policy.check()
     for index in range(2):
         expect(newsletters.nth(index)).not_to_be_checked()
-    with page.expect_navigation(url=site + article_path(fourth)):
+    with page.expect_navigation():
         submit.click()
+    expect(page.get_by_role("heading", name="Look in your inbox")).to_be_visible()
+    assert SESSION not in cookie_names(context), "signed in before confirming the address"
+
+    # 7. The verification mail's link opens a page whose button confirms, signs in and
+    # goes back to the fourth article, now complete.
+    link = mailed_link(data_dir, email, "Confirm your e-mail address")
+    assert link.startswith("/consentgate/verify?token="), link
+    page.goto(site + link)
+    with page.expect_navigation(url=site + article_path(fourth)):
+        page.get_by_role("button", name="Confirm my address").click()
     assert page.url == site + article_path(fourth), page.url
     assert_complete(page, expect, fourth, full_paragraphs[fourth])
     jar = cookies_by_name(context)
@@ -274,7 +291,11 @@ def funnel(
 
 # -- 1. the funnel ----------------------------------------------------------------------
 def test_wall_funnel_read_hit_wall_register_read_in_full(
-    new_context: NewContext, expect: Any, site: str, full_paragraphs: dict[str, list[str]]
+    new_context: NewContext,
+    expect: Any,
+    site: str,
+    full_paragraphs: dict[str, list[str]],
+    data_dir: Path,
 ) -> None:
     funnel(
         new_context(),
@@ -283,12 +304,17 @@ def test_wall_funnel_read_hit_wall_register_read_in_full(
         full_paragraphs,
         email="funnel-js@harbour-ledger.example",
         javascript=True,
+        data_dir=data_dir,
     )
 
 
 # -- 2. the funnel without JavaScript ----------------------------------------------------
 def test_wall_funnel_without_javascript(
-    new_context: NewContext, expect: Any, site: str, full_paragraphs: dict[str, list[str]]
+    new_context: NewContext,
+    expect: Any,
+    site: str,
+    full_paragraphs: dict[str, list[str]],
+    data_dir: Path,
 ) -> None:
     funnel(
         new_context(java_script_enabled=False),
@@ -297,6 +323,7 @@ def test_wall_funnel_without_javascript(
         full_paragraphs,
         email="funnel-nojs@harbour-ledger.example",
         javascript=False,
+        data_dir=data_dir,
     )
 
 

@@ -102,7 +102,14 @@ async def _collect_real_cookies(site: Site) -> None:
             "accept_policy": "yes",
             "next": "/",
         }
-        assert (await c.post("/consentgate/register", data=register)).status_code == 303
+        assert (await c.post("/consentgate/register", data=register)).status_code == 200
+        login = {
+            "csrf_token": await _form_token(c, "/consentgate/login"),
+            "email": EMAIL,
+            "password": PASSWORD,
+            "next": "/",
+        }
+        assert (await c.post("/consentgate/login", data=login)).status_code == 303
         admin = {
             "csrf_token": await _form_token(c, "/consentgate/admin/login"),
             "token": ADMIN_TOKEN,

@@ -139,8 +139,20 @@ def register(c: httpx.Client, email: str = "reader@example.com") -> None:
         "next": "/news/free",
     }
     response = c.post("/consentgate/register", data=data)
+    assert response.status_code == 200, response.status_code  # "look in your inbox"
+    # Unverified, the reader signs in with the password (the grace period).
+    form = c.get("/consentgate/login")
+    match = CSRF_FIELD.search(form.text)
+    assert match, f"the sign-in page carries no form ({form.status_code})"
+    login = {
+        "csrf_token": match.group(1),
+        "email": email,
+        "password": "a long enough passphrase",
+        "next": "/news/free",
+    }
+    response = c.post("/consentgate/login", data=login)
     assert response.status_code in (200, 303), response.status_code
-    assert c.cookies.get("cg_session"), "registering signed nobody in"
+    assert c.cookies.get("cg_session"), "signing in signed nobody in"
 
 
 def set_cookie(c: httpx.Client, name: str, value: str) -> None:

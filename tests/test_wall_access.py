@@ -118,6 +118,7 @@ def _decide(
     meter: MeterState | None = None,
     crawler: bool = False,
     article: str = "/a/new",
+    unverified: bool = False,
 ) -> AccessDecision:
     return decide_access(
         level,
@@ -127,6 +128,7 @@ def _decide(
         meter=meter if meter is not None else meter_with(),
         limit=3,
         verified_crawler=crawler,
+        needs_verification=unverified,
     )
 
 
@@ -173,6 +175,37 @@ TAMPERED = meter_with(tampered=True)
             {"level": AccessLevel.METERED, "user_id": "u", "policy": True},
             False,
             AccessReason.POLICY_ACCEPTANCE_NEEDED,
+            False,
+        ),
+        (
+            {"level": AccessLevel.REGISTERED, "user_id": "u", "unverified": True},
+            False,
+            AccessReason.VERIFICATION_NEEDED,
+            False,
+        ),
+        (
+            {"level": AccessLevel.METERED, "user_id": "u", "unverified": True},
+            False,
+            AccessReason.VERIFICATION_NEEDED,
+            False,
+        ),
+        (
+            # The policy first: accepting it is what the reader is asked before all.
+            {"level": AccessLevel.REGISTERED, "user_id": "u", "policy": True, "unverified": True},
+            False,
+            AccessReason.POLICY_ACCEPTANCE_NEEDED,
+            False,
+        ),
+        (
+            {"level": AccessLevel.FREE, "user_id": "u", "unverified": True},
+            True,
+            AccessReason.FREE,
+            False,
+        ),
+        (
+            {"level": AccessLevel.REGISTERED, "crawler": True, "unverified": True},
+            True,
+            AccessReason.VERIFIED_CRAWLER,
             False,
         ),
         ({"level": AccessLevel.REGISTERED}, False, AccessReason.REGISTRATION_REQUIRED, False),

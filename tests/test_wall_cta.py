@@ -84,6 +84,9 @@ def test_cta_escapes_texts_and_urls() -> None:
         policy_heading="p",
         policy_body="p",
         policy_label="p",
+        verify_heading="v",
+        verify_body="v",
+        verify_label="v",
     )
     markup = render_cta(
         hostile,
@@ -141,6 +144,33 @@ def test_cta_policy_variant_needs_policy_url() -> None:
             register_url=REGISTER,
             login_url=LOGIN,
             reason=AccessReason.POLICY_ACCEPTANCE_NEEDED,
+        )
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "de", "es", "tr"])
+def test_cta_verify_variant_links_to_resend_instead_of_register(lang: str) -> None:
+    texts = cta_texts(lang)
+    verify = "/consentgate/verify/resend?next=/a"
+    markup = render_cta(
+        texts,
+        register_url=REGISTER,
+        login_url=LOGIN,
+        reason=AccessReason.VERIFICATION_NEEDED,
+        verify_url=verify,
+    )
+    collected = parse(markup)
+    assert links(collected) == {"cg-cta__verify": verify}
+    assert texts.verify_heading in collected.texts and texts.verify_body in collected.texts
+    assert 'data-cg-reason="verification_needed"' in markup
+
+
+def test_cta_verify_variant_needs_verify_url() -> None:
+    with pytest.raises(ValueError, match="verify_url"):
+        render_cta(
+            cta_texts("en"),
+            register_url=REGISTER,
+            login_url=LOGIN,
+            reason=AccessReason.VERIFICATION_NEEDED,
         )
 
 

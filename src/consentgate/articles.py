@@ -115,6 +115,7 @@ class WallLinks:
     login_url: str
     policy_url: str
     stylesheet_url: str
+    verify_url: str = ""
 
     @classmethod
     def under(cls, prefix: str, wall: WallSettings, stylesheet_url: str) -> WallLinks:
@@ -123,6 +124,7 @@ class WallLinks:
             login_url=wall.login_url or f"{prefix}/login",
             policy_url=f"{prefix}/policy",
             stylesheet_url=stylesheet_url,
+            verify_url=f"{prefix}/verify/resend",
         )
 
 
@@ -139,6 +141,7 @@ class ArticleGate:
         keys: Keys,
         meter_cookie: CookieSpec,
         needs_policy_acceptance: Callable[[str], Awaitable[bool]],
+        needs_verification: Callable[[str], Awaitable[bool]] | None = None,
         meter_store: MeterStore | None = None,
         database: tuple[Opener, Pruner] | None = None,
         resolver: Resolver | None = None,
@@ -150,6 +153,7 @@ class ArticleGate:
         self._links = links
         self._meter_cookie_spec = meter_cookie
         self._needs_acceptance = needs_policy_acceptance
+        self._needs_verification_of = needs_verification
         self._database = database
         self.rules = AccessRules(
             (RouteRule(r.path, AccessLevel(r.access)) for r in wall.rules),
@@ -241,6 +245,7 @@ class ArticleGate:
             meter=meter,
             limit=self.window.limit,
             verified_crawler=await self._verified_crawler(visitor, access),
+            needs_verification=await self._needs_verification(visitor, access),
         )
         if not decision.count_read and not (meter.tampered and meter.is_new):
             return ArticleVerdict(access, decision)
@@ -328,6 +333,17 @@ class ArticleGate:
             logger.warning("consentgate: policy acceptance not checked (%s)", exc)
             return self._settings.meter.on_store_error == "wall"
 
+    async def _needs_verification(self, visitor: Visitor, access: ArticleAccess) -> bool:
+        check = self._needs_verification_of
+        if check is None or not visitor.user_id or access.level is AccessLevel.FREE:
+            return False
+        try:
+            return await check(visitor.user_id)
+        except StorageError as exc:
+            # As for the policy check: wall.meter.on_store_error decides.
+            logger.warning("consentgate: address verification not checked (%s)", exc)
+            return self._settings.meter.on_store_error == "wall"
+
     async def _verified_crawler(self, visitor: Visitor, access: ArticleAccess) -> bool:
         if self.crawlers is None or access.level is AccessLevel.FREE or not visitor.client_ip:
             return False
@@ -411,6 +427,7 @@ class ArticleGate:
             "register_url": links.register_url + here,
             "login_url": links.login_url + here,
             "policy_url": links.policy_url + here,
+            "verify_url": links.verify_url + here,
         }
 
 

@@ -170,6 +170,8 @@ class ConsentGate:
             self.rate_limiter,
             self.backoff,
             self.metrics,
+            storage=store,
+            wake=self.wake_mail,
             newsletters=self.newsletters,
         )
         if config.accounts.enabled:
@@ -213,10 +215,19 @@ class ConsentGate:
             keys=self.keys,
             meter_cookie=self.cookies.meter,
             needs_policy_acceptance=self.accounts.needs_policy_acceptance,
+            needs_verification=self._needs_verification,
             meter_store=meter_store,
             database=database,
             resolver=resolver,
         )
+
+    async def _needs_verification(self, user_id: str) -> bool:
+        """Whether a signed-in reader stays at the wall until they verify their address
+        (accounts.verification); only our own accounts have addresses to verify."""
+        if self.config.accounts.verification == "off" or not self.config.accounts.enabled:
+            return False
+        user = await self.accounts.user(user_id)
+        return user is not None and self.accounts.verification_needed(user, self.config.accounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

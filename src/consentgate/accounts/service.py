@@ -15,9 +15,9 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Literal, Protocol
 
@@ -29,6 +29,7 @@ from consentgate.accounts.passwords import (
     password_problem,
     verify_password,
 )
+from consentgate.accounts.settings import AccountsSettings
 from consentgate.consent.settings import Policy
 from consentgate.storage import (
     AcceptanceRecord,
@@ -38,6 +39,7 @@ from consentgate.storage import (
     email_key,
     ports,
 )
+from consentgate.storage.records import OutgoingMail
 from consentgate.visitor import ip_hmac
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "AccountErrorReason",
     "Accounts",
     "PasswordProblem",
+    "RegistrationMail",
     "RequestContext",
     "normalize_email",
 ]
@@ -66,7 +69,6 @@ _DOMAIN_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
 
 class AccountErrorReason(Enum):
     EMAIL_INVALID = "email_invalid"
-    EMAIL_TAKEN = "email_taken"
     PASSWORD_WEAK = "password_weak"  # noqa: S105 (a reason code, not a password)
     POLICY_NOT_ACCEPTED = "policy_not_accepted"
 
@@ -78,7 +80,6 @@ class AccountErrorReason(Enum):
 
 _REASON_FIELDS = {
     AccountErrorReason.EMAIL_INVALID: "email",
-    AccountErrorReason.EMAIL_TAKEN: "email",
     AccountErrorReason.PASSWORD_WEAK: "password",
     AccountErrorReason.POLICY_NOT_ACCEPTED: "accept_policy",
 }
@@ -134,8 +135,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class AccountStore(ports.Lifecycle, ports.Accounts, ports.Acceptances, Protocol):
-    """What accounts use of the storage: users and their acceptances."""
+class AccountStore(ports.Lifecycle, ports.Accounts, ports.Acceptances, ports.Outbox, Protocol):
+    """What accounts use of the storage: users, their acceptances, the mail they cause."""
+
+
+# The mail a registration causes: to the new account's address (the verification link)
+# or, when the address has an account already, to its owner (``new`` False).
+RegistrationMail = Callable[[User, bool], Sequence[OutgoingMail]]
 
 
 class Accounts:
@@ -222,9 +228,15 @@ class Accounts:
         accepted_policy: bool,
         newsletter: bool,
         context: RequestContext,
-    ) -> User:
-        """Create an account and its acceptance rows, all in one transaction.
+        *,
+        mail: RegistrationMail | None = None,
+    ) -> User | None:
+        """Create an account, its acceptance rows and its mail, all in one transaction.
 
+        None when the address has an account already: then nothing is created and
+        ``mail(existing, False)`` goes to its owner instead, so that the caller can
+        answer exactly as for a new account (nobody learns which addresses exist).
+        The password is hashed either way, so the time taken tells nothing either.
         Raises :class:`AccountError` (the first problem) or :class:`StorageError`; on
         either, no account exists afterwards.
         """
@@ -241,12 +253,16 @@ class Accounts:
             rows.append(self._acceptance(user.id, "newsletter", True, "registration", context))
         await self._ensure_open()
         try:
-            return await self.storage.create_user(user, rows)
+            return await self.storage.create_user(
+                user, rows, mail=mail(user, True) if mail is not None else ()
+            )
         except DuplicateUserError:
-            raise AccountError(
-                AccountErrorReason.EMAIL_TAKEN,
-                "An account with this e-mail address exists already; sign in instead.",
-            ) from None
+            pass
+        existing = await self.storage.user_by_email(normalized)
+        if existing is not None and mail is not None:
+            for message in mail(existing, False):
+                await self.storage.enqueue_mail(message, self._clock())
+        return None
 
     async def authenticate(self, email: str, password: str) -> User | None:
         """The user if the password is right; None otherwise, whatever the reason.
@@ -285,6 +301,68 @@ class Accounts:
         new_hash = await asyncio.to_thread(hash_password, new)
         await self.storage.update_password_hash(user.id, new_hash)
         return None
+
+    async def set_password(self, user_id: str, new: str) -> PasswordProblem | None:
+        """Replace the password without the current one: the caller proved the reader
+        controls the address (a reset link). None when changed. Raises StorageError."""
+        await self._ensure_open()
+        user = await self.storage.user_by_id(user_id)
+        if user is None:
+            return PasswordProblem("This account does not exist any more.")
+        weakness = password_problem(new, user.email, min_length=self._min_password_length)
+        if weakness is not None:
+            return PasswordProblem(weakness)
+        new_hash = await asyncio.to_thread(hash_password, new)
+        await self.storage.update_password_hash(user.id, new_hash)
+        return None
+
+    async def check_password(self, user_id: str, password: str) -> User | None:
+        """The user if ``password`` is theirs (for confirming a change or a deletion)."""
+        await self._ensure_open()
+        user = await self.storage.user_by_id(user_id)
+        stored = user.password_hash if user is not None else DUMMY_HASH
+        matches = await asyncio.to_thread(verify_password, password, stored)
+        return user if user is not None and matches else None
+
+    async def user(self, user_id: str) -> User | None:
+        await self._ensure_open()
+        return await self.storage.user_by_id(user_id)
+
+    async def user_by_email(self, email: str) -> User | None:
+        """The account of an address as typed (None for an unknown or malformed one)."""
+        normalized = normalize_email(email)
+        if normalized is None:
+            return None
+        await self._ensure_open()
+        return await self.storage.user_by_email(normalized)
+
+    async def mark_verified(self, user_id: str) -> bool:
+        await self._ensure_open()
+        return await self.storage.mark_email_verified(user_id, self._clock())
+
+    async def change_email(self, user_id: str, new_email: str) -> bool:
+        """False when the new address has an account already. Raises StorageError."""
+        await self._ensure_open()
+        try:
+            await self.storage.change_email(user_id, new_email, self._clock())
+        except DuplicateUserError:
+            return False
+        return True
+
+    async def send(self, mail: Sequence[OutgoingMail]) -> None:
+        """Queue mail that no other write causes (a link asked for). Raises StorageError."""
+        await self._ensure_open()
+        for message in mail:
+            await self.storage.enqueue_mail(message, self._clock())
+
+    def verification_needed(self, user: User, settings: AccountsSettings) -> bool:
+        """Whether ``user`` is kept at the wall until they verify their address."""
+        if user.email_verified_at is not None or settings.verification == "off":
+            return False
+        if settings.verification == "required":
+            return True
+        grace = timedelta(hours=settings.verification_grace_hours)
+        return self._clock() >= user.created_at + grace
 
     async def record_acceptance(
         self,

@@ -121,6 +121,9 @@ async def forget_user(storage: Storage, user: User) -> ForgetResult:
     acceptances = await storage.acceptances_for(user.id)
     consents = await storage.consents_for_user(user.id)
     redacted = await storage.redact_user_records(user.id)
+    # Queued mail (a verification or reset link) must not go out to an erased account,
+    # and sent items keep the address until pruned.
+    await storage.forget_mail(user.email)
     deleted = await storage.delete_user(user.id)
     return ForgetResult(user.id, deleted, redacted, len(acceptances), len(consents))
 

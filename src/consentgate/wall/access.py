@@ -181,6 +181,7 @@ class AccessReason(enum.Enum):
     METER_TAMPERED = "meter_tampered"
     REGISTRATION_REQUIRED = "registration_required"
     POLICY_ACCEPTANCE_NEEDED = "policy_acceptance_needed"
+    VERIFICATION_NEEDED = "verification_needed"
     VERIFIED_CRAWLER = "verified_crawler"
 
 
@@ -202,6 +203,7 @@ def decide_access(
     meter: MeterState,
     limit: int,
     verified_crawler: bool,
+    needs_verification: bool = False,
 ) -> AccessDecision:
     """The decision table, in order (the first row that applies decides).
 
@@ -211,7 +213,8 @@ def decide_access(
     1. free article → full;
     2. verified crawler → full (the page carries the paywall markup, so this is not
        cloaking);
-    3. signed-in reader → full, unless they must first accept a new privacy policy;
+    3. signed-in reader → full, unless they must first accept a new privacy policy, or
+       verify their address (``needs_verification``: accounts.verification says when);
     4. registered-only article → registration required;
     5. metered: a tampered meter is exhausted; an article already counted is free to
        re-read; fewer than ``limit`` distinct reads → full and count it; else exhausted.
@@ -223,6 +226,8 @@ def decide_access(
     if user_id:  # an empty id is no sign-in
         if needs_policy_acceptance:
             return AccessDecision(False, AccessReason.POLICY_ACCEPTANCE_NEEDED)
+        if needs_verification:
+            return AccessDecision(False, AccessReason.VERIFICATION_NEEDED)
         return AccessDecision(True, AccessReason.SIGNED_IN)
     if level is AccessLevel.REGISTERED:
         return AccessDecision(False, AccessReason.REGISTRATION_REQUIRED)

@@ -52,6 +52,9 @@ class CtaTexts:
     policy_heading: str
     policy_body: str
     policy_label: str
+    verify_heading: str
+    verify_body: str
+    verify_label: str
 
 
 def _builtin(lang: str) -> CtaTexts:
@@ -93,18 +96,24 @@ def render_cta(
     login_url: str,
     reason: AccessReason,
     policy_url: str | None = None,
+    verify_url: str | None = None,
 ) -> str:
     """The ``<aside id="consentgate-cta">`` put where the article is cut.
 
     ``register_url`` and ``login_url`` already carry ``?next=``. For
     ``POLICY_ACCEPTANCE_NEEDED`` the aside asks to accept the new policy instead and
-    links to ``policy_url`` (required then). A reason that grants the full article has
-    no CTA: asking for one is a bug, hence the ValueError.
+    links to ``policy_url`` (required then); for ``VERIFICATION_NEEDED`` it asks to
+    verify the address and links to ``verify_url`` (required then). A reason that
+    grants the full article has no CTA: asking for one is a bug, hence the ValueError.
     """
     if reason is AccessReason.POLICY_ACCEPTANCE_NEEDED:
         if policy_url is None:
             raise ValueError("policy_url is needed for POLICY_ACCEPTANCE_NEEDED")
         return _policy_cta(texts, policy_url)
+    if reason is AccessReason.VERIFICATION_NEEDED:
+        if verify_url is None:
+            raise ValueError("verify_url is needed for VERIFICATION_NEEDED")
+        return _verify_cta(texts, verify_url)
     if reason not in _REGISTER_REASONS:
         raise ValueError(f"{reason.name} grants the full article; there is no CTA for it")
     heading = texts.heading if reason is AccessReason.REGISTRATION_REQUIRED else texts.meter_heading
@@ -137,6 +146,19 @@ def _policy_cta(texts: CtaTexts, policy_url: str) -> str:
     )
 
 
+def _verify_cta(texts: CtaTexts, verify_url: str) -> str:
+    reason = AccessReason.VERIFICATION_NEEDED.value
+    return (
+        f'<aside id="{CTA_ID}" class="cg-cta cg-cta--verify" lang="{_e(texts.lang)}"'
+        f' data-cg-reason="{reason}" aria-labelledby="{CTA_ID}-heading">'
+        f'<h2 id="{CTA_ID}-heading" class="cg-cta__heading">{_e(texts.verify_heading)}</h2>'
+        f'<p class="cg-cta__body">{_e(texts.verify_body)}</p>'
+        f'<p class="cg-cta__actions">'
+        f'<a class="cg-cta__verify" href="{_href(verify_url)}">{_e(texts.verify_label)}</a></p>'
+        "</aside>"
+    )
+
+
 def render_wall_page(
     texts: CtaTexts,
     *,
@@ -147,6 +169,7 @@ def render_wall_page(
     lang: str,
     stylesheet_url: str,
     policy_url: str | None = None,
+    verify_url: str | None = None,
 ) -> str:
     """A standalone page holding only the CTA: sent when the article cannot be cut safely.
 
@@ -159,6 +182,7 @@ def render_wall_page(
         login_url=login_url,
         reason=reason,
         policy_url=policy_url,
+        verify_url=verify_url,
     )
     return (
         "<!DOCTYPE html>\n"

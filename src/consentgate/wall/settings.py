@@ -32,6 +32,9 @@ CTA_KEYS = frozenset(
         "policy_heading",
         "policy_body",
         "policy_label",
+        "verify_heading",
+        "verify_body",
+        "verify_label",
     }
 )
 

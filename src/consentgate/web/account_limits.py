@@ -16,6 +16,7 @@ from consentgate.visitor import client_network
 
 __all__ = [
     "LOGIN_WINDOW_SECONDS",
+    "MAIL_WINDOW_SECONDS",
     "NETWORK_FAILURE_FACTOR",
     "REGISTER_WINDOW_SECONDS",
     "Limit",
@@ -30,9 +31,11 @@ class Limit:
 
 
 # Window of accounts.register_per_hour, per client network: enough for a household,
-# too few to enumerate e-mails (EMAIL_TAKEN tells whether an address is registered).
+# too few to flood strangers' inboxes with "someone used your address" mail.
 # Only registrations that pass validation count.
 REGISTER_WINDOW_SECONDS = 3600
+# Window of accounts.mail_requests_per_hour (sign-in links, resets, verification again).
+MAIL_WINDOW_SECONDS = 3600
 LOGIN_WINDOW_SECONDS = 900  # the longest sign-in delay (accounts.login_per_15_minutes)
 # A whole network (a NAT, an office) fails more often than one reader; it gets this
 # many times the per-account free failures before its delays start.
@@ -64,6 +67,10 @@ class SignInLimits:
             max_seconds=LOGIN_WINDOW_SECONDS,
         )
         self.ipv6_prefix = settings.ipv6_prefix
+        # Per address: a reader asks for a link or two; more is someone filling their
+        # inbox. Per network (NETWORK_FAILURE_FACTOR times as many): one client cannot
+        # walk through many addresses either.
+        self.mail_limit = Limit(settings.mail_requests_per_hour, MAIL_WINDOW_SECONDS)
 
     def network_key(self, client_ip: str | None) -> str:
         network = client_network(client_ip, self.ipv6_prefix)
@@ -74,6 +81,18 @@ class SignInLimits:
         limit = self.register_limit
         key = f"register:net:{self.network_key(client_ip)}"
         return await self.rate_limiter.hit(key, limit.attempts, limit.window_seconds)
+
+    async def mail_allowed(self, client_ip: str | None, email: str) -> bool:
+        """Counts one mail request against the address's and the network's limits; the
+        same whether the address has an account or not (the answer must not tell)."""
+        limit = self.mail_limit
+        network = f"mail:net:{self.network_key(client_ip)}"
+        address = f"mail:address:{self.accounts.email_key(email)}"
+        network_ok = await self.rate_limiter.hit(
+            network, limit.attempts * NETWORK_FAILURE_FACTOR, limit.window_seconds
+        )
+        address_ok = await self.rate_limiter.hit(address, limit.attempts, limit.window_seconds)
+        return network_ok and address_ok
 
     def login_keys(self, client_ip: str | None, email: str) -> LoginKeys:
         network = self.network_key(client_ip)

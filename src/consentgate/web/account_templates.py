@@ -35,6 +35,8 @@ def account_texts(lang: str, overrides: Mapping[str, str] | None = None) -> dict
     """The account pages' wording in ``lang`` (``i18n/locales/<lang>.toml``, English where
     it has no text), then the operator's overrides."""
     texts = dict(locale(lang, "accounts"))
+    # The mail flows' and the account page's wording (a table of its own).
+    texts.update(locale(lang, "account_flows"))
     if overrides:
         texts.update(overrides)
     return texts
@@ -223,7 +225,11 @@ def render_login_page(page: AccountPage, *, email: str = "", error: str | None =
         '<input id="cg-password" name="password" type="password"'
         f' autocomplete="current-password" required maxlength="1024"{described}></p>'
         + f'<div class="cg-actions"><button type="submit" class="cg-btn">'
-        f"{_t(page, 'login_button')}</button></div></form>" + f"<p>{_t(page, 'no_account')} "
+        f"{_t(page, 'login_button')}</button></div></form>"
+        + f'<p><a class="cg-link" href="{_e(_url(page, "password/forgot"))}">'
+        f"{_t(page, 'forgot_link')}</a> · "
+        f'<a class="cg-link" href="{_e(_url(page, "login/link"))}">'
+        f"{_t(page, 'magic_link_link')}</a></p>" + f"<p>{_t(page, 'no_account')} "
         f'<a class="cg-link" href="{_e(_url(page, "register"))}">{_t(page, "register_link")}'
         "</a></p>"
     )

@@ -11,6 +11,13 @@ POST {prefix}/password   changes the password (current_password, new_password) a
 GET  {prefix}/policy     asks a signed-in reader to accept a new privacy-policy version
 POST {prefix}/policy
 
+Registering answers "look in your inbox" whether the address was new or taken (the new
+address gets its verification link, the owner of a taken one a "someone used your
+address" mail), so the form tells nobody which addresses have accounts. The flows
+through a mail (verify, sign-in link, password reset): web/account_links.py; the
+account page (/account: sessions, password, address, data, deletion):
+web/account_page.py.
+
 Every POST is CSRF-protected like the consent endpoints (a token bound to the
 browser's id cookie, and the Origin check). Sign-in and registration limits:
 web/account_limits.py. No session cookie is set unless the account, its acceptance
@@ -35,7 +42,8 @@ from consentgate.accounts import AccountError, Accounts, Backoff, RateLimiter, S
 from consentgate.accounts.newsletters import Newsletters
 from consentgate.config import Config
 from consentgate.metrics import REGISTRATIONS, Metrics
-from consentgate.storage import StorageError
+from consentgate.storage import Storage, StorageError
+from consentgate.web.account_flow_templates import render_notice_page
 from consentgate.web.account_limits import (
     LOGIN_WINDOW_SECONDS,
     REGISTER_WINDOW_SECONDS,
@@ -113,17 +121,34 @@ class AccountEndpoints:
         backoff: Backoff,
         metrics: Metrics,
         *,
+        storage: Storage,
+        wake: Callable[[], None] | None = None,
         newsletters: Newsletters | None = None,
     ) -> None:
+        """``wake`` tells the mail sender there is mail to send (else it finds it on
+        its next poll); ``newsletters``: the lists offered at registration and on the
+        account page."""
+        # (Imported here: these modules build on this one's Posted and handlers.)
+        from consentgate.web.account_links import MailFlows
+        from consentgate.web.account_page import AccountPageEndpoints
+
         self.pages = pages
         self.newsletters = newsletters
         self.config: Config = pages.config
         self.accounts = accounts
         self.sessions = sessions
         self.metrics = metrics
+        self.storage = storage
+        self.wake = wake
         self.prefix = self.config.prefix
         self.answer = AccountResponses(pages)
         self.limits = SignInLimits(self.config.accounts, accounts, rate_limiter, backoff)
+        self.flows = MailFlows(self)
+        self.account_page = AccountPageEndpoints(self)
+
+    def wake_sender(self) -> None:
+        if self.wake is not None:
+            self.wake()
 
     @property
     def backoff(self) -> Backoff:
@@ -134,8 +159,10 @@ class AccountEndpoints:
         self.limits.backoff = backoff
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
-        prefix, post = self.prefix, self._post
+        prefix, post = self.prefix, self.post
         return {
+            **self.flows.routes(),
+            **self.account_page.routes(),
             ("GET", f"{prefix}/register"): self.register_form,
             ("POST", f"{prefix}/register"): post(self.register),
             ("GET", f"{prefix}/login"): self.login_form,
@@ -175,8 +202,11 @@ class AccountEndpoints:
             wait = self.limits.register_limit.window_seconds
             await self.answer.too_many(scope, receive, send, visitor, next_url, wait)
             return
+        mail = self.flows.registration_mail(scope, visitor, next_url)
         try:
-            user = await accounts.register(email, password, accepted, newsletter, context)
+            user = await accounts.register(
+                email, password, accepted, newsletter, context, mail=mail
+            )
         except AccountError as error:
             render = self._register_renderer(email=email, errors={error.field: error.message})
             await self.answer.page(scope, receive, send, visitor, next_url, render, status=400)
@@ -187,12 +217,16 @@ class AccountEndpoints:
                 scope, receive, send, visitor, next_url, "unavailable_register"
             )
             return
-        self.metrics.add(REGISTRATIONS)
-        if self.newsletters is not None:  # the lists ticked: double opt-in mails go out
-            await self.newsletters.subscribe_at_registration(
-                user, form.get("newsletters", []), context, visitor.language
-            )
-        await self._signed_in(scope, receive, send, visitor, user.id, next_url)
+        if user is not None:
+            self.metrics.add(REGISTRATIONS)
+            if self.newsletters is not None:  # the lists ticked: double opt-in mails go out
+                await self.newsletters.subscribe_at_registration(
+                    user, form.get("newsletters", []), context, visitor.language
+                )
+        self.wake_sender()
+
+        # The same page whether the address was new or taken: only the mail differs.
+        await self.answer.page(scope, receive, send, visitor, next_url, _registered)
 
     def _register_renderer(
         self, *, email: str = "", errors: dict[str, str] | None = None
@@ -247,7 +281,7 @@ class AccountEndpoints:
             await self.answer.page(scope, receive, send, visitor, next_url, render, status=400)
             return
         await limits.login_succeeded(keys)
-        await self._signed_in(scope, receive, send, visitor, user.id, next_url)
+        await self.signed_in(scope, receive, send, visitor, user.id, next_url)
 
     async def logout(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
@@ -377,7 +411,7 @@ class AccountEndpoints:
         await see_other(next_url)(scope, receive, send)
 
     # -- shared pieces ------------------------------------------------------------------
-    def _post(self, handler: PostHandler) -> AccountHandler:
+    def post(self, handler: PostHandler) -> AccountHandler:
         """Every account POST: the urlencoded form, read and CSRF-checked like the
         consent endpoints' (a token bound to the browser, the Origin), or the failure."""
 
@@ -396,7 +430,7 @@ class AccountEndpoints:
 
         return endpoint
 
-    async def _signed_in(
+    async def signed_in(
         self,
         scope: Scope,
         receive: Receive,
@@ -422,8 +456,16 @@ class AccountEndpoints:
         await response(scope, receive, send)
 
     def _to_login(self, next_url: str) -> Response:
-        back_here = f"{self.prefix}/policy?next={quote(next_url, safe='/')}"
+        return self.to_login(f"{self.prefix}/policy", next_url)
+
+    def to_login(self, path: str, next_url: str) -> Response:
+        """To the sign-in form, which comes back to ``path`` (and then ``next_url``)."""
+        back_here = f"{path}?next={quote(next_url, safe='/')}"
         return see_other(f"{self.prefix}/login?next={quote(back_here, safe='/')}")
+
+
+def _registered(page: AccountPage) -> str:
+    return render_notice_page(page, "sent_title", "register_sent")
 
 
 def _errors_by_field(problems: list[AccountError]) -> dict[str, str]:

@@ -45,6 +45,12 @@ class Failure(Enum):
     TOO_MANY_ATTEMPTS = (429, "Too many attempts; please wait and try again.")
     # The account pages: a password change refused (the reason is the message).
     PASSWORD_NOT_CHANGED = (400, "The password was not changed.")
+    # A link from one of our mails that is expired, used, altered or for something else.
+    LINK_INVALID = (400, "This link does not work (any more); ask for a new one.")
+    # A change of address to one that has an account already.
+    EMAIL_CHANGE_REFUSED = (409, "The e-mail address was not changed.")
+    # Deleting an account without the password or the confirmation.
+    ACCOUNT_NOT_DELETED = (400, "The account was not deleted.")
     # The dashboard (an operator tool: its messages address the operator).
     ADMIN_TOKEN_WRONG = (401, "Wrong admin token.")
     ADMIN_SIGN_IN_REQUIRED = (401, "Sign in to the dashboard.")
