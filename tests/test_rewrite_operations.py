@@ -294,3 +294,20 @@ def test_remove_self_closed_foreign_element_keeps_the_rest() -> None:
     html = b"<body><svg><g/><text>kept</text></svg><p>after</p></body>"
     out = run_all_chunkings(lambda: [RemoveElement("svg g")], html)
     assert out == b"<body><svg><text>kept</text></svg><p>after</p></body>"
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_truncate_nth_item_closed_by_the_containers_end_tag_cuts_there(chunk: int | None) -> None:
+    # <p>b</main>: the container's end tag closes the N-th item too, in one step. The cut
+    # falls where it would with an explicit </p> (it raised StopIteration, which on a
+    # walled page meant the wall page instead of the lead).
+    ops = [Truncate("main", "<b>CTA</b>", keep_items=2)]
+    implied = b"<html><body><main><p>a</p><p>b</main><footer>f</footer></body></html>"
+    explicit = implied.replace(b"<p>b</main>", b"<p>b</p></main>")
+    expected = (
+        b"<html><body><main><p>a</p><p>b</p><b>CTA</b></main><footer>f</footer></body></html>"
+    )
+    for page in (implied, explicit):
+        rewriter = Rewriter(ops, content_type="text/html; charset=utf-8")
+        pieces = [page] if chunk is None else [page[i : i + 1] for i in range(len(page))]
+        assert b"".join(rewriter.feed(p) for p in pieces) + rewriter.close() == expected

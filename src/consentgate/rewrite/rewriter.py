@@ -95,6 +95,7 @@ class Rewriter(_ModelSwitch):
         self._implicit_batch: list[_Element] = []  # closed without end tags since last token
         self._in_start_tag = False
         self._collect: list[_Element] | None = None  # closes seen while an end tag is handled
+        self._closing: Sequence[_Element] = ()  # what the end tag being handled closes
         self._doctype: list[bytes] | None = None  # a doctype arriving in pieces
         # How much of a UTF-8 byte order mark the document's first bytes matched, while they
         # still may be one (None after the first other token or byte).
@@ -354,9 +355,13 @@ class Rewriter(_ModelSwitch):
             target: _Element | None = model.end_tag(name)  # type: ignore[assignment]
         finally:
             self._collect = None
-        for element in closed:
-            if element is not target:
-                self._after_implicit_close(element)
+        self._closing = closed
+        try:
+            for element in closed:
+                if element is not target:
+                    self._after_implicit_close(element)
+        finally:
+            self._closing = ()
         if target is not None and target.synthetic and not target.open:
             # "</p>" with no open p makes an empty paragraph: it counts as an item.
             self._emit_visible(tag.raw)

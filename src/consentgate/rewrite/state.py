@@ -294,6 +294,8 @@ class _RewriterState:
     #: start tag (see _Truncation._after_implicit_close).
     _in_start_tag: bool
     _collect: list[_Element] | None
+    #: While an end tag's implied closes are handled: everything that end tag closes.
+    _closing: Sequence[_Element]
     _wanted_state: tuple[frozenset[str] | None, bool] | None
 
     # -- setup -------------------------------------------------------------------------------

@@ -96,7 +96,17 @@ class _Truncation(_RewriterState):
         the bytes can come before it in the page. That fails closed.
         """
         stack = self._stack
-        position = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is container)
+        position = next((i for i in range(len(stack) - 1, -1, -1) if stack[i] is container), None)
+        if position is None:
+            if any(element is container for element in self._closing):
+                # The N-th item and the container end in the same step (<p>b</main>):
+                # nothing inside the container is left open.
+                return b""
+            # Not open and not being closed: what is open inside it is unknowable.
+            raise RewriteError(
+                RewriteErrorReason.MODEL_LIMIT,
+                "the cut point is outside the open elements of its container",
+            )
         inside = stack[position + 1 :]
         if any(e.name == "table" and e.ns == HTML for e in inside):
             raise RewriteError(
