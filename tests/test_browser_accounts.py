@@ -1,24 +1,22 @@
 """Forgotten password in a real browser, against the demo news site over HTTP: the
 reset mail's link, a new password, and every other session ended.
 
-Headless Chromium via Playwright, like tests/test_browser_wall.py. The mail is read
-as the demo's mail transport delivered it (files under its data directory).
+Headless Chromium via Playwright, like tests/test_browser_wall.py. The mail goes
+by SMTP to a real server (aiosmtpd) and is read as it arrived there.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from examples.newsroom.app import create_app
+from tests.browser_mail import demo_mail, mailed_link, smtp_fixture  # noqa: F401 (a fixture)
 from tests.browser_support import NewContext, cookie_names, serve
+from tests.mail_support import SMTPServer
 
 pytestmark = pytest.mark.browser
 
@@ -34,43 +32,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(sync_api: Any, data_dir: Path) -> Iterator[str]:
-    with serve(create_app(data_dir)) as base_url:
+def site(sync_api: Any, data_dir: Path, smtp: SMTPServer) -> Iterator[str]:
+    with serve(create_app(data_dir, mail=demo_mail(smtp))) as base_url:
         yield base_url
 
 
 @pytest.fixture
 def expect(sync_api: Any) -> Any:
     return sync_api.expect
-
-
-def mailed_link(data_dir: Path, recipient: str, subject: str, within: float = 10.0) -> str:
-    """The path and query of the link in the newest mail to ``recipient`` whose subject
-    has ``subject``, as the demo's mail transport wrote it (an .eml file a message,
-    under ``<data dir>/mail``, what its Demo mailbox page shows)."""
-    deadline = time.monotonic() + within
-    while True:
-        found = [
-            message
-            for path in sorted((data_dir / "mail").glob("*.eml"), key=lambda p: p.stat().st_mtime)
-            for message in [message_from_bytes(path.read_bytes(), policy=policy.default)]
-            if str(message["To"]) == recipient and subject in str(message["Subject"])
-        ]
-        if found:
-            break
-        assert time.monotonic() < deadline, f"no mail {subject!r} to {recipient}"
-        time.sleep(0.05)
-    message = found[-1]
-    assert isinstance(message, EmailMessage)
-    text = next(
-        part.get_content()
-        for part in message.iter_parts()
-        if part.get_content_type() == "text/plain"
-    )
-    match = re.search(r"https?://\S+?token=\S+", text)
-    assert match, text
-    url = urlsplit(match.group(0))  # built on the demo's public_url: another port
-    return f"{url.path}?{url.query}"
 
 
 def sign_in(page: Any, site: str, password: str) -> None:
@@ -82,7 +51,7 @@ def sign_in(page: Any, site: str, password: str) -> None:
 
 
 def test_browser_forgotten_password_reset_ends_the_old_sessions(
-    new_context: NewContext, expect: Any, site: str, data_dir: Path
+    new_context: NewContext, expect: Any, site: str, smtp: SMTPServer
 ) -> None:
     # A reader registers and signs in on their phone (the grace period lets an
     # unverified account sign in with its password).
@@ -110,7 +79,7 @@ def test_browser_forgotten_password_reset_ends_the_old_sessions(
     expect(laptop.get_by_text("If an account exists for this address")).to_be_visible()
 
     # The reset mail's link: a page asking for the new password; saving it signs in here.
-    laptop.goto(site + mailed_link(data_dir, EMAIL, "Choose a new password"))
+    laptop.goto(site + mailed_link(smtp.inbox, EMAIL, "Choose a new password"))
     laptop.locator("#cg-new_password").fill(NEW_PASSWORD)
     with laptop.expect_navigation():
         laptop.get_by_role("button", name="Save the new password").click()

@@ -26,13 +26,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from examples.newsroom.app import create_app
+from tests.browser_mail import demo_mail, mailed_link, smtp_fixture  # noqa: F401 (a fixture)
 from tests.browser_support import (
     NewContext,
     cookie_names,
     cookies_by_name,
     serve,
 )
-from tests.test_browser_accounts import mailed_link
+from tests.mail_support import Inbox, SMTPServer
 
 pytestmark = pytest.mark.browser
 
@@ -73,9 +74,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(sync_api: Any, data_dir: Path) -> Iterator[str]:
-    """The wrapped demo over real HTTP, with its own ledger for this module."""
-    with serve(create_app(data_dir)) as base_url:
+def site(sync_api: Any, data_dir: Path, smtp: SMTPServer) -> Iterator[str]:
+    """The wrapped demo over real HTTP, with its own ledger for this module; its mail goes
+    by SMTP to a real server (aiosmtpd), where the tests read it."""
+    with serve(create_app(data_dir, mail=demo_mail(smtp))) as base_url:
         yield base_url
 
 
@@ -191,7 +193,7 @@ def funnel(
     *,
     email: str,
     javascript: bool,
-    data_dir: Path,
+    inbox: Inbox,
 ) -> None:
     page = context.new_page()
     first, fourth = METERED[0], METERED[METER_LIMIT]
@@ -268,7 +270,7 @@ def funnel(
 
     # 7. The verification mail's link opens a page whose button confirms, signs in and
     # goes back to the fourth article, now complete.
-    link = mailed_link(data_dir, email, "Confirm your e-mail address")
+    link = mailed_link(inbox, email, "Confirm your e-mail address")
     assert link.startswith("/consentgate/verify?token="), link
     page.goto(site + link)
     with page.expect_navigation(url=site + article_path(fourth)):
@@ -295,7 +297,7 @@ def test_wall_funnel_read_hit_wall_register_read_in_full(
     expect: Any,
     site: str,
     full_paragraphs: dict[str, list[str]],
-    data_dir: Path,
+    smtp: SMTPServer,
 ) -> None:
     funnel(
         new_context(),
@@ -304,7 +306,7 @@ def test_wall_funnel_read_hit_wall_register_read_in_full(
         full_paragraphs,
         email="funnel-js@harbour-ledger.example",
         javascript=True,
-        data_dir=data_dir,
+        inbox=smtp.inbox,
     )
 
 
@@ -314,7 +316,7 @@ def test_wall_funnel_without_javascript(
     expect: Any,
     site: str,
     full_paragraphs: dict[str, list[str]],
-    data_dir: Path,
+    smtp: SMTPServer,
 ) -> None:
     funnel(
         new_context(java_script_enabled=False),
@@ -323,7 +325,7 @@ def test_wall_funnel_without_javascript(
         full_paragraphs,
         email="funnel-nojs@harbour-ledger.example",
         javascript=False,
-        data_dir=data_dir,
+        inbox=smtp.inbox,
     )
 
 

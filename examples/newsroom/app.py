@@ -21,6 +21,7 @@ import email.policy
 import re
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -33,6 +34,9 @@ from starlette.types import ASGIApp
 
 from . import templates
 from .articles import all_articles, get_article
+
+if TYPE_CHECKING:  # the bare site imports nothing of consentgate
+    from consentgate.mail.settings import MailSettings
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -227,8 +231,13 @@ def create_site(mail_dir: Path | None = None) -> Starlette:
     )
 
 
-def create_app(data_dir: Path | None = None, *, wrap: bool = True) -> ASGIApp:
+def create_app(
+    data_dir: Path | None = None, *, wrap: bool = True, mail: MailSettings | None = None
+) -> ASGIApp:
     """The demo site; wrapped in consentgate unless ``wrap=False``.
+
+    ``mail``: how consentgate's mail leaves (default: files under ``<data_dir>/mail``,
+    shown by the Demo mailbox page; the tests send it to a real SMTP server).
 
     consentgate's SQLite database goes to ``<data_dir>/consentgate.db`` (default
     ``./demo-data``); the rest of the configuration comes from ``consentgate.toml``
@@ -248,7 +257,8 @@ def create_app(data_dir: Path | None = None, *, wrap: bool = True) -> ASGIApp:
         database_url=f"sqlite:///{directory / 'consentgate.db'}",
         # The demo's mail goes to files its mailbox page shows (docs/mail.md: a real
         # site sets [mail] transport = "smtp").
-        mail=dataclasses.replace(
+        mail=mail
+        or dataclasses.replace(
             config.mail, transport="directory", directory=str(mail_dir), poll_seconds=1.0
         ),
     )
