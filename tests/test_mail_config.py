@@ -15,7 +15,10 @@ from consentgate.config import Config, ConfigError, MailSettings
 
 
 def _load(mail: dict[str, Any], base_dir: Path | None = None) -> Config:
-    return Config.from_mapping({"secret_keys": [SECRET], "mail": mail}, base_dir=base_dir)
+    return Config.from_mapping(
+        {"secret_keys": [SECRET], "mail": mail, "public_url": "https://news.example"},
+        base_dir=base_dir,
+    )
 
 
 def test_mail_config_default_sends_nothing_yet() -> None:
@@ -90,6 +93,18 @@ def test_mail_config_mistakes_name_the_key(
         _load(mail, base_dir=tmp_path)
     assert refused.value.key == key
     assert reason in refused.value.reason
+
+
+def test_mail_config_smtp_without_public_url_is_refused_naming_it() -> None:
+    # The links of account mails would otherwise follow the request's Host header,
+    # which the requester writes (a reset link pointing at the asker's server).
+    smtp = {"transport": "smtp", "from_address": "n@example.org"}
+    with pytest.raises(ConfigError) as refused:
+        Config.from_mapping({"secret_keys": [SECRET], "mail": smtp})
+    assert refused.value.key == "public_url"
+    assert "links in account mails" in refused.value.reason
+    without_accounts = {"secret_keys": [SECRET], "mail": smtp, "accounts": {"enabled": False}}
+    assert Config.from_mapping(without_accounts).mail.transport == "smtp"
 
 
 def test_mail_config_reference_lists_every_key() -> None:

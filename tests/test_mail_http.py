@@ -36,6 +36,10 @@ def _mail(number: int = 1) -> OutgoingMail:
     )
 
 
+# The site's origin: mail links are built on it (required with an SMTP transport).
+SITE = "https://diario.example"
+
+
 def _smtp(port: int, **overrides: Any) -> dict[str, Any]:
     mail = {
         "transport": "smtp",
@@ -113,7 +117,7 @@ def _app_with_lifespan() -> Any:
 
 def test_mail_http_sender_runs_under_lifespan(tmp_path: Path) -> None:
     async def scenario(port: int) -> list[str]:
-        gate = make_gate(_app_with_lifespan(), tmp_path, mail=_smtp(port))
+        gate = make_gate(_app_with_lifespan(), tmp_path, mail=_smtp(port), public_url=SITE)
         lifespan = Lifespan(gate)
         assert (await lifespan.startup())["type"] == "lifespan.startup.complete"
         assert gate.mail_sender is not None and gate.mail_sender.running
@@ -141,7 +145,7 @@ def test_mail_http_sender_runs_under_lifespan(tmp_path: Path) -> None:
 def test_mail_http_mail_written_before_start_goes_out_at_startup(tmp_path: Path) -> None:
     async def scenario(port: int) -> None:
         await _enqueue(tmp_path, _mail(3))
-        gate = make_gate(_app_with_lifespan(), tmp_path, mail=_smtp(port))
+        gate = make_gate(_app_with_lifespan(), tmp_path, mail=_smtp(port), public_url=SITE)
         lifespan = Lifespan(gate)
         await lifespan.startup()
         await _until(lambda: len(server.inbox.messages) == 1)
@@ -154,7 +158,12 @@ def test_mail_http_mail_written_before_start_goes_out_at_startup(tmp_path: Path)
 
 def test_mail_http_without_lifespan_first_request_starts_sender(tmp_path: Path) -> None:
     async def scenario(port: int) -> None:
-        gate = make_gate(html_app(), tmp_path, mail=_smtp(port, username=USER, password_env="T_PW"))
+        gate = make_gate(
+            html_app(),
+            tmp_path,
+            mail=_smtp(port, username=USER, password_env="T_PW"),
+            public_url=SITE,
+        )
         assert gate.mail_sender is not None and not gate.mail_sender.running
         async with client(gate) as c:
             assert (await c.get("/news/1")).status_code == 200
@@ -174,7 +183,10 @@ def test_mail_http_missing_password_variable_refused_at_start(tmp_path: Path) ->
         env.delenv("T_PW_ABSENT", raising=False)
         with pytest.raises(ConfigError) as refused:
             make_gate(
-                html_app(), tmp_path, mail=_smtp(25, username=USER, password_env="T_PW_ABSENT")
+                html_app(),
+                tmp_path,
+                mail=_smtp(25, username=USER, password_env="T_PW_ABSENT"),
+                public_url=SITE,
             )
     assert refused.value.key == "mail.password_env"
     assert "T_PW_ABSENT" in refused.value.reason

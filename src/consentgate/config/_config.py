@@ -167,9 +167,17 @@ class Config:
             )
         if self.wall.meter.limit < 1:
             raise ConfigError("wall.meter.limit", "must be at least 1")
-        check_newsletters_have_url(
-            self.newsletters, check_public_url("public_url", self.public_url)
-        )
+        public_url = check_public_url("public_url", self.public_url)
+        check_newsletters_have_url(self.newsletters, public_url)
+        if self.accounts.enabled and self.mail.transport == "smtp" and not public_url:
+            # Without it a link would be built on the request's Host header, which the
+            # requester writes: a reset asked for with "Host: evil.example" would mail
+            # the owner a working link to the asker's server.
+            raise ConfigError(
+                "public_url",
+                "needed when the accounts send mail ([mail] transport = \"smtp\"): the "
+                "links in account mails are built on it (e.g. https://news.example)",
+            )
 
     # -- construction -------------------------------------------------------------
     @classmethod
