@@ -137,7 +137,18 @@ def test_rewrite_memo_size_bound_evicts_the_least_recently_used() -> None:
     assert memo.hits == hits + 1  # [1] was gone
 
 
-def test_rewrite_memo_large_body_or_unhashable_operation_is_never_kept() -> None:
+def test_rewrite_memo_equal_operations_built_anew_miss() -> None:
+    # By identity: the gate keeps its operations; equal ones built again are rewritten
+    # again (correct, only slower), never confused with another set.
+    memo = RewriteMemo()
+    memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    again = [InsertHTML.before_body_close("<div id=x>end</div>"), *OPERATIONS[1:]]
+    assert again == OPERATIONS and again[0] is not OPERATIONS[0]
+    output, _ = memo.rewrite(again, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    assert output == fresh(OPERATIONS, PAGE) and (memo.hits, memo.misses) == (0, 2)
+
+
+def test_rewrite_memo_large_body_is_never_kept_an_unhashable_operation_is() -> None:
     memo = RewriteMemo(max_body=100)
     memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
     assert len(memo) == 0
@@ -150,10 +161,11 @@ def test_rewrite_memo_large_body_or_unhashable_operation_is_never_kept() -> None
             return text.upper()
 
     memo = RewriteMemo()
-    output, _ = memo.rewrite(
-        [TransformText("title", Unhashable())], PAGE, content_type=CT, max_token_bytes=LIMIT
-    )
-    assert b"<title>T</title>" in output and len(memo) == 0
+    unhashable = [TransformText("title", Unhashable())]
+    output, _ = memo.rewrite(unhashable, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    again, _ = memo.rewrite(unhashable, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    assert b"<title>T</title>" in output and output == again
+    assert (memo.hits, len(memo)) == (1, 1)
 
 
 _chunks = st.lists(
@@ -223,6 +235,9 @@ def test_rewrite_memo_walled_reader_beside_a_registered_one_never_gets_the_text(
 
     async def scenario() -> list[tuple[str, httpx.Response]]:
         async with client(gate) as member, client(gate) as anonymous:
+            # The same consent for both: their pages differ by the wall alone.
+            await decide(member, "reject_all")
+            await decide(anonymous, "reject_all")
             await register(member)
             seen = []
             for _ in range(3):

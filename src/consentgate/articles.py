@@ -191,6 +191,11 @@ class ArticleGate:
         self._container = compile_selector(wall.article_selector)
         self._items = compile_selector(wall.paragraph_selector)
         self._removals = tuple(compile_selector(s) for s in wall.remove_selectors)
+        # Built once, like every operation of a walled page (see _jsonld).
+        self._removal_ops = (
+            RemoveElement(FOREIGN_SCRIPTS),
+            *(RemoveElement(selector) for selector in self._removals),
+        )
         self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in languages}
         self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
             wall.default_access != "free"
@@ -356,8 +361,7 @@ class ArticleGate:
         operations: list[Operation] = [self._jsonld[gated]]
         if not gated:
             return operations
-        operations.append(RemoveElement(FOREIGN_SCRIPTS))
-        operations.extend(RemoveElement(selector) for selector in self._removals)
+        operations.extend(self._removal_ops)
         operations.append(self._cut(visitor, verdict.decision.reason))
         return operations
 

@@ -175,7 +175,7 @@ class Config:
             # the owner a working link to the asker's server.
             raise ConfigError(
                 "public_url",
-                "needed when the accounts send mail ([mail] transport = \"smtp\"): the "
+                'needed when the accounts send mail ([mail] transport = "smtp"): the '
                 "links in account mails are built on it (e.g. https://news.example)",
             )
 

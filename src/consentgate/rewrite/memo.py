@@ -8,9 +8,11 @@ limits and the body. So a body that comes back byte for byte with equal operatio
 the output of the first time, at the cost of a lookup and one comparison of the bodies,
 instead of a parse.
 
-The lookup key holds the operations, the length and a sample of the body (its first and
-last bytes); a found entry counts only if its whole body is equal to this one, so a
-wrong answer would need equal bytes, not a likely hash. A page whose bytes change with
+The lookup key holds the operations by identity (the gate builds each set once and
+keeps it; an entry holds its operations, so no id in a key can be reused meanwhile), the
+length and a sample of the body (its first and last bytes); a found entry counts only if
+its whole body is equal to this one, so a wrong answer would need equal bytes, not a
+likely hash. Equal operations built anew miss: correct, only slower. A page whose bytes change with
 every response (a token, a time) finds its entry stale and pays one comparison of the
 sample on top of the rewrite. Only complete bodies of at most ``max_body`` bytes are
 kept, in at most ``max_bytes`` (input and output together), least recently used first
@@ -29,6 +31,7 @@ __all__ = ["DEFAULT_MEMO_BYTES", "RewriteMemo"]
 
 DEFAULT_MEMO_BYTES = 32 << 20
 DEFAULT_MAX_BODY = 1 << 20
+_Entry = tuple[tuple[Operation, ...], bytes, bytes, int]
 # Enough to tell most pages of one site apart by the sample alone (the <head> with its
 # title, the end of the page), little enough that taking it costs next to nothing.
 _SAMPLE = 1024
@@ -42,7 +45,8 @@ class RewriteMemo:
             raise ValueError("memo limits must not be negative")
         self.max_bytes = max_bytes
         self.max_body = min(max_body, max_bytes)
-        self._entries: OrderedDict[Hashable, tuple[bytes, bytes, int]] = OrderedDict()
+        # key -> (operations, body, output, short containers)
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._size = 0
         self.hits = 0
         self.misses = 0
@@ -65,53 +69,45 @@ class RewriteMemo:
     ) -> tuple[bytes, int]:
         """The output of ``Rewriter(operations, …).feed(body) + close()``, and the report's
         ``short_containers``; raises what the rewriter raises."""
-        key = self._key(operations, body, content_type, max_token_bytes)
+        ops = tuple(operations)
+        key = self._key(ops, body, content_type, max_token_bytes)
         if key is not None:
             entry = self._entries.get(key)
-            if entry is not None and entry[0] == body:
+            if entry is not None and entry[1] == body:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return entry[1], entry[2]
+                return entry[2], entry[3]
         self.misses += 1
-        rewriter = Rewriter(operations, content_type=content_type, max_token_bytes=max_token_bytes)
+        rewriter = Rewriter(ops, content_type=content_type, max_token_bytes=max_token_bytes)
         output = rewriter.feed(body) + rewriter.close()
         short = rewriter.report.short_containers
         if key is not None:
-            self._keep(key, body, output, short)
+            self._keep(key, (ops, body, output, short))
         return output, short
 
     def _key(
         self,
-        operations: Sequence[Operation],
+        operations: tuple[Operation, ...],
         body: bytes,
         content_type: str | None,
         max_token_bytes: int,
     ) -> Hashable | None:
         if not self.max_body or len(body) > self.max_body:
             return None
-        key = (
-            tuple(operations),
-            content_type,
-            max_token_bytes,
-            len(body),
-            body[:_SAMPLE],
-            body[-_SAMPLE:],
-        )
-        try:
-            hash(key)
-        except TypeError:  # an operation holding something unhashable: never kept
-            return None
-        return key
+        # By identity: hashing every field of every operation on each response would cost
+        # more than the rest of the lookup.
+        ids = tuple(map(id, operations))
+        return (ids, content_type, max_token_bytes, len(body), body[:_SAMPLE], body[-_SAMPLE:])
 
-    def _keep(self, key: Hashable, body: bytes, output: bytes, short: int) -> None:
-        cost = len(body) + len(output)
+    def _keep(self, key: Hashable, entry: _Entry) -> None:
+        cost = len(entry[1]) + len(entry[2])
         if cost > self.max_bytes:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self._size -= len(old[0]) + len(old[1])
+            self._size -= len(old[1]) + len(old[2])
         while self._entries and self._size + cost > self.max_bytes:
-            _, (old_body, old_output, _short) = self._entries.popitem(last=False)
+            _, (_ops, old_body, old_output, _short) = self._entries.popitem(last=False)
             self._size -= len(old_body) + len(old_output)
-        self._entries[key] = (body, output, short)
+        self._entries[key] = entry
         self._size += cost
