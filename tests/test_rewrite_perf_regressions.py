@@ -20,6 +20,7 @@ from consentgate.rewrite import (
     Position,
     RemoveElement,
     RewriteAttributes,
+    Rewriter,
     Truncate,
 )
 from consentgate.rewrite.tokenizer import ContentModel, EndTag, StartTag, Tokenizer
@@ -339,3 +340,35 @@ def test_perf_memory_of_a_held_tag_is_bounded_by_its_size(wanted: frozenset[str]
     count = size // len(filler)
     peak = _peak_bytes(_generated(b"<div title='", filler, count, b"'>t</div>"), wanted)
     assert peak < 4 * size, peak
+
+
+def _held_after_the_fallback_point(words: int) -> bytes:
+    # Fewer paragraphs than the lead: the fallback cut point is set after 50 words and
+    # everything after it is held until the container ends.
+    return (
+        b"<html><body><main>" + b"word " * 100 + b"<div>" + b"x y " * words
+        + b"</div></main></body></html>"
+    )  # fmt: skip
+
+
+def _held_seconds(data: bytes) -> float:
+    best = float("inf")
+    for _ in range(3):
+        rewriter = Rewriter(
+            [Truncate("main", "<b>CTA</b>", keep_items=3, fallback_words=50)],
+            content_type="text/html; charset=utf-8",
+        )
+        start = time.perf_counter()
+        for i in range(len(data)):
+            rewriter.feed(data[i : i + 1])
+        rewriter.close()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_perf_output_held_after_the_fallback_point_is_linear_in_chunks() -> None:
+    # Each feed() summed every held piece again: a page fed byte by byte cost the square
+    # of what was held (80 KB took 110 s; a generated page stalled the property test).
+    small = _held_seconds(_held_after_the_fallback_point(2_000))
+    large = _held_seconds(_held_after_the_fallback_point(8_000))
+    assert large < 8 * small + 0.1, (large, small)

@@ -80,6 +80,8 @@ class Rewriter(_ModelSwitch):
         self._tokenizer = Tokenizer(self, max_token_bytes=max_token_bytes, start_tag_type=_Element)
         self._out: list[bytes] = []
         self._hold_from: int | None = None  # output from here on is held (fallback cut)
+        self._held_counted = 0  # pieces of _out counted into _held_bytes
+        self._held_bytes = 0
         self._model: TreeModel | None = None
         self._model_base = 0  # depth of the model's made-up context (html, body)
         self._closed = False
@@ -172,6 +174,7 @@ class Rewriter(_ModelSwitch):
         data = b"".join(out[:hold])
         del out[:hold]
         self._hold_from = 0
+        self._held_counted -= hold
         return data
 
     # -- token handlers (called by the tokenizer) ------------------------------------------------

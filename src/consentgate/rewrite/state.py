@@ -277,6 +277,9 @@ class _RewriterState:
     _tokenizer: Tokenizer
     _out: list[bytes]
     _hold_from: int | None
+    #: While holding: the pieces of ``_out`` counted so far, and their bytes.
+    _held_counted: int
+    _held_bytes: int
     _max_held: int
     _max_depth: int
     _model: TreeModel | None

@@ -189,7 +189,14 @@ class _Truncation(_RewriterState):
 
     def _held_too_much(self) -> bool:
         hold = self._hold_from
-        return hold is not None and sum(len(piece) for piece in self._out[hold:]) > self._max_held
+        if hold is None:
+            return False
+        # Counted as it grows: summing every held piece on each feed() was quadratic in
+        # what is held (a page fed byte by byte held one piece per byte).
+        out, counted = self._out, self._held_counted
+        self._held_bytes += sum(len(out[i]) for i in range(counted, len(out)))
+        self._held_counted = len(out)
+        return self._held_bytes > self._max_held
 
     def _cut_at_fallback_now(self) -> None:
         """Too much held after the fallback point: cut there (fail closed)."""
@@ -278,4 +285,5 @@ class _Truncation(_RewriterState):
         state.fallback_set = True
         state.fallback_closers = self._closers(container)
         if self._hold_from is None:
-            self._hold_from = len(self._out)
+            self._hold_from = self._held_counted = len(self._out)
+            self._held_bytes = 0
