@@ -62,6 +62,7 @@ from consentgate.web.account_templates import (
 )
 from consentgate.web.errors import Failure
 from consentgate.web.forms import RequestFailure, first, see_other
+from consentgate.web.newsletter_templates import render_newsletter_choices
 from consentgate.web.pages import PageKit
 from consentgate.web.security import safe_next
 
@@ -214,6 +215,7 @@ class AccountEndpoints:
         self, *, email: str = "", errors: dict[str, str] | None = None
     ) -> Callable[[AccountPage], str]:
         min_length = self.kit.accounts.min_password_length
+        lists = self.kit.config.newsletters
 
         def render(page: AccountPage) -> str:
             return render_register_page(
@@ -221,7 +223,7 @@ class AccountEndpoints:
                 email=email,
                 errors=errors,
                 min_password_length=min_length,
-                newsletters=self.kit.config.newsletters,
+                newsletter_choices=render_newsletter_choices(lists, page.lang),
             )
 
         return render
