@@ -153,7 +153,7 @@ def test_account_page_change_to_a_taken_address_answers_the_same_sends_no_link(
 def test_account_page_export_is_a_json_attachment_of_everything(tmp_path: Path) -> None:
     async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
         async with client(gate(tmp_path)) as c:
-            await register(c, email="export@example.com", newsletter=True)
+            await register(c, email="export@example.com")
             await decide(c, "accept_all")
             page = await c.get("/consentgate/account/export")
             exported = await post_form(c, "/consentgate/account/export")
@@ -172,7 +172,7 @@ def test_account_page_export_is_a_json_attachment_of_everything(tmp_path: Path) 
     # The hash is described, never shown.
     [hash_] = rows(tmp_path, "SELECT password_hash FROM users")
     assert hash_[0] not in exported.text and "scrypt hash" in data["account"]["password"]
-    assert {a["purpose"] for a in data["acceptances"]} == {"privacy_policy", "newsletter"}
+    assert [a["purpose"] for a in data["acceptances"]] == ["privacy_policy"]
     assert [c["action"] for c in data["consents"]] == ["grant"]
     assert data["newsletter_subscriptions"] == []
     assert "sessions" in data

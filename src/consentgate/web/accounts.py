@@ -1,7 +1,7 @@
 """The built-in account endpoints, for sites without accounts of their own.
 
 GET  {prefix}/register   registration form: e-mail, password, privacy policy (required,
-POST {prefix}/register   unticked), newsletter (optional, unticked)
+POST {prefix}/register   unticked), the newsletter lists (each optional, unticked)
 GET  {prefix}/login      sign-in form
 POST {prefix}/login
 POST {prefix}/logout     ends this session on the server and clears its cookie
@@ -172,7 +172,7 @@ class AccountEndpoints:
     ) -> None:
         form, next_url = posted.form, posted.next_url
         email, password = first(form, "email"), first(form, "password")
-        accepted, newsletter = bool(first(form, "accept_policy")), bool(first(form, "newsletter"))
+        accepted = bool(first(form, "accept_policy"))
         accounts = self.kit.accounts
         problems = accounts.registration_problems(email, password, accepted)
         if problems:
@@ -187,9 +187,7 @@ class AccountEndpoints:
             return
         mail = self.flows.registration_mail(scope, visitor, next_url)
         try:
-            user = await accounts.register(
-                email, password, accepted, newsletter, context, mail=mail
-            )
+            user = await accounts.register(email, password, accepted, context, mail=mail)
         except AccountError as error:
             render = self._register_renderer(email=email, errors={error.field: error.message})
             await self.kit.answer.page(scope, receive, send, visitor, next_url, render, status=400)
