@@ -20,9 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -52,21 +50,9 @@ from consentgate.web.newsletter_templates import render_newsletter_section
 if TYPE_CHECKING:
     from consentgate.visitor import Visitor
 
-__all__ = ["AccountPageEndpoints", "subscription_dict"]
+__all__ = ["AccountPageEndpoints"]
 
 logger = logging.getLogger("consentgate")
-
-SESSIONS_NOTE = (
-    "Signed-in sessions are kept on the server as a SHA-256 of a random id, the account "
-    "id and the start and end times, until they end or you sign out everywhere."
-)
-
-
-def subscription_dict(rec: SubscriptionRecord) -> dict[str, Any]:
-    return {
-        key: iso(value) if isinstance(value, datetime) else value
-        for key, value in asdict(rec).items()
-    }
 
 
 class AccountPageEndpoints:
@@ -279,7 +265,6 @@ class AccountPageEndpoints:
         storage = self.kit.storage
         try:
             report = await user_report(storage, user.email)
-            subscriptions = await storage.subscriptions_for(user.id)
         except StorageError as exc:
             logger.error("consentgate: data export unavailable: %s", exc)
             await self.kit.answer.unavailable(
@@ -292,8 +277,6 @@ class AccountPageEndpoints:
         data = report.to_json()
         verified = user.email_verified_at
         data["account"]["email_verified_at"] = iso(verified) if verified else None
-        data["newsletter_subscriptions"] = [subscription_dict(s) for s in subscriptions]
-        data["sessions"] = {"note": SESSIONS_NOTE}
         body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
         headers = {
             **private_headers(),
