@@ -18,6 +18,8 @@ from tests.test_account_recovery_http import (
     signed_in_as_someone,
 )
 from tests.test_accounts_http import PASSWORD, login, register, rows, session_header
+from tests.test_newsletters_http import gate as newsletters_gate
+from tests.test_newsletters_http import register as register_with_lists
 
 from consentgate import ConsentGate
 
@@ -153,7 +155,7 @@ def test_account_page_change_to_a_taken_address_answers_the_same_sends_no_link(
 def test_account_page_export_is_a_json_attachment_of_everything(tmp_path: Path) -> None:
     async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
         async with client(gate(tmp_path)) as c:
-            await register(c, email="export@example.com", newsletter=True)
+            await register(c, email="export@example.com")
             await decide(c, "accept_all")
             page = await c.get("/consentgate/account/export")
             exported = await post_form(c, "/consentgate/account/export")
@@ -172,11 +174,39 @@ def test_account_page_export_is_a_json_attachment_of_everything(tmp_path: Path) 
     # The hash is described, never shown.
     [hash_] = rows(tmp_path, "SELECT password_hash FROM users")
     assert hash_[0] not in exported.text and "scrypt hash" in data["account"]["password"]
-    assert {a["purpose"] for a in data["acceptances"]} == {"privacy_policy", "newsletter"}
+    assert [a["purpose"] for a in data["acceptances"]] == ["privacy_policy"]
     assert [c["action"] for c in data["consents"]] == ["grant"]
     assert data["newsletter_subscriptions"] == []
-    assert "sessions" in data
+    # The sign-in's session, by its times; its hash (which names it) is not in the file.
+    [session] = data["sessions"]
+    assert set(session) == {"created_at", "expires_at"}
+    assert session["created_at"] < session["expires_at"]
+    [(id_hash,)] = rows(tmp_path, "SELECT id_hash FROM sessions")
+    assert id_hash not in exported.text
     assert forged.status_code == 403
+
+
+def test_account_page_export_carries_newsletter_rows_and_every_session(tmp_path: Path) -> None:
+    async def scenario() -> httpx.Response:
+        async with client(newsletters_gate(tmp_path)) as c:
+            await register_with_lists(c, ["week-in-review"])  # signs in once
+            await login(c, "reader@example.com", PASSWORD)  # a second session
+            return await post_form(c, "/consentgate/account/export")
+
+    exported = run(scenario())
+    assert exported.status_code == 200
+    data: dict[str, Any] = json.loads(exported.text)
+    [row] = data["newsletter_subscriptions"]
+    assert (row["list_id"], row["action"], row["method"]) == (
+        "week-in-review",
+        "requested",
+        "registration",
+    )
+    assert row["recorded_at"].endswith("Z")
+    sessions = data["sessions"]
+    assert len(sessions) == 2
+    assert sessions[0]["created_at"] <= sessions[1]["created_at"]  # oldest first
+    assert all(set(s) == {"created_at", "expires_at"} for s in sessions)
 
 
 def test_account_page_delete_needs_password_and_box_then_erases(tmp_path: Path) -> None:

@@ -48,7 +48,6 @@ async def post_registration(
     password: str = PASSWORD,
     *,
     accept: bool = True,
-    newsletter: bool = False,
     next_url: str = "/news/1",
 ) -> httpx.Response:
     """The registration form, posted: "look in your inbox" (200), whatever the address."""
@@ -60,8 +59,6 @@ async def post_registration(
     }
     if accept:
         data["accept_policy"] = "yes"
-    if newsletter:
-        data["newsletter"] = "yes"
     return await c.post("/consentgate/register", data=data)
 
 
@@ -71,15 +68,12 @@ async def register(
     password: str = PASSWORD,
     *,
     accept: bool = True,
-    newsletter: bool = False,
     next_url: str = "/news/1",
 ) -> httpx.Response:
     """Registers, then signs in with the password as a returning reader does (an
     unverified account may, within accounts.verification_grace_hours): the sign-in's
     answer, or the registration's when it refused."""
-    registered = await post_registration(
-        c, email, password, accept=accept, newsletter=newsletter, next_url=next_url
-    )
+    registered = await post_registration(c, email, password, accept=accept, next_url=next_url)
     if registered.status_code != 200:
         return registered
     return await login(c, email, password, next_url=next_url)
@@ -140,7 +134,7 @@ def test_register_success_sets_session_and_records_acceptance(tmp_path: Path) ->
 
     async def scenario() -> httpx.Response:
         async with client(gate) as c:
-            return await register(c, newsletter=True)
+            return await register(c)
 
     response = run(scenario())
     assert response.status_code == 303
@@ -165,7 +159,6 @@ def test_register_success_sets_session_and_records_acceptance(tmp_path: Path) ->
     sha = gate.config.policy.text_sha256
     assert acceptances == [
         (session.user_id, "privacy_policy", 1, "registration", "2025-01", sha),
-        (session.user_id, "newsletter", 1, "registration", "2025-01", sha),
     ]
 
 

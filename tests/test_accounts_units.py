@@ -370,7 +370,6 @@ async def register(accounts: Accounts, email: str = "reader@example.com", **kw: 
         email,
         GOOD_PASSWORD,
         accepted_policy=kw.get("accepted_policy", True),
-        newsletter=kw.get("newsletter", False),
         context=CONTEXT,
     )
     assert user is not None, f"{email} had an account already"
@@ -395,14 +394,6 @@ def test_accounts_register_stores_user_and_policy_acceptance(tmp_path: Path) -> 
     with_accounts(tmp_path, body)
 
 
-def test_accounts_register_with_newsletter_records_its_own_row(tmp_path: Path) -> None:
-    async def body(accounts: Accounts, storage: SQLiteStorage) -> list[tuple[str, bool]]:
-        user = await register(accounts, newsletter=True)
-        return [(r.purpose, r.granted) for r in await storage.acceptances_for(user.id)]
-
-    assert with_accounts(tmp_path, body) == [("privacy_policy", True), ("newsletter", True)]
-
-
 def test_accounts_register_taken_email_creates_nothing_and_mails_the_owner(
     tmp_path: Path,
 ) -> None:
@@ -419,7 +410,7 @@ def test_accounts_register_taken_email_creates_nothing_and_mails_the_owner(
     async def body(accounts: Accounts, storage: SQLiteStorage) -> tuple[User, User | None, int]:
         first = await register(accounts, "reader@example.com")
         again = await accounts.register(
-            "READER@example.com", GOOD_PASSWORD, True, False, CONTEXT, mail=mail
+            "READER@example.com", GOOD_PASSWORD, True, CONTEXT, mail=mail
         )
         counts = await storage.outbox_counts()
         return first, again, counts["pending"]
@@ -456,7 +447,7 @@ def test_accounts_register_invalid_input_creates_nothing(
 ) -> None:
     async def body(accounts: Accounts, storage: SQLiteStorage) -> tuple[AccountError, int]:
         with pytest.raises(AccountError) as caught:
-            await accounts.register(email, password, accepted, False, CONTEXT)
+            await accounts.register(email, password, accepted, CONTEXT)
         await storage.open()
         count = sum([1 async for _ in storage.iter_acceptances()])
         return caught.value, count
@@ -482,7 +473,7 @@ def test_accounts_register_password_equal_to_email_is_weak(tmp_path: Path) -> No
     async def body(accounts: Accounts, storage: SQLiteStorage) -> AccountError:
         with pytest.raises(AccountError) as caught:
             await accounts.register(
-                "longer.reader@example.com", "Longer.Reader@example.com", True, False, CONTEXT
+                "longer.reader@example.com", "Longer.Reader@example.com", True, CONTEXT
             )
         return caught.value
 
@@ -608,17 +599,6 @@ def test_accounts_record_acceptance_unknown_method_raises(tmp_path: Path) -> Non
 
     with pytest.raises(ValueError, match="method"):
         with_accounts(tmp_path, body)
-
-
-def test_accounts_record_newsletter_withdrawal(tmp_path: Path) -> None:
-    async def body(accounts: Accounts, storage: SQLiteStorage) -> list[tuple[bool, str]]:
-        user = await register(accounts, newsletter=True)
-        await accounts.record_newsletter(user.id, False, CONTEXT)
-        latest = await storage.latest_acceptance(user.id, "newsletter")
-        assert latest is not None
-        return [(latest.granted, latest.method)]
-
-    assert with_accounts(tmp_path, body) == [(False, "withdrawal")]
 
 
 def test_accounts_context_hashes_the_address_and_trims_user_agent(tmp_path: Path) -> None:

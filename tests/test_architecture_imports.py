@@ -222,3 +222,15 @@ def test_imports_have_no_cycle_at_module_level() -> None:
         if module not in state:
             walk(module, [module])
     assert cycles == []
+
+
+def test_imports_account_parts_hold_no_parent() -> None:
+    # The mail flows and the account page receive the account endpoints' kit
+    # (web/account_kit.py), not the endpoints themselves: no part of them, not even for
+    # its annotations or inside a function, knows web/accounts.py, which builds them.
+    holders = sorted(
+        i.importer
+        for i in IMPORTS
+        if i.imported == "consentgate.web.accounts" and i.importer.startswith("consentgate.web")
+    )
+    assert holders == []

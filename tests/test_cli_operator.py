@@ -26,7 +26,14 @@ from tests.conftest import SECRET, client, decide, html_app, make_gate, run
 from consentgate.cli import main
 from consentgate.config import Config
 from consentgate.operator.export import Progress
-from consentgate.storage import AcceptanceRecord, ConsentRecord, SQLiteStorage, User
+from consentgate.storage import (
+    AcceptanceRecord,
+    ConsentRecord,
+    SessionRecord,
+    SQLiteStorage,
+    User,
+)
+from consentgate.storage.records import SubscriptionRecord
 from consentgate.storage.sql.dialect import SQLITE
 from consentgate.storage.sql.queries import Queries
 
@@ -377,6 +384,58 @@ def test_show_user_lists_account_acceptances_consents_and_meter(
     assert [a["purpose"] for a in data["acceptances"]] == ["privacy_policy", "newsletter"]
     assert [c["action"] for c in data["consents"]] == ["grant", "update"]
     assert data["consent_ids"] == ["a" * 32]
+
+
+async def _subscribe_and_sign_in(path: Path) -> str:
+    """user-1 asks for a list and confirms it, and signs in on two browsers (and user-2
+    on one, which is not theirs); the first session's hash, which must never be shown."""
+    async with SQLiteStorage(path) as storage:
+        for action, hours in (("requested", 11), ("confirmed", 12)):
+            await storage.record_subscription(
+                SubscriptionRecord(
+                    user_id="user-1",
+                    list_id="morning-brief",
+                    action=action,
+                    method="registration" if action == "requested" else "email_link",
+                    text_shown="The Morning Brief",
+                    ip_hmac="f" * 64,
+                    user_agent="Firefox",
+                    recorded_at=DAY1 + timedelta(hours=hours),
+                )
+            )
+        for n, (subject, hours) in enumerate((("user-1", 14), ("user-1", 13), ("user-2", 9))):
+            created = DAY1 + timedelta(hours=hours)
+            await storage.create_session(
+                SessionRecord(
+                    f"{n + 1:064x}", "reader", subject, created, created + timedelta(days=30)
+                )
+            )
+    return f"{1:064x}"
+
+
+def test_show_user_lists_newsletter_rows_and_sessions(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    id_hash = run(_subscribe_and_sign_in(db_path(filled.parent)))
+    assert cli("show", "user", "reader@example.org", "--config", str(filled)) == 0
+    out = capsys.readouterr().out
+    assert "Newsletter subscription rows (2)" in out
+    assert "2026-03-01T12:00:00Z  morning-brief confirmed by email_link" in out
+    assert "Sessions on the server (2)" in out
+    assert "started 2026-03-01T13:00:00Z, ends 2026-03-31T13:00:00Z" in out
+    assert id_hash not in out
+    assert cli("show", "user", "reader@example.org", "--json", "--config", str(filled)) == 0
+    raw = capsys.readouterr().out
+    data = json.loads(raw)
+    assert [(r["list_id"], r["action"]) for r in data["newsletter_subscriptions"]] == [
+        ("morning-brief", "requested"),
+        ("morning-brief", "confirmed"),
+    ]
+    assert data["sessions"] == [
+        {"created_at": "2026-03-01T13:00:00Z", "expires_at": "2026-03-31T13:00:00Z"},
+        {"created_at": "2026-03-01T14:00:00Z", "expires_at": "2026-03-31T14:00:00Z"},
+    ]
+    assert id_hash not in raw and "SHA-256" in data["sessions_note"]
 
 
 def test_show_user_unknown_email_exits_1(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:

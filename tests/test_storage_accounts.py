@@ -1,5 +1,5 @@
 """The storage of readers' accounts in full, on SQLite and PostgreSQL: the outbox, used
-links, verified and changed addresses, and the newsletter ledger."""
+links, verified and changed addresses, the newsletter ledger and a reader's sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests.test_storage_contract import START, Backend, backend, on_open
 
 from consentgate.storage import DuplicateUserError, User
-from consentgate.storage.records import OutgoingMail, SubscriptionRecord
+from consentgate.storage.records import OutgoingMail, SessionRecord, SubscriptionRecord
 
 __all__ = ["backend"]  # the fixture, shared with the contract tests
 
@@ -246,6 +246,32 @@ def test_subscriptions_are_append_only_but_redactable(backend: Backend) -> None:
         backend.raw(f"UPDATE subscriptions SET list_id = 'other' WHERE user_id = '{user_id}'")
     with pytest.raises(backend.refused):
         backend.raw(f"DELETE FROM subscriptions WHERE user_id = '{user_id}'")
+
+
+def session(n: int, subject: str, kind: str = "reader", started: int = 0) -> SessionRecord:
+    created = START + timedelta(hours=started)
+    return SessionRecord(f"{n:064x}", kind, subject, created, created + timedelta(days=30))
+
+
+def test_sessions_for_lists_one_subjects_sessions_oldest_first(backend: Backend) -> None:
+    async def body(storage: Any) -> Any:
+        # Stored out of order; another reader's, and an admin's of the same name, too.
+        for rec in (
+            session(1, "u-1", started=5),
+            session(2, "u-1", started=1),
+            session(3, "u-2", started=0),
+            session(4, "u-1", kind="admin", started=0),
+            session(5, "u-1", started=3),
+        ):
+            await storage.create_session(rec)
+        await storage.delete_session(f"{5:064x}")  # an ended one is gone
+        return await storage.sessions_for("reader", "u-1"), await storage.sessions_for(
+            "reader", "nobody"
+        )
+
+    mine, nobody = on_open(backend, body)
+    assert mine == [session(2, "u-1", started=1), session(1, "u-1", started=5)]
+    assert nobody == []
 
 
 def test_outgoing_mail_refuses_header_injection() -> None:

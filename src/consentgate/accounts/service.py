@@ -226,7 +226,6 @@ class Accounts:
         email: str,
         password: str,
         accepted_policy: bool,
-        newsletter: bool,
         context: RequestContext,
         *,
         mail: RegistrationMail | None = None,
@@ -249,8 +248,6 @@ class Accounts:
         password_hash = await asyncio.to_thread(hash_password, password)
         user = User(email=normalized, password_hash=password_hash, created_at=self._clock())
         rows = [self._acceptance(user.id, "privacy_policy", True, "registration", context)]
-        if newsletter:
-            rows.append(self._acceptance(user.id, "newsletter", True, "registration", context))
         await self._ensure_open()
         try:
             return await self.storage.create_user(
@@ -379,21 +376,6 @@ class Accounts:
         if method not in ("registration", "re-acceptance", "external"):
             raise ValueError(f"unknown acceptance method {method!r}")
         row = self._acceptance(user_id, "privacy_policy", True, method, context)
-        await self._ensure_open()
-        return await self.storage.record_acceptance(row)
-
-    async def record_newsletter(
-        self,
-        user_id: str,
-        subscribed: bool,
-        context: RequestContext,
-        *,
-        method: Literal["registration", "external", "withdrawal"] = "external",
-    ) -> AcceptanceRecord:
-        """Record a newsletter opt-in (``subscribed``) or its withdrawal."""
-        if not subscribed:
-            method = "withdrawal"
-        row = self._acceptance(user_id, "newsletter", subscribed, method, context)
         await self._ensure_open()
         return await self.storage.record_acceptance(row)
 

@@ -10,13 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from consentgate.operator.store import acceptance_dict, consent_dict, iso
-from consentgate.storage import AcceptanceRecord, ConsentRecord, Storage, User
+from consentgate.operator.store import (
+    acceptance_dict,
+    consent_dict,
+    iso,
+    session_dict,
+    subscription_dict,
+)
+from consentgate.storage import AcceptanceRecord, ConsentRecord, SessionRecord, Storage, User
+from consentgate.storage.records import SubscriptionRecord
 
 __all__ = [
     "CONSENT_NOTE",
     "HASH_NOTE",
     "METER_NOTE",
+    "SESSIONS_NOTE",
     "ConsentReport",
     "ForgetResult",
     "UserReport",
@@ -35,6 +43,10 @@ METER_NOTE = (
     "and of the network prefix: they are not linked to the account or the e-mail and "
     "cannot be listed per person — the reader can send their cg_meter cookie if they want "
     "it looked up."
+)
+SESSIONS_NOTE = (
+    "Signed-in sessions are kept on the server as a SHA-256 of a random id, the account "
+    "id and the start and end times, until they end or you sign out everywhere."
 )
 CONSENT_NOTE = (
     "Consent rows carry a random consent id from the reader's cg_consent cookie; rows "
@@ -67,6 +79,10 @@ class UserReport:
     acceptances: list[AcceptanceRecord]
     consents: list[ConsentRecord]
     consent_ids: list[str] = field(default_factory=list)
+    #: The newsletter ledger's rows, oldest first.
+    subscriptions: list[SubscriptionRecord] = field(default_factory=list)
+    #: The reader's server-side sessions (shown by their times only), oldest first.
+    sessions: list[SessionRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +95,9 @@ class UserReport:
             "acceptances": [acceptance_dict(a) for a in self.acceptances],
             "consents": [consent_dict(c) for c in self.consents],
             "consent_ids": self.consent_ids,
+            "newsletter_subscriptions": [subscription_dict(s) for s in self.subscriptions],
+            "sessions": [session_dict(s) for s in self.sessions],
+            "sessions_note": SESSIONS_NOTE,
             "meter": METER_NOTE,
             "note": CONSENT_NOTE,
         }
@@ -95,7 +114,10 @@ async def user_report(storage: Storage, email: str) -> UserReport | None:
     acceptances = await storage.acceptances_for(user.id)
     consents = await storage.consents_for_user(user.id)
     ids = list(dict.fromkeys(c.consent_id for c in consents))
-    return UserReport(user, acceptances, consents, ids)
+    subscriptions = await storage.subscriptions_for(user.id)
+    # The readers' kind of session (SessionStore's default); the dashboard's are "admin".
+    sessions = await storage.sessions_for("reader", user.id)
+    return UserReport(user, acceptances, consents, ids, subscriptions, sessions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,5 +204,14 @@ def user_lines(report: UserReport) -> list[str]:
     for rec in report.consents:
         lines.append(f"  consent id {rec.consent_id}")
         lines += _consent_row_lines(rec)
-    lines += ["", CONSENT_NOTE, "", "Meter: " + METER_NOTE]
+    lines += ["", f"Newsletter subscription rows ({len(report.subscriptions)}), oldest first:"]
+    for sub in report.subscriptions:
+        lines.append(f"  {iso(sub.recorded_at)}  {sub.list_id} {sub.action} by {sub.method}")
+        lines.append(
+            f"      IP HMAC {sub.ip_hmac or '(none)'}; user agent {sub.user_agent or '(none)'}"
+        )
+    lines += ["", f"Sessions on the server ({len(report.sessions)}), oldest first:"]
+    for session in report.sessions:
+        lines.append(f"  started {iso(session.created_at)}, ends {iso(session.expires_at)}")
+    lines += ["", SESSIONS_NOTE, "", CONSENT_NOTE, "", "Meter: " + METER_NOTE]
     return lines

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 # open_storage raises SchemaTooOldError when `consentgate migrate` is due.
-from consentgate.storage import AcceptanceRecord, ConsentRecord, open_storage
+from consentgate.storage import AcceptanceRecord, ConsentRecord, SessionRecord, open_storage
+from consentgate.storage.records import SubscriptionRecord
 
 __all__ = [
     "COUNTER_NAMES",
@@ -17,6 +18,8 @@ __all__ = [
     "iso",
     "open_storage",
     "parse_when",
+    "session_dict",
+    "subscription_dict",
 ]
 
 BANNER_IMPRESSIONS = "banner_impressions"
@@ -120,3 +123,15 @@ def acceptance_dict(rec: AcceptanceRecord) -> dict[str, Any]:
         "user_agent": rec.user_agent,
         "recorded_at": iso(rec.recorded_at),
     }
+
+
+def subscription_dict(rec: SubscriptionRecord) -> dict[str, Any]:
+    return {
+        key: iso(value) if isinstance(value, datetime) else value
+        for key, value in asdict(rec).items()
+    }
+
+
+def session_dict(rec: SessionRecord) -> dict[str, Any]:
+    """When a session began and when it ends: never its hash, which names it."""
+    return {"created_at": iso(rec.created_at), "expires_at": iso(rec.expires_at)}

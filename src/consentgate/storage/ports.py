@@ -179,6 +179,9 @@ class Sessions(Protocol):
     async def session_by_hash(self, id_hash: str) -> SessionRecord | None:
         """The session with this hash, expired or not (the caller checks), or None."""
 
+    async def sessions_for(self, kind: str, subject: str) -> list[SessionRecord]:
+        """Every stored session of ``subject``, expired or not, oldest first."""
+
     async def delete_session(self, id_hash: str) -> bool:
         """End one session; False when there was none."""
 

@@ -44,6 +44,7 @@ from consentgate.web.account_flow_templates import (
     render_link_page,
     render_notice_page,
 )
+from consentgate.web.account_kit import AccountHandler, AccountKit, Posted
 from consentgate.web.account_templates import AccountPage
 from consentgate.web.errors import Failure
 from consentgate.web.forms import RequestFailure, first, see_other
@@ -51,7 +52,6 @@ from consentgate.web.security import safe_next
 
 if TYPE_CHECKING:
     from consentgate.visitor import Visitor
-    from consentgate.web.accounts import AccountEndpoints, AccountHandler, Posted
 
 __all__ = ["MailFlows"]
 
@@ -60,24 +60,24 @@ _MAX_TOKEN = 2048  # ours are a few hundred characters; longer is not worth veri
 
 
 class MailFlows:
-    """The link flows of :class:`AccountEndpoints` (which owns sessions and answers)."""
+    """The account flows that go through a mail, on the account endpoints' kit."""
 
-    def __init__(self, host: AccountEndpoints, links: Links | None = None) -> None:
-        self.host = host
-        settings = host.config.accounts
+    def __init__(self, kit: AccountKit, links: Links | None = None) -> None:
+        self.kit = kit
+        settings = kit.config.accounts
         self.settings = settings
         # The site's origin (checked at start-up). Without it, the request's: only safe
         # behind a proxy that answers for the site's own host names alone.
-        self.public_url = host.config.public_url.rstrip("/")
+        self.public_url = kit.config.public_url.rstrip("/")
         self.links = links or Links(
-            host.config.secret_keys,
-            host.storage,
+            kit.config.secret_keys,
+            kit.storage,
             lifetime=timedelta(minutes=settings.link_lifetime_minutes),
         )
-        self.mails = AccountMails(host.config.site_name, settings.link_lifetime_minutes)
+        self.mails = AccountMails(kit.config.site_name, settings.link_lifetime_minutes)
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
-        prefix, post = self.host.prefix, self.host.post
+        prefix, post = self.kit.prefix, self.kit.post
         return {
             ("GET", f"{prefix}/verify"): self.verify_page,
             ("POST", f"{prefix}/verify"): post(self.verify),
@@ -97,7 +97,7 @@ class MailFlows:
     def url(self, scope: Scope, path: str, token: str) -> str:
         """An absolute URL for a mail: accounts.public_url, else the request's origin."""
         base = self.public_url or _origin(scope)
-        return f"{base}{self.host.prefix}{path}?token={quote(token, safe='')}"
+        return f"{base}{self.kit.prefix}{path}?token={quote(token, safe='')}"
 
     def issue(
         self, purpose: LinkPurpose, user: User, data: str = "", lifetime: timedelta | None = None
@@ -107,7 +107,7 @@ class MailFlows:
         )
 
     async def _fingerprint_of(self, user_id: str) -> str | None:
-        user = await self.host.accounts.user(user_id)
+        user = await self.kit.accounts.user(user_id)
         return Links.fingerprint(user) if user is not None else None
 
     def registration_mail(
@@ -124,7 +124,7 @@ class MailFlows:
                     self.mails.verify_email(user.email, lang, self.url(scope, "/verify", token))
                 ]
             login = self.public_url or _origin(scope)
-            return [self.mails.address_taken(user.email, lang, f"{login}{self.host.prefix}/login")]
+            return [self.mails.address_taken(user.email, lang, f"{login}{self.kit.prefix}/login")]
 
         return mail
 
@@ -138,8 +138,8 @@ class MailFlows:
 
     async def send(self, mail: list[OutgoingMail]) -> None:
         """Queue mail no other write causes, then wake the sender. Raises StorageError."""
-        await self.host.accounts.send(mail)
-        self.host.wake_sender()
+        await self.kit.accounts.send(mail)
+        self.kit.wake_sender()
 
     # -- link pages ---------------------------------------------------------------------
     async def claim(
@@ -167,15 +167,15 @@ class MailFlows:
                     )
             except StorageError as exc:
                 logger.error("consentgate: a mail link could not be checked: %s", exc)
-                await self.host.answer.unavailable(
+                await self.kit.answer.unavailable(
                     scope, receive, send, visitor, "/", "unavailable_login"
                 )
                 return None
         if claim is None:
-            message = self.host.answer.texts(visitor)["link_invalid"]
+            message = self.kit.answer.texts(visitor)["link_invalid"]
             failure = RequestFailure(Failure.LINK_INVALID, message=message)
-            login = f"{self.host.prefix}/login"
-            await self.host.answer.fail(scope, receive, send, visitor, failure, login)
+            login = f"{self.kit.prefix}/login"
+            await self.kit.answer.fail(scope, receive, send, visitor, failure, login)
         return claim
 
     async def link_page(
@@ -195,7 +195,7 @@ class MailFlows:
         if claim is None:
             return
         title, intro, button = keys
-        min_length = self.host.accounts.min_password_length
+        min_length = self.kit.accounts.min_password_length
 
         def render(page: AccountPage) -> str:
             return render_link_page(
@@ -209,7 +209,7 @@ class MailFlows:
                 min_password_length=min_length,
             )
 
-        await self.host.answer.page(scope, receive, send, visitor, "/", render)
+        await self.kit.answer.page(scope, receive, send, visitor, "/", render)
 
     # -- verify -------------------------------------------------------------------------
     async def verify_page(
@@ -242,21 +242,21 @@ class MailFlows:
         """The link proved the reader reads the address: verified, and signed in here."""
         next_url = safe_next(claim.data or "/")
         try:
-            await self.host.accounts.mark_verified(claim.user_id)
+            await self.kit.accounts.mark_verified(claim.user_id)
         except StorageError as exc:
             logger.error("consentgate: address not marked verified: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_login"
             )
             return
-        await self.host.signed_in(scope, receive, send, visitor, claim.user_id, next_url)
+        await self.kit.signed_in(scope, receive, send, visitor, claim.user_id, next_url)
 
     async def resend_page(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
         next_url = safe_next(Request(scope).query_params.get("next"))
         if visitor.user_id is None:
-            await self.host.to_login(f"{self.host.prefix}/verify/resend", next_url)(
+            await self.kit.to_login(f"{self.kit.prefix}/verify/resend", next_url)(
                 scope, receive, send
             )
             return
@@ -271,23 +271,23 @@ class MailFlows:
                 button_key="resend_button",
             )
 
-        await self.host.answer.page(scope, receive, send, visitor, next_url, render)
+        await self.kit.answer.page(scope, receive, send, visitor, next_url, render)
 
     async def resend(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
         next_url = posted.next_url
         if visitor.user_id is None:
-            await self.host.to_login(f"{self.host.prefix}/verify/resend", next_url)(
+            await self.kit.to_login(f"{self.kit.prefix}/verify/resend", next_url)(
                 scope, receive, send
             )
             return
         try:
-            user = await self.host.accounts.user(visitor.user_id)
+            user = await self.kit.accounts.user(visitor.user_id)
             if user is None or user.email_verified_at is not None:
                 await see_other(next_url)(scope, receive, send)
                 return
-            if not await self.host.limits.mail_allowed(visitor.client_ip, user.email):
+            if not await self.kit.limits.mail_allowed(visitor.client_ip, user.email):
                 await self._too_many(scope, receive, send, visitor, next_url)
                 return
             token = self.issue(LinkPurpose.VERIFY_EMAIL, user, next_url, self._verify_lifetime)
@@ -295,7 +295,7 @@ class MailFlows:
             await self.send([self.mails.verify_email(user.email, visitor.language, url)])
         except StorageError as exc:
             logger.error("consentgate: verification mail not queued: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_mail"
             )
             return
@@ -416,7 +416,7 @@ class MailFlows:
         claim = await self.claim(scope, receive, send, visitor, token, purpose, redeem=False)
         if claim is None:
             return
-        accounts = self.host.accounts
+        accounts = self.kit.accounts
         try:
             user = await accounts.user(claim.user_id)
         except StorageError:
@@ -440,7 +440,7 @@ class MailFlows:
                     min_password_length=min_length,
                 )
 
-            await self.host.answer.page(scope, receive, send, visitor, "/", render, status=400)
+            await self.kit.answer.page(scope, receive, send, visitor, "/", render, status=400)
             return
         claim = await self.claim(scope, receive, send, visitor, token, purpose, redeem=True)
         if claim is None:
@@ -450,19 +450,19 @@ class MailFlows:
             problem = await accounts.set_password(claim.user_id, new)
             if problem is None:
                 # Whoever knew the old password may hold a session: all of them end.
-                await self.host.sessions.end_all(claim.user_id)
+                await self.kit.sessions.end_all(claim.user_id)
                 await accounts.mark_verified(claim.user_id)
         except StorageError as exc:
             logger.error("consentgate: password not reset, storage failed: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_login"
             )
             return
         if problem is not None:
             refused = RequestFailure(Failure.PASSWORD_NOT_CHANGED, message=problem.message)
-            await self.host.answer.fail(scope, receive, send, visitor, refused, next_url)
+            await self.kit.answer.fail(scope, receive, send, visitor, refused, next_url)
             return
-        await self.host.signed_in(scope, receive, send, visitor, claim.user_id, next_url)
+        await self.kit.signed_in(scope, receive, send, visitor, claim.user_id, next_url)
 
     # -- shared pieces ------------------------------------------------------------------
     async def _email_form(
@@ -482,7 +482,7 @@ class MailFlows:
                 page, action=action, title_key=title, intro_key=intro, button_key=button
             )
 
-        await self.host.answer.page(scope, receive, send, visitor, next_url, render)
+        await self.kit.answer.page(scope, receive, send, visitor, next_url, render)
 
     async def _email_request(
         self,
@@ -500,7 +500,7 @@ class MailFlows:
         email, next_url = first(posted.form, "email"), posted.next_url
         if normalize_email(email) is None:
             title, intro, button = keys
-            errors = {"email": self.host.answer.texts(visitor)["email_invalid"]}
+            errors = {"email": self.kit.answer.texts(visitor)["email_invalid"]}
 
             def render(page: AccountPage) -> str:
                 return render_email_request_page(
@@ -513,18 +513,18 @@ class MailFlows:
                     errors=errors,
                 )
 
-            await self.host.answer.page(scope, receive, send, visitor, next_url, render, status=400)
+            await self.kit.answer.page(scope, receive, send, visitor, next_url, render, status=400)
             return
         try:
-            if not await self.host.limits.mail_allowed(visitor.client_ip, email):
+            if not await self.kit.limits.mail_allowed(visitor.client_ip, email):
                 await self._too_many(scope, receive, send, visitor, next_url)
                 return
-            user = await self.host.accounts.user_by_email(email)
+            user = await self.kit.accounts.user_by_email(email)
             if user is not None:
                 await self.send([mail(user, visitor.language)])
         except StorageError as exc:
             logger.error("consentgate: link mail not queued: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_mail"
             )
             return
@@ -542,13 +542,13 @@ class MailFlows:
         def render(page: AccountPage) -> str:
             return render_notice_page(page, title, message)
 
-        await self.host.answer.page(scope, receive, send, visitor, "/", render)
+        await self.kit.answer.page(scope, receive, send, visitor, "/", render)
 
     async def _too_many(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, next_url: str
     ) -> None:
-        wait = self.host.limits.mail_limit.window_seconds
-        await self.host.answer.too_many(scope, receive, send, visitor, next_url, wait)
+        wait = self.kit.limits.mail_limit.window_seconds
+        await self.kit.answer.too_many(scope, receive, send, visitor, next_url, wait)
 
 
 def _origin(scope: Scope) -> str:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -42,6 +40,8 @@ from consentgate.web.account_flow_templates import (
     render_notice_page,
     render_subscriptions,
 )
+from consentgate.web.account_kit import AccountHandler, AccountKit, Posted
+from consentgate.web.account_links import MailFlows
 from consentgate.web.account_templates import AccountPage
 from consentgate.web.errors import Failure
 from consentgate.web.forms import RequestFailure, first, private_headers
@@ -49,32 +49,21 @@ from consentgate.web.newsletter_templates import render_newsletter_section
 
 if TYPE_CHECKING:
     from consentgate.visitor import Visitor
-    from consentgate.web.accounts import AccountEndpoints, AccountHandler, Posted
 
-__all__ = ["AccountPageEndpoints", "subscription_dict"]
+__all__ = ["AccountPageEndpoints"]
 
 logger = logging.getLogger("consentgate")
 
-SESSIONS_NOTE = (
-    "Signed-in sessions are kept on the server as a SHA-256 of a random id, the account "
-    "id and the start and end times, until they end or you sign out everywhere."
-)
-
-
-def subscription_dict(rec: SubscriptionRecord) -> dict[str, Any]:
-    return {
-        key: iso(value) if isinstance(value, datetime) else value
-        for key, value in asdict(rec).items()
-    }
-
 
 class AccountPageEndpoints:
-    def __init__(self, host: AccountEndpoints) -> None:
-        self.host = host
-        self.path = f"{host.prefix}/account"
+    def __init__(self, kit: AccountKit, flows: MailFlows) -> None:
+        """``flows``: the change of address goes through a mail's link like theirs."""
+        self.kit = kit
+        self.flows = flows
+        self.path = f"{kit.prefix}/account"
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
-        path, post = self.path, self.host.post
+        path, post = self.path, self.kit.post
         return {
             ("GET", path): self.overview,
             ("POST", f"{path}/email"): post(self.change_email),
@@ -91,18 +80,18 @@ class AccountPageEndpoints:
     ) -> User | None:
         """The reader's account, or None after answering (sign in first, or a 503)."""
         if visitor.user_id is None:
-            await self.host.to_login(path, self.path)(scope, receive, send)
+            await self.kit.to_login(path, self.path)(scope, receive, send)
             return None
         try:
-            user = await self.host.accounts.user(visitor.user_id)
+            user = await self.kit.accounts.user(visitor.user_id)
         except StorageError as exc:
             logger.error("consentgate: account page unavailable: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, "/", "unavailable_login"
             )
             return None
         if user is None:  # erased meanwhile (on another browser)
-            await self.host.to_login(path, self.path)(scope, receive, send)
+            await self.kit.to_login(path, self.path)(scope, receive, send)
         return user
 
     # -- the page -----------------------------------------------------------------------
@@ -110,7 +99,7 @@ class AccountPageEndpoints:
         user = await self._signed_in_user(scope, receive, send, visitor, self.path)
         if user is None:
             return
-        storage = self.host.storage
+        storage = self.kit.storage
         try:
             summary = AccountSummary(
                 email=user.email,
@@ -122,35 +111,35 @@ class AccountPageEndpoints:
             )
         except StorageError as exc:
             logger.error("consentgate: account page unavailable: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, "/", "unavailable_login"
             )
             return
         section = await self._newsletter_section(scope, receive, send, visitor, user)
         if section is None:
             return
-        min_length = self.host.accounts.min_password_length
+        min_length = self.kit.accounts.min_password_length
 
         def render(page: AccountPage) -> str:
             return render_account_overview(
                 page, summary, newsletters=section, min_password_length=min_length
             )
 
-        await self.host.answer.page(scope, receive, send, visitor, self.path, render)
+        await self.kit.answer.page(scope, receive, send, visitor, self.path, render)
 
     async def _newsletter_section(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, user: User
     ) -> NewsletterSection | None:
         """The configured lists with a button each (the newsletter feature's section),
         else the ledger's rows as they are; None after answering a storage failure."""
-        newsletters = self.host.newsletters
+        newsletters = self.kit.newsletters
         if newsletters is None or not newsletters.lists:
             return render_subscriptions
         try:
             states = await newsletters.current(user.id)
         except StorageError as exc:
             logger.error("consentgate: account page unavailable: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, "/", "unavailable_login"
             )
             return None
@@ -167,44 +156,44 @@ class AccountPageEndpoints:
         """The password, then a link to the new address (which confirms) and a notice to
         the old one. An address that has an account already gets nothing, and the answer
         is the same: the form tells nobody which addresses have accounts."""
-        user_id, host = visitor.user_id, self.host
+        user_id, kit = visitor.user_id, self.kit
         if user_id is None:
-            await host.to_login(self.path, self.path)(scope, receive, send)
+            await kit.to_login(self.path, self.path)(scope, receive, send)
             return
         new_email = normalize_email(first(posted.form, "new_email"))
-        limits = host.limits
+        limits = kit.limits
         keys = limits.login_keys(visitor.client_ip, f"user:{user_id}")
         try:
             wait = await limits.login_wait(keys)
             if wait > 0:
-                await host.answer.too_many(scope, receive, send, visitor, self.path, wait)
+                await kit.answer.too_many(scope, receive, send, visitor, self.path, wait)
                 return
             if new_email is None:
-                message = host.answer.texts(visitor)["email_invalid"]
+                message = kit.answer.texts(visitor)["email_invalid"]
                 refused = RequestFailure(Failure.EMAIL_CHANGE_REFUSED, message=message)
-                await host.answer.fail(scope, receive, send, visitor, refused, self.path)
+                await kit.answer.fail(scope, receive, send, visitor, refused, self.path)
                 return
-            user = await host.accounts.check_password(user_id, first(posted.form, "password"))
+            user = await kit.accounts.check_password(user_id, first(posted.form, "password"))
             if user is None:
                 await limits.login_failed(keys)
-                message = host.answer.texts(visitor)["wrong_password"]
+                message = kit.answer.texts(visitor)["wrong_password"]
                 refused = RequestFailure(Failure.EMAIL_CHANGE_REFUSED, message=message)
-                await host.answer.fail(scope, receive, send, visitor, refused, self.path)
+                await kit.answer.fail(scope, receive, send, visitor, refused, self.path)
                 return
             if not await limits.mail_allowed(visitor.client_ip, new_email):
                 wait = limits.mail_limit.window_seconds
-                await host.answer.too_many(scope, receive, send, visitor, self.path, wait)
+                await kit.answer.too_many(scope, receive, send, visitor, self.path, wait)
                 return
-            flows, lang = host.flows, visitor.language
+            flows, lang = self.flows, visitor.language
             mail = [flows.mails.email_change_notice(user.email, lang, new_email)]
-            if await host.accounts.user_by_email(new_email) is None:
+            if await kit.accounts.user_by_email(new_email) is None:
                 token = flows.issue(LinkPurpose.CHANGE_EMAIL, user, new_email)
                 url = flows.url(scope, "/account/email/confirm", token)
                 mail.insert(0, flows.mails.email_change(new_email, lang, url))
             await flows.send(mail)
         except StorageError as exc:
             logger.error("consentgate: change of address not started: %s", exc)
-            await host.answer.unavailable(
+            await kit.answer.unavailable(
                 scope, receive, send, visitor, self.path, "unavailable_mail"
             )
             return
@@ -212,12 +201,12 @@ class AccountPageEndpoints:
         def render(page: AccountPage) -> str:
             return render_notice_page(page, "sent_title", "email_change_sent")
 
-        await host.answer.page(scope, receive, send, visitor, self.path, render)
+        await kit.answer.page(scope, receive, send, visitor, self.path, render)
 
     async def email_confirm_page(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
-        await self.host.flows.link_page(
+        await self.flows.link_page(
             scope,
             receive,
             send,
@@ -230,8 +219,8 @@ class AccountPageEndpoints:
     async def email_confirm(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
-        host = self.host
-        claim = await host.flows.claim(
+        kit = self.kit
+        claim = await self.flows.claim(
             scope,
             receive,
             send,
@@ -243,20 +232,20 @@ class AccountPageEndpoints:
         if claim is None:
             return
         try:
-            changed = await host.accounts.change_email(claim.user_id, claim.data)
+            changed = await kit.accounts.change_email(claim.user_id, claim.data)
         except StorageError as exc:
             logger.error("consentgate: address not changed: %s", exc)
-            await host.answer.unavailable(
+            await kit.answer.unavailable(
                 scope, receive, send, visitor, self.path, "unavailable_login"
             )
             return
         if not changed:
-            message = host.answer.texts(visitor)["email_taken_now"]
+            message = kit.answer.texts(visitor)["email_taken_now"]
             refused = RequestFailure(Failure.EMAIL_CHANGE_REFUSED, message=message)
-            await host.answer.fail(scope, receive, send, visitor, refused, self.path)
+            await kit.answer.fail(scope, receive, send, visitor, refused, self.path)
             return
         # The link proved the new address is the reader's: signed in here with it.
-        await host.signed_in(scope, receive, send, visitor, claim.user_id, self.path)
+        await kit.signed_in(scope, receive, send, visitor, claim.user_id, self.path)
 
     # -- the reader's data ----------------------------------------------------------------
     async def export_page(
@@ -265,7 +254,7 @@ class AccountPageEndpoints:
         path = f"{self.path}/export"
         if await self._signed_in_user(scope, receive, send, visitor, path) is None:
             return
-        await self.host.answer.page(scope, receive, send, visitor, self.path, render_export_page)
+        await self.kit.answer.page(scope, receive, send, visitor, self.path, render_export_page)
 
     async def export(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
@@ -273,24 +262,21 @@ class AccountPageEndpoints:
         user = await self._signed_in_user(scope, receive, send, visitor, f"{self.path}/export")
         if user is None:
             return
-        storage = self.host.storage
+        storage = self.kit.storage
         try:
             report = await user_report(storage, user.email)
-            subscriptions = await storage.subscriptions_for(user.id)
         except StorageError as exc:
             logger.error("consentgate: data export unavailable: %s", exc)
-            await self.host.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, self.path, "unavailable_login"
             )
             return
         if report is None:
-            await self.host.to_login(self.path, self.path)(scope, receive, send)
+            await self.kit.to_login(self.path, self.path)(scope, receive, send)
             return
         data = report.to_json()
         verified = user.email_verified_at
         data["account"]["email_verified_at"] = iso(verified) if verified else None
-        data["newsletter_subscriptions"] = [subscription_dict(s) for s in subscriptions]
-        data["sessions"] = {"note": SESSIONS_NOTE}
         body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
         headers = {
             **private_headers(),
@@ -305,29 +291,29 @@ class AccountPageEndpoints:
         path = f"{self.path}/delete"
         if await self._signed_in_user(scope, receive, send, visitor, path) is None:
             return
-        await self.host.answer.page(scope, receive, send, visitor, self.path, render_delete_page)
+        await self.kit.answer.page(scope, receive, send, visitor, self.path, render_delete_page)
 
     async def delete(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
         """The password and the ticked box, then ``consentgate forget``'s erasure; every
         session ends and this browser's session cookie goes."""
-        host, path = self.host, f"{self.path}/delete"
+        kit, path = self.kit, f"{self.path}/delete"
         user_id = visitor.user_id
         if user_id is None:
-            await host.to_login(path, self.path)(scope, receive, send)
+            await kit.to_login(path, self.path)(scope, receive, send)
             return
-        limits = host.limits
+        limits = kit.limits
         keys = limits.login_keys(visitor.client_ip, f"user:{user_id}")
         try:
             wait = await limits.login_wait(keys)
             if wait > 0:
-                await host.answer.too_many(scope, receive, send, visitor, self.path, wait)
+                await kit.answer.too_many(scope, receive, send, visitor, self.path, wait)
                 return
-            user = await host.accounts.check_password(user_id, first(posted.form, "password"))
+            user = await kit.accounts.check_password(user_id, first(posted.form, "password"))
             if user is None:
                 await limits.login_failed(keys)
-            texts = host.answer.texts(visitor)
+            texts = kit.answer.texts(visitor)
             error = (
                 texts["wrong_password"]
                 if user is None
@@ -340,13 +326,13 @@ class AccountPageEndpoints:
                 def render(page: AccountPage) -> str:
                     return render_delete_page(page, error=error)
 
-                await host.answer.page(scope, receive, send, visitor, self.path, render, status=400)
+                await kit.answer.page(scope, receive, send, visitor, self.path, render, status=400)
                 return
-            await forget_user(host.storage, user)
-            await host.sessions.end_all(user.id)
+            await forget_user(kit.storage, user)
+            await kit.sessions.end_all(user.id)
         except StorageError as exc:
             logger.error("consentgate: account not erased: %s", exc)
-            await host.answer.unavailable(
+            await kit.answer.unavailable(
                 scope, receive, send, visitor, self.path, "unavailable_delete"
             )
             return
@@ -355,14 +341,14 @@ class AccountPageEndpoints:
     async def _deleted(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         """ "Your account is deleted", in the site's layout like every reader page, with
         the session cookie cleared."""
-        host = self.host
-        token, cookie = host.pages.csrf_token_for(visitor)
-        page = host.answer.account_page(visitor, token, "/")
+        kit = self.kit
+        token, cookie = kit.pages.csrf_token_for(visitor)
+        page = kit.answer.account_page(visitor, token, "/")
         document = render_notice_page(page, "deleted_title", "deleted_message")
-        html = await host.pages.dressed(visitor.language, document, scope)
-        response = Response(html, media_type="text/html", headers=dict(host.pages.page_headers))
+        html = await kit.pages.dressed(visitor.language, document, scope)
+        response = Response(html, media_type="text/html", headers=dict(kit.pages.page_headers))
         response.headers.append(
-            "set-cookie", host.pages.cookies.session.expired(scheme=visitor.scheme)
+            "set-cookie", kit.pages.cookies.session.expired(scheme=visitor.scheme)
         )
         if cookie:
             response.headers.append("set-cookie", cookie)

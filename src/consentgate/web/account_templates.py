@@ -10,16 +10,12 @@ form comes back with an error: the reader ticks them again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from consentgate.i18n import locale
 from consentgate.markup import escape as _e
-
-if TYPE_CHECKING:
-    from consentgate.accounts.newsletter_lists import NewsletterList
 
 __all__ = [
     "AccountPage",
@@ -174,14 +170,12 @@ def render_register_page(
     email: str = "",
     errors: Mapping[str, str] | None = None,
     min_password_length: int = 10,
-    newsletters: Sequence[NewsletterList] = (),
+    newsletter_choices: str = "",
 ) -> str:
     """The registration form; ``errors`` maps field names (email, password,
     accept_policy) to messages. The password is never put back into the page.
-    ``newsletters``: the lists offered, each its own unticked box."""
-    # Imported here: newsletter_templates builds on this module's AccountPage.
-    from consentgate.web.newsletter_templates import render_newsletter_choices
-
+    ``newsletter_choices``: the lists' fieldset, already rendered by the caller
+    (web/newsletter_templates.py builds on this module, so this one cannot use it)."""
     errors = errors or {}
     title = page.texts.get("register_title", "")
     body = (
@@ -194,7 +188,7 @@ def render_register_page(
         + _email_field(page, email, errors)
         + _password_field(page, errors, new=True, min_length=min_password_length)
         + _policy_checkbox(page, "accept_policy", errors)
-        + render_newsletter_choices(newsletters, page.lang)
+        + newsletter_choices
         + f'<div class="cg-actions"><button type="submit" class="cg-btn">'
         f"{_t(page, 'register_button')}</button></div></form>" + f"<p>{_t(page, 'have_account')} "
         f'<a class="cg-link" href="{_e(_url(page, "login"))}">{_t(page, "sign_in_link")}</a></p>'

@@ -1,7 +1,7 @@
 """The built-in account endpoints, for sites without accounts of their own.
 
 GET  {prefix}/register   registration form: e-mail, password, privacy policy (required,
-POST {prefix}/register   unticked), newsletter (optional, unticked)
+POST {prefix}/register   unticked), the newsletter lists (each optional, unticked)
 GET  {prefix}/login      sign-in form
 POST {prefix}/login
 POST {prefix}/logout     ends this session on the server and clears its cookie
@@ -16,7 +16,9 @@ address gets its verification link, the owner of a taken one a "someone used you
 address" mail), so the form tells nobody which addresses have accounts. The flows
 through a mail (verify, sign-in link, password reset): web/account_links.py; the
 account page (/account: sessions, password, address, data, deletion):
-web/account_page.py.
+web/account_page.py. Those parts and this one share what they need through one
+``AccountKit`` (web/account_kit.py: the services, the POST wrapper, starting a session),
+built here; none of them holds this object.
 
 Every POST is CSRF-protected like the consent endpoints (a token bound to the
 browser's id cookie, and the Origin check). Sign-in and registration limits:
@@ -29,8 +31,7 @@ the account pages' style; the operator's ``failure_response`` hook applies here 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
@@ -40,16 +41,18 @@ from starlette.types import Receive, Scope, Send
 
 from consentgate.accounts import AccountError, Accounts, Backoff, RateLimiter, SessionStore
 from consentgate.accounts.newsletters import Newsletters
-from consentgate.config import Config
 from consentgate.metrics import REGISTRATIONS, Metrics
 from consentgate.storage import Storage, StorageError
 from consentgate.web.account_flow_templates import render_notice_page
+from consentgate.web.account_kit import AccountHandler, AccountKit, Posted
 from consentgate.web.account_limits import (
     LOGIN_WINDOW_SECONDS,
     REGISTER_WINDOW_SECONDS,
     Limit,
     SignInLimits,
 )
+from consentgate.web.account_links import MailFlows
+from consentgate.web.account_page import AccountPageEndpoints
 from consentgate.web.account_responses import AccountResponses
 from consentgate.web.account_templates import (
     AccountPage,
@@ -58,7 +61,8 @@ from consentgate.web.account_templates import (
     render_register_page,
 )
 from consentgate.web.errors import Failure
-from consentgate.web.forms import Form, RequestFailure, check_csrf, first, read_form, see_other
+from consentgate.web.forms import RequestFailure, first, see_other
+from consentgate.web.newsletter_templates import render_newsletter_choices
 from consentgate.web.pages import PageKit
 from consentgate.web.security import safe_next
 
@@ -94,23 +98,6 @@ class AccountVisitor(Protocol):
     def scheme(self) -> str: ...
 
 
-# The signature of every route of ours (web/endpoints.py's Handler).
-AccountHandler = Callable[[Scope, Receive, Send, "Visitor"], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Posted:
-    """A POST that passed the checks every account form shares."""
-
-    request: Request
-    form: Form
-    #: The form's ``next``, made safe: where the reader goes afterwards.
-    next_url: str
-
-
-PostHandler = Callable[[Scope, Receive, Send, "Visitor", Posted], Awaitable[None]]
-
-
 class AccountEndpoints:
     def __init__(
         self,
@@ -128,27 +115,21 @@ class AccountEndpoints:
         """``wake`` tells the mail sender there is mail to send (else it finds it on
         its next poll); ``newsletters``: the lists offered at registration and on the
         account page."""
-        # (Imported here: these modules build on this one's Posted and handlers.)
-        from consentgate.web.account_links import MailFlows
-        from consentgate.web.account_page import AccountPageEndpoints
-
-        self.pages = pages
-        self.newsletters = newsletters
-        self.config: Config = pages.config
-        self.accounts = accounts
-        self.sessions = sessions
         self.metrics = metrics
-        self.storage = storage
-        self.wake = wake
-        self.prefix = self.config.prefix
-        self.answer = AccountResponses(pages)
-        self.limits = SignInLimits(self.config.accounts, accounts, rate_limiter, backoff)
-        self.flows = MailFlows(self)
-        self.account_page = AccountPageEndpoints(self)
-
-    def wake_sender(self) -> None:
-        if self.wake is not None:
-            self.wake()
+        self.limits = SignInLimits(pages.config.accounts, accounts, rate_limiter, backoff)
+        self.kit = AccountKit(
+            pages=pages,
+            accounts=accounts,
+            sessions=sessions,
+            storage=storage,
+            limits=self.limits,
+            answer=AccountResponses(pages),
+            newsletters=newsletters,
+            wake=wake,
+        )
+        self.flows = MailFlows(self.kit)
+        self.account_page = AccountPageEndpoints(self.kit, self.flows)
+        self.prefix = pages.config.prefix
 
     @property
     def backoff(self) -> Backoff:
@@ -159,7 +140,7 @@ class AccountEndpoints:
         self.limits.backoff = backoff
 
     def routes(self) -> dict[tuple[str, str], AccountHandler]:
-        prefix, post = self.prefix, self.post
+        prefix, post = self.prefix, self.kit.post
         return {
             **self.flows.routes(),
             **self.account_page.routes(),
@@ -182,56 +163,57 @@ class AccountEndpoints:
         if visitor.user_id is not None:
             await see_other(next_url)(scope, receive, send)
             return
-        await self.answer.page(scope, receive, send, visitor, next_url, self._register_renderer())
+        await self.kit.answer.page(
+            scope, receive, send, visitor, next_url, self._register_renderer()
+        )
 
     async def register(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
         form, next_url = posted.form, posted.next_url
         email, password = first(form, "email"), first(form, "password")
-        accepted, newsletter = bool(first(form, "accept_policy")), bool(first(form, "newsletter"))
-        accounts = self.accounts
+        accepted = bool(first(form, "accept_policy"))
+        accounts = self.kit.accounts
         problems = accounts.registration_problems(email, password, accepted)
         if problems:
             errors = _errors_by_field(problems)
             render = self._register_renderer(email=email, errors=errors)
-            await self.answer.page(scope, receive, send, visitor, next_url, render, status=400)
+            await self.kit.answer.page(scope, receive, send, visitor, next_url, render, status=400)
             return
         context = accounts.context(visitor.client_ip, posted.request.headers.get("user-agent"))
         if not await self.limits.register_allowed(visitor.client_ip):
             wait = self.limits.register_limit.window_seconds
-            await self.answer.too_many(scope, receive, send, visitor, next_url, wait)
+            await self.kit.answer.too_many(scope, receive, send, visitor, next_url, wait)
             return
         mail = self.flows.registration_mail(scope, visitor, next_url)
         try:
-            user = await accounts.register(
-                email, password, accepted, newsletter, context, mail=mail
-            )
+            user = await accounts.register(email, password, accepted, context, mail=mail)
         except AccountError as error:
             render = self._register_renderer(email=email, errors={error.field: error.message})
-            await self.answer.page(scope, receive, send, visitor, next_url, render, status=400)
+            await self.kit.answer.page(scope, receive, send, visitor, next_url, render, status=400)
             return
         except StorageError as exc:
             logger.error("consentgate: registration not stored, no account: %s", exc)
-            await self.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_register"
             )
             return
         if user is not None:
             self.metrics.add(REGISTRATIONS)
-            if self.newsletters is not None:  # the lists ticked: double opt-in mails go out
-                await self.newsletters.subscribe_at_registration(
+            if self.kit.newsletters is not None:  # the lists ticked: double opt-in mails go out
+                await self.kit.newsletters.subscribe_at_registration(
                     user, form.get("newsletters", []), context, visitor.language
                 )
-        self.wake_sender()
+        self.kit.wake_sender()
 
         # The same page whether the address was new or taken: only the mail differs.
-        await self.answer.page(scope, receive, send, visitor, next_url, _registered)
+        await self.kit.answer.page(scope, receive, send, visitor, next_url, _registered)
 
     def _register_renderer(
         self, *, email: str = "", errors: dict[str, str] | None = None
     ) -> Callable[[AccountPage], str]:
-        min_length = self.accounts.min_password_length
+        min_length = self.kit.accounts.min_password_length
+        lists = self.kit.config.newsletters
 
         def render(page: AccountPage) -> str:
             return render_register_page(
@@ -239,7 +221,7 @@ class AccountEndpoints:
                 email=email,
                 errors=errors,
                 min_password_length=min_length,
-                newsletters=self.config.newsletters,
+                newsletter_choices=render_newsletter_choices(lists, page.lang),
             )
 
         return render
@@ -249,7 +231,7 @@ class AccountEndpoints:
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
         next_url = safe_next(Request(scope).query_params.get("next"))
-        await self.answer.page(scope, receive, send, visitor, next_url, render_login_page)
+        await self.kit.answer.page(scope, receive, send, visitor, next_url, render_login_page)
 
     async def login(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
@@ -261,33 +243,33 @@ class AccountEndpoints:
         keys = limits.login_keys(visitor.client_ip, email)
         wait = await limits.login_wait(keys)
         if wait > 0:
-            await self.answer.too_many(scope, receive, send, visitor, next_url, wait)
+            await self.kit.answer.too_many(scope, receive, send, visitor, next_url, wait)
             return
         try:
-            user = await self.accounts.authenticate(email, password)
+            user = await self.kit.accounts.authenticate(email, password)
         except StorageError as exc:
             logger.error("consentgate: sign-in impossible, storage failed: %s", exc)
-            await self.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_login"
             )
             return
         if user is None:
             await limits.login_failed(keys)
-            error = self.answer.texts(visitor)["login_error"]
+            error = self.kit.answer.texts(visitor)["login_error"]
 
             def render(page: AccountPage) -> str:
                 return render_login_page(page, email=email, error=error)
 
-            await self.answer.page(scope, receive, send, visitor, next_url, render, status=400)
+            await self.kit.answer.page(scope, receive, send, visitor, next_url, render, status=400)
             return
         await limits.login_succeeded(keys)
-        await self.signed_in(scope, receive, send, visitor, user.id, next_url)
+        await self.kit.signed_in(scope, receive, send, visitor, user.id, next_url)
 
     async def logout(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
         try:
-            await self.sessions.end(self._session_value(visitor))
+            await self.kit.sessions.end(self._session_value(visitor))
         except StorageError as exc:
             # The cookie still goes; the row expires with its lifetime.
             logger.error("consentgate: could not end a session on the server: %s", exc)
@@ -300,10 +282,10 @@ class AccountEndpoints:
         next_url = posted.next_url
         if visitor.user_id is not None:
             try:
-                await self.sessions.end_all(visitor.user_id)
+                await self.kit.sessions.end_all(visitor.user_id)
             except StorageError as exc:
                 logger.error("consentgate: could not end the sessions: %s", exc)
-                await self.answer.unavailable(
+                await self.kit.answer.unavailable(
                     scope, receive, send, visitor, next_url, "unavailable_login"
                 )
                 return
@@ -324,17 +306,17 @@ class AccountEndpoints:
         keys = limits.login_keys(visitor.client_ip, f"user:{user_id}")
         wait = await limits.login_wait(keys)
         if wait > 0:
-            await self.answer.too_many(scope, receive, send, visitor, next_url, wait)
+            await self.kit.answer.too_many(scope, receive, send, visitor, next_url, wait)
             return
         try:
-            problem = await self.accounts.change_password(
+            problem = await self.kit.accounts.change_password(
                 user_id, first(form, "current_password"), first(form, "new_password")
             )
             if problem is None:
-                await self.sessions.end_all(user_id, keep=self._session_value(visitor))
+                await self.kit.sessions.end_all(user_id, keep=self._session_value(visitor))
         except StorageError as exc:
             logger.error("consentgate: password not changed, storage failed: %s", exc)
-            await self.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_login"
             )
             return
@@ -342,7 +324,7 @@ class AccountEndpoints:
             if problem.wrong_current:
                 await limits.login_failed(keys)
             refused = RequestFailure(Failure.PASSWORD_NOT_CHANGED, message=problem.message)
-            await self.answer.fail(scope, receive, send, visitor, refused, next_url)
+            await self.kit.answer.fail(scope, receive, send, visitor, refused, next_url)
             return
         await see_other(next_url)(scope, receive, send)
 
@@ -351,12 +333,12 @@ class AccountEndpoints:
     ) -> None:
         response = see_other(next_url)
         response.headers.append(
-            "set-cookie", self.pages.cookies.session.expired(scheme=visitor.scheme)
+            "set-cookie", self.kit.pages.cookies.session.expired(scheme=visitor.scheme)
         )
         await response(scope, receive, send)
 
     def _session_value(self, visitor: Visitor) -> str | None:
-        return visitor.cookies.get(self.config.cookie_names.session)
+        return visitor.cookies.get(self.kit.config.cookie_names.session)
 
     # -- policy re-acceptance -----------------------------------------------------------
     async def policy_form(
@@ -368,17 +350,17 @@ class AccountEndpoints:
             await self._to_login(next_url)(scope, receive, send)
             return
         try:
-            needed = await self.accounts.needs_policy_acceptance(user_id)
+            needed = await self.kit.accounts.needs_policy_acceptance(user_id)
         except StorageError as exc:
             logger.error("consentgate: cannot read policy acceptances: %s", exc)
-            await self.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_policy"
             )
             return
         if not needed:
             await see_other(next_url)(scope, receive, send)
             return
-        await self.answer.page(scope, receive, send, visitor, next_url, render_policy_page)
+        await self.kit.answer.page(scope, receive, send, visitor, next_url, render_policy_page)
 
     async def accept_policy(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
@@ -389,14 +371,14 @@ class AccountEndpoints:
             await self._to_login(next_url)(scope, receive, send)
             return
         if not first(posted.form, "accept_policy"):
-            error = self.answer.texts(visitor)["policy_error"]
+            error = self.kit.answer.texts(visitor)["policy_error"]
 
             def render(page: AccountPage) -> str:
                 return render_policy_page(page, error=error)
 
-            await self.answer.page(scope, receive, send, visitor, next_url, render, status=400)
+            await self.kit.answer.page(scope, receive, send, visitor, next_url, render, status=400)
             return
-        accounts = self.accounts
+        accounts = self.kit.accounts
         context = accounts.context(visitor.client_ip, posted.request.headers.get("user-agent"))
         try:
             # A second submit of the same form records nothing twice.
@@ -404,64 +386,14 @@ class AccountEndpoints:
                 await accounts.record_acceptance(user_id, "re-acceptance", context)
         except StorageError as exc:
             logger.error("consentgate: policy acceptance not recorded: %s", exc)
-            await self.answer.unavailable(
+            await self.kit.answer.unavailable(
                 scope, receive, send, visitor, next_url, "unavailable_policy"
             )
             return
         await see_other(next_url)(scope, receive, send)
 
-    # -- shared pieces ------------------------------------------------------------------
-    def post(self, handler: PostHandler) -> AccountHandler:
-        """Every account POST: the urlencoded form, read and CSRF-checked like the
-        consent endpoints' (a token bound to the browser, the Origin), or the failure."""
-
-        async def endpoint(scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
-            request = Request(scope, receive)
-            try:
-                form = await read_form(request)
-                cookie_token = visitor.cookies.get(self.config.cookie_names.csrf)
-                check_csrf(request, self.pages.csrf, cookie_token, first(form, "csrf_token"))
-            except RequestFailure as failure:
-                # No link back: the form, and so its next, may not even have been read.
-                await self.answer.fail(scope, receive, send, visitor, failure, None)
-                return
-            posted = Posted(request, form, safe_next(first(form, "next")))
-            await handler(scope, receive, send, visitor, posted)
-
-        return endpoint
-
-    async def signed_in(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        visitor: Visitor,
-        user_id: str,
-        next_url: str,
-    ) -> None:
-        sessions = self.sessions
-        try:
-            value = await sessions.start(user_id)
-        except StorageError as exc:
-            logger.error("consentgate: session not stored, not signed in: %s", exc)
-            await self.answer.unavailable(
-                scope, receive, send, visitor, next_url, "unavailable_login"
-            )
-            return
-        response = see_other(next_url)
-        cookie = self.pages.cookies.session.header(
-            value, max_age=sessions.lifetime_seconds, scheme=visitor.scheme
-        )
-        response.headers.append("set-cookie", cookie)
-        await response(scope, receive, send)
-
     def _to_login(self, next_url: str) -> Response:
-        return self.to_login(f"{self.prefix}/policy", next_url)
-
-    def to_login(self, path: str, next_url: str) -> Response:
-        """To the sign-in form, which comes back to ``path`` (and then ``next_url``)."""
-        back_here = f"{path}?next={quote(next_url, safe='/')}"
-        return see_other(f"{self.prefix}/login?next={quote(back_here, safe='/')}")
+        return self.kit.to_login(f"{self.prefix}/policy", next_url)
 
 
 def _registered(page: AccountPage) -> str:

@@ -99,6 +99,8 @@ _TEXT = {
         VALUES (?, ?, ?, ?, ?)""",
     "session_by_hash": """SELECT id_hash, kind, subject, created_at, expires_at
         FROM sessions WHERE id_hash = ?""",
+    "sessions_for": """SELECT id_hash, kind, subject, created_at, expires_at
+        FROM sessions WHERE kind = ? AND subject = ? ORDER BY created_at, id_hash""",
     "delete_session": "DELETE FROM sessions WHERE id_hash = ?",
     "delete_sessions": """DELETE FROM sessions
         WHERE kind = ? AND subject = ? AND id_hash {is_distinct_from} ?""",
@@ -200,6 +202,7 @@ class Queries:
     redact_acceptances: str
     insert_session: str
     session_by_hash: str
+    sessions_for: str
     delete_session: str
     delete_sessions: str
     prune_sessions: str

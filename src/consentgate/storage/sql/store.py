@@ -461,6 +461,10 @@ class SQLStorage:
         row = await self._one(self._q.session_by_hash, id_hash)
         return self._q.session_from_row(row) if row is not None else None
 
+    async def sessions_for(self, kind: str, subject: str) -> list[SessionRecord]:
+        rows = await self._all(self._q.sessions_for, kind, subject)
+        return [self._q.session_from_row(row) for row in rows]
+
     async def delete_session(self, id_hash: str) -> bool:
         return await self._count(self._q.delete_session, id_hash) > 0
 
