@@ -99,6 +99,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     url = _browser_url(args.host, args.port)
     print(f"The Harbour Ledger, consentgate's demo site: open {url}")
     print(f"  consent records: {data_dir / 'consentgate.db'}")
+    print(f"  mail it sends (verification, sign-in links): {url}_demo/mailbox")
     print("  try another region with a header, e.g. curl -H 'X-Demo-Country: US' " + url)
     print("  stop with Ctrl+C", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
