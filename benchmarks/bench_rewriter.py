@@ -144,10 +144,14 @@ def _rewrite(ops: Sequence[Operation], data: bytes) -> bytes:
 
 
 def ours() -> dict[str, Job]:
+    # The gate keeps each consent class's operations (``consentgate.pipeline`` caches them),
+    # so a response reuses the same objects and the rewriter finds their layout by identity;
+    # operations made afresh per page would measure working the layout out on every page.
+    banner, decided = consent_ops(UNDECIDED), consent_ops(ALL_GRANTED)
     return {
-        "banner": lambda data, _s: _rewrite(consent_ops(UNDECIDED), data),
-        "decided": lambda data, _s: _rewrite(consent_ops(ALL_GRANTED), data),
-        "cut": lambda data, s: _rewrite(consent_ops(ALL_GRANTED) + wall_ops(s), data),
+        "banner": lambda data, _s: _rewrite(banner, data),
+        "decided": lambda data, _s: _rewrite(decided, data),
+        "cut": lambda data, s: _rewrite(decided + wall_ops(s), data),
     }
 
 
