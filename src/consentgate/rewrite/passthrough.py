@@ -270,6 +270,10 @@ def _compile_passthrough(
         b"".join(
             (
                 rb"(?:[^<]++",
+                # A "<" that starts no markup is text. Tried before the markup alternatives
+                # (it excludes them all by the next byte, so the order changes no match):
+                # otherwise every such "<" fails through each of them first.
+                rb"|<(?=[^A-Za-z/!?])",
                 rb"|<(?:(?:",  # every alternative after a letter begins with its letter
                 b"|".join(after_letter),
                 rb")|/(?:",
@@ -277,7 +281,6 @@ def _compile_passthrough(
                 rb")|!(?:",
                 b"|".join(after_bang),
                 rb")|\?[^>]*+>)",
-                rb"|<(?=[^A-Za-z/!?])",  # a "<" that starts no markup is text
                 rb")*+",
             )
         )
