@@ -144,10 +144,14 @@ def _rewrite(ops: Sequence[Operation], data: bytes) -> bytes:
 
 
 def ours() -> dict[str, Job]:
+    # The gate keeps each consent class's operations (``consentgate.pipeline`` caches them),
+    # so a response reuses the same objects and the rewriter finds their layout by identity;
+    # operations made afresh per page would measure working the layout out on every page.
+    banner, decided = consent_ops(UNDECIDED), consent_ops(ALL_GRANTED)
     return {
-        "banner": lambda data, _s: _rewrite(consent_ops(UNDECIDED), data),
-        "decided": lambda data, _s: _rewrite(consent_ops(ALL_GRANTED), data),
-        "cut": lambda data, s: _rewrite(consent_ops(ALL_GRANTED) + wall_ops(s), data),
+        "banner": lambda data, _s: _rewrite(banner, data),
+        "decided": lambda data, _s: _rewrite(decided, data),
+        "cut": lambda data, s: _rewrite(decided + wall_ops(s), data),
     }
 
 
@@ -376,7 +380,8 @@ RAW_TEXT = RAW_TEXT_ELEMENTS
 
 class _WantedHandler:
     """What a rewriter's handler must at least do with wanted names, for the tokenizer alone:
-    want the job's names (gated scripts and iframes only by attribute), follow svg/math with
+    want the job's names (gated scripts and iframes only by attribute), let svg/math that
+    provably stay foreign pass whole (as the rewriter does), follow the others with
     the foreign scanner (every token in an integration point), and for the cut take every
     token inside the article container, as the tree model needs, until the container's end
     tag closes it (counted by name: a prototype, not the tree model). ``wanted=None`` reports
@@ -411,7 +416,7 @@ class _WantedHandler:
 
     def start(self) -> None:
         if self.tokenizer is not None:
-            self.tokenizer.set_wanted(self.names, only_with=self.filters)
+            self.tokenizer.set_wanted(self.names, only_with=self.filters, whole_foreign=True)
 
     def _refresh(self) -> None:
         tokenizer = self.tokenizer
@@ -422,7 +427,7 @@ class _WantedHandler:
         elif self.foreign:
             tokenizer.set_wanted(FOREIGN_STOPS, foreign=True)
         else:
-            tokenizer.set_wanted(self.names, only_with=self.filters)
+            tokenizer.set_wanted(self.names, only_with=self.filters, whole_foreign=True)
 
     def start_tag(self, tag: StartTag) -> ContentModel:
         name = tag.name

@@ -216,3 +216,26 @@ def test_light_path_whole_foreign_icons_do_not_start_the_tree_model() -> None:
     assert out == rewrite_without_whole_foreign(page, banner_ops(""), whole)
     # Only the svg holding a <p> (which leaves foreign content) was followed by the model.
     assert starts.count("mid") == 1
+
+
+def test_light_path_whole_foreign_formulas_with_comments_do_not_start_the_tree_model() -> None:
+    # As Wikipedia's MathML renders ⟺: the character again in a comment inside the mo.
+    formula = (
+        b'<math alttext="A"><semantics><mrow><mi>A</mi><mo stretchy="false">\xe2\x9f\xba'
+        b"<!-- \xe2\x9f\xba --></mo><mspace width=1em></mspace></mrow>"
+        b'<annotation encoding="application/x-tex">A</annotation></semantics></math>'
+    )
+    page = b"<html><head></head><body><p>" + formula * 3 + b"</p></body></html>"
+    starts: list[str] = []
+    original = Rewriter._start_model
+
+    def spy(self: Rewriter, context: Sequence[Any], *, mid_document: bool) -> None:
+        starts.append("mid" if mid_document else "doc")
+        original(self, context, mid_document=mid_document)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rewriter, "_start_model", spy)
+        out = rewrite(page, banner_ops(""), whole)
+    assert out == rewrite_without_whole_foreign(page, banner_ops(""), whole)
+    assert out == rewrite(page, banner_ops("html "), whole)
+    assert starts == []

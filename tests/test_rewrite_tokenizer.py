@@ -722,6 +722,9 @@ ICON_FILTER = {"script": frozenset({"data-consent"}), "iframe": frozenset({"data
         b"<svg class=i><style>.a{fill:red}</style><g></g></svg>",
         b"<math><mrow><mi>x</mi><mo>=</mo><mn>2</mn></mrow>"
         b'<annotation encoding="application/x-tex">x=2</annotation></math>',
+        # MathJax keeps the character in a comment inside an integration point.
+        b"<math><mo stretchy=false>\xe2\x9f\xba<!-- \xe2\x9f\xba --></mo>"
+        b"<mi><!----><!-->x</mi></math>",
     ],
 )
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "1"])
@@ -773,6 +776,8 @@ def test_wanted_whole_foreign_reports_an_svg_that_may_leave(inside: bytes) -> No
         b"<mi><b>x</b></mi>",
         b"<annotation-xml encoding=text/html><div>x</div></annotation-xml>",
         b"<mtext><p>x</p></mtext>",
+        b"<mo><!-- </mo> --><b>x</b></mo>",  # the end tag in the comment ends nothing
+        b"<mi><!-- x --><i>y</i></mi>",
         b"</p>",
         b"<mglyph>",  # fine on its own, but inside no text integration point here: passes
     ],

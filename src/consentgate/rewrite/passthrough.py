@@ -139,6 +139,10 @@ _FOREIGN_AFTER_BANG = (
 )
 
 
+#: The content of an integration point that holds nothing but text and comments.
+_TEXT_AND_COMMENTS = rb"(?:[^<]++|<!" + _COMMENT_REST + rb")*+"
+
+
 def _named(names: Iterable[str]) -> bytes:
     """One of these tag names, ASCII-case-blind, as a whole name."""
     return rb"(?i:" + _name_alternation(frozenset(names)) + rb")(?=" + _DELIM + rb")"
@@ -149,11 +153,11 @@ def _whole_foreign(root: str, wanted: frozenset[str]) -> bytes:
     foreign up to its own end tag, as a browser builds it: no start tag that breaks out of
     foreign content (``font`` included, whatever its attributes), no nested ``svg``/``math``,
     no integration point but SVG's ``title``/``desc`` and MathML's ``mi``/``mo``/``mn``/``ms``/
-    ``mtext`` holding text only, none of ``wanted``, and only end tags of the namespace's own
-    elements or of HTML raw-text elements (another HTML name could close an open HTML element;
-    their own names are ignored there, unless a page keeps an unknown HTML element of that name
-    open). Text, comments,
-    CDATA and bogus comments as in foreign content. Anything else and the pattern does not
+    ``mtext`` holding text and comments only, none of ``wanted``, and only end tags of the
+    namespace's own elements or of HTML raw-text elements (another HTML name could close an
+    open HTML element; their own names are ignored there, unless a page keeps an unknown HTML
+    element of that name open). Text, comments, CDATA and bogus comments as in foreign
+    content. Anything else and the pattern does not
     match: the start tag is then reported as usual."""
     if root == "svg":
         own, text_points, other_points = (
@@ -176,8 +180,10 @@ def _whole_foreign(root: str, wanted: frozenset[str]) -> bytes:
         | wanted
         | {"font", "svg", "math", PLAINTEXT}
     )
+    # Text and comments only (formulas rendered by MathJax keep a comment in an mo): a
+    # comment changes nothing a browser builds, in HTML content or foreign.
     text_only = [
-        _named((name,)) + _OPEN_REST + rb"[^<]*+</" + _named((name,)) + _TAG_BODY
+        _named((name,)) + _OPEN_REST + _TEXT_AND_COMMENTS + rb"</" + _named((name,)) + _TAG_BODY
         for name in sorted(text_points)
     ]
     content = b"".join(
@@ -264,6 +270,10 @@ def _compile_passthrough(
         b"".join(
             (
                 rb"(?:[^<]++",
+                # A "<" that starts no markup is text. Tried before the markup alternatives
+                # (it excludes them all by the next byte, so the order changes no match):
+                # otherwise every such "<" fails through each of them first.
+                rb"|<(?=[^A-Za-z/!?])",
                 rb"|<(?:(?:",  # every alternative after a letter begins with its letter
                 b"|".join(after_letter),
                 rb")|/(?:",
@@ -271,7 +281,6 @@ def _compile_passthrough(
                 rb")|!(?:",
                 b"|".join(after_bang),
                 rb")|\?[^>]*+>)",
-                rb"|<(?=[^A-Za-z/!?])",  # a "<" that starts no markup is text
                 rb")*+",
             )
         )
