@@ -79,6 +79,29 @@ class Server:
     log: Path
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def server_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a server process and its descendants (uvicorn's workers),
+    from /proc; None where there is no /proc. Read around each run: on two cores the
+    load generator can be the bottleneck (the bare server then idles part of the time),
+    so req/s alone would compare the load generator's limits, not the servers'."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            if current == pid:
+                return None
+    return total
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -402,7 +425,16 @@ def run(
                 for scenario in plan:
                     for name, url in targets(scenario):
                         before = settled_rows(database) if scenario.gated_only else 0
+                        server = bare if name == "bare" else gated
+                        cpu_before = (
+                            None if scenario.cached else server_cpu_seconds(server.process.pid)
+                        )
                         load = drive(url, scenario.request, seconds, workdir, use_wrk)
+                        cpu_after = (
+                            None if scenario.cached else server_cpu_seconds(server.process.pid)
+                        )
+                        if cpu_before is not None and cpu_after is not None and load.requests:
+                            load.server_cpu_us = (cpu_after - cpu_before) / load.requests * 1e6
                         if load.non_2xx_3xx:
                             raise SystemExit(
                                 f"{scenario.name} on {name}: {load.non_2xx_3xx} answers "
@@ -438,7 +470,9 @@ def report(plan: list[Scenario], rounds: int, seconds: float, use_wrk: bool) -> 
         }
         for variant, loads in scenario.rounds.items():
             if loads:
+                cpu = [load.server_cpu_us for load in loads if load.server_cpu_us is not None]
                 entry[variant] = {
+                    "server_cpu_us": round(statistics.median(cpu), 1) if cpu else None,
                     "requests_per_s": round(_median(loads, "requests_per_s"), 1),
                     "p50_ms": round(_median(loads, "p50_ms"), 2),
                     "p99_ms": round(_median(loads, "p99_ms"), 2),
@@ -452,6 +486,10 @@ def report(plan: list[Scenario], rounds: int, seconds: float, use_wrk: bool) -> 
                 entry["gated"]["requests_per_s"] / entry["bare"]["requests_per_s"], 3
             )
             entry["met"] = entry["ratio"] >= scenario.target
+            bare_cpu, gated_cpu = entry["bare"]["server_cpu_us"], entry["gated"]["server_cpu_us"]
+            # The rate ratio of two servers each given a core of its own: the bare
+            # server's CPU per request over the gated one's.
+            entry["cpu_ratio"] = round(bare_cpu / gated_cpu, 3) if bare_cpu and gated_cpu else None
         results.append(entry)
     machine = machine_info()
     for package in ("uvicorn", "httptools", "starlette", "httpx"):
@@ -473,6 +511,10 @@ def report(plan: list[Scenario], rounds: int, seconds: float, use_wrk: bool) -> 
     }
 
 
+def _us(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
 def render_table(report: dict[str, Any]) -> str:
     machine = report["machine"]
     lines = [
@@ -483,24 +525,27 @@ def render_table(report: dict[str, Any]) -> str:
         f"{machine['python']}, uvicorn {machine['uvicorn']}, httptools {machine['httptools']}",
         "",
         "| scenario | what | bare req/s | gated req/s | ratio | target | bare p50/p99 ms "
-        "| gated p50/p99 ms |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| gated p50/p99 ms | server CPU µs/req bare / gated | CPU ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in report["results"]:
         gated = r["gated"]
         gated_ms = f"{gated['p50_ms']:.1f} / {gated['p99_ms']:.1f}"
         met = "" if r["met"] else " (not met)"
+        gated_cpu = _us(gated.get("server_cpu_us"))
         if "bare" in r:
             bare = r["bare"]
+            cpu_ratio = f"{r['cpu_ratio']:.2f}x" if r.get("cpu_ratio") else ""
             lines.append(
                 f"| {r['scenario']} | {r['description']} | {bare['requests_per_s']:,.0f} "
                 f"| {gated['requests_per_s']:,.0f} | {r['ratio']:.2f}x | >= {r['target']}x{met} "
-                f"| {bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} | {gated_ms} |"
+                f"| {bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} | {gated_ms} "
+                f"| {_us(bare.get('server_cpu_us'))} / {gated_cpu} | {cpu_ratio} |"
             )
         else:
             lines.append(
                 f"| {r['scenario']} | {r['description']} | | {gated['requests_per_s']:,.0f}/s "
-                f"| | >= {r['target']:,.0f}/s{met} | | {gated_ms} |"
+                f"| | >= {r['target']:,.0f}/s{met} | | {gated_ms} | {gated_cpu} | |"
             )
     for r in report["results"]:
         for index, ledger in enumerate(r.get("ledger", []), 1):

@@ -34,6 +34,8 @@ class Load:
     socket_errors: int = 0
     answered: int | None = None  # decisions: 303/200 answers counted one by one
     sent: int | None = None  # decisions: requests written, answered or still in flight
+    #: The server's CPU (user + system) per request during the run, when /proc says.
+    server_cpu_us: float | None = None
 
 
 @dataclass
