@@ -209,7 +209,8 @@ def transport_from_settings(
     if settings.transport == "none":
         return None
     if settings.transport == "directory":
-        assert settings.directory is not None  # the config reader requires it
+        if settings.directory is None:  # the config reader requires it; settings built by hand
+            raise ConfigError("mail.directory", 'needed with transport = "directory"')
         return DirectoryTransport(settings.directory)
     password: str | None = None
     if settings.password_env is not None:

@@ -13,7 +13,9 @@ from urllib.parse import quote
 
 from consentgate.accounts.newsletters import NewsletterList, NewsletterState, newsletter_texts
 from consentgate.markup import escape as _e
-from consentgate.web.account_templates import AccountPage
+
+# The account pages' document: the page shell splits exactly this shape (web/shell.py).
+from consentgate.web.account_templates import AccountPage, _document
 
 __all__ = [
     "render_confirm_page",
@@ -108,23 +110,6 @@ def _list_form(prefix: str, action: str, lst: NewsletterList, csrf_token: str, l
         f'<input type="hidden" name="list" value="{_e(lst.id)}">'
         f'<input type="hidden" name="next" value="{_e(prefix)}/account">'
         f'<button type="submit" class="cg-btn">{_e(label)}</button></form>'
-    )
-
-
-def _document(page: AccountPage, title: str, body: str) -> str:
-    full_title = f"{title} – {page.site_name}" if page.site_name else title
-    version = quote(page.static_version, safe="")
-    nonce = f' nonce="{_e(page.nonce)}"' if page.nonce else ""
-    return (
-        f'<!DOCTYPE html><html lang="{_e(page.lang)}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{_e(full_title)}</title>"
-        f'<link rel="stylesheet" href="{_e(page.prefix)}/static/banner.css?v={_e(version)}"'
-        f"{nonce}>"
-        f'<link rel="stylesheet" href="{_e(page.prefix)}/static/wall.css?v={_e(version)}"'
-        f"{nonce}></head>"
-        f'<body class="cg-page"><main class="cg-main">{body}</main></body></html>'
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -102,21 +102,9 @@ class NewsletterEndpoints:
     async def confirm_form(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
-        token = Request(scope).query_params.get("token", "")
-        try:
-            target = await self.newsletters.peek_confirm(token)
-        except StorageError as exc:
-            await self._unavailable(scope, receive, send, visitor, exc)
-            return
-        if target is None:
-            await self._invalid_link(scope, receive, send, visitor)
-            return
-        lst = target[1]
-
-        def render(page: AccountPage) -> str:
-            return render_confirm_page(page, lst, token)
-
-        await self.answer.page(scope, receive, send, visitor, "/", render)
+        await self._link_page(
+            scope, receive, send, visitor, self.newsletters.peek_confirm, render_confirm_page
+        )
 
     async def confirm(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         request = Request(scope, receive)
@@ -142,19 +130,39 @@ class NewsletterEndpoints:
     async def unsubscribe_form(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
     ) -> None:
+        await self._link_page(
+            scope,
+            receive,
+            send,
+            visitor,
+            self.newsletters.unsubscribe_target,
+            render_unsubscribe_page,
+        )
+
+    async def _link_page(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        visitor: Visitor,
+        target_of: Callable[[str], Awaitable[tuple[Any, ...] | None]],
+        render_page: Callable[[AccountPage, NewsletterList, str], str],
+    ) -> None:
+        """The page a mail's link opens: what the token names, and a button to act on it
+        (a GET changes nothing: mail scanners fetch links)."""
         token = Request(scope).query_params.get("token", "")
         try:
-            target = await self.newsletters.unsubscribe_target(token)
+            target = await target_of(token)
         except StorageError as exc:
             await self._unavailable(scope, receive, send, visitor, exc)
             return
         if target is None:
             await self._invalid_link(scope, receive, send, visitor)
             return
-        lst = target[1]
+        lst: NewsletterList = target[1]
 
         def render(page: AccountPage) -> str:
-            return render_unsubscribe_page(page, lst, token)
+            return render_page(page, lst, token)
 
         await self.answer.page(scope, receive, send, visitor, "/", render)
 

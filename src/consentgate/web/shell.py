@@ -279,7 +279,8 @@ class PageShell:
 
     async def _get(self, language: str, scope: Scope | None) -> tuple[int, str, str, bytes]:
         app = self.app
-        assert app is not None  # enabled() said so
+        if app is None:  # enabled() says there is one; a caller that did not ask is wrong
+            raise RuntimeError("the page shell has no app to fetch its layout from")
         done = asyncio.Event()
         requested = False
         status = 0
