@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -44,7 +45,7 @@ from consentgate.web.account_flow_templates import (
     render_link_page,
     render_notice_page,
 )
-from consentgate.web.account_kit import AccountHandler, AccountKit, Posted
+from consentgate.web.account_kit import AccountHandler, AccountKit, Posted, PostHandler
 from consentgate.web.account_templates import AccountPage
 from consentgate.web.errors import Failure
 from consentgate.web.forms import RequestFailure, first, see_other
@@ -57,6 +58,39 @@ __all__ = ["MailFlows"]
 
 logger = logging.getLogger("consentgate")
 _MAX_TOKEN = 2048  # ours are a few hundred characters; longer is not worth verifying
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkByMail:
+    """A flow that starts with "send me a link": where the address is asked for, where
+    the link leads, the texts of both pages, and the mail."""
+
+    purpose: LinkPurpose
+    ask_path: str
+    link_path: str
+    ask_keys: tuple[str, str, str]
+    page_keys: tuple[str, str, str]
+    mail: Callable[[AccountMails, str, str, str], OutgoingMail]  # (mails, to, lang, url)
+    new_password: bool = False
+
+
+_SIGN_IN = _LinkByMail(
+    LinkPurpose.SIGN_IN,
+    "/login/link",
+    "/login/link/confirm",
+    ("magic_title", "magic_intro", "magic_button"),
+    ("magic_confirm_title", "magic_confirm_intro", "login_button"),
+    AccountMails.magic_link,
+)
+_RESET = _LinkByMail(
+    LinkPurpose.RESET_PASSWORD,
+    "/password/forgot",
+    "/password/reset",
+    ("forgot_title", "forgot_intro", "forgot_button"),
+    ("reset_title", "reset_intro", "reset_button"),
+    AccountMails.password_reset,
+    new_password=True,
+)
 
 
 class MailFlows:
@@ -83,14 +117,48 @@ class MailFlows:
             ("POST", f"{prefix}/verify"): post(self.verify),
             ("GET", f"{prefix}/verify/resend"): self.resend_page,
             ("POST", f"{prefix}/verify/resend"): post(self.resend),
-            ("GET", f"{prefix}/login/link"): self.magic_form,
-            ("POST", f"{prefix}/login/link"): post(self.magic_request),
-            ("GET", f"{prefix}/login/link/confirm"): self.magic_page,
-            ("POST", f"{prefix}/login/link/confirm"): post(self.magic_redeem),
-            ("GET", f"{prefix}/password/forgot"): self.forgot_form,
-            ("POST", f"{prefix}/password/forgot"): post(self.forgot_request),
-            ("GET", f"{prefix}/password/reset"): self.reset_page,
-            ("POST", f"{prefix}/password/reset"): post(self.reset),
+            **self._link_by_mail_routes(_SIGN_IN, self.magic_redeem),
+            **self._link_by_mail_routes(_RESET, self.reset),
+        }
+
+    def _link_by_mail_routes(
+        self, flow: _LinkByMail, redeem: PostHandler
+    ) -> dict[tuple[str, str], AccountHandler]:
+        """A "send me a link" flow: the form asking for the address, the mail, the link's
+        page, and what its button does (``redeem``, the one part each flow has its own)."""
+        prefix, post = self.kit.prefix, self.kit.post
+
+        async def ask_form(scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+            await self._email_form(scope, receive, send, visitor, flow.ask_path, flow.ask_keys)
+
+        async def ask(
+            scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
+        ) -> None:
+            def mail(user: User, lang: str) -> OutgoingMail:
+                token = self.issue(flow.purpose, user, posted.next_url)
+                url = self.url(scope, flow.link_path, token)
+                return flow.mail(self.mails, user.email, lang, url)
+
+            keys, path = flow.ask_keys, flow.ask_path
+            await self._email_request(scope, receive, send, visitor, posted, mail, keys, path)
+
+        async def link_page(scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+            await self.link_page(
+                scope,
+                receive,
+                send,
+                visitor,
+                flow.purpose,
+                flow.link_path,
+                flow.page_keys,
+                new_password=flow.new_password,
+            )
+
+        return {
+            ("GET", f"{prefix}{flow.ask_path}"): ask_form,
+            ("POST", f"{prefix}{flow.ask_path}"): post(ask),
+            ("GET", f"{prefix}{flow.link_path}"): link_page,
+            ("POST", f"{prefix}{flow.link_path}"): post(redeem),
         }
 
     # -- links and mail -----------------------------------------------------------------
@@ -302,50 +370,6 @@ class MailFlows:
         await self._notice(scope, receive, send, visitor, "sent_title", "verify_sent")
 
     # -- sign in by link ------------------------------------------------------------------
-    async def magic_form(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
-    ) -> None:
-        await self._email_form(
-            scope,
-            receive,
-            send,
-            visitor,
-            "/login/link",
-            ("magic_title", "magic_intro", "magic_button"),
-        )
-
-    async def magic_request(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
-    ) -> None:
-        def mail(user: User, lang: str) -> OutgoingMail:
-            token = self.issue(LinkPurpose.SIGN_IN, user, posted.next_url)
-            url = self.url(scope, "/login/link/confirm", token)
-            return self.mails.magic_link(user.email, lang, url)
-
-        await self._email_request(
-            scope,
-            receive,
-            send,
-            visitor,
-            posted,
-            mail,
-            ("magic_title", "magic_intro", "magic_button"),
-            "/login/link",
-        )
-
-    async def magic_page(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
-    ) -> None:
-        await self.link_page(
-            scope,
-            receive,
-            send,
-            visitor,
-            LinkPurpose.SIGN_IN,
-            "/login/link/confirm",
-            ("magic_confirm_title", "magic_confirm_intro", "login_button"),
-        )
-
     async def magic_redeem(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
@@ -362,51 +386,6 @@ class MailFlows:
             await self._verified_and_signed_in(scope, receive, send, visitor, claim)
 
     # -- password reset -------------------------------------------------------------------
-    async def forgot_form(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
-    ) -> None:
-        await self._email_form(
-            scope,
-            receive,
-            send,
-            visitor,
-            "/password/forgot",
-            ("forgot_title", "forgot_intro", "forgot_button"),
-        )
-
-    async def forgot_request(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
-    ) -> None:
-        def mail(user: User, lang: str) -> OutgoingMail:
-            token = self.issue(LinkPurpose.RESET_PASSWORD, user, posted.next_url)
-            url = self.url(scope, "/password/reset", token)
-            return self.mails.password_reset(user.email, lang, url)
-
-        await self._email_request(
-            scope,
-            receive,
-            send,
-            visitor,
-            posted,
-            mail,
-            ("forgot_title", "forgot_intro", "forgot_button"),
-            "/password/forgot",
-        )
-
-    async def reset_page(
-        self, scope: Scope, receive: Receive, send: Send, visitor: Visitor
-    ) -> None:
-        await self.link_page(
-            scope,
-            receive,
-            send,
-            visitor,
-            LinkPurpose.RESET_PASSWORD,
-            "/password/reset",
-            ("reset_title", "reset_intro", "reset_button"),
-            new_password=True,
-        )
-
     async def reset(
         self, scope: Scope, receive: Receive, send: Send, visitor: Visitor, posted: Posted
     ) -> None:
