@@ -6,11 +6,14 @@ The behaviour shared with SQLite is in ``test_storage_contract.py``.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -215,3 +218,175 @@ def test_postgres_two_workers_recording_at_once_store_every_row_without_deadlock
     assert asyncio.run(scenario()) == 300
     time.sleep(1.0)  # the statistics reach pg_stat_database when a backend reports them
     assert _deadlocks(pg_url) == before
+
+
+# --- group commit and the rollups per statement (schema v6) ------------------------------
+
+
+def _ledger_and_rollups(
+    url: str,
+) -> tuple[dict[Any, int], dict[Any, int], dict[str, Any], dict[str, Any]]:
+    """(daily counts from the ledger, from consent_daily, latest per id from the ledger,
+    from consent_latest). The expected side is computed here, in Python, from the rows."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT id, consent_id, action, method, granted, recorded_at FROM consent_ledger"
+        ).fetchall()
+        daily = conn.execute(
+            "SELECT day, action, method, SUM(decisions) FROM consent_daily GROUP BY 1, 2, 3"
+        ).fetchall()
+        latest = conn.execute(
+            "SELECT consent_id, last_at, granted, gpc_at FROM consent_latest"
+        ).fetchall()
+    counted: Counter[Any] = Counter()
+    newest: dict[str, tuple[datetime, int, list[str]]] = {}
+    gpc: dict[str, datetime] = {}
+    for row_id, consent_id, action, method, granted, recorded_at in rows:
+        counted[(recorded_at.astimezone(UTC).date(), action, method)] += 1
+        key = (recorded_at, row_id)
+        if consent_id not in newest or key > newest[consent_id][:2]:
+            newest[consent_id] = (recorded_at, row_id, granted)
+        if action == "gpc":
+            gpc[consent_id] = max(recorded_at, gpc.get(consent_id, recorded_at))
+    expected_latest = {
+        consent_id: (at, granted, gpc.get(consent_id))
+        for consent_id, (at, _, granted) in newest.items()
+    }
+    return (
+        dict(counted),
+        {(day, action, method): int(n) for day, action, method, n in daily},
+        expected_latest,
+        {consent_id: (at, granted, gpc_at) for consent_id, at, granted, gpc_at in latest},
+    )
+
+
+def _mixed_records(count: int, ids: int, tag: str) -> list[ConsentRecord]:
+    """``count`` records over ``ids`` consent ids, several days, every action, times
+    out of order (two workers, clock skew) but never equal (equal times leave the
+    latest to whichever commits last, which the ledger alone cannot tell)."""
+    rng = random.Random(count * 7919 + ids)
+    moments = list(range(count))
+    rng.shuffle(moments)
+    records = []
+    for n, moment in enumerate(moments):
+        action = rng.choice(["grant", "reject", "update", "withdraw", "gpc"])
+        records.append(
+            replace(
+                RECORD,
+                consent_id=f"c-{rng.randrange(ids)}",
+                action=action,
+                method="gpc" if action == "gpc" else rng.choice(["form", "js", "api"]),
+                granted=("necessary",) if n % 2 else ("necessary", "analytics"),
+                user_agent=f"{tag}-{n}",  # which record a stored row is
+                recorded_at=RECORD.recorded_at + timedelta(hours=3 * moment, microseconds=n),
+            )
+        )
+    return records
+
+
+def _stored_user_agents(url: str) -> dict[int, str]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT id, user_agent FROM consent_ledger").fetchall())
+
+
+def test_postgres_group_commit_from_two_pools_keeps_rollups_equal_to_the_ledger(
+    pg_url: str,
+) -> None:
+    # Two pools, as two worker processes have, each batching its decisions into one
+    # multi-row INSERT; the same consent ids from both, so their batches' rollup
+    # upserts meet on the same consent_latest rows (and on consent_daily's).
+    before = _deadlocks(pg_url)
+    records = _mixed_records(1200, ids=40, tag="r")
+
+    async def scenario() -> list[ConsentRecord]:
+        async with PostgresStorage(pg_url) as one, PostgresStorage(pg_url) as other:
+            stores = [one, other]
+            return list(
+                await asyncio.gather(
+                    *(stores[n % 2].record_consent(rec) for n, rec in enumerate(records))
+                )
+            )
+
+    stored = asyncio.run(scenario())
+    time.sleep(1.0)  # the statistics reach pg_stat_database when a backend reports them
+
+    # Each caller got the id of its own row.
+    assert _stored_user_agents(pg_url) == {rec.id: rec.user_agent for rec in stored}
+    with psycopg.connect(pg_url) as conn:
+        transactions = conn.execute("SELECT count(DISTINCT xmin::text) FROM consent_ledger")
+        (grouped,) = transactions.fetchone() or (0,)
+    assert grouped < len(records) // 4  # batched: far fewer transactions than rows
+    counted, daily, expected_latest, latest = _ledger_and_rollups(pg_url)
+    assert sum(counted.values()) == len(records)
+    assert daily == counted
+    assert latest == expected_latest
+    assert _deadlocks(pg_url) == before
+
+
+def test_postgres_group_commit_one_bad_row_fails_only_its_caller(pg_url: str) -> None:
+    languages = ["fr" if n % 5 == 2 else "en" for n in range(20)]
+    records = [
+        replace(RECORD, consent_id=f"c-{n}", language=language, user_agent=f"r-{n}")
+        for n, language in enumerate(languages)
+    ]
+
+    async def scenario() -> list[ConsentRecord | BaseException]:
+        async with PostgresStorage(pg_url) as storage:
+            await storage.ping()
+            # The database itself refuses these rows, inside the batch's statement.
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(
+                    "ALTER TABLE consent_ledger ADD CONSTRAINT refuse_fr CHECK (language <> 'fr')"
+                )
+            return list(
+                await asyncio.gather(
+                    *(storage.record_consent(rec) for rec in records), return_exceptions=True
+                )
+            )
+
+    results = asyncio.run(scenario())
+
+    for language, result in zip(languages, results, strict=True):
+        if language == "fr":
+            assert isinstance(result, StorageError) and "refuse_fr" in str(result)
+        else:
+            assert isinstance(result, ConsentRecord) and result.id is not None
+    answered = {r.id: r.user_agent for r in results if isinstance(r, ConsentRecord)}
+    assert _stored_user_agents(pg_url) == answered
+    assert len(answered) == languages.count("en")
+    counted, daily, expected_latest, latest = _ledger_and_rollups(pg_url)
+    assert daily == counted and latest == expected_latest
+
+
+def test_postgres_migration_to_v6_keeps_rollups_equal_to_the_ledger(pg_url: str) -> None:
+    # Rows before (v5: the rollups per row) and after the trigger swap, on the same ids.
+    before, after = _mixed_records(300, ids=30, tag="v5"), _mixed_records(301, ids=30, tag="v6")
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        old = PostgresStorage(pg_url)
+        try:
+            first = await old.migrate(target=5)
+            for rec in before:
+                await old.record_consent(rec)
+        finally:
+            await old.close()
+        operator = PostgresStorage(pg_url)
+        try:
+            applied = await operator.migrate()
+        finally:
+            await operator.close()
+        async with PostgresStorage(pg_url) as storage:
+            await asyncio.gather(*(storage.record_consent(rec) for rec in after))
+        return first, applied
+
+    assert asyncio.run(scenario()) == ([1, 2, 3, 4, 5], [6])
+    with psycopg.connect(pg_url) as conn:
+        trigger = conn.execute(
+            "SELECT action_orientation FROM information_schema.triggers"
+            " WHERE trigger_name = 'consent_ledger_rollups'"
+            " AND event_object_schema = current_schema()"
+        ).fetchall()
+    assert trigger == [("STATEMENT",)]
+    counted, daily, expected_latest, latest = _ledger_and_rollups(pg_url)
+    assert sum(counted.values()) == len(before) + len(after)
+    assert daily == counted and latest == expected_latest

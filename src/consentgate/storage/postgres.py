@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import AsyncRawCursor
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -162,7 +163,7 @@ async def _drive(conn: Conn, job: Job[_T]) -> _T:
     try:
         statement = next(job)
         while True:
-            cursor = conn.cursor()
+            cursor = AsyncRawCursor(conn) if statement.numbered else conn.cursor()
             if statement.many:
                 await cursor.executemany(statement.sql, statement.params or ())
             else:

@@ -28,6 +28,9 @@ class Statement:
     #: placeholder otherwise); ``many`` takes a sequence of parameter rows.
     params: Sequence[Any] | None = None
     many: bool = False
+    #: The text already has the database's own numbered placeholders (``$1``, …, see
+    #: ``Dialect.values_rows``) and goes to it unconverted.
+    numbered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,15 +34,19 @@ _OUTBOX_COLUMNS = """id, recipient, subject, body_text, body_html, kind, languag
     created_at, attempts, next_attempt_at, status, last_error, sent_at"""
 _SUBSCRIPTION_COLUMNS = """id, user_id, list_id, action, method, text_shown, ip_hmac,
     user_agent, recorded_at"""
+_INSERT_CONSENTS = """INSERT INTO consent_ledger (
+        consent_id, user_id, action, granted, denied, policy_version, banner_text_sha256,
+        language, region_mode, method, ip_hmac, user_agent, recorded_at
+    )"""
+#: Parameters of one consent row (``Queries.consent_params``).
+CONSENT_WIDTH = 13
 #: The column of ``recorded_at`` in the rows above, for keyset paging.
 CONSENT_TIME_COLUMN = 13
 ACCEPTANCE_TIME_COLUMN = 9
 
 _TEXT = {
-    "insert_consent": """INSERT INTO consent_ledger (
-        consent_id, user_id, action, granted, denied, policy_version, banner_text_sha256,
-        language, region_mode, method, ip_hmac, user_agent, recorded_at
-    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+    "insert_consent": f"""{_INSERT_CONSENTS}
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
     "consent_history": f"""SELECT {_CONSENT_COLUMNS} FROM consent_ledger
         WHERE consent_id = ? ORDER BY recorded_at, id""",
     "latest_consent": f"""SELECT {_CONSENT_COLUMNS} FROM consent_ledger
@@ -173,6 +177,17 @@ class Queries:
         }
         for name, text in _TEXT.items():
             setattr(self, name, dialect.sql(text.format(**spellings)))
+        self._insert_consents: dict[int, str | None] = {}
+
+    def insert_consents(self, rows: int) -> str | None:
+        """One statement inserting ``rows`` consent rows and returning their ids (its
+        placeholders numbered), or None where the dialect inserts a row per statement."""
+        text = self._insert_consents.get(rows)
+        if text is None and rows not in self._insert_consents:
+            values = self.dialect.values_rows(rows, CONSENT_WIDTH)
+            text = None if values is None else f"{_INSERT_CONSENTS} VALUES {values} RETURNING id"
+            self._insert_consents[rows] = text
+        return text
 
     # Filled in by __init__ from _TEXT; declared for the type checker.
     insert_consent: str

@@ -191,6 +191,9 @@ class SQLStorage:
 
     async def _insert_consents(self, rows: Sequence[tuple[Any, ...]]) -> list[int]:
         """Insert consent rows in one transaction (one commit); their ids, in order."""
+        many = self._q.insert_consents(len(rows))
+        if many is not None:
+            return await self._driver.run(lambda: self._insert_in_one_statement(many, rows))
 
         def insert() -> Job[list[int]]:
             ids = []
@@ -203,6 +206,20 @@ class SQLStorage:
             return ids
 
         return await self._driver.run(insert, transaction=len(rows) > 1)
+
+    def _insert_in_one_statement(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> Job[list[int]]:
+        """One multi-row INSERT (atomic by itself: no transaction around it)."""
+        params = [value for row in rows for value in row]
+        inserted = yield Statement(sql, params, numbered=True)
+        # Which id is whose: the identity column's nextval runs once per row, in the
+        # order the rows come out of the VALUES list, which is the order written; a
+        # sequence gives one session increasing numbers (other sessions may take some
+        # in between, so they need not be consecutive). RETURNING promises no order,
+        # so the ids are sorted rather than read in the order they came back.
+        ids = sorted(int(row[0]) for row in inserted.rows)
+        if len(ids) != len(rows):
+            raise StorageError("the database did not return the id of every consent record")
+        return ids
 
     async def consent_history(self, consent_id: str) -> list[ConsentRecord]:
         rows = await self._all(self._q.consent_history, consent_id)
