@@ -102,6 +102,33 @@ def server_cpu_seconds(pid: int) -> float | None:
     return total
 
 
+def worker_cpu_seconds(pid: int) -> list[float]:
+    """The CPU of each of uvicorn's worker processes (the server's children that run
+    ``spawn_main``; not its resource tracker), in pid order; [] with one worker (it
+    serves in the main process) or without /proc. The workers share one listening
+    socket and a connection stays with the worker that accepted it, so wrk's 32
+    connections may be split unevenly: the split says how much of the second core the
+    servers really had."""
+    try:
+        children = sorted(
+            int(c)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()
+        )
+    except OSError:
+        return []
+    seconds = []
+    for child in children:
+        try:
+            if b"spawn_main" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds.append((int(fields[11]) + int(fields[12])) / _TICKS)
+        except (OSError, ValueError, IndexError):
+            continue
+    return seconds
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -429,12 +456,15 @@ def run(
                         cpu_before = (
                             None if scenario.cached else server_cpu_seconds(server.process.pid)
                         )
+                        workers_before = worker_cpu_seconds(server.process.pid)
                         load = drive(url, scenario.request, seconds, workdir, use_wrk)
                         cpu_after = (
                             None if scenario.cached else server_cpu_seconds(server.process.pid)
                         )
+                        workers_after = worker_cpu_seconds(server.process.pid)
                         if cpu_before is not None and cpu_after is not None and load.requests:
                             load.server_cpu_us = (cpu_after - cpu_before) / load.requests * 1e6
+                        load.worker_cpu_share = _shares(workers_before, workers_after)
                         if load.non_2xx_3xx:
                             raise SystemExit(
                                 f"{scenario.name} on {name}: {load.non_2xx_3xx} answers "
@@ -454,6 +484,15 @@ def run(
     result["server"] = f"uvicorn --workers {workers} " + " ".join(UVICORN_FLAGS)
     result["ledger"] = "postgresql" if database_url else "sqlite"
     return result
+
+
+def _shares(before: list[float], after: list[float]) -> list[float] | None:
+    """Each worker's part (%) of the workers' CPU between two readings."""
+    if len(before) < 2 or len(before) != len(after):
+        return None
+    used = [max(0.0, end - start) for start, end in zip(before, after, strict=True)]
+    total = sum(used)
+    return [round(100 * part / total, 1) for part in used] if total > 0 else None
 
 
 def _median(loads: list[Load], attribute: str) -> float:
@@ -560,9 +599,14 @@ def render_table(report: dict[str, Any]) -> str:
                 verdict = f"ok: +{rows - answered} recorded for requests in flight at the stop"
             else:
                 verdict = f"MISMATCH (rows - answered = {rows - answered:+d})"
+            rounds = r.get("gated", {}).get("rounds", [])
+            share = rounds[index - 1].get("worker_cpu_share") if index <= len(rounds) else None
+            split = (
+                "; workers' CPU " + " / ".join(f"{part:.0f} %" for part in share) if share else ""
+            )
             lines.append(
                 f"{r['scenario']} round {index}: ledger rows {rows:,}, answered decisions "
-                f"{answered:,}, sent {sent:,}: {verdict}"
+                f"{answered:,}, sent {sent:,}: {verdict}{split}"
             )
     before, after = machine.get("load_average_1min_at_start"), machine.get("load_average_1min")
     cpus = machine.get("nproc") or 1

@@ -36,6 +36,8 @@ class Load:
     sent: int | None = None  # decisions: requests written, answered or still in flight
     #: The server's CPU (user + system) per request during the run, when /proc says.
     server_cpu_us: float | None = None
+    #: Each uvicorn worker's part (%) of the server's CPU during the run (2+ workers).
+    worker_cpu_share: list[float] | None = None
 
 
 @dataclass

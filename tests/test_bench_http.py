@@ -69,3 +69,14 @@ def test_bench_http_post_script_quotes_body_and_headers() -> None:
     assert 'wrk.body = "action=accept_all&csrf_token=x.y"' in script
     assert 'wrk.headers["Cookie"] = "cg_csrf=a\\"b\\\\c"' in script
     assert "function response(status, headers, body)" in script
+
+
+def test_bench_http_worker_split_is_each_workers_part_of_the_cpu_used_in_the_run() -> None:
+    import bench_http
+
+    # Worker 1 used 0.5 s of the run, worker 2 1.5 s: wrk's connections mostly went to 2.
+    assert bench_http._shares([10.0, 4.0], [10.5, 5.5]) == [25.0, 75.0]
+    # One worker (no children), a worker replaced mid-run, an idle server: no split.
+    assert bench_http._shares([], []) is None
+    assert bench_http._shares([1.0, 2.0], [1.5]) is None
+    assert bench_http._shares([1.0, 2.0], [1.0, 2.0]) is None
