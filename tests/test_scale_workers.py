@@ -58,7 +58,9 @@ def server() -> Iterator[tuple[str, str]]:
         port = free_port()
         env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            # This checkout's package first: an installed consentgate (another
+            # checkout's editable install) would otherwise serve in its place.
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
             "CONSENTGATE_SCALE_DATABASE_URL": database_url,
             "CONSENTGATE_SCALE_METER_URL": redis_url,
         }
