@@ -199,7 +199,8 @@ def test_postgres_two_workers_recording_at_once_store_every_row_without_deadlock
     pg_url: str,
 ) -> None:
     # Two pools, as two worker processes have: the rollup trigger's row locks must not
-    # make their inserts wait on each other in a circle (grouped transactions did).
+    # make their inserts wait on each other in a circle (batches of single-row inserts
+    # under the per-row trigger of schema v4 did).
     before = _deadlocks(pg_url)
 
     async def scenario() -> int:

@@ -6,6 +6,8 @@ at a few hundred decisions a second on ordinary disks, with the CPU idle. Here t
 writer starts a flush at once (no timer, so a lone decision waits no longer than
 before); those who arrive meanwhile queue, and the next flush commits all of them in one
 transaction and one ``fsync``. Each caller still gets its own row id, or the error.
+On PostgreSQL a batch is one multi-row INSERT (``Dialect.values_rows``): one round trip,
+one run of the rollup trigger and one commit for many decisions.
 """
 
 from __future__ import annotations
