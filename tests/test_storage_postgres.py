@@ -326,12 +326,20 @@ def test_postgres_group_commit_from_two_pools_keeps_rollups_equal_to_the_ledger(
 
 def test_postgres_group_commit_one_bad_row_fails_only_its_caller(pg_url: str) -> None:
     languages = ["fr" if n % 5 == 2 else "en" for n in range(20)]
+    # NULLs and empty arrays beside values in the same multi-row statement.
     records = [
-        replace(RECORD, consent_id=f"c-{n}", language=language, user_agent=f"r-{n}")
+        replace(
+            RECORD,
+            consent_id=f"c-{n}",
+            language=language,
+            user_agent=f"r-{n}",
+            user_id=None if n % 2 else f"u-{n}",
+            denied=() if n % 3 else ("marketing",),
+        )
         for n, language in enumerate(languages)
     ]
 
-    async def scenario() -> list[ConsentRecord | BaseException]:
+    async def scenario() -> tuple[list[ConsentRecord | BaseException], list[bool]]:
         async with PostgresStorage(pg_url) as storage:
             await storage.ping()
             # The database itself refuses these rows, inside the batch's statement.
@@ -339,13 +347,21 @@ def test_postgres_group_commit_one_bad_row_fails_only_its_caller(pg_url: str) ->
                 conn.execute(
                     "ALTER TABLE consent_ledger ADD CONSTRAINT refuse_fr CHECK (language <> 'fr')"
                 )
-            return list(
+            results = list(
                 await asyncio.gather(
                     *(storage.record_consent(rec) for rec in records), return_exceptions=True
                 )
             )
+            # Every stored row reads back as the record its caller was answered with.
+            read_back = [
+                await storage.consent_history(r.consent_id) == [r]
+                for r in results
+                if isinstance(r, ConsentRecord)
+            ]
+            return results, read_back
 
-    results = asyncio.run(scenario())
+    results, read_back = asyncio.run(scenario())
+    assert read_back and all(read_back)
 
     for language, result in zip(languages, results, strict=True):
         if language == "fr":
@@ -354,6 +370,11 @@ def test_postgres_group_commit_one_bad_row_fails_only_its_caller(pg_url: str) ->
             assert isinstance(result, ConsentRecord) and result.id is not None
     answered = {r.id: r.user_agent for r in results if isinstance(r, ConsentRecord)}
     assert _stored_user_agents(pg_url) == answered
+    # Ids are taken before the check and never given back: one per row tried alone, so
+    # an id beyond the 20 says a batch holding a refused row was tried first, whole.
+    with psycopg.connect(pg_url) as conn:
+        taken = conn.execute("SELECT last_value FROM consent_ledger_id_seq").fetchone()
+    assert taken is not None and taken[0] > len(records)
     assert len(answered) == languages.count("en")
     counted, daily, expected_latest, latest = _ledger_and_rollups(pg_url)
     assert daily == counted and latest == expected_latest
