@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bench_http
 import http_load
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:40123/consentgate/consent
@@ -72,8 +73,6 @@ def test_bench_http_post_script_quotes_body_and_headers() -> None:
 
 
 def test_bench_http_worker_split_is_each_workers_part_of_the_cpu_used_in_the_run() -> None:
-    import bench_http
-
     # Worker 1 used 0.5 s of the run, worker 2 1.5 s: wrk's connections mostly went to 2.
     assert bench_http._shares([10.0, 4.0], [10.5, 5.5]) == [25.0, 75.0]
     # One worker (no children), a worker replaced mid-run, an idle server: no split.
