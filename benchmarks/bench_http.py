@@ -120,7 +120,8 @@ def worker_cpu_seconds(pid: int) -> list[float]:
     seconds = []
     for child in children:
         try:
-            if b"spawn_main" not in Path(f"/proc/{child}/cmdline").read_bytes():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" not in cmdline and b"\0--worker\0" not in cmdline:
                 continue
             fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
             seconds.append((int(fields[11]) + int(fields[12])) / _TICKS)
@@ -136,18 +137,24 @@ def _free_port() -> int:
         return port
 
 
-def _start(name: str, factory: str, workdir: Path, env: dict[str, str], workers: int) -> Server:
+def _start(
+    name: str, factory: str, workdir: Path, env: dict[str, str], workers: int, reuse_port: bool
+) -> Server:
     port = _free_port()
     log = workdir / f"{name}.log"
+    if reuse_port:  # a socket per worker, the kernel spreading connections (see there)
+        command = [sys.executable, str(HERE / "reuseport_serve.py"), "--app-dir", str(HERE),
+                   "--port", str(port), "--workers", str(workers), factory]  # fmt: skip
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE), factory,
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                   *UVICORN_FLAGS]  # fmt: skip
     with log.open("wb") as out:
         # A session of its own: Ctrl-C reaches only this script, which then stops the
         # server itself (and its whole group), so nothing is left listening.
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE), factory,
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-             *UVICORN_FLAGS],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return Server(name, f"http://127.0.0.1:{port}", process, log)
 
 
@@ -180,7 +187,9 @@ def _stop(server: Server) -> None:
 
 
 @contextmanager
-def servers(workdir: Path, ledger: Ledger, workers: int) -> Iterator[tuple[Server, Server]]:
+def servers(
+    workdir: Path, ledger: Ledger, workers: int, reuse_port: bool = False
+) -> Iterator[tuple[Server, Server]]:
     # This checkout's src and the benchmarks folder first, whatever the venv has installed.
     path = os.pathsep.join([str(ROOT / "src"), str(HERE), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), DB_ENV: str(ledger.path)}
@@ -188,8 +197,8 @@ def servers(workdir: Path, ledger: Ledger, workers: int) -> Iterator[tuple[Serve
         env[URL_ENV] = ledger.url
     started: list[Server] = []
     try:
-        started.append(_start("bare", "http_apps:bare", workdir, env, workers))
-        started.append(_start("gated", "http_apps:gated", workdir, env, workers))
+        started.append(_start("bare", "http_apps:bare", workdir, env, workers, reuse_port))
+        started.append(_start("gated", "http_apps:gated", workdir, env, workers, reuse_port))
         for server in started:
             _wait_ready(server)
         yield started[0], started[1]
@@ -407,6 +416,7 @@ def run(
     progress: bool,
     database_url: str | None = None,
     workers: int = 1,
+    reuse_port: bool = False,
 ) -> dict[str, Any]:
     def say(text: str) -> None:
         if progress:
@@ -418,7 +428,7 @@ def run(
         with (
             ExitStack() as stack,
             ledger_at(workdir, database_url) as database,
-            servers(workdir, database, workers) as (bare, gated),
+            servers(workdir, database, workers, reuse_port) as (bare, gated),
         ):
             plan = scenarios(decided_cookie(gated), decisions_request(gated))
             plan = [scenario for scenario in plan if scenario.name in chosen]
@@ -481,7 +491,12 @@ def run(
                 say(f"  round {round_index + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
     result = report(plan, rounds, seconds, use_wrk)
     result["machine"]["load_average_1min_at_start"] = load_before
-    result["server"] = f"uvicorn --workers {workers} " + " ".join(UVICORN_FLAGS)
+    if reuse_port:
+        result["server"] = f"uvicorn, {workers} processes on one port (SO_REUSEPORT) " + " ".join(
+            UVICORN_FLAGS
+        )
+    else:
+        result["server"] = f"uvicorn --workers {workers} " + " ".join(UVICORN_FLAGS)
     result["ledger"] = "postgresql" if database_url else "sqlite"
     return result
 
@@ -661,6 +676,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="uvicorn workers per server (default 1)"
     )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="serve with one uvicorn process per worker, each with its own SO_REUSEPORT "
+        "socket, so the kernel spreads wrk's connections over the workers (Linux; see "
+        "reuseport_serve.py)",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)  # fmt: skip
     if args.rounds < 1 or args.seconds < 1:
@@ -677,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.json,
             database_url=args.database_url,
             workers=args.workers,
+            reuse_port=args.reuse_port,
         )
     except KeyboardInterrupt:  # the servers are already stopped: no traceback needed
         print("interrupted; servers stopped", file=sys.stderr)

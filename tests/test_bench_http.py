@@ -79,3 +79,65 @@ def test_bench_http_worker_split_is_each_workers_part_of_the_cpu_used_in_the_run
     assert bench_http._shares([], []) is None
     assert bench_http._shares([1.0, 2.0], [1.5]) is None
     assert bench_http._shares([1.0, 2.0], [1.0, 2.0]) is None
+
+
+PID_APP = '''
+import os
+
+
+def make():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+
+    return app
+'''
+
+
+@pytest.mark.slow
+def test_bench_http_reuse_port_spreads_connections_over_the_workers(tmp_path: Path) -> None:
+    # The point of --reuse-port: connections opened at once (as wrk opens them) reach
+    # both workers, where uvicorn --workers may give them all to one.
+    import subprocess
+    import time
+
+    import httpx
+
+    (tmp_path / "pid_app.py").write_text(PID_APP)
+    port = bench_http._free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(Path(bench_http.HERE) / "reuseport_serve.py"), "--workers", "2",
+         "--port", str(port), "--app-dir", str(tmp_path), "pid_app:make"],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                seen = {httpx.get(url, timeout=1).text}
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the workers did not come up"
+                time.sleep(0.1)
+        found = bench_http.worker_cpu_seconds(server.pid)
+        assert len(found) == 2, "bench_http finds both workers for its CPU split"
+        # Until both have listened, a new connection can only reach the first.
+        deadline = time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:
+            clients = [httpx.Client() for _ in range(32)]  # a connection each
+            try:
+                seen |= {client.get(url).text for client in clients}
+            finally:
+                for client in clients:
+                    client.close()
+        assert len(seen) == 2, f"32 connections all reached one worker: {seen}"
+        assert server.poll() is None
+    finally:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        server.terminate()
+        server.wait(timeout=15)
+        # SIGTERM to the supervisor stops its workers too: nothing is left listening.
+        assert all(not Path(f"/proc/{child}").exists() for child in children)
