@@ -32,7 +32,6 @@ from consentgate.plan import (
     PlanFor,
     ResponsePlan,
     apply_headers,
-    content_encoding,
     reason_of,
 )
 from consentgate.rewrite import RewriteMemo, Rewriter, StreamingDecoder
@@ -134,17 +133,17 @@ class Responder:
         plan = self._plan
         self._rewriter = Rewriter(
             plan.operations,
-            content_type=headers.get("content-type"),
+            content_type=plan.content_type,
             max_token_bytes=plan.max_token_bytes,
         )
-        encoding = content_encoding(headers)
+        encoding = plan.content_encoding
         if encoding is None:
             return
         self._decoder = StreamingDecoder(encoding)
         del headers["content-encoding"]
         del headers["content-length"]
 
-    def _whole_body(self, headers: MutableHeaders, first: Message) -> bytes | None:
+    def _whole_body(self, first: Message) -> bytes | None:
         """The body, when the memo can rewrite it in one piece: complete in the first
         message, not encoded, and a GET (HEAD has its own answer)."""
         if (
@@ -152,20 +151,20 @@ class Responder:
             or first["type"] != "http.response.body"
             or first.get("more_body", False)
             or self.scope["method"] == "HEAD"
-            or content_encoding(headers) is not None
+            or self._plan.content_encoding is not None
         ):
             return None
         body = first.get("body", b"")
         return body if isinstance(body, bytes) else None
 
-    def _rewrite_whole(self, headers: MutableHeaders, body: bytes) -> bytes:
+    def _rewrite_whole(self, body: bytes) -> bytes:
         memo, plan = self._memo, self._plan
         if memo is None:
             raise _Failed("no memo")
         output, short = memo.rewrite(
             plan.operations,
             body,
-            content_type=headers.get("content-type"),
+            content_type=plan.content_type,
             max_token_bytes=plan.max_token_bytes,
         )
         self._note_short_count(short)
@@ -180,10 +179,10 @@ class Responder:
         self, start: Message, headers: MutableHeaders, first: Message
     ) -> None:
         plan = self._plan
-        whole = self._whole_body(headers, first) if plan.mode is Mode.BEST_EFFORT else None
+        whole = self._whole_body(first) if plan.mode is Mode.BEST_EFFORT else None
         if whole is not None:
             try:
-                output = self._rewrite_whole(headers, whole)
+                output = self._rewrite_whole(whole)
             except Exception as exc:  # e.g. a declared UTF-16 page: it goes out as it is
                 self._log_not_rewritten(exc)
                 apply_headers(headers, plan, rewritten=False)
@@ -236,10 +235,10 @@ class Responder:
         if plan.refuse is not None:
             await self._send_wall_page(plan.refuse)
             return
-        whole = self._whole_body(headers, first)
+        whole = self._whole_body(first)
         if whole is not None:
             try:
-                output = self._rewrite_whole(headers, whole)
+                output = self._rewrite_whole(whole)
             except Exception as exc:  # whatever it is, none of the app's body goes out
                 await self._send_wall_page(_why(exc))
                 return
