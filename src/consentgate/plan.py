@@ -155,7 +155,7 @@ def apply_headers(headers: MutableHeaders, plan: ResponsePlan, *, rewritten: boo
     (replaced values keep their place, added ones go at the end, in the order below).
     """
     raw = headers.raw  # the list itself: it is rebuilt in place
-    drop = {name.lower().encode("latin-1") for name in plan.drop_headers}
+    drop = _names(tuple(plan.drop_headers))
     original: list[str] = []
     vary_lines: list[str] = []
     cache_control: bytes | None = None
@@ -236,6 +236,12 @@ _ETAG = frozenset({b"etag"})
 _VALIDATORS = frozenset({b"etag", b"last-modified", b"accept-ranges"})
 # Names set when the app sent none go at the end in this order (as set one by one).
 _APPENDED_ORDER = (_CLASS_HEADER, b"cache-control")
+
+
+@functools.lru_cache(maxsize=64)
+def _names(names: tuple[str, ...]) -> frozenset[bytes]:
+    """Header names as they are compared on the wire; plans drop the same few."""
+    return frozenset(name.lower().encode("latin-1") for name in names)
 
 
 @functools.lru_cache(maxsize=512)
