@@ -111,6 +111,7 @@ _LINES = st.sampled_from(
     expire=st.lists(st.just("_ga=; Max-Age=0"), max_size=1),
     consent_class=st.sampled_from([None, "a1", ""]),
     class_vary=st.sampled_from([(), ("Accept-Language", "Sec-GPC")]),
+    length=st.sampled_from([None, 0, 1234]),
 )
 def test_apply_headers_one_pass_matches_step_by_step(
     raw: list[tuple[bytes, bytes]],
@@ -122,6 +123,7 @@ def test_apply_headers_one_pass_matches_step_by_step(
     expire: list[str],
     consent_class: str | None,
     class_vary: tuple[str, ...],
+    length: int | None,
 ) -> None:
     def plan() -> ResponsePlan:
         return ResponsePlan(
@@ -136,8 +138,10 @@ def test_apply_headers_one_pass_matches_step_by_step(
 
     expected = MutableHeaders(raw=list(raw))
     _step_by_step(expected, plan(), rewritten=rewritten)
+    if length is not None:
+        expected["content-length"] = str(length)
     got = MutableHeaders(raw=list(raw))
-    apply_headers(got, plan(), rewritten=rewritten)
+    apply_headers(got, plan(), rewritten=rewritten, content_length=length)
     assert got.raw == expected.raw
 
 

@@ -198,7 +198,11 @@ class ConsentPlanner:
             kept: list[str] = []
             dropped = False
             for value in values:
-                name = cookie_name_from_set_cookie(value)
+                name = (
+                    _cookie_name(value)
+                    if len(value) <= _CACHED_SET_COOKIE_CHARS
+                    else cookie_name_from_set_cookie(value)
+                )
                 if name is not None and allowed(name):
                     kept.append(value)
                 else:
@@ -249,6 +253,10 @@ def _live_script(attrs: dict[str, str]) -> dict[str, str] | None:
     return live
 
 
+# The name a browser stores from a Set-Cookie value: an app sends the same values (a
+# language, a preference) page after page. Bounded in number and in length.
+_CACHED_SET_COOKIE_CHARS = 512
+_cookie_name = functools.lru_cache(maxsize=4096)(cookie_name_from_set_cookie)
 # Where to come back to, per URL of ordinary length: a site has a bounded set of pages
 # read again and again.
 _safe_next = functools.lru_cache(maxsize=2048)(safe_next)

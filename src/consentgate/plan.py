@@ -138,17 +138,28 @@ class ResponseHead:
         )
         self.has_set_cookie = b"set-cookie" in first
 
+    def has_any(self, names: frozenset[bytes]) -> bool:
+        """Whether any of these (lower-case) names is in the head."""
+        return not names.isdisjoint(self._first)
+
     def get(self, name: bytes) -> str | None:
         """The first value of ``name`` (lower-case), as ``Headers.get`` gives it."""
         value = self._first.get(name)
         return None if value is None else value.decode("latin-1")
 
 
-def apply_headers(headers: MutableHeaders, plan: ResponsePlan, *, rewritten: bool) -> None:
+def apply_headers(
+    headers: MutableHeaders,
+    plan: ResponsePlan,
+    *,
+    rewritten: bool,
+    content_length: int | None = None,
+) -> None:
     """Write the plan's cookies and caching on ``headers`` (the app's, or our fallback's).
 
     ``rewritten``: the body that goes out is ours, so it differs per reader even when the
-    plan would otherwise leave caching to the app.
+    plan would otherwise leave caching to the app. ``content_length``: the length of the
+    body that goes out, when it is known now (set last, as ``headers[...] =`` would).
 
     One pass reads the lines it needs and one builds the new list: the same result as
     deleting and setting names one by one on ``headers``, which scans the list each time
@@ -201,6 +212,8 @@ def apply_headers(headers: MutableHeaders, plan: ResponsePlan, *, rewritten: boo
             replaced[b"cache-control"] = b"private, no-store"
         else:
             replaced[b"cache-control"] = _private(cache_control or b"")
+    if content_length is not None:
+        replaced[b"content-length"] = str(content_length).encode("latin-1")
     if not drop and cookies is None and not vary and not removed and not replaced:
         return  # nothing of the app's head changes
     if vary:
@@ -235,7 +248,7 @@ _CLASS_HEADER = CLASS_HEADER.encode("latin-1")
 _ETAG = frozenset({b"etag"})
 _VALIDATORS = frozenset({b"etag", b"last-modified", b"accept-ranges"})
 # Names set when the app sent none go at the end in this order (as set one by one).
-_APPENDED_ORDER = (_CLASS_HEADER, b"cache-control")
+_APPENDED_ORDER = (_CLASS_HEADER, b"cache-control", b"content-length")
 
 
 @functools.lru_cache(maxsize=64)

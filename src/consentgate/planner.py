@@ -8,6 +8,7 @@ plan out and knows neither part.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _ARTICLE_STATUSES = frozenset({200, 203, 206})
 # Response headers that make a plan do something whatever else the response is.
 _ACTIONABLE_HEADERS = frozenset(name.encode("latin-1") for name in ("set-cookie", *SIGNAL_HEADERS))
+_SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
 
 
 class ResponsePlanner:
@@ -114,10 +116,14 @@ class ResponsePlanner:
             content_type=head.get(b"content-type"),
             content_encoding=head.content_encoding,
         )
-        access = self.wall.access_of(scope, head, route_level)
         verdict = None
-        if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
-            verdict = await self.wall.decide(visitor, access)
+        # A free route whose response says nothing of an article is free: the rules have
+        # spoken and no header of the app's overrides them.
+        if route_level is not AccessLevel.FREE or head.has_any(_SIGNAL_NAMES):
+            access = self.wall.access_of(scope, head, route_level)
+            if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
+                verdict = await self.wall.decide(visitor, access)
+        if verdict is not None:
             if verdict.meter_cookie:
                 plan.set_cookies.append(verdict.meter_cookie)
             plan.cache = Cache.NO_STORE if verdict.gated else Cache.ARTICLE
@@ -259,7 +265,13 @@ class RequestPlanner:
 def _rewritable(plan: ResponsePlan, status: int) -> bool:
     if status in _NO_BODY_STATUSES or status < 200 or status == 206:
         return False
-    return is_rewritable(plan.content_type, plan.content_encoding, allow_decoding=True)
+    return _rewritable_head(plan.content_type, plan.content_encoding)
+
+
+@functools.lru_cache(maxsize=256)
+def _rewritable_head(content_type: str | None, content_encoding: str | None) -> bool:
+    """Per (Content-Type, Content-Encoding): an app sends a handful of distinct pairs."""
+    return is_rewritable(content_type, content_encoding, allow_decoding=True)
 
 
 def _why_not_cuttable(plan: ResponsePlan, status: int, first_kind: str) -> str | None:

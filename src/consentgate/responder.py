@@ -188,8 +188,7 @@ class Responder:
                 apply_headers(headers, plan, rewritten=False)
                 output = whole
             else:
-                apply_headers(headers, plan, rewritten=True)
-                headers["content-length"] = str(len(output))
+                apply_headers(headers, plan, rewritten=True, content_length=len(output))
             await self._send_whole(start, headers, output)
             return
         original_headers = list(headers.raw)
@@ -242,8 +241,7 @@ class Responder:
             except Exception as exc:  # whatever it is, none of the app's body goes out
                 await self._send_wall_page(_why(exc))
                 return
-            apply_headers(headers, plan, rewritten=True)
-            headers["content-length"] = str(len(output))
+            apply_headers(headers, plan, rewritten=True, content_length=len(output))
             await self._send_whole(start, headers, output)
             return
         try:
