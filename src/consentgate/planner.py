@@ -280,8 +280,8 @@ def _why_not_cuttable(plan: ResponsePlan, status: int, first_kind: str) -> str |
     if first_kind != "http.response.body":
         return f"the app sent {first_kind!r}, which cannot be cut"
     content_type, encoding = plan.content_type, plan.content_encoding
+    if _rewritable_head(content_type, encoding):
+        return None
     if not is_rewritable_content_type(content_type):
         return f"content type {content_type!r} cannot be cut"
-    if not is_rewritable(content_type, encoding, allow_decoding=True):
-        return f"content encoding {encoding!r} cannot be undone"
-    return None
+    return f"content encoding {encoding!r} cannot be undone"
