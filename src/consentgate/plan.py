@@ -216,13 +216,12 @@ def apply_headers(
         replaced[b"content-length"] = str(content_length).encode("latin-1")
     if not drop and cookies is None and not vary and not removed and not replaced:
         return  # nothing of the app's head changes
-    if vary:
-        removed = removed | _VARY
+    skip = _skipped(drop, removed, bool(vary), cookies is not None)
     out: list[tuple[bytes, bytes]] = []
     placed: set[bytes] = set()
     for line in raw:
         name = line[0]
-        if name in drop or name in removed or (cookies is not None and name == b"set-cookie"):
+        if name in skip:
             continue
         if name in replaced:
             if name in placed:
@@ -249,6 +248,22 @@ _ETAG = frozenset({b"etag"})
 _VALIDATORS = frozenset({b"etag", b"last-modified", b"accept-ranges"})
 # Names set when the app sent none go at the end in this order (as set one by one).
 _APPENDED_ORDER = (_CLASS_HEADER, b"cache-control", b"content-length")
+
+
+@functools.lru_cache(maxsize=256)
+def _skipped(
+    drop: frozenset[bytes], removed: frozenset[bytes], vary: bool, cookies: bool
+) -> frozenset[bytes]:
+    """The app's lines that do not go out as they are (a few combinations, kept)."""
+    return (
+        drop
+        | removed
+        | (_VARY if vary else frozenset())
+        | (_SET_COOKIE if cookies else frozenset())
+    )
+
+
+_SET_COOKIE = frozenset({b"set-cookie"})
 
 
 @functools.lru_cache(maxsize=64)

@@ -45,6 +45,11 @@ MAX_HELD_BYTES = 8 << 20
 _HARMLESS_AFTER_START = frozenset({"http.response.trailers"})
 
 
+# The plan of a response not planned (yet): PASS. Shared, since the responder only ever
+# reads a plan; a planned response gets its own from the planner.
+_NO_PLAN = ResponsePlan()
+
+
 class _Failed(Exception):
     """The walled body cannot be delivered safely; the message says why (for the log)."""
 
@@ -56,6 +61,26 @@ def _why(exc: BaseException) -> str:
 class Responder:
     """Carries out one response's plan; knows ASGI and the rewriter, not why."""
 
+    # One per response: slots make it cheaper to build and to read.
+    __slots__ = (
+        "_began",
+        "_decoder",
+        "_ended",
+        "_gated",
+        "_headers",
+        "_held",
+        "_held_size",
+        "_memo",
+        "_plan",
+        "_plan_for",
+        "_replay",
+        "_rewriter",
+        "_send",
+        "_short_logged",
+        "_start",
+        "scope",
+    )
+
     def __init__(
         self, plan_for: PlanFor, scope: Scope, send: Send, memo: RewriteMemo | None = None
     ) -> None:
@@ -63,7 +88,7 @@ class Responder:
         self._memo = memo
         self.scope = scope
         self._send = send
-        self._plan = ResponsePlan()
+        self._plan = _NO_PLAN
         self._start: Message | None = None
         self._headers: MutableHeaders | None = None
         self._began = False
