@@ -43,6 +43,8 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _ARTICLE_STATUSES = frozenset({200, 203, 206})
 # Response headers that make a plan do something whatever else the response is.
 _ACTIONABLE_HEADERS = frozenset(name.encode("latin-1") for name in ("set-cookie", *SIGNAL_HEADERS))
+# Header values of ordinary length are judged once each (the caches stay small).
+_CACHED_HEADER_CHARS = 256
 _SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
 
 
@@ -85,7 +87,11 @@ class ResponsePlanner:
             if name in _ACTIONABLE_HEADERS:
                 return False
             # Any HTML takes the full plan, whatever its status or encoding.
-            if name == b"content-type" and is_rewritable_content_type(value.decode("latin-1")):
+            if name == b"content-type" and (
+                _html_content_type(value)
+                if len(value) <= _CACHED_HEADER_CHARS
+                else is_rewritable_content_type(value.decode("latin-1"))
+            ):
                 return False
         return not self.consent.expiries(visitor)
 
@@ -265,7 +271,21 @@ class RequestPlanner:
 def _rewritable(plan: ResponsePlan, status: int) -> bool:
     if status in _NO_BODY_STATUSES or status < 200 or status == 206:
         return False
-    return _rewritable_head(plan.content_type, plan.content_encoding)
+    return _decodable_html(plan)
+
+
+def _decodable_html(plan: ResponsePlan) -> bool:
+    """HTML, and any Content-Encoding one we can undo."""
+    content_type, encoding = plan.content_type, plan.content_encoding
+    if len(content_type or "") + len(encoding or "") > _CACHED_HEADER_CHARS:
+        return is_rewritable(content_type, encoding, allow_decoding=True)
+    return _rewritable_head(content_type, encoding)
+
+
+@functools.lru_cache(maxsize=256)
+def _html_content_type(value: bytes) -> bool:
+    """Per raw Content-Type value: an app sends a handful of distinct ones."""
+    return is_rewritable_content_type(value.decode("latin-1"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -280,7 +300,7 @@ def _why_not_cuttable(plan: ResponsePlan, status: int, first_kind: str) -> str |
     if first_kind != "http.response.body":
         return f"the app sent {first_kind!r}, which cannot be cut"
     content_type, encoding = plan.content_type, plan.content_encoding
-    if _rewritable_head(content_type, encoding):
+    if _decodable_html(plan):
         return None
     if not is_rewritable_content_type(content_type):
         return f"content type {content_type!r} cannot be cut"
