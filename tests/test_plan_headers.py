@@ -1,16 +1,22 @@
 """The plan's headers written in one pass (plan.apply_headers) are exactly what writing
 them name by name on Starlette's MutableHeaders gives: the same lines, in the same
-order, for any head the app sends and any plan."""
+order, for any head the app sends and any plan; and the planner's Set-Cookie filter
+keeps what the reference filter keeps."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import hypothesis.strategies as st
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from starlette.datastructures import MutableHeaders
+from tests.conftest import make_gate
 
+from consentgate import ConsentGate
 from consentgate.articles import SIGNAL_HEADERS
+from consentgate.consent.cookies import filter_set_cookie_headers
 from consentgate.plan import CLASS_HEADER, Cache, ResponseHead, ResponsePlan, apply_headers
 
 
@@ -154,3 +160,68 @@ def test_response_head_answers_as_headers_do(raw: list[tuple[bytes, bytes]]) -> 
     encodings = headers.getlist("content-encoding")
     assert head.content_encoding == (", ".join(encodings) if encodings else None)
     assert head.has_set_cookie == ("set-cookie" in headers)
+
+
+_SET_COOKIES = st.sampled_from(
+    [
+        "sessionid=1; Path=/",
+        "_ga=GA1.2; Path=/",
+        "_fbp=fb.1; Path=/",
+        "unknown_one=1",
+        "lang=fr",
+        "novalue",
+        "=nameless",
+        "",
+        "bad\x01name=1",
+        "__Host-x",
+        "big=" + "v" * 5000,
+        " spaced = 1 ; Path=/",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def cookie_gate(tmp_path_factory: pytest.TempPathFactory) -> ConsentGate:
+    tmp = tmp_path_factory.mktemp("filter")
+    return make_gate(
+        _noop_app,
+        tmp,
+        cookies=[
+            {"name": "sessionid", "category": "necessary"},
+            {"name": "lang", "category": "preferences"},
+            {"name": "_ga*", "category": "analytics"},
+            {"name": "_fbp", "category": "marketing"},
+        ],
+    )
+
+
+async def _noop_app(scope: Any, receive: Any, send: Any) -> None:
+    return None
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(_SET_COOKIES, max_size=6),
+    cookie=st.sampled_from([None, "lang=en", "_ga=1; other=2"]),
+)
+def test_cookie_filter_keeps_what_filter_set_cookie_headers_keeps(
+    cookie_gate: ConsentGate, values: list[str], cookie: str | None
+) -> None:
+    # The planner's filter inlines consent.cookies.filter_set_cookie_headers (without its
+    # report): it must keep and drop exactly the same values.
+    headers = [(b"cookie", cookie.encode())] if cookie else []
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
+    visitor = cookie_gate.visitors.read(scope)
+    registry, consent = cookie_gate.registry, visitor.consent
+    blocks_unknown = cookie_gate.config.blocks_unknown_cookies(visitor.mode)
+
+    def allowed(name: str) -> bool:
+        category = registry.category_of(name)
+        return not blocks_unknown if category is None else consent.allows(category)
+
+    expected = filter_set_cookie_headers(values, allowed)
+    kept, dropped = cookie_gate.planner.consent.cookie_filter(visitor)(values)
+    assert kept == expected.kept
+    assert dropped == bool(expected.dropped_names or expected.dropped_unparseable)

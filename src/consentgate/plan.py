@@ -283,12 +283,6 @@ def _private(cache_control: bytes) -> bytes:
     return ", ".join(["private", *directives]).encode("latin-1")
 
 
-def content_encoding(headers: MutableHeaders) -> str | None:
-    """Every ``Content-Encoding`` line as one list (RFC 9110 §5.3), in order."""
-    values = headers.getlist("content-encoding")
-    return ", ".join(values) if values else None
-
-
 def reason_of(exc: BaseException) -> str:
     """A log's reason: a rewriter error names its reason; anything else its type too."""
     if isinstance(exc, RewriteError):
