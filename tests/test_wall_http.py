@@ -736,3 +736,22 @@ def test_wall_vary_names_each_once(tmp_path: Path, app_vary: list[bytes], expect
     assert full_text_present(full.text, "alpha")
     for response in (full, cut):
         assert response.headers.get_list("vary") == [expected]
+
+
+def test_wall_path_rewritten_in_place_by_the_app_is_decided_again(tmp_path: Path) -> None:
+    # The route rules' level is worked out once before the app runs; an app (a router)
+    # that changes scope["path"] in place has its response judged by the new path.
+    articles = ArticleApp()
+
+    async def rewriting_router(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/free/"):
+            scope["path"] = "/premium/" + scope["path"].removeprefix("/free/")
+        await articles(scope, receive, send)
+
+    async def scenario() -> httpx.Response:
+        async with client(wall_gate(rewriting_router, tmp_path)) as c:
+            return await read(c, "/free/alpha")
+
+    response = run(scenario())
+    assert hidden_markers(response.text) == []
+    assert 'data-cg-reason="registration_required"' in response.text

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from starlette.datastructures import Headers, MutableHeaders
-
 from consentgate.rewrite import (
     Operation,
     RemoveElement,
@@ -56,6 +54,7 @@ if TYPE_CHECKING:
     from starlette.types import Scope
 
     from consentgate.keys import Keys
+    from consentgate.plan import ResponseHead
     from consentgate.visitor import Visitor
     from consentgate.wall.settings import WallSettings
     from consentgate.web.cookies import CookieSpec
@@ -64,6 +63,8 @@ logger = logging.getLogger("consentgate")
 PRUNE_INTERVAL_SECONDS = 3600
 # Headers the app sends to tell us about an article; they never leave us.
 SIGNAL_HEADERS = (ACCESS_HEADER, ARTICLE_ID_HEADER)
+_ACCESS_HEADER = ACCESS_HEADER.lower().encode("latin-1")
+_ARTICLE_ID_HEADER = ARTICLE_ID_HEADER.lower().encode("latin-1")
 
 # Every script with a type; which of them is JSON-LD is decided on the decoded attribute, as a
 # browser would (case, whitespace, parameters), which a selector's exact match cannot say.
@@ -222,12 +223,17 @@ class ArticleGate:
         return level
 
     # -- when the response starts ----------------------------------------------------------
-    def access_of(self, scope: Scope, headers: Headers | MutableHeaders) -> ArticleAccess:
+    def access_of(
+        self, scope: Scope, head: ResponseHead, route_level: AccessLevel | None = None
+    ) -> ArticleAccess:
         """The article's level and id (the app's signalling headers, SIGNAL_HEADERS, are
-        for us alone: the plan drops them)."""
-        header_access = headers.get(ACCESS_HEADER)
-        header_id = headers.get(ARTICLE_ID_HEADER)
-        access = article_access(scope["path"], header_access, header_id, self.rules)
+        for us alone: the plan drops them). ``route_level``: the route rules' level of
+        this path when already decided (:meth:`prepare_request`)."""
+        header_access = head.get(_ACCESS_HEADER)
+        header_id = head.get(_ARTICLE_ID_HEADER)
+        access = article_access(
+            scope["path"], header_access, header_id, self.rules, route_level=route_level
+        )
         if access.invalid_header is not None:
             logger.warning(
                 "consentgate: %s sent %s: %r, which is not free, metered or registered; "

@@ -27,6 +27,7 @@ WALL_IMPRESSIONS = "wall_impressions"
 REGISTRATIONS = "registrations"
 # Cap on distinct (day, name) pairs kept while the storage is down: bounded memory.
 _MAX_PENDING_KEYS = 10_000
+_DAY_SECONDS = 86_400
 
 
 class CountStore(Protocol):
@@ -47,10 +48,22 @@ class Metrics:
         self._pending: Counter[tuple[date, str]] = Counter()
         self._last_flush = clock()
         self._task: asyncio.Task[None] | None = None
+        # The UTC day counted into, and when it ends (epoch seconds): a banner page
+        # counts an impression, and asking the calendar each time costs more than that.
+        self._day = date.min
+        self._day_ends = 0.0
+
+    def _today(self) -> date:
+        now = time.time()
+        if now >= self._day_ends or now < self._day_ends - _DAY_SECONDS:
+            today = datetime.fromtimestamp(now, UTC).date()
+            start = datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp()
+            self._day, self._day_ends = today, start + _DAY_SECONDS
+        return self._day
 
     def add(self, name: str, amount: int = 1) -> None:
         """Count now; flush in the background when the interval has passed."""
-        key = (datetime.now(UTC).date(), name)
+        key = (self._today(), name)
         if key in self._pending or len(self._pending) < _MAX_PENDING_KEYS:
             self._pending[key] += amount
         if self._clock() - self._last_flush >= self._flush_seconds and self._task is None:

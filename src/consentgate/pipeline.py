@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from consentgate.consent.consent_mode import consent_mode_script
-from consentgate.consent.cookies import expire_cookie_headers, filter_set_cookie_headers
+from consentgate.consent.cookies import cookie_name_from_set_cookie, expire_cookie_headers
 from consentgate.metrics import BANNER_IMPRESSIONS
 from consentgate.plan import CookieFilter
 from consentgate.rewrite import (
@@ -81,6 +81,10 @@ class ConsentPlanner:
         # The Consent Mode block, per consent; with a CSP nonce (one per response) it is
         # rendered each time, which would only churn the cache.
         self._consent_modes = functools.lru_cache(maxsize=256)(self._consent_mode)
+        # One Set-Cookie filter per (consent, whether unknown cookies are blocked): the
+        # same few come back on every response.
+        self._filters = functools.lru_cache(maxsize=256)(self._filter)
+        self._any_excluded_path = bool(config.exclude_paths)
 
     def operations(
         self, visitor: Visitor, content_security_policy: str | None
@@ -113,12 +117,15 @@ class ConsentPlanner:
         an embed would take the keyboard focus), nor one under ``exclude_paths``."""
         if visitor.framed:
             return False
+        if not self._any_excluded_path:
+            return True
         return not self._no_banner_paths.matches(visitor.path_with_query.partition("?")[0])
 
     def _banner_or_control(
         self, visitor: Visitor, nonce: str | None
     ) -> tuple[InsertHTML, list[str]]:
-        next_url = safe_next(visitor.path_with_query)
+        path = visitor.path_with_query
+        next_url = _safe_next(path) if len(path) <= _CACHED_URL_CHARS else safe_next(path)
         consent = visitor.consent
         banner = consent.needs_banner
         token, cookie = "", None
@@ -171,9 +178,10 @@ class ConsentPlanner:
 
     def cookie_filter(self, visitor: Visitor) -> CookieFilter:
         """Which of the app's Set-Cookie headers this reader allowed."""
-        consent = visitor.consent
+        return self._filters(visitor.consent, self._config.blocks_unknown_cookies(visitor.mode))
+
+    def _filter(self, consent: Consent, blocks_unknown: bool) -> CookieFilter:
         registry = self._registry
-        blocks_unknown = self._config.blocks_unknown_cookies(visitor.mode)
 
         def allowed(name: str) -> bool:
             category = registry.category_of(name)
@@ -185,11 +193,21 @@ class ConsentPlanner:
             return consent.allows(category)
 
         def keep(values: Sequence[str]) -> tuple[list[str], bool]:
-            if not values:
-                return [], False
-            filtered = filter_set_cookie_headers(list(values), allowed)
-            dropped = bool(filtered.dropped_names or filtered.dropped_unparseable)
-            return list(filtered.kept), dropped
+            # As consent.cookies.filter_set_cookie_headers, without the report of what was
+            # dropped (nobody reads it here): a value no browser would store goes too.
+            kept: list[str] = []
+            dropped = False
+            for value in values:
+                name = (
+                    _cookie_name(value)
+                    if len(value) <= _CACHED_SET_COOKIE_CHARS
+                    else cookie_name_from_set_cookie(value)
+                )
+                if name is not None and allowed(name):
+                    kept.append(value)
+                else:
+                    dropped = True
+            return kept, dropped
 
         return keep
 
@@ -233,6 +251,15 @@ def _live_script(attrs: dict[str, str]) -> dict[str, str] | None:
     if "data-src" in attrs:
         live["src"] = attrs["data-src"]
     return live
+
+
+# The name a browser stores from a Set-Cookie value: an app sends the same values (a
+# language, a preference) page after page. Bounded in number and in length.
+_CACHED_SET_COOKIE_CHARS = 512
+_cookie_name = functools.lru_cache(maxsize=4096)(cookie_name_from_set_cookie)
+# Where to come back to, per URL of ordinary length: a site has a bounded set of pages
+# read again and again.
+_safe_next = functools.lru_cache(maxsize=2048)(safe_next)
 
 
 def _script_nonce(csp: str | None) -> str | None:

@@ -8,6 +8,7 @@ plan out and knows neither part.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -22,8 +23,8 @@ from consentgate.plan import (
     Cache,
     Fallback,
     Mode,
+    ResponseHead,
     ResponsePlan,
-    content_encoding,
     reason_of,
 )
 from consentgate.rewrite import Operation, is_rewritable, is_rewritable_content_type
@@ -42,6 +43,9 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _ARTICLE_STATUSES = frozenset({200, 203, 206})
 # Response headers that make a plan do something whatever else the response is.
 _ACTIONABLE_HEADERS = frozenset(name.encode("latin-1") for name in ("set-cookie", *SIGNAL_HEADERS))
+# Header values of ordinary length are judged once each (the caches stay small).
+_CACHED_HEADER_CHARS = 256
+_SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
 
 
 class ResponsePlanner:
@@ -83,7 +87,11 @@ class ResponsePlanner:
             if name in _ACTIONABLE_HEADERS:
                 return False
             # Any HTML takes the full plan, whatever its status or encoding.
-            if name == b"content-type" and is_rewritable_content_type(value.decode("latin-1")):
+            if name == b"content-type" and (
+                _html_content_type(value)
+                if len(value) <= _CACHED_HEADER_CHARS
+                else is_rewritable_content_type(value.decode("latin-1"))
+            ):
                 return False
         return not self.consent.expiries(visitor)
 
@@ -95,34 +103,43 @@ class ResponsePlanner:
         headers: MutableHeaders,
         status: int,
         first_kind: str,
+        route_level: AccessLevel | None = None,
     ) -> ResponsePlan:
         """The plan for a response with these (lower-cased) headers and status.
 
         ``first_kind``: the type of the app's first message after the start (a body, or,
         say, a zero-copy send we could not rewrite). ``set_cookies`` are ours, decided
-        before the app ran (a GPC signal's new consent cookie).
+        before the app ran (a GPC signal's new consent cookie). ``route_level``: what the
+        route rules said of this path before the app ran (None: decide it again).
         """
+        head = ResponseHead(headers.raw)
         plan = ResponsePlan(
             set_cookies=list(set_cookies),
             expire_cookies=self.consent.expiries(visitor),
             filter_cookies=self.consent.cookie_filter(visitor),
             drop_headers=SIGNAL_HEADERS,
             max_token_bytes=CONSENT_MAX_TOKEN_BYTES,
+            content_type=head.get(b"content-type"),
+            content_encoding=head.content_encoding,
         )
-        access = self.wall.access_of(scope, headers)
         verdict = None
-        if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
-            verdict = await self.wall.decide(visitor, access)
+        # A free route whose response says nothing of an article is free: the rules have
+        # spoken and no header of the app's overrides them.
+        if route_level is not AccessLevel.FREE or head.has_any(_SIGNAL_NAMES):
+            access = self.wall.access_of(scope, head, route_level)
+            if access.level is not AccessLevel.FREE and status in _ARTICLE_STATUSES:
+                verdict = await self.wall.decide(visitor, access)
+        if verdict is not None:
             if verdict.meter_cookie:
                 plan.set_cookies.append(verdict.meter_cookie)
             plan.cache = Cache.NO_STORE if verdict.gated else Cache.ARTICLE
             if verdict.gated:
                 self._metrics.add(WALL_IMPRESSIONS)
-                self._plan_cut(plan, visitor, verdict, headers, status, first_kind)
+                self._plan_cut(plan, visitor, verdict, head, status, first_kind)
                 return plan
-        if first_kind == "http.response.body" and _rewritable(headers, status):
+        if first_kind == "http.response.body" and _rewritable(plan, status):
             try:
-                plan.operations = self._operations(visitor, headers, verdict, plan)
+                plan.operations = self._operations(visitor, head, verdict, plan)
             except Exception as exc:  # a page we cannot rewrite passes as it is
                 logger.warning(
                     "consentgate: HTML of %s not rewritten (%s); passed through as it was",
@@ -132,7 +149,7 @@ class ResponsePlanner:
             else:
                 plan.mode = Mode.BEST_EFFORT
                 if verdict is None and self._classes is not None:
-                    self._classes.mark(plan, visitor, headers, status)
+                    self._classes.mark(plan, visitor, head, status)
         return plan
 
     def _plan_cut(
@@ -140,7 +157,7 @@ class ResponsePlanner:
         plan: ResponsePlan,
         visitor: Visitor,
         verdict: ArticleVerdict,
-        headers: MutableHeaders,
+        head: ResponseHead,
         status: int,
         first_kind: str,
     ) -> None:
@@ -149,25 +166,23 @@ class ResponsePlanner:
         plan.fallback = Fallback(
             render=lambda: wall.wall_page(visitor, reason), headers=self._fallback_headers
         )
-        plan.refuse = _why_not_cuttable(headers, status, first_kind)
+        plan.refuse = _why_not_cuttable(plan, status, first_kind)
         if plan.refuse is not None:
             return
         try:
-            plan.operations = self._operations(visitor, headers, verdict, plan)
+            plan.operations = self._operations(visitor, head, verdict, plan)
         except Exception as exc:
             plan.refuse = f"cannot rewrite: {reason_of(exc)}"
 
     def _operations(
         self,
         visitor: Visitor,
-        headers: MutableHeaders,
+        head: ResponseHead,
         verdict: ArticleVerdict | None,
         plan: ResponsePlan,
     ) -> list[Operation]:
         """Consent's operations and the wall's, run in one pass."""
-        operations, cookies = self.consent.operations(
-            visitor, headers.get("content-security-policy")
-        )
+        operations, cookies = self.consent.operations(visitor, head.get(b"content-security-policy"))
         if verdict is not None:
             # Looked up on the instance each time: a fault-injection test replaces it.
             operations.extend(self.wall.operations(visitor, verdict))
@@ -196,14 +211,12 @@ class ClassSharing:
             vary.append(country_header)
         self._vary = tuple(vary)
 
-    def mark(
-        self, plan: ResponsePlan, visitor: Visitor, headers: MutableHeaders, status: int
-    ) -> None:
+    def mark(self, plan: ResponsePlan, visitor: Visitor, head: ResponseHead, status: int) -> None:
         if status != 200 or visitor.user_id is not None or plan.set_cookies:
             return
-        if plan.expire_cookies or "set-cookie" in headers:
+        if plan.expire_cookies or head.has_set_cookie:
             return
-        if not _says_public(headers.get("cache-control")):
+        if not _says_public(head.get(b"cache-control")):
             return
         found = consent_class(visitor.consent, self._optional)
         if visitor.cookies.get(self._cookie, UNDECIDED) != found:
@@ -225,7 +238,7 @@ def _says_public(cache_control: str | None) -> bool:
 class RequestPlanner:
     """The planner bound to one request (see :class:`consentgate.plan.PlanFor`)."""
 
-    __slots__ = ("_cookies", "_level", "_planner", "_scope", "_visitor")
+    __slots__ = ("_cookies", "_level", "_path", "_planner", "_scope", "_visitor")
 
     def __init__(
         self,
@@ -240,32 +253,55 @@ class RequestPlanner:
         self._visitor = visitor
         self._cookies = set_cookies
         self._level = route_level
+        # The path the level was decided for: an app that changes scope["path"] in place
+        # (a router) gets its new path decided again.
+        self._path = scope["path"]
 
     def untouched(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
         return self._planner.untouched(self._visitor, self._cookies, self._level, raw_headers)
 
     async def __call__(self, headers: MutableHeaders, status: int, first_kind: str) -> ResponsePlan:
+        scope = self._scope
+        level = self._level if scope["path"] is self._path else None
         return await self._planner.plan(
-            self._scope, self._visitor, self._cookies, headers, status, first_kind
+            scope, self._visitor, self._cookies, headers, status, first_kind, level
         )
 
 
-def _rewritable(headers: MutableHeaders, status: int) -> bool:
+def _rewritable(plan: ResponsePlan, status: int) -> bool:
     if status in _NO_BODY_STATUSES or status < 200 or status == 206:
         return False
-    return is_rewritable(
-        headers.get("content-type"), content_encoding(headers), allow_decoding=True
-    )
+    return _decodable_html(plan)
 
 
-def _why_not_cuttable(headers: MutableHeaders, status: int, first_kind: str) -> str | None:
+def _decodable_html(plan: ResponsePlan) -> bool:
+    """HTML, and any Content-Encoding one we can undo."""
+    content_type, encoding = plan.content_type, plan.content_encoding
+    if len(content_type or "") + len(encoding or "") > _CACHED_HEADER_CHARS:
+        return is_rewritable(content_type, encoding, allow_decoding=True)
+    return _rewritable_head(content_type, encoding)
+
+
+@functools.lru_cache(maxsize=256)
+def _html_content_type(value: bytes) -> bool:
+    """Per raw Content-Type value: an app sends a handful of distinct ones."""
+    return is_rewritable_content_type(value.decode("latin-1"))
+
+
+@functools.lru_cache(maxsize=256)
+def _rewritable_head(content_type: str | None, content_encoding: str | None) -> bool:
+    """Per (Content-Type, Content-Encoding): an app sends a handful of distinct pairs."""
+    return is_rewritable(content_type, content_encoding, allow_decoding=True)
+
+
+def _why_not_cuttable(plan: ResponsePlan, status: int, first_kind: str) -> str | None:
     if status == 206:
         return "the app answered a byte range (206) of a walled article"
     if first_kind != "http.response.body":
         return f"the app sent {first_kind!r}, which cannot be cut"
-    if not is_rewritable_content_type(headers.get("content-type")):
-        return f"content type {headers.get('content-type')!r} cannot be cut"
-    encoding = content_encoding(headers)
-    if not is_rewritable(headers.get("content-type"), encoding, allow_decoding=True):
-        return f"content encoding {encoding!r} cannot be undone"
-    return None
+    content_type, encoding = plan.content_type, plan.content_encoding
+    if _decodable_html(plan):
+        return None
+    if not is_rewritable_content_type(content_type):
+        return f"content type {content_type!r} cannot be cut"
+    return f"content encoding {encoding!r} cannot be undone"

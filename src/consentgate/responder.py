@@ -32,7 +32,6 @@ from consentgate.plan import (
     PlanFor,
     ResponsePlan,
     apply_headers,
-    content_encoding,
     reason_of,
 )
 from consentgate.rewrite import RewriteMemo, Rewriter, StreamingDecoder
@@ -46,6 +45,11 @@ MAX_HELD_BYTES = 8 << 20
 _HARMLESS_AFTER_START = frozenset({"http.response.trailers"})
 
 
+# The plan of a response not planned (yet): PASS. Shared, since the responder only ever
+# reads a plan; a planned response gets its own from the planner.
+_NO_PLAN = ResponsePlan()
+
+
 class _Failed(Exception):
     """The walled body cannot be delivered safely; the message says why (for the log)."""
 
@@ -57,6 +61,26 @@ def _why(exc: BaseException) -> str:
 class Responder:
     """Carries out one response's plan; knows ASGI and the rewriter, not why."""
 
+    # One per response: slots make it cheaper to build and to read.
+    __slots__ = (
+        "_began",
+        "_decoder",
+        "_ended",
+        "_gated",
+        "_headers",
+        "_held",
+        "_held_size",
+        "_memo",
+        "_plan",
+        "_plan_for",
+        "_replay",
+        "_rewriter",
+        "_send",
+        "_short_logged",
+        "_start",
+        "scope",
+    )
+
     def __init__(
         self, plan_for: PlanFor, scope: Scope, send: Send, memo: RewriteMemo | None = None
     ) -> None:
@@ -64,7 +88,7 @@ class Responder:
         self._memo = memo
         self.scope = scope
         self._send = send
-        self._plan = ResponsePlan()
+        self._plan = _NO_PLAN
         self._start: Message | None = None
         self._headers: MutableHeaders | None = None
         self._began = False
@@ -134,17 +158,17 @@ class Responder:
         plan = self._plan
         self._rewriter = Rewriter(
             plan.operations,
-            content_type=headers.get("content-type"),
+            content_type=plan.content_type,
             max_token_bytes=plan.max_token_bytes,
         )
-        encoding = content_encoding(headers)
+        encoding = plan.content_encoding
         if encoding is None:
             return
         self._decoder = StreamingDecoder(encoding)
         del headers["content-encoding"]
         del headers["content-length"]
 
-    def _whole_body(self, headers: MutableHeaders, first: Message) -> bytes | None:
+    def _whole_body(self, first: Message) -> bytes | None:
         """The body, when the memo can rewrite it in one piece: complete in the first
         message, not encoded, and a GET (HEAD has its own answer)."""
         if (
@@ -152,20 +176,20 @@ class Responder:
             or first["type"] != "http.response.body"
             or first.get("more_body", False)
             or self.scope["method"] == "HEAD"
-            or content_encoding(headers) is not None
+            or self._plan.content_encoding is not None
         ):
             return None
         body = first.get("body", b"")
         return body if isinstance(body, bytes) else None
 
-    def _rewrite_whole(self, headers: MutableHeaders, body: bytes) -> bytes:
+    def _rewrite_whole(self, body: bytes) -> bytes:
         memo, plan = self._memo, self._plan
         if memo is None:
             raise _Failed("no memo")
         output, short = memo.rewrite(
             plan.operations,
             body,
-            content_type=headers.get("content-type"),
+            content_type=plan.content_type,
             max_token_bytes=plan.max_token_bytes,
         )
         self._note_short_count(short)
@@ -180,17 +204,16 @@ class Responder:
         self, start: Message, headers: MutableHeaders, first: Message
     ) -> None:
         plan = self._plan
-        whole = self._whole_body(headers, first) if plan.mode is Mode.BEST_EFFORT else None
+        whole = self._whole_body(first) if plan.mode is Mode.BEST_EFFORT else None
         if whole is not None:
             try:
-                output = self._rewrite_whole(headers, whole)
+                output = self._rewrite_whole(whole)
             except Exception as exc:  # e.g. a declared UTF-16 page: it goes out as it is
                 self._log_not_rewritten(exc)
                 apply_headers(headers, plan, rewritten=False)
                 output = whole
             else:
-                apply_headers(headers, plan, rewritten=True)
-                headers["content-length"] = str(len(output))
+                apply_headers(headers, plan, rewritten=True, content_length=len(output))
             await self._send_whole(start, headers, output)
             return
         original_headers = list(headers.raw)
@@ -236,15 +259,14 @@ class Responder:
         if plan.refuse is not None:
             await self._send_wall_page(plan.refuse)
             return
-        whole = self._whole_body(headers, first)
+        whole = self._whole_body(first)
         if whole is not None:
             try:
-                output = self._rewrite_whole(headers, whole)
+                output = self._rewrite_whole(whole)
             except Exception as exc:  # whatever it is, none of the app's body goes out
                 await self._send_wall_page(_why(exc))
                 return
-            apply_headers(headers, plan, rewritten=True)
-            headers["content-length"] = str(len(output))
+            apply_headers(headers, plan, rewritten=True, content_length=len(output))
             await self._send_whole(start, headers, output)
             return
         try:

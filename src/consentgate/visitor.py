@@ -91,22 +91,26 @@ class Visitor:
         gpc: bool,
         user_id: str | None = None,
     ) -> None:
-        setattr_ = object.__setattr__
-        setattr_(self, "_config", config)
-        setattr_(self, "_scope", scope)
-        setattr_(self, "_headers", headers)
-        setattr_(self, "_language", None)
-        setattr_(self, "_client_ip", _UNSET)
-        setattr_(self, "_path_with_query", None)
-        setattr_(self, "cookies", cookies)
-        setattr_(self, "decision", decision)
-        setattr_(self, "consent", consent)
-        setattr_(self, "mode", mode)
-        setattr_(self, "gpc", gpc)
-        setattr_(self, "scheme", str(scope.get("scheme", "http")))
-        dest = headers.get(b"sec-fetch-dest", b"").decode("latin-1").strip().lower()
-        setattr_(self, "framed", dest in FRAME_DESTINATIONS)
-        setattr_(self, "user_id", user_id)
+        # Through the slots' own setters (see _SLOT_SETTERS): a Visitor is made on every
+        # request, and object.__setattr__ looks each name up first.
+        _set_config(self, config)
+        _set_scope(self, scope)
+        _set_headers(self, headers)
+        _set_language(self, None)
+        _set_client_ip(self, _UNSET)
+        _set_path_with_query(self, None)
+        _set_cookies(self, cookies)
+        _set_decision(self, decision)
+        _set_consent(self, consent)
+        _set_mode(self, mode)
+        _set_gpc(self, gpc)
+        _set_scheme(self, str(scope.get("scheme", "http")))
+        dest = headers.get(b"sec-fetch-dest")
+        _set_framed(
+            self,
+            dest is not None and dest.decode("latin-1").strip().lower() in FRAME_DESTINATIONS,
+        )
+        _set_user_id(self, user_id)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Visitor is read-only; cannot set {name!r}")
@@ -135,7 +139,7 @@ class Visitor:
                 config.languages,
                 config.default_language,
             )
-            object.__setattr__(self, "_language", language)
+            _set_language(self, language)
         return language
 
     @property
@@ -146,7 +150,7 @@ class Visitor:
             address = client_address(
                 self._scope, config.trusted_proxies, config.trusted_proxy_header
             )
-            object.__setattr__(self, "_client_ip", address)
+            _set_client_ip(self, address)
         return cast("str | None", address)
 
     @property
@@ -155,7 +159,7 @@ class Visitor:
         path = self._path_with_query
         if path is None:
             path = _path_with_query(self._scope)
-            object.__setattr__(self, "_path_with_query", path)
+            _set_path_with_query(self, path)
         return path
 
     def _with(self, **changes: Any) -> Visitor:
@@ -208,6 +212,23 @@ class Visitor:
             f"gpc={self.gpc!r}, user_id={self.user_id!r}, framed={self.framed!r})"
         )
 
+
+# The setters of Visitor's slots, which write past its read-only __setattr__.
+_SLOT_SETTERS: dict[str, Any] = {name: getattr(Visitor, name).__set__ for name in Visitor.__slots__}
+_set_client_ip = _SLOT_SETTERS["_client_ip"]
+_set_config = _SLOT_SETTERS["_config"]
+_set_headers = _SLOT_SETTERS["_headers"]
+_set_language = _SLOT_SETTERS["_language"]
+_set_path_with_query = _SLOT_SETTERS["_path_with_query"]
+_set_scope = _SLOT_SETTERS["_scope"]
+_set_consent = _SLOT_SETTERS["consent"]
+_set_cookies = _SLOT_SETTERS["cookies"]
+_set_decision = _SLOT_SETTERS["decision"]
+_set_framed = _SLOT_SETTERS["framed"]
+_set_gpc = _SLOT_SETTERS["gpc"]
+_set_mode = _SLOT_SETTERS["mode"]
+_set_scheme = _SLOT_SETTERS["scheme"]
+_set_user_id = _SLOT_SETTERS["user_id"]
 
 _NO_COOKIES: Mapping[str, str] = MappingProxyType({})
 _CACHED_COOKIE_BYTES = 2048

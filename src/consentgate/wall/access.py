@@ -156,18 +156,21 @@ def article_access(
     header_access: str | None,
     header_article_id: str | None,
     rules: AccessRules,
+    *,
+    route_level: AccessLevel | None = None,
 ) -> ArticleAccess:
     """The app's headers win over the route rules; the id defaults to the path.
 
     The app knows its articles better than a URL pattern does (a free article under a
     metered section, one article under two URLs), hence the precedence. The query string
     is never part of the default id, so ``?utm_source=…`` cannot make a new article.
+    ``route_level``: what ``rules`` say of this path, when the caller has asked them already.
     """
     bare_path = path.split("?", 1)[0]
     level = AccessLevel.parse(header_access)
     invalid = header_access if header_access is not None and level is None else None
     if level is None:
-        level = rules.level_for(bare_path)
+        level = rules.level_for(bare_path) if route_level is None else route_level
     article_id = (header_article_id or "").strip() or bare_path
     return ArticleAccess(level=level, article_id=article_id, invalid_header=invalid)
 
