@@ -81,7 +81,7 @@ def test_bench_http_worker_split_is_each_workers_part_of_the_cpu_used_in_the_run
     assert bench_http._shares([1.0, 2.0], [1.0, 2.0]) is None
 
 
-PID_APP = '''
+PID_APP = """
 import os
 
 
@@ -93,7 +93,7 @@ def make():
         await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
 
     return app
-'''
+"""
 
 
 @pytest.mark.slow
