@@ -281,7 +281,10 @@ class Rewriter(_ModelSwitch):
             return self._light_start(element)
         self._in_start_tag = True
         try:
-            outcome, content = model.start_tag(element)
+            if model.push_in_body(element):  # the common case, without the dispatch
+                outcome, content = Outcome.OPEN, ContentModel.DATA
+            else:
+                outcome, content = model.start_tag(element)
         except ModelLimit as exc:
             self._model_limit(exc)
             return self._light_start(element)
@@ -347,6 +350,8 @@ class Rewriter(_ModelSwitch):
             self._finish_capture()
             self._update_wanted()
         model = self._model
+        if model is not None and self._end_current(tag, model):
+            return
         if model is not None and self._leaves_foreign_content(model, name):
             model = self._model
         if model is None:
@@ -375,6 +380,37 @@ class Rewriter(_ModelSwitch):
         self._close_with_token(tag, target, pop=pops)
         self._maybe_stop_model()
         self._update_model_wanted()
+
+    def _end_current(self, tag: EndTag, model: TreeModel) -> bool:
+        """The end tag of the current node, when the model only pops it (most end tags of a
+        page, see ``TreeModel.pop_in_body``) and the element is nothing this rewriter ends
+        with more than its end tag: what the rest of :meth:`end_tag` and
+        :meth:`_close_with_token` would do for it, without their lists and steps. False, with
+        nothing done, when the full path must decide."""
+        stack: list[_Element] = model.stack  # type: ignore[assignment]
+        if not stack:
+            return False
+        node = stack[-1]
+        if (
+            node.name != tag.name
+            or node.synthetic  # made by the model: "</p>" with no p, a reconstructed <b>
+            or node is self._drop_root
+            or (self._active_truncates and self._is_active_container(node))
+            or model.pop_in_body(tag.name) is None
+        ):
+            return False
+        if not self._dropping:
+            if self._end_any or tag.name in self._end_names:
+                before, after = self._end_insertions(tag.name, node)
+                self._out.append(before + tag.raw + after if before or after else tag.raw)
+            else:
+                self._out.append(tag.raw)
+        if self._active_truncates:
+            self._element_closed(node)
+        if self._model_base > 0:  # the model may stop here (it never does from the start)
+            self._maybe_stop_model()
+            self._update_model_wanted()
+        return True
 
     def _light_end(self, tag: EndTag) -> None:
         if self._end_any or tag.name in self._end_names:

@@ -3,11 +3,13 @@ the adoption agency algorithm."""
 
 from __future__ import annotations
 
-from ._html import FORMATTING_ELEMENTS, HEADINGS, VOID_ELEMENTS
+from ._html import FORMATTING_ELEMENTS, HEADINGS, SPECIAL_ELEMENTS, VOID_ELEMENTS
 from .tokens import ContentModel
 from .treedata import (
     _BLOCK_END,
+    _BODY_END_RULES,
     _BODY_IGNORED_STARTS,
+    _BODY_START_RULES,
     _CLOSES_P,
     _HEAD_RULES,
     _MARKER,
@@ -22,6 +24,9 @@ from .treedata import (
     _is_special,
 )
 from .treestack import _OpenElements
+
+#: What the "li" start tag's walk down the stack goes past (or stops at: li itself).
+_LI_WALK_ON = frozenset(("address", "div", "p", "li"))
 
 
 class _InBody(_OpenElements):
@@ -50,6 +55,81 @@ class _InBody(_OpenElements):
         return Outcome.OPEN, CONTENT_MODELS[token.name]
 
     # -- in body ----------------------------------------------------------------------------
+
+    # Most tags of a page are a <span>, a <div>, an <a> "in body" whose rule is only to push
+    # or pop. These two take them without the dispatch (mode, namespace, the chain of rules
+    # of _body_start/_body_end): the profile of a walled page spent most of its model time
+    # there. Each does exactly what the full rule does, or nothing at all and says so.
+
+    def push_in_body(self, token: Node) -> bool:
+        """A start tag "in body" whose rule is only to insert it (after reconstructing the
+        active formatting elements where the rule says so): inserted, True; the element is
+        open (``Outcome.OPEN``, ``ContentModel.DATA``). False, with nothing changed, for
+        every other case, which :meth:`start_tag` then takes."""
+        if self.mode is not Mode.IN_BODY:
+            return False
+        stack = self.stack
+        if not stack or stack[-1].ns != HTML:
+            return False  # foreign content, or no html element yet
+        name = token.name
+        counts = self._open_count
+        formatting = False
+        if name not in _BODY_START_RULES:  # "any other start tag"
+            if self.afe:
+                self._reconstruct_formatting()
+        elif name in _CLOSES_P:
+            if counts.get("p"):
+                return False  # maybe a <p> to close first
+        elif name in FORMATTING_ELEMENTS:
+            if name == "nobr" or (name == "a" and self._active_formatting("a") is not None):
+                return False  # the adoption agency may run first
+            if self.afe:
+                self._reconstruct_formatting()
+            formatting = True
+        elif name == "li":
+            # The rule walks down the stack for an <li> to close; it stops at once at a
+            # special element other than address, div and p (a <ul>, an <ol>).
+            top = stack[-1].name
+            if counts.get("p") or top not in SPECIAL_ELEMENTS or top in _LI_WALK_ON:
+                return False
+            self._frameset_ok = False
+        else:
+            return False
+        if len(stack) >= self.max_depth:
+            return False  # start_tag raises ModelLimit
+        # _push, inlined: this is the hot path.
+        token.ns = HTML
+        stack.append(token)
+        token.open = True
+        counts[name] = counts.get(name, 0) + 1
+        if formatting:
+            self._push_formatting(token)
+        return True
+
+    def pop_in_body(self, name: str) -> Node | None:
+        """An end tag "in body" naming the current node, whose rule then is only to pop it
+        (for a formatting element: the adoption agency's outcome when it is the last active
+        formatting element, popped and taken off the list). Returns the popped element,
+        without ``on_close``: the caller takes it as the element this end tag ends, as it does
+        with what :meth:`end_tag` returns. None, with nothing changed, for every other case,
+        which :meth:`end_tag` then takes."""
+        if self.mode is not Mode.IN_BODY:
+            return None
+        stack = self.stack
+        if not stack:
+            return None
+        node = stack[-1]
+        if node.name != name or node.ns != HTML:
+            return None
+        if name in _BODY_END_RULES:
+            afe = self.afe
+            if name not in FORMATTING_ELEMENTS or not afe or afe[-1] is not node:
+                return None
+            afe.pop()
+        stack.pop()
+        node.open = False
+        self._open_count[name] -= 1
+        return node
 
     def _body_start(self, token: Node) -> tuple[Outcome, ContentModel]:
         name = token.name
