@@ -269,7 +269,8 @@ class Rewriter(_ModelSwitch):
         self._bom_matched = None
         element.codec = self._codec
         name = element.name
-        if self._watch_words and name not in INLINE_ELEMENTS:
+        # Word boundaries matter only while a container's words are counted.
+        if self._active_truncates and name not in INLINE_ELEMENTS:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()
@@ -342,7 +343,7 @@ class Rewriter(_ModelSwitch):
     def end_tag(self, tag: EndTag) -> None:
         self._bom_matched = None
         name = tag.name
-        if self._watch_words and name not in INLINE_ELEMENTS:
+        if self._active_truncates and name not in INLINE_ELEMENTS:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()

@@ -12,7 +12,7 @@ import enum
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import SelectorError
@@ -30,6 +30,11 @@ class MatchableElement(Protocol):
 
     @property
     def classes(self) -> frozenset[str]: ...
+
+    def may_hold(self, values: tuple[bytes, ...]) -> bool:
+        """False only when the element's attributes cannot hold every one of these ASCII
+        values (a quick test before its attributes are decoded; True is always correct)."""
+        ...
 
 
 class AttrOp(enum.Enum):
@@ -63,9 +68,21 @@ class Compound:
     ids: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     attrs: tuple[AttrTest, ...] = ()
+    #: The ASCII ids, classes and attribute values a match needs, as bytes: most elements of
+    #: the tag (every <div> of a page, for ``div.article-body``) fail ``may_hold`` on them
+    #: before their attributes are parsed.
+    needles: tuple[bytes, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        values = [*self.ids, *self.classes]
+        values += [t.value for t in self.attrs if t.op is not AttrOp.EXISTS and t.value]
+        needles = tuple(v.encode("ascii") for v in values if v.isascii())
+        object.__setattr__(self, "needles", needles)
 
     def matches(self, element: MatchableElement) -> bool:
         if self.tag is not None and element.name != self.tag:
+            return False
+        if self.needles and not element.may_hold(self.needles):
             return False
         for wanted_id in self.ids:
             if element.get_attr("id") != wanted_id:
@@ -100,6 +117,14 @@ class ComplexSelector:
             return True
         if self.combinators[part - 1] is Combinator.CHILD:
             return index > 0 and self._match_from(part - 1, stack, index - 1)
+        if part == 1:
+            # The outermost compound has nothing left of it: one test per ancestor, not a
+            # call (``svg script`` looks at every <script>'s ancestors).
+            ancestor = self.compounds[0]
+            tag = ancestor.tag
+            if tag is not None and not (ancestor.ids or ancestor.classes or ancestor.attrs):
+                return any(stack[i].name == tag for i in range(index - 1, -1, -1))
+            return any(ancestor.matches(stack[i]) for i in range(index - 1, -1, -1))
         return any(self._match_from(part - 1, stack, i) for i in range(index - 1, -1, -1))
 
 
