@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol
 
 from .errors import SelectorError
 
 _WS_CHARS = "\t\n\f\r "
+_name_of = operator.attrgetter("name")
 
 
 class MatchableElement(Protocol):
@@ -108,13 +111,20 @@ class ComplexSelector:
     combinators: tuple[Combinator, ...]
 
     def matches(self, stack: Sequence[MatchableElement], index: int) -> bool:
-        return self._match_from(len(self.compounds) - 1, stack, index)
+        # The subject's own compound first, here: most elements asked fail it.
+        compounds = self.compounds
+        if not compounds[-1].matches(stack[index]):
+            return False
+        return len(compounds) == 1 or self._match_left(len(compounds) - 1, stack, index)
 
     def _match_from(self, part: int, stack: Sequence[MatchableElement], index: int) -> bool:
         if not self.compounds[part].matches(stack[index]):
             return False
-        if part == 0:
-            return True
+        return part == 0 or self._match_left(part, stack, index)
+
+    def _match_left(self, part: int, stack: Sequence[MatchableElement], index: int) -> bool:
+        """``compounds[part]`` matches ``stack[index]``: do the compounds left of it match
+        its ancestors?"""
         if self.combinators[part - 1] is Combinator.CHILD:
             return index > 0 and self._match_from(part - 1, stack, index - 1)
         if part == 1:
@@ -123,7 +133,7 @@ class ComplexSelector:
             ancestor = self.compounds[0]
             tag = ancestor.tag
             if tag is not None and not (ancestor.ids or ancestor.classes or ancestor.attrs):
-                return any(stack[i].name == tag for i in range(index - 1, -1, -1))
+                return tag in map(_name_of, islice(stack, index))  # the scan runs in C
             return any(ancestor.matches(stack[i]) for i in range(index - 1, -1, -1))
         return any(self._match_from(part - 1, stack, i) for i in range(index - 1, -1, -1))
 
@@ -152,7 +162,10 @@ class Selector:
         if not stack:
             return False
         subject = len(stack) - 1 if index is None else index
-        return any(alt.matches(stack, subject) for alt in self.alternatives)
+        for alt in self.alternatives:  # noqa: SIM110 - a loop, not any(): asked of many
+            if alt.matches(stack, subject):
+                return True
+        return False
 
     @property
     def subject_tags(self) -> frozenset[str] | None:
