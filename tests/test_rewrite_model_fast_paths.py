@@ -1,6 +1,6 @@
-"""The tree model's fast paths ("in body" pushes and pops without the dispatch) against its
-full rules: for any sequence of start and end tags, a model that tries
-``push_in_body``/``pop_in_body`` first keeps the same stack, list of active formatting
+"""The tree model's fast paths (pushes and pops "in body" and in foreign content without the
+dispatch) against its full rules: for any sequence of start and end tags, a model that tries
+``push_plain``/``pop_plain`` first keeps the same stack, list of active formatting
 elements, insertion mode and closes as one that only takes ``start_tag``/``end_tag``.
 
 The fast paths decline whatever they do not take exactly as the rules do, so this compares
@@ -27,7 +27,7 @@ NAMES = sorted(
 COMMON = (
     "a", "b", "i", "nobr", "p", "div", "span", "li", "ul", "dd", "h1", "h2", "button", "form",
     "table", "td", "tr", "select", "option", "template", "object", "svg", "math", "mi",
-    "foreignobject", "br", "img", "body",
+    "foreignobject", "br", "img", "body", "path", "g", "desc", "mrow", "font",
 )  # fmt: skip
 NAME = st.one_of(st.sampled_from(COMMON), st.sampled_from(NAMES))
 TOKENS = st.lists(st.tuples(st.booleans(), NAME, st.booleans()), min_size=1, max_size=60)
@@ -57,13 +57,13 @@ class _Run:
         raw = f"<{name}{'/' if self_closing else ''}>".encode()
         element = _Element(raw, name, self_closing)
         element.codec = "utf-8"
-        if self.fast and self.model.push_in_body(element):
+        if self.fast and self.model.push_plain(element):
             return ContentModel.DATA
         return self.model.start_tag(element)[1]
 
     def end(self, name: str) -> None:
         if self.fast:
-            node = self.model.pop_in_body(name)
+            node = self.model.pop_plain(name)
             if node is not None:
                 self.closed.append((node.name, node.ns))  # the caller's part
                 return
@@ -94,6 +94,9 @@ def _tokens(spec: str) -> list[tuple[bool, str, bool]]:
 @example(_tokens("ul li div li /li /div"))
 # A paragraph open: a <div> closes it first.
 @example(_tokens("p span div /div /span /p"))
+# Foreign content: its own elements, an integration point, a breakout tag.
+@example(_tokens("svg g path /path /g desc span /span /desc g p /g /svg"))
+@example(_tokens("math mrow mi b /b /mi /mrow /math"))
 def test_model_fast_paths_match_the_full_rules(tokens: list[tuple[bool, str, bool]]) -> None:
     fast, full = _Run(fast=True), _Run(fast=False)
     for is_start, name, self_closing in tokens:
@@ -107,15 +110,20 @@ def test_model_fast_paths_match_the_full_rules(tokens: list[tuple[bool, str, boo
 
 def test_model_fast_paths_take_the_common_tags() -> None:
     """The fast paths are taken where they should be (else the comparison above proves
-    nothing): a <div>, a <span>, an <a> and an <li> in a <ul>, and their end tags."""
+    nothing): a <div>, a <span>, an <a>, an <li> in a <ul>, an <svg>'s <g>, and their end
+    tags."""
     run = _Run(fast=True)
     for name in ("html", "body"):
         run.start(name, False)
     model = run.model
     taken = []
     for name in ("div", "span", "a", "ul", "li"):
-        taken.append(model.push_in_body(_Element(f"<{name}>".encode(), name, False)))
+        taken.append(model.push_plain(_Element(f"<{name}>".encode(), name, False)))
+    run.start("svg", False)
+    taken.append(model.push_plain(_Element(b"<g>", "g", False)))
+    taken.append(model.pop_plain("g") is not None)
+    run.end("svg")
     for name in ("li", "ul", "a", "span", "div"):
-        taken.append(model.pop_in_body(name) is not None)
-    assert taken == [True] * 10
+        taken.append(model.pop_plain(name) is not None)
+    assert taken == [True] * 12
     assert [n.name for n in model.stack] == ["html", "body"] and model.afe == []

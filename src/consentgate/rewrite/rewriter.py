@@ -281,7 +281,7 @@ class Rewriter(_ModelSwitch):
                 return self._light_start(element)
             self._in_start_tag = True
             try:
-                if model.push_in_body(element):  # the common case, without the dispatch
+                if model.push_plain(element):  # the common case, without the dispatch
                     outcome, content = Outcome.OPEN, ContentModel.DATA
                 else:
                     outcome, content = model.start_tag(element)
@@ -359,7 +359,7 @@ class Rewriter(_ModelSwitch):
             self._light_end(tag)
             return
         # Most end tags of a page are the current node's, which the model only pops (see
-        # TreeModel.pop_in_body), and end nothing this rewriter ends with more than its end
+        # TreeModel.pop_plain), and end nothing this rewriter ends with more than its end
         # tag: what _end_tag_full and _close_with_token would do for those, without their
         # lists and steps. Anything else takes the full path, with nothing done here.
         stack: list[_Element] = model.stack  # type: ignore[assignment]
@@ -370,7 +370,7 @@ class Rewriter(_ModelSwitch):
             or node.synthetic  # made by the model: "</p>" with no p, a reconstructed <b>
             or node is self._drop_root
             or (self._active_truncates and self._is_active_container(node))
-            or model.pop_in_body(name) is None
+            or model.pop_plain(name) is None
         ):
             self._end_tag_full(tag, model)
             return

@@ -3,7 +3,15 @@ the adoption agency algorithm."""
 
 from __future__ import annotations
 
-from ._html import FORMATTING_ELEMENTS, HEADINGS, SPECIAL_ELEMENTS, VOID_ELEMENTS
+from ._html import (
+    FOREIGN_BREAKOUT,
+    FORMATTING_ELEMENTS,
+    HEADINGS,
+    SPECIAL_ELEMENTS,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
+    VOID_ELEMENTS,
+)
 from .tokens import ContentModel
 from .treedata import (
     _BLOCK_END,
@@ -56,22 +64,41 @@ class _InBody(_OpenElements):
 
     # -- in body ----------------------------------------------------------------------------
 
-    # Most tags of a page are a <span>, a <div>, an <a> "in body" whose rule is only to push
-    # or pop. These two take them without the dispatch (mode, namespace, the chain of rules
-    # of _body_start/_body_end): the profile of a walled page spent most of its model time
-    # there. Each does exactly what the full rule does, or nothing at all and says so.
+    # Most tags of a page are a <span>, a <div>, an <a> "in body" (or a <path> in an icon)
+    # whose rule is only to push or pop. These two take them without the dispatch (mode,
+    # namespace, the chain of rules of _body_start/_body_end): the profile of a walled page
+    # spent most of its model time there. Each does exactly what the full rules do, or
+    # nothing at all and says so.
 
-    def push_in_body(self, token: Node) -> bool:
-        """A start tag "in body" whose rule is only to insert it (after reconstructing the
-        active formatting elements where the rule says so): inserted, True; the element is
-        open (``Outcome.OPEN``, ``ContentModel.DATA``). False, with nothing changed, for
-        every other case, which :meth:`start_tag` then takes."""
+    def push_plain(self, token: Node) -> bool:
+        """A start tag whose rule is only to insert it: "in body" (after reconstructing the
+        active formatting elements where the rule says so), or in foreign content away from
+        integration points and breakout tags. Inserted, True; the element is open
+        (``Outcome.OPEN``, ``ContentModel.DATA``). False, with nothing changed, for every
+        other case, which :meth:`start_tag` then takes."""
+        stack = self.stack
+        if not stack or len(stack) >= self.max_depth:
+            return False  # no html element yet; or start_tag raises ModelLimit
+        current = stack[-1]
+        name = token.name
+        if current.ns != HTML:
+            # _foreign_start's "any other start tag": the element takes the current node's
+            # namespace. Not at a MathML text or HTML integration point (annotation-xml
+            # included, whatever its encoding), not a breakout tag (font: with attributes).
+            if (
+                token.self_closing
+                or self.mode is Mode.IN_TABLE_TEXT
+                or current.name in (SPECIAL_SVG if current.ns == SVG else SPECIAL_MATHML)
+                or name in FOREIGN_BREAKOUT
+                or name == "font"
+            ):
+                return False
+            token.ns = current.ns
+            stack.append(token)
+            token.open = True  # not counted: the counts are of HTML elements
+            return True
         if self.mode is not Mode.IN_BODY:
             return False
-        stack = self.stack
-        if not stack or stack[-1].ns != HTML:
-            return False  # foreign content, or no html element yet
-        name = token.name
         counts = self._open_count
         formatting = False
         if name not in _BODY_START_RULES:  # "any other start tag"
@@ -89,14 +116,14 @@ class _InBody(_OpenElements):
         elif name == "li":
             # The rule walks down the stack for an <li> to close; it stops at once at a
             # special element other than address, div and p (a <ul>, an <ol>).
-            top = stack[-1].name
+            top = current.name
             if counts.get("p") or top not in SPECIAL_ELEMENTS or top in _LI_WALK_ON:
                 return False
             self._frameset_ok = False
         else:
             return False
         if len(stack) >= self.max_depth:
-            return False  # start_tag raises ModelLimit
+            return False  # reconstructed elements took the room: start_tag raises
         # _push, inlined: this is the hot path.
         token.ns = HTML
         stack.append(token)
@@ -106,20 +133,28 @@ class _InBody(_OpenElements):
             self._push_formatting(token)
         return True
 
-    def pop_in_body(self, name: str) -> Node | None:
-        """An end tag "in body" naming the current node, whose rule then is only to pop it
+    def pop_plain(self, name: str) -> Node | None:
+        """An end tag naming the current node, whose rule then is only to pop it: "in body"
         (for a formatting element: the adoption agency's outcome when it is the last active
-        formatting element, popped and taken off the list). Returns the popped element,
-        without ``on_close``: the caller takes it as the element this end tag ends, as it does
-        with what :meth:`end_tag` returns. None, with nothing changed, for every other case,
-        which :meth:`end_tag` then takes."""
-        if self.mode is not Mode.IN_BODY:
-            return None
+        formatting element, popped and taken off the list), or in foreign content. Returns
+        the popped element, without ``on_close``: the caller takes it as the element this end
+        tag ends, as it does with what :meth:`end_tag` returns. None, with nothing changed,
+        for every other case, which :meth:`end_tag` then takes."""
         stack = self.stack
-        if not stack:
+        if len(stack) < 2:
             return None
         node = stack[-1]
-        if node.name != name or node.ns != HTML:
+        if node.name != name:
+            return None
+        mode = self.mode
+        if node.ns != HTML:
+            # _foreign_end, first step: the current node has the name.
+            if mode is Mode.TEXT or mode is Mode.IN_TABLE_TEXT:
+                return None
+            stack.pop()
+            node.open = False
+            return node
+        if mode is not Mode.IN_BODY:
             return None
         if name in _BODY_END_RULES:
             afe = self.afe

@@ -124,7 +124,7 @@ _BODY_IGNORED_STARTS = _names("caption col colgroup frame head tbody td tfoot th
 
 #: Every start tag name "in body" has a rule of its own for (the tests of ``_body_start``
 #: before "any other start tag"). A name outside it is only: reconstruct the active
-#: formatting elements, insert (the fast path of ``_InBody.push_in_body``).
+#: formatting elements, insert (the fast path of ``_InBody.push_plain``).
 _BODY_START_RULES = (
     _CLOSES_P
     | FORMATTING_ELEMENTS
@@ -140,7 +140,7 @@ _BODY_START_RULES = (
 #: End tags whose "in body" rule does more than pop the current node when it is their own
 #: element (the form pointer, markers, the insertion mode, ``</body>``/``</html>``/``</br>``
 #: which pop nothing), and the formatting elements (the adoption agency; see
-#: ``_InBody.pop_in_body``).
+#: ``_InBody.pop_plain``).
 _BODY_END_RULES = FORMATTING_ELEMENTS | _names(
     "applet marquee object template select form body html br"
 )
