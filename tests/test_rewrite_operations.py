@@ -311,3 +311,22 @@ def test_truncate_nth_item_closed_by_the_containers_end_tag_cuts_there(chunk: in
         rewriter = Rewriter(ops, content_type="text/html; charset=utf-8")
         pieces = [page] if chunk is None else [page[i : i + 1] for i in range(len(page))]
         assert b"".join(rewriter.feed(p) for p in pieces) + rewriter.close() == expected
+
+
+@pytest.mark.parametrize(
+    ("container", "tag"),
+    [
+        ("div.article-body", b"<div class='&#97;rticle-body'>"),  # a reference spells it
+        ("div#story", b"<div ID=story>"),  # an attribute name in capitals
+        ("div[data-kind=story]", b'<div data-kind="st&#111;ry">'),
+    ],
+)
+def test_truncate_finds_a_container_whose_bytes_do_not_spell_its_selector(
+    container: str, tag: bytes
+) -> None:
+    """Selectors skip elements whose tag bytes cannot hold the id or class they ask for,
+    before decoding attributes: a value the bytes spell only through a character
+    reference, or a name in capitals, must still match."""
+    page = b"<body><div class=other>x</div>" + tag + b"<p>One</p><p>Two</p><p>Three</p></div>"
+    out = run_all_chunkings(lambda: [Truncate(container, "<aside>CTA</aside>", keep_items=2)], page)
+    assert b"Three" not in out and b"<aside>CTA</aside>" in out and b">x</div>" in out

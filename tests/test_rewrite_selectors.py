@@ -21,6 +21,9 @@ class El:
     def classes(self) -> frozenset[str]:
         return frozenset(self.attrs.get("class", "").split())
 
+    def may_hold(self, values: tuple[bytes, ...]) -> bool:
+        return True  # no bytes to look at: the attributes decide
+
 
 STACK = [
     El("html"),

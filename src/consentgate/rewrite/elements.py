@@ -26,7 +26,12 @@ class _Element(StartTag):
     synthetic: bool
 
     def __init__(self, raw: bytes, name: str, self_closing: bool) -> None:
-        super().__init__(raw, name, self_closing)
+        # StartTag.__init__'s fields set here rather than by calling it: one of these is made
+        # for every start tag of a page, and the call was a tenth of making it.
+        self.raw = raw
+        self.name = name
+        self.self_closing = self_closing
+        self._attrs = None
         self.ns = HTML
         self.open = False
         self.synthetic = False
@@ -51,9 +56,26 @@ class _Element(StartTag):
         if name.isascii():
             # Only the bytes of an ASCII name decode to it in the encodings we rewrite, so
             # decoding this one value is the same as decoding them all and looking it up.
-            value = self.raw_attrs.get(name.encode("ascii"))
+            key = name.encode("ascii")
+            if self._attrs is None and key.lower() not in self.raw.lower():
+                # No attribute of that name, without parsing them all: a selector asks
+                # every <script> for [data-consent] and most have none.
+                return None
+            value = self.raw_attrs.get(key)
             return None if value is None else _decode_value(value, self.codec)
         return self.attrs.get(name)
+
+    def may_hold(self, values: tuple[bytes, ...]) -> bool:
+        # An ASCII character of a decoded value is its own byte in every encoding the
+        # rewriter accepts (see charset.py), so a value is in the bytes of the tag unless a
+        # character reference spells part of it.
+        raw = self.raw
+        if b"&" in raw:
+            return True
+        for value in values:  # noqa: SIM110 - a loop, not all(): asked of every <div>
+            if value not in raw:
+                return False
+        return True
 
     @property
     def classes(self) -> frozenset[str]:

@@ -37,6 +37,7 @@ DEFAULT_MAX_DEPTH = 1024
 #: cutting there.
 DEFAULT_MAX_HELD_BYTES = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
+_IN_BODY = T.Mode.IN_BODY
 _DOCTYPE = re.compile(rb"<!doctype[\t\n\f\r ]*([^\t\n\f\r >]*)([^>]*)>?", re.IGNORECASE)
 _DOCTYPE_ID = re.compile(rb"""(public|system)[\t\n\f\r ]*(?:"([^"]*)"?|'([^']*)'?)""", re.I)
 
@@ -189,8 +190,11 @@ class Rewriter(_ModelSwitch):
         if model is not None:
             if self._bom_matched is not None:
                 model.characters(self._past_bom(data))
-            else:
+            elif model.mode is not _IN_BODY or model.afe or model._frameset_ok:
                 model.characters(data)
+            # else: text in body with no formatting element to reconstruct and frameset
+            # already ruled out changes nothing in the model (TreeModel.characters), and it
+            # is most text of a page: no call.
         if self._dropping:
             return
         if self._active_truncates and not (model is not None and model.in_template):
@@ -258,54 +262,58 @@ class Rewriter(_ModelSwitch):
         return model.stack[-1].ns != HTML
 
     def start_tag(self, tag: StartTag) -> ContentModel:
-        content = self._start_tag(tag)
-        if self._model_base > 0 and self._model is not None:
-            self._update_model_wanted()
-        return content
-
-    def _start_tag(self, tag: StartTag) -> ContentModel:
-        # The tokenizer builds the class it was given (see __init__).
-        element: _Element = tag  # type: ignore[assignment]
-        self._bom_matched = None
-        element.codec = self._codec
-        name = element.name
-        if self._watch_words and name not in INLINE_ELEMENTS:
-            self._reset_word_boundaries()
-        if self._implicit_batch:
-            self._implicit_batch.clear()
-        model = self._model
-        if model is None and (name == "svg" or name == "math"):
-            self._start_model((), mid_document=True)  # foreign content: the model knows it
-            model = self._model
-        if model is None:
-            return self._light_start(element)
-        self._in_start_tag = True
         try:
-            outcome, content = model.start_tag(element)
-        except ModelLimit as exc:
-            self._model_limit(exc)
-            return self._light_start(element)
-        finally:
-            self._in_start_tag = False
-        if outcome is Outcome.IGNORED:
-            self._emit_visible(element.raw)
+            # The tokenizer builds the class it was given (see __init__).
+            element: _Element = tag  # type: ignore[assignment]
+            self._bom_matched = None
+            element.codec = self._codec
+            name = element.name
+            # Word boundaries matter only while a container's words are counted.
+            if self._active_truncates and name not in INLINE_ELEMENTS:
+                self._reset_word_boundaries()
+            if self._implicit_batch:
+                self._implicit_batch.clear()
+            model = self._model
+            if model is None and (name == "svg" or name == "math"):
+                self._start_model((), mid_document=True)  # foreign content: the model knows it
+                model = self._model
+            if model is None:
+                return self._light_start(element)
+            self._in_start_tag = True
+            try:
+                if model.push_plain(element):  # the common case, without the dispatch
+                    outcome, content = Outcome.OPEN, ContentModel.DATA
+                else:
+                    outcome, content = model.start_tag(element)
+            except ModelLimit as exc:
+                self._model_limit(exc)
+                return self._light_start(element)
+            finally:
+                self._in_start_tag = False
+            if outcome is Outcome.IGNORED:
+                self._emit_visible(element.raw)
+                return content
+            stack: list[_Element] = model.stack  # type: ignore[assignment]
+            void = outcome is Outcome.VOID
+            if void:
+                stack.append(element)  # matched as the current node, then gone
+            if not self._dropping:
+                if self._content_fallbacks and name not in ("html", "head"):
+                    self._insert_content_fallbacks()
+                if self._start_any or name in self._start_names:
+                    self._apply_start_ops(element, content, stack)
+                else:
+                    self._out.append(element.raw)  # no operation can match: the bytes go through
+            if void:
+                stack.pop()
+                if self._active_truncates:
+                    self._element_closed(element)
             return content
-        stack: list[_Element] = model.stack  # type: ignore[assignment]
-        void = outcome is Outcome.VOID
-        if void:
-            stack.append(element)  # matched as the current node, then gone
-        if not self._dropping:
-            if self._content_fallbacks and name not in ("html", "head"):
-                self._insert_content_fallbacks()
-            if self._start_any or name in self._start_names:
-                self._apply_start_ops(element, content, stack)
-            else:
-                self._out.append(element.raw)  # no operation can match: the bytes go through
-        if void:
-            stack.pop()
-            if self._active_truncates:
-                self._element_closed(element)
-        return content
+        finally:
+            # Foreign content entered mid-document: what the tokenizer may skip follows the
+            # current node (a finally here rather than a wrapper: a call per tag costs).
+            if self._model_base > 0 and self._model is not None:
+                self._update_model_wanted()
 
     def _light_start(self, element: _Element) -> ContentModel:
         """A start tag outside the tree model: HTML content, context unknown."""
@@ -339,7 +347,7 @@ class Rewriter(_ModelSwitch):
     def end_tag(self, tag: EndTag) -> None:
         self._bom_matched = None
         name = tag.name
-        if self._watch_words and name not in INLINE_ELEMENTS:
+        if self._active_truncates and name not in INLINE_ELEMENTS:
             self._reset_word_boundaries()
         if self._implicit_batch:
             self._implicit_batch.clear()
@@ -347,9 +355,40 @@ class Rewriter(_ModelSwitch):
             self._finish_capture()
             self._update_wanted()
         model = self._model
-        if model is not None and self._leaves_foreign_content(model, name):
-            model = self._model
         if model is None:
+            self._light_end(tag)
+            return
+        # Most end tags of a page are the current node's, which the model only pops (see
+        # TreeModel.pop_plain), and end nothing this rewriter ends with more than its end
+        # tag: what _end_tag_full and _close_with_token would do for those, without their
+        # lists and steps. Anything else takes the full path, with nothing done here.
+        stack: list[_Element] = model.stack  # type: ignore[assignment]
+        node = stack[-1] if stack else None
+        if (
+            node is None
+            or node.name != name
+            or node.synthetic  # made by the model: "</p>" with no p, a reconstructed <b>
+            or node is self._drop_root
+            or (self._active_truncates and self._is_active_container(node))
+            or model.pop_plain(name) is None
+        ):
+            self._end_tag_full(tag, model)
+            return
+        if not self._dropping:
+            if self._end_any or name in self._end_names:
+                before, after = self._end_insertions(name, node)
+                self._out.append(before + tag.raw + after if before or after else tag.raw)
+            else:
+                self._out.append(tag.raw)
+        if self._active_truncates:
+            self._element_closed(node)
+        if self._model_base > 0:  # the model may stop here (it never does from the start)
+            self._maybe_stop_model()
+            self._update_model_wanted()
+
+    def _end_tag_full(self, tag: EndTag, model: TreeModel) -> None:
+        name = tag.name
+        if self._leaves_foreign_content(model, name) and self._model is None:
             self._light_end(tag)
             return
         closed: list[_Element] = []

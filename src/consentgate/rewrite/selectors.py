@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol
 
 from .errors import SelectorError
 
 _WS_CHARS = "\t\n\f\r "
+_name_of = operator.attrgetter("name")
 
 
 class MatchableElement(Protocol):
@@ -30,6 +33,11 @@ class MatchableElement(Protocol):
 
     @property
     def classes(self) -> frozenset[str]: ...
+
+    def may_hold(self, values: tuple[bytes, ...]) -> bool:
+        """False only when the element's attributes cannot hold every one of these ASCII
+        values (a quick test before its attributes are decoded; True is always correct)."""
+        ...
 
 
 class AttrOp(enum.Enum):
@@ -63,9 +71,21 @@ class Compound:
     ids: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     attrs: tuple[AttrTest, ...] = ()
+    #: The ASCII ids, classes and attribute values a match needs, as bytes: most elements of
+    #: the tag (every <div> of a page, for ``div.article-body``) fail ``may_hold`` on them
+    #: before their attributes are parsed.
+    needles: tuple[bytes, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        values = [*self.ids, *self.classes]
+        values += [t.value for t in self.attrs if t.op is not AttrOp.EXISTS and t.value]
+        needles = tuple(v.encode("ascii") for v in values if v.isascii())
+        object.__setattr__(self, "needles", needles)
 
     def matches(self, element: MatchableElement) -> bool:
         if self.tag is not None and element.name != self.tag:
+            return False
+        if self.needles and not element.may_hold(self.needles):
             return False
         for wanted_id in self.ids:
             if element.get_attr("id") != wanted_id:
@@ -91,15 +111,30 @@ class ComplexSelector:
     combinators: tuple[Combinator, ...]
 
     def matches(self, stack: Sequence[MatchableElement], index: int) -> bool:
-        return self._match_from(len(self.compounds) - 1, stack, index)
+        # The subject's own compound first, here: most elements asked fail it.
+        compounds = self.compounds
+        if not compounds[-1].matches(stack[index]):
+            return False
+        return len(compounds) == 1 or self._match_left(len(compounds) - 1, stack, index)
 
     def _match_from(self, part: int, stack: Sequence[MatchableElement], index: int) -> bool:
         if not self.compounds[part].matches(stack[index]):
             return False
-        if part == 0:
-            return True
+        return part == 0 or self._match_left(part, stack, index)
+
+    def _match_left(self, part: int, stack: Sequence[MatchableElement], index: int) -> bool:
+        """``compounds[part]`` matches ``stack[index]``: do the compounds left of it match
+        its ancestors?"""
         if self.combinators[part - 1] is Combinator.CHILD:
             return index > 0 and self._match_from(part - 1, stack, index - 1)
+        if part == 1:
+            # The outermost compound has nothing left of it: one test per ancestor, not a
+            # call (``svg script`` looks at every <script>'s ancestors).
+            ancestor = self.compounds[0]
+            tag = ancestor.tag
+            if tag is not None and not (ancestor.ids or ancestor.classes or ancestor.attrs):
+                return tag in map(_name_of, islice(stack, index))  # the scan runs in C
+            return any(ancestor.matches(stack[i]) for i in range(index - 1, -1, -1))
         return any(self._match_from(part - 1, stack, i) for i in range(index - 1, -1, -1))
 
 
@@ -127,7 +162,10 @@ class Selector:
         if not stack:
             return False
         subject = len(stack) - 1 if index is None else index
-        return any(alt.matches(stack, subject) for alt in self.alternatives)
+        for alt in self.alternatives:  # noqa: SIM110 - a loop, not any(): asked of many
+            if alt.matches(stack, subject):
+                return True
+        return False
 
     @property
     def subject_tags(self) -> frozenset[str] | None:

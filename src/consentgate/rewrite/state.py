@@ -318,7 +318,6 @@ class _RewriterState:
         self._active_truncates = 0  # how many are in _Phase.ACTIVE
         self._content_fallbacks: list[_OpState] = [states[i] for i in layout.content_fallbacks]
         self._always_model = layout.always_model
-        self._watch_words = bool(self._truncates)
         # Start tags with no candidate operation take a short path (see start_tag).
         self._start_any = layout.start_any
         self._start_names = layout.start_names

@@ -3,11 +3,21 @@ the adoption agency algorithm."""
 
 from __future__ import annotations
 
-from ._html import FORMATTING_ELEMENTS, HEADINGS, VOID_ELEMENTS
+from ._html import (
+    FOREIGN_BREAKOUT,
+    FORMATTING_ELEMENTS,
+    HEADINGS,
+    SPECIAL_ELEMENTS,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
+    VOID_ELEMENTS,
+)
 from .tokens import ContentModel
 from .treedata import (
     _BLOCK_END,
+    _BODY_END_RULES,
     _BODY_IGNORED_STARTS,
+    _BODY_START_RULES,
     _CLOSES_P,
     _HEAD_RULES,
     _MARKER,
@@ -22,6 +32,9 @@ from .treedata import (
     _is_special,
 )
 from .treestack import _OpenElements
+
+#: What the "li" start tag's walk down the stack goes past (or stops at: li itself).
+_LI_WALK_ON = frozenset(("address", "div", "p", "li"))
 
 
 class _InBody(_OpenElements):
@@ -50,6 +63,108 @@ class _InBody(_OpenElements):
         return Outcome.OPEN, CONTENT_MODELS[token.name]
 
     # -- in body ----------------------------------------------------------------------------
+
+    # Most tags of a page are a <span>, a <div>, an <a> "in body" (or a <path> in an icon)
+    # whose rule is only to push or pop. These two take them without the dispatch (mode,
+    # namespace, the chain of rules of _body_start/_body_end): the profile of a walled page
+    # spent most of its model time there. Each does exactly what the full rules do, or
+    # nothing at all and says so.
+
+    def push_plain(self, token: Node) -> bool:
+        """A start tag whose rule is only to insert it: "in body" (after reconstructing the
+        active formatting elements where the rule says so), or in foreign content away from
+        integration points and breakout tags. Inserted, True; the element is open
+        (``Outcome.OPEN``, ``ContentModel.DATA``). False, with nothing changed, for every
+        other case, which :meth:`start_tag` then takes."""
+        stack = self.stack
+        if not stack or len(stack) >= self.max_depth:
+            return False  # no html element yet; or start_tag raises ModelLimit
+        current = stack[-1]
+        name = token.name
+        if current.ns != HTML:
+            # _foreign_start's "any other start tag": the element takes the current node's
+            # namespace. Not at a MathML text or HTML integration point (annotation-xml
+            # included, whatever its encoding), not a breakout tag (font: with attributes).
+            if (
+                token.self_closing
+                or self.mode is Mode.IN_TABLE_TEXT
+                or current.name in (SPECIAL_SVG if current.ns == SVG else SPECIAL_MATHML)
+                or name in FOREIGN_BREAKOUT
+                or name == "font"
+            ):
+                return False
+            token.ns = current.ns
+            stack.append(token)
+            token.open = True  # not counted: the counts are of HTML elements
+            return True
+        if self.mode is not Mode.IN_BODY:
+            return False
+        counts = self._open_count
+        formatting = False
+        if name not in _BODY_START_RULES:  # "any other start tag"
+            if self.afe:
+                self._reconstruct_formatting()
+        elif name in _CLOSES_P:
+            if counts.get("p"):
+                return False  # maybe a <p> to close first
+        elif name in FORMATTING_ELEMENTS:
+            if name == "nobr" or (name == "a" and self._active_formatting("a") is not None):
+                return False  # the adoption agency may run first
+            if self.afe:
+                self._reconstruct_formatting()
+            formatting = True
+        elif name == "li":
+            # The rule walks down the stack for an <li> to close; it stops at once at a
+            # special element other than address, div and p (a <ul>, an <ol>).
+            top = current.name
+            if counts.get("p") or top not in SPECIAL_ELEMENTS or top in _LI_WALK_ON:
+                return False
+            self._frameset_ok = False
+        else:
+            return False
+        if len(stack) >= self.max_depth:
+            return False  # reconstructed elements took the room: start_tag raises
+        # _push, inlined: this is the hot path.
+        token.ns = HTML
+        stack.append(token)
+        token.open = True
+        counts[name] = counts.get(name, 0) + 1
+        if formatting:
+            self._push_formatting(token)
+        return True
+
+    def pop_plain(self, name: str) -> Node | None:
+        """An end tag naming the current node, whose rule then is only to pop it: "in body"
+        (for a formatting element: the adoption agency's outcome when it is the last active
+        formatting element, popped and taken off the list), or in foreign content. Returns
+        the popped element, without ``on_close``: the caller takes it as the element this end
+        tag ends, as it does with what :meth:`end_tag` returns. None, with nothing changed,
+        for every other case, which :meth:`end_tag` then takes."""
+        stack = self.stack
+        if len(stack) < 2:
+            return None
+        node = stack[-1]
+        if node.name != name:
+            return None
+        mode = self.mode
+        if node.ns != HTML:
+            # _foreign_end, first step: the current node has the name.
+            if mode is Mode.TEXT or mode is Mode.IN_TABLE_TEXT:
+                return None
+            stack.pop()
+            node.open = False
+            return node
+        if mode is not Mode.IN_BODY:
+            return None
+        if name in _BODY_END_RULES:
+            afe = self.afe
+            if name not in FORMATTING_ELEMENTS or not afe or afe[-1] is not node:
+                return None
+            afe.pop()
+        stack.pop()
+        node.open = False
+        self._open_count[name] -= 1
+        return node
 
     def _body_start(self, token: Node) -> tuple[Outcome, ContentModel]:
         name = token.name

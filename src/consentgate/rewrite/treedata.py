@@ -7,7 +7,14 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from ._html import SPECIAL_ELEMENTS, SPECIAL_MATHML, SPECIAL_SVG
+from ._html import (
+    FORMATTING_ELEMENTS,
+    HEADINGS,
+    SPECIAL_ELEMENTS,
+    SPECIAL_MATHML,
+    SPECIAL_SVG,
+    VOID_ELEMENTS,
+)
 from ._html import names as _names
 from .tokens import ContentModel
 
@@ -114,6 +121,29 @@ _TABLE_BODY_ENDERS = _names("caption col colgroup tbody tfoot thead")
 _ROW_ENDERS = _names("caption col colgroup tbody tfoot thead tr")
 _CELL_ENDERS = _names("caption col colgroup tbody td tfoot th thead tr")
 _BODY_IGNORED_STARTS = _names("caption col colgroup frame head tbody td tfoot th thead tr")
+
+#: Every start tag name "in body" has a rule of its own for (the tests of ``_body_start``
+#: before "any other start tag"). A name outside it is only: reconstruct the active
+#: formatting elements, insert (the fast path of ``_InBody.push_plain``).
+_BODY_START_RULES = (
+    _CLOSES_P
+    | FORMATTING_ELEMENTS
+    | HEADINGS
+    | _HEAD_RULES
+    | _names("li dd dt")
+    | VOID_ELEMENTS
+    | _names("pre listing form plaintext button applet marquee object table textarea")
+    | _RAW_TEXT
+    | _names("select optgroup option rb rtc rp rt math svg html body frameset")
+    | _BODY_IGNORED_STARTS
+)
+#: End tags whose "in body" rule does more than pop the current node when it is their own
+#: element (the form pointer, markers, the insertion mode, ``</body>``/``</html>``/``</br>``
+#: which pop nothing), and the formatting elements (the adoption agency; see
+#: ``_InBody.pop_plain``).
+_BODY_END_RULES = FORMATTING_ELEMENTS | _names(
+    "applet marquee object template select form body html br"
+)
 
 _MARKER = None  # a scope marker in the list of active formatting elements
 
