@@ -481,14 +481,21 @@ def analyze(
     pieces: list[str] = [tail]
     if tail and rendered(events[cut_event][1]):
         runs.append(tail)
-    for kind, node in events[cut_event + 1 :]:
+    after = events[cut_event + 1 :]
+    # A formatting element open at the cut is cloned after it ("reconstruct the active
+    # formatting elements"), attributes and all: the clone's attribute values are bytes
+    # of a tag the reader was shown before the cut, not hidden text. An element after
+    # the cut with the same name and attributes as one before it reveals nothing new.
+    later = {id(node) for kind, node in after if kind == "start"}
+    shown_tags = {_tag_key(n) for n in document.descendants() if n.attrs and id(n) not in later}
+    for kind, node in after:
         if kind == "text":
             pieces.append(node.data)
             if rendered(node):
                 runs.append(node.data)
         elif kind == "comment":
             pieces.append(node.data)
-        elif kind == "start":
+        elif kind == "start" and _tag_key(node) not in shown_tags:
             pieces.extend(node.attrs.values())
         if kind in ("text", "comment"):
             hidden_nodes.append(node)
@@ -499,6 +506,10 @@ def analyze(
         hidden_ids.add(id(events[cut_event][1]))
     view.visible_rest = _rendered_text(document, hidden_ids, skip)
     return view
+
+
+def _tag_key(node: Node) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    return node.ns, node.name, tuple(sorted(node.attrs.items()))
 
 
 def _inert(node: Node) -> bool:

@@ -63,6 +63,23 @@ def test_oracle_flags_content_after_the_cta_and_a_wrong_lead() -> None:
     assert any("lead: differs" in p for p in problems), problems
 
 
+def test_oracle_formatting_clone_after_the_cut_reveals_only_what_was_shown() -> None:
+    # The <b> open at the cut is cloned into each later paragraph (reconstruction of the
+    # active formatting elements), its title with it: that title was in a tag the reader
+    # saw before the cut, so a faithful cut keeping it is no leak (hypothesis found this
+    # false alarm); an attribute of a tag only after the cut still is one.
+    html = (
+        '<div id="oracle-art"><p><b title="HID0001DEN">LEADA one</p><p>LEADB two</p>'
+        '<p>HID0002DEN three <i title="HID0003DEN">x</i></p></div>'
+    )
+    cta = f'<aside id="{CTA_ID}">{CTA_TEXT}</aside>'
+    faithful = html[: html.index("<p>HID0002DEN")] + cta + "</div>"
+    assert rewrite(html) is not None
+    assert judge(case_for(html, faithful)).problems == []
+    leaky = faithful.replace(cta, '<i title="HID0003DEN"></i>' + cta)
+    assert any("HID0003DEN" in p for p in judge(case_for(html, leaky)).leaks)
+
+
 def test_oracle_short_container_counts_words_across_inline_tags() -> None:
     words = " ".join(f"w{i}" for i in range(79))
     html = f'<div id="oracle-art">{words} x<b>y</b>z HID0001DEN<br>HID0002DEN</div>'
