@@ -67,6 +67,8 @@ def test_account_links_redeem_once_then_never_again(tmp_path: Path) -> None:
         peeked = await links.peek(token, LinkPurpose.SIGN_IN, fingerprint_of=of)
         first = await links.redeem(token, LinkPurpose.SIGN_IN, fingerprint_of=of)
         second = await links.redeem(token, LinkPurpose.SIGN_IN, fingerprint_of=of)
+        # The GET page of a used link says it does not work instead of showing its form.
+        assert await links.peek(token, LinkPurpose.SIGN_IN, fingerprint_of=of) is None
         return peeked, first, second
 
     peeked, first, second = with_links(tmp_path, body)

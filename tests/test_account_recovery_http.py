@@ -139,6 +139,8 @@ def test_recovery_verify_link_page_then_button_verifies_and_signs_in(tmp_path: P
                     "token": token_of(path),
                 },
             )
+            used = await c.get(path)  # the page of a used link offers no button
+            assert used.status_code == 400 and "This link does not work" in used.text
             return prefetched, verified, again, await signed_in_as_someone(c)
 
     prefetched, verified, again, signed_in = run(scenario())

@@ -188,17 +188,22 @@ def test_email_verified_and_changed_addresses_round_trip(backend: Backend) -> No
 def test_link_claims_are_single_use_until_pruned(backend: Backend) -> None:
     async def body(storage: Any) -> Any:
         link = "d" * 64
+        before = await storage.link_claimed(link)
         first = await storage.claim_link(link, START)
         again = await storage.claim_link(link, START + timedelta(hours=1))
         others = await asyncio.gather(*(storage.claim_link("e" * 64, START) for _ in range(5)))
+        seen = (await storage.link_claimed(link), await storage.link_claimed("f" * 64))
         kept = await storage.prune_links(START - timedelta(seconds=1))
         pruned = await storage.prune_links(START + timedelta(seconds=1))
-        return first, again, others, kept, pruned
+        after = await storage.link_claimed(link)
+        return before, first, again, others, seen, kept, pruned, after
 
-    first, again, others, kept, pruned = on_open(backend, body)
-    assert (first, again) == (True, False)
+    before, first, again, others, seen, kept, pruned, after = on_open(backend, body)
+    assert before is False and (first, again) == (True, False)
     assert sorted(others) == [False] * 4 + [True]
+    assert seen == (True, False), "a claimed link reads as claimed, another does not"
     assert (kept, pruned) == (0, 2)
+    assert after is False, "pruned claims are forgotten"
 
 
 def test_subscriptions_record_their_mail_and_yield_the_confirmed(backend: Backend) -> None:

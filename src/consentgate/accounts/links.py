@@ -135,9 +135,18 @@ class Links:
     async def peek(
         self, token: str, purpose: LinkPurpose, *, fingerprint_of: FingerprintOf
     ) -> LinkClaim | None:
-        """The claim of a valid, unexpired link of ``purpose`` whose account is as it was
-        when the link was made; None for anything else. Claims nothing (for GET pages);
-        whether it was used already only :meth:`redeem` finds out."""
+        """The claim of a valid, unexpired, unused link of ``purpose`` whose account is
+        as it was when the link was made; None for anything else. Claims nothing (for
+        GET pages, which a mail scanner may fetch); only :meth:`redeem` uses a link up,
+        atomically, so a link used between the two is still refused there."""
+        found = await self._valid(token, purpose, fingerprint_of)
+        if found is None or await self._claims.link_claimed(found.link_id):
+            return None
+        return found
+
+    async def _valid(
+        self, token: str, purpose: LinkPurpose, fingerprint_of: FingerprintOf
+    ) -> LinkClaim | None:
         claim = self._read(token, purpose)
         if claim is None:
             return None
@@ -159,7 +168,7 @@ class Links:
         ``single_use=False`` is for unsubscribe links, which a mail client may POST
         again (RFC 8058) and which must go on working.
         """
-        claim = await self.peek(token, purpose, fingerprint_of=fingerprint_of)
+        claim = await self._valid(token, purpose, fingerprint_of)
         if claim is None:
             return None
         if single_use and not await self._claims.claim_link(claim.link_id, claim.expires_at):

@@ -266,6 +266,10 @@ class LinkClaims(Protocol):
         """True the first time ``link_id`` (a hash of the link's random id) is claimed,
         False ever after, on any worker (until pruned after ``expires_at``)."""
 
+    async def link_claimed(self, link_id: str) -> bool:
+        """Whether ``link_id`` was claimed already (read only: a GET page that shows a
+        link's form must not show it for a link that can no longer be used)."""
+
     async def prune_links(self, before: datetime) -> int:
         """Forget claims of links that expired before ``before``; how many."""
 

@@ -142,6 +142,7 @@ _TEXT = {
     # -- single-use links --------------------------------------------------------------
     "claim_link": """INSERT INTO used_links (link_id, expires_at) VALUES (?, ?)
         ON CONFLICT (link_id) DO NOTHING""",
+    "link_claimed": "SELECT 1 FROM used_links WHERE link_id = ?",
     "prune_links": "DELETE FROM used_links WHERE expires_at < ?",
     # -- the newsletter ledger ---------------------------------------------------------
     "insert_subscription": """INSERT INTO subscriptions (
@@ -234,6 +235,7 @@ class Queries:
     prune_mail: str
     forget_mail: str
     claim_link: str
+    link_claimed: str
     prune_links: str
     insert_subscription: str
     subscriptions_for: str

@@ -430,6 +430,9 @@ class SQLStorage:
         moment = self._driver.dialect.time(_aware(expires_at, "expires_at"))
         return await self._count(self._q.claim_link, link_id, moment) == 1
 
+    async def link_claimed(self, link_id: str) -> bool:
+        return await self._one(self._q.link_claimed, link_id) is not None
+
     async def prune_links(self, before: datetime) -> int:
         moment = self._driver.dialect.time(_aware(before, "before"))
         return await self._count(self._q.prune_links, moment)
