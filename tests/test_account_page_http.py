@@ -133,6 +133,24 @@ def test_account_page_change_email_by_link_to_new_address_notice_to_old(tmp_path
     assert rows(tmp_path, "SELECT email FROM users") == [("new@example.com",)]
 
 
+def test_account_page_change_to_the_same_address_is_refused_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    site = gate(tmp_path)
+
+    async def scenario() -> httpx.Response:
+        async with client(site) as c:
+            await register(c, email="mine@example.com")
+            return await post_form(
+                c, "/consentgate/account/email", new_email=" Mine@Example.com", password=PASSWORD
+            )
+
+    response = run(scenario())
+    assert response.status_code == 409
+    assert "This is already the address of your account." in response.text
+    assert [k for _, k, _ in outbox(tmp_path)] == ["verify_email"], "no change mail, no notice"
+
+
 def test_account_page_change_to_a_taken_address_answers_the_same_sends_no_link(
     tmp_path: Path,
 ) -> None:

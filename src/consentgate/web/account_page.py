@@ -30,7 +30,7 @@ from consentgate.accounts.service import normalize_email
 from consentgate.operator.privacy import forget_user, user_report
 from consentgate.operator.store import iso
 from consentgate.storage import StorageError, User
-from consentgate.storage.records import SubscriptionRecord
+from consentgate.storage.records import SubscriptionRecord, email_key
 from consentgate.web.account_flow_templates import (
     AccountSummary,
     NewsletterSection,
@@ -177,6 +177,13 @@ class AccountPageEndpoints:
             if user is None:
                 await limits.login_failed(keys)
                 message = kit.answer.texts(visitor)["wrong_password"]
+                refused = RequestFailure(Failure.EMAIL_CHANGE_REFUSED, message=message)
+                await kit.answer.fail(scope, receive, send, visitor, refused, self.path)
+                return
+            if email_key(new_email) == email_key(user.email):
+                # Not a change: a "your address becomes <your address>" notice would only
+                # puzzle the reader. Said after the password, so it tells nobody else.
+                message = kit.answer.texts(visitor)["email_unchanged"]
                 refused = RequestFailure(Failure.EMAIL_CHANGE_REFUSED, message=message)
                 await kit.answer.fail(scope, receive, send, visitor, refused, self.path)
                 return
