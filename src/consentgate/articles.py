@@ -89,6 +89,11 @@ _ARTICLE_REQUEST_HEADERS_DROPPED = frozenset(
 )
 
 
+# The levels of this many paths (of ordinary length) are kept: a few hundred KB at most.
+_CACHED_PATHS = 4096
+_CACHED_PATH_CHARS = 256
+
+
 @dataclass(frozen=True, slots=True)
 class ArticleVerdict:
     """What the wall decided for this response."""
@@ -198,6 +203,9 @@ class ArticleGate:
             *(RemoveElement(selector) for selector in self._removals),
         )
         self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in languages}
+        # The route rules' level per path: a site's readers ask for the same pages
+        # again and again, and a dict lookup costs less than the rules' regex.
+        self._levels: dict[str, AccessLevel] = {}
         self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
             wall.default_access != "free"
         )
@@ -212,7 +220,15 @@ class ArticleGate:
         """
         if not self._any_gated_rule:
             return AccessLevel.FREE
-        level = self.rules.level_for(scope["path"].split("?", 1)[0])
+        path: str = scope["path"]
+        level = self._levels.get(path)
+        if level is None:
+            level = self.rules.level_for(path.split("?", 1)[0])
+            if len(path) <= _CACHED_PATH_CHARS:
+                levels = self._levels
+                if len(levels) >= _CACHED_PATHS:
+                    del levels[next(iter(levels))]  # the oldest path goes
+                levels[path] = level
         if level is AccessLevel.FREE or scope["method"] not in ("GET", "HEAD"):
             return level
         scope["headers"] = [

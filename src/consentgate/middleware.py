@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -51,7 +51,11 @@ from consentgate.storage import (
     StorageError,
     storage_from_url,
 )
-from consentgate.storage.breaker import CircuitBreaker, request_budget
+from consentgate.storage.breaker import (
+    CircuitBreaker,
+    end_request_budget,
+    start_request_budget,
+)
 from consentgate.visitor import Visitor, VisitorReader
 from consentgate.wall.crawlers import Resolver
 from consentgate.wall.meter import MeterStore
@@ -241,8 +245,11 @@ class ConsentGate:
             self.mail_sender.start()
         # Every storage call of this request, ours and the app's through our API, in
         # the middleware and while the response streams, shares one budget.
-        with request_budget(self.storage_budget):
+        budget = start_request_budget(self.storage_budget)
+        try:
             await self._http(scope, receive, send)
+        finally:
+            end_request_budget(budget)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         visitor = self.visitors.read(scope)
@@ -258,19 +265,17 @@ class ConsentGate:
         if endpoint is not None:
             await endpoint(scope, receive, send, visitor)
             return
-        cookies: list[str] = []
+        cookies: Sequence[str] = ()
         new_decision = await self._record_gpc_signal(scope, visitor) if visitor.gpc else None
         if new_decision is not None:
             visitor = visitor.with_decision(self.config, new_decision)
             state["consent"] = visitor.consent
-            cookies.extend(
-                decision_cookie_headers(
-                    self.cookies,
-                    self.codec,
-                    new_decision,
-                    consent_class(visitor.consent, self._optional),
-                    visitor.scheme,
-                )
+            cookies = decision_cookie_headers(
+                self.cookies,
+                self.codec,
+                new_decision,
+                consent_class(visitor.consent, self._optional),
+                visitor.scheme,
             )
         plan_for = self.planner.for_request(scope, visitor, cookies)
         await self.app(scope, receive, Responder(plan_for, scope, send, self.memo).send)

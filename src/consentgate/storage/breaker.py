@@ -34,7 +34,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -51,8 +51,10 @@ __all__ = [
     "StorageTimeoutError",
     "breaker_settings_from",
     "current_request_budget",
+    "end_request_budget",
     "request_budget",
     "run_bounded",
+    "start_request_budget",
     "without_request_budget",
 ]
 
@@ -214,6 +216,18 @@ class request_budget:  # named as the function it replaces: ``with request_budge
 
     def __exit__(self, *exc_info: object) -> None:
         _REQUEST_BUDGET.reset(self._token)
+
+
+def start_request_budget(seconds: float | None) -> Token[RequestBudget | None]:
+    """``with request_budget(seconds):`` taken apart, for the middleware, which opens one
+    per HTTP request: no context manager object to build and enter. Pass the token to
+    :func:`end_request_budget` when the request is over."""
+    return _REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
+
+
+def end_request_budget(token: Token[RequestBudget | None]) -> None:
+    """The end of :func:`start_request_budget`'s block."""
+    _REQUEST_BUDGET.reset(token)
 
 
 @contextlib.contextmanager
