@@ -89,6 +89,8 @@ _ARTICLE_REQUEST_HEADERS_DROPPED = frozenset(
 )
 
 
+# A module constant: a class attribute is looked up on every request.
+_FREE = AccessLevel.FREE
 # The levels of this many paths (of ordinary length) are kept: a few hundred KB at most.
 _CACHED_PATHS = 4096
 _CACHED_PATH_CHARS = 256
@@ -219,7 +221,7 @@ class ArticleGate:
         an encoding we cannot undo there ends in the wall page).
         """
         if not self._any_gated_rule:
-            return AccessLevel.FREE
+            return _FREE
         path: str = scope["path"]
         level = self._levels.get(path)
         if level is None:
@@ -229,7 +231,7 @@ class ArticleGate:
                 if len(levels) >= _CACHED_PATHS:
                     del levels[next(iter(levels))]  # the oldest path goes
                 levels[path] = level
-        if level is AccessLevel.FREE or scope["method"] not in ("GET", "HEAD"):
+        if level is _FREE or scope["method"] not in ("GET", "HEAD"):
             return level
         scope["headers"] = [
             (name, value)

@@ -46,6 +46,8 @@ _ACTIONABLE_HEADERS = frozenset(name.encode("latin-1") for name in ("set-cookie"
 # Header values of ordinary length are judged once each (the caches stay small).
 _CACHED_HEADER_CHARS = 256
 _SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
+# A module constant: a class attribute is looked up on every request.
+_FREE = AccessLevel.FREE
 # Response header names (as Starlette and most apps spell them) that never make a plan
 # do anything: the pass-through check skips them without lower-casing them.
 _PLAIN_HEADERS = frozenset(
@@ -254,7 +256,7 @@ class RequestPlanner:
 
     def untouched(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
         """See :meth:`consentgate.plan.PlanFor.untouched`."""
-        if self._cookies or self._level is not AccessLevel.FREE:
+        if self._cookies or self._level is not _FREE:
             return False
         for name, value in raw_headers:
             if name in _PLAIN_HEADERS:

@@ -85,7 +85,6 @@ class Visitor:
         "gpc",
         "mode",
         "reading",
-        "scheme",
         "user_id",
     )
     _config: Config
@@ -100,7 +99,6 @@ class Visitor:
     consent: Consent
     mode: RegionMode
     gpc: bool
-    scheme: str
     #: The page was requested for a frame (``Sec-Fetch-Dest``): it is part of another page,
     #: which shows the banner and the settings link; this one shows neither.
     framed: bool
@@ -115,7 +113,6 @@ class Visitor:
         scope: Scope,
         accept_language: bytes | None,
         framed: bool,
-        *,
         cookies: Mapping[str, str],
         decision: Decision | None,
         consent: Consent,
@@ -136,7 +133,6 @@ class Visitor:
         _set_consent(self, consent)
         _set_mode(self, mode)
         _set_gpc(self, gpc)
-        _set_scheme(self, str(scope.get("scheme", "http")))
         _set_user_id(self, user_id)
         _set_reading(self, reading)
 
@@ -182,6 +178,11 @@ class Visitor:
         address = client_address(self._scope, config.trusted_proxies, config.trusted_proxy_header)
         _set_client_ip(self, address)
         return address
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https``, as the server saw it (our cookies' Secure flag)."""
+        return str(self._scope.get("scheme", "http"))
 
     @property
     def path_with_query(self) -> str:
@@ -261,7 +262,6 @@ _set_framed = _SLOT_SETTERS["framed"]
 _set_gpc = _SLOT_SETTERS["gpc"]
 _set_mode = _SLOT_SETTERS["mode"]
 _set_reading = _SLOT_SETTERS["reading"]
-_set_scheme = _SLOT_SETTERS["scheme"]
 _set_user_id = _SLOT_SETTERS["user_id"]
 
 _NO_COOKIES: Mapping[str, str] = MappingProxyType({})
@@ -335,20 +335,24 @@ class VisitorReader:
         framed = dest is not None and (
             dest in _FRAME_DESTINATIONS or dest.strip().lower() in _FRAME_DESTINATIONS
         )
-        reading = None
         if decision is None:
-            reading = self._reading(cookie or b"", country_value, gpc)
+            key = (cookie or b"", country_value, gpc)
+            reading = self._readings.get(key)
+            if reading is None or reading.until < time.time():
+                reading = self._reading(key)
+            # Positional: the arguments in the order of __init__'s parameters.
             return Visitor(
                 self._config,
                 scope,
                 language,
                 framed,
-                cookies=reading.cookies,
-                decision=reading.decision,
-                consent=reading.consent,
-                mode=reading.mode,
-                gpc=gpc,
-                reading=reading,
+                reading.cookies,
+                reading.decision,
+                reading.consent,
+                reading.mode,
+                gpc,
+                None,
+                reading,
             )
         # A decision we have just made: what is in force follows from it.
         cookies = _cookie_jar(cookie) if cookie else _NO_COOKIES
@@ -365,12 +369,10 @@ class VisitorReader:
             gpc=gpc,
         )
 
-    def _reading(self, cookie: bytes, country_value: bytes | None, gpc: bool) -> Reading:
-        key = (cookie, country_value, gpc)
+    def _reading(self, key: tuple[bytes, bytes | None, bool]) -> Reading:
+        """A new (or renewed: its decision expired) reading of these headers."""
+        cookie, country_value, gpc = key
         readings = self._readings
-        reading = readings.get(key)
-        if reading is not None and reading.until >= time.time():
-            return reading
         cookies = _cookie_jar(cookie) if cookie else _NO_COOKIES
         decision, until = self._codec.loads_until(cookies.get(self._consent_cookie))
         mode = self._regions.mode_for(_country(country_value) if self._country else None)

@@ -34,7 +34,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -43,6 +43,7 @@ from consentgate.storage.base import StorageError
 __all__ = [
     "BREAKER_URL_PARAMS",
     "DEFAULT_CALL_TIMEOUT",
+    "REQUEST_BUDGET",
     "BreakerSettings",
     "BreakerState",
     "CircuitBreaker",
@@ -51,10 +52,8 @@ __all__ = [
     "StorageTimeoutError",
     "breaker_settings_from",
     "current_request_budget",
-    "end_request_budget",
     "request_budget",
     "run_bounded",
-    "start_request_budget",
     "without_request_budget",
 ]
 
@@ -192,6 +191,12 @@ _REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar(
 )
 
 
+#: The variable itself, for the middleware: it opens a budget on every HTTP request,
+#: ``token = REQUEST_BUDGET.set(RequestBudget(s))`` ... ``REQUEST_BUDGET.reset(token)``
+#: (what ``with request_budget(s):`` does, without a context manager to build and enter).
+REQUEST_BUDGET = _REQUEST_BUDGET
+
+
 def current_request_budget() -> RequestBudget | None:
     """The budget the calls made here share, or None (outside a request: no budget)."""
     return _REQUEST_BUDGET.get()
@@ -216,18 +221,6 @@ class request_budget:  # named as the function it replaces: ``with request_budge
 
     def __exit__(self, *exc_info: object) -> None:
         _REQUEST_BUDGET.reset(self._token)
-
-
-def start_request_budget(seconds: float | None) -> Token[RequestBudget | None]:
-    """``with request_budget(seconds):`` taken apart, for the middleware, which opens one
-    per HTTP request: no context manager object to build and enter. Pass the token to
-    :func:`end_request_budget` when the request is over."""
-    return _REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
-
-
-def end_request_budget(token: Token[RequestBudget | None]) -> None:
-    """The end of :func:`start_request_budget`'s block."""
-    _REQUEST_BUDGET.reset(token)
 
 
 @contextlib.contextmanager

@@ -110,16 +110,17 @@ class Endpoints:
         self._paths = {path for _, path in self._routes}
         # The first segment of every path answered here ("/consentgate", "/.well-known"):
         # the app's own requests, nearly all of them, are told apart by it alone.
-        self._roots = tuple(
+        self.roots = tuple(
             {"/" + path.split("/", 2)[1] for path in (*self._paths, self._static_prefix)}
         )
 
+    #: The first segment of every path answered here ("/consentgate", "/.well-known"),
+    #: for a caller to tell the app's own requests apart before calling match.
+    roots: tuple[str, ...]
+
     def match(self, scope: Scope) -> Handler | None:
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :] or "/"
-        if not path.startswith(self._roots):
+        path = _route_path(scope)
+        if not path.startswith(self.roots):
             return None
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         handler = self._routes.get((method, path))
