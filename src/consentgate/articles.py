@@ -205,11 +205,14 @@ class ArticleGate:
             *(RemoveElement(selector) for selector in self._removals),
         )
         self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in languages}
-        # The route rules' level per path: a site's readers ask for the same pages
-        # again and again, and a dict lookup costs less than the rules' regex.
-        self._levels: dict[str, AccessLevel] = {}
-        self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
-            wall.default_access != "free"
+        # The route rules' level per path, as prepare_request found it: a site's readers
+        # ask for the same pages again and again, and a dict lookup costs less than the
+        # rules' regex. Read-only for callers: a free path found here needs no
+        # prepare_request (a path not found, or not free, does).
+        self.route_levels: dict[str, AccessLevel] = {}
+        #: No rule walls anything: every route is free.
+        self.all_free = not (
+            any(r.access != "free" for r in wall.rules) or wall.default_access != "free"
         )
 
     # -- before the app runs ----------------------------------------------------------
@@ -220,14 +223,14 @@ class ArticleGate:
         Responses the app marks by header alone are checked after the fact (a 206 or
         an encoding we cannot undo there ends in the wall page).
         """
-        if not self._any_gated_rule:
+        if self.all_free:
             return _FREE
         path: str = scope["path"]
-        level = self._levels.get(path)
+        level = self.route_levels.get(path)
         if level is None:
             level = self.rules.level_for(path.split("?", 1)[0])
             if len(path) <= _CACHED_PATH_CHARS:
-                levels = self._levels
+                levels = self.route_levels
                 if len(levels) >= _CACHED_PATHS:
                     del levels[next(iter(levels))]  # the oldest path goes
                 levels[path] = level

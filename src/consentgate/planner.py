@@ -89,7 +89,11 @@ class ResponsePlanner:
         """Before the app runs: ask it for the whole, plain page of an article, and bind
         the planner to this request. ``set_cookies`` are ours, decided before the app
         ran (a GPC signal's new consent cookie)."""
-        level = self.wall.prepare_request(scope)
+        wall = self.wall
+        # A free path seen before needs nothing prepared (most requests of a site).
+        level = _FREE if wall.all_free else wall.route_levels.get(scope["path"])
+        if level is not _FREE:
+            level = wall.prepare_request(scope)
         return RequestPlanner(self, scope, visitor, set_cookies, level)
 
     async def plan(
