@@ -232,7 +232,7 @@ class ArticleGate:
             if len(path) <= _CACHED_PATH_CHARS:
                 levels = self.route_levels
                 if len(levels) >= _CACHED_PATHS:
-                    del levels[next(iter(levels))]  # the oldest path goes
+                    levels.pop(next(iter(levels)), None)  # the oldest path goes
                 levels[path] = level
         if level is _FREE or scope["method"] not in ("GET", "HEAD"):
             return level

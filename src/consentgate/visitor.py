@@ -382,7 +382,7 @@ class VisitorReader:
             _CACHED_COUNTRY_BYTES
         ):
             if len(readings) >= _MAX_READINGS:
-                del readings[next(iter(readings))]  # the oldest reading goes
+                readings.pop(next(iter(readings)), None)  # the oldest reading goes
             readings[key] = reading
         return reading
 
