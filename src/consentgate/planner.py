@@ -265,11 +265,14 @@ class RequestPlanner:
         for name, value in raw_headers:
             if name in _PLAIN_HEADERS:
                 continue  # the names most responses carry, none of which we act on
-            name = name.lower()
-            if name in _ACTIONABLE_HEADERS:
-                return False
+            if name != b"content-type":
+                name = name.lower()
+                if name in _ACTIONABLE_HEADERS:
+                    return False
+                if name != b"content-type":
+                    continue
             # Any HTML takes the full plan, whatever its status or encoding.
-            if name == b"content-type" and (
+            if (
                 _html_content_type(value)
                 if len(value) <= _CACHED_HEADER_CHARS
                 else is_rewritable_content_type(value.decode("latin-1"))

@@ -282,6 +282,35 @@ _SEC_GPC = b"sec-gpc"
 _SEC_FETCH_DEST = b"sec-fetch-dest"
 _ACCEPT_LANGUAGE = b"accept-language"
 _VISITOR_HEADERS = frozenset((_COOKIE, _ACCEPT_LANGUAGE, _SEC_GPC, _SEC_FETCH_DEST))
+# Names browsers and proxies send that a Visitor never reads: skipped without a call.
+_OTHER_HEADERS = frozenset(
+    (
+        b"host",
+        b"user-agent",
+        b"accept",
+        b"accept-encoding",
+        b"connection",
+        b"referer",
+        b"origin",
+        b"priority",
+        b"sec-fetch-mode",
+        b"sec-fetch-site",
+        b"sec-fetch-user",
+        b"sec-ch-ua",
+        b"sec-ch-ua-mobile",
+        b"sec-ch-ua-platform",
+        b"upgrade-insecure-requests",
+        b"if-none-match",
+        b"if-modified-since",
+        b"cache-control",
+        b"pragma",
+        b"content-type",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-real-ip",
+    )
+)
 
 
 class VisitorReader:
@@ -309,7 +338,7 @@ class VisitorReader:
         # ``Headers.get`` would.
         for name, value in scope.get("headers", ()):
             if name not in wanted:
-                if name.islower():
+                if name in _OTHER_HEADERS or name.islower():
                     continue
                 name = name.lower()
                 if name not in wanted:
