@@ -123,7 +123,7 @@ class Visitor:
     ) -> None:
         # Through the slots' own setters (see _SLOT_SETTERS): a Visitor is made on every
         # request, and object.__setattr__ looks each name up first. The lazy fields
-        # stay unset until first asked (see _lazy).
+        # stay unset until first asked (the properties below fill them in).
         _set_config(self, config)
         _set_scope(self, scope)
         _set_accept_language(self, accept_language)
