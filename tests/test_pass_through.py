@@ -106,6 +106,33 @@ def test_pass_through_refused_cookie_the_reader_holds_is_expired_on_json(tmp_pat
     assert any(v.startswith("_stats_id=;") and "Max-Age=0" in v for v in expiries), expiries
 
 
+def test_pass_through_refused_cookie_expired_on_every_request_of_one_reader(
+    tmp_path: Path,
+) -> None:
+    # The expiries are kept with the reader's reading (same Cookie header): the second
+    # and third requests expire the refused cookie as the first did, and a reader who
+    # then accepts (a new Cookie header) keeps it.
+    gate = make_gate(_raw_app([(b"content-type", b"application/json")]), tmp_path)
+
+    async def scenario() -> tuple[list[list[str]], list[str]]:
+        async with client(gate) as c:
+            await decide(c, "reject_all")
+            refused = []
+            for _ in range(3):
+                # Set again each time: the client drops the cookie each expiry names.
+                c.cookies.set("_stats_id", "42", domain="news.test")
+                refused.append((await c.get("/api/items")).headers.get_list("set-cookie"))
+            await decide(c, "accept_all")
+            c.cookies.set("_stats_id", "42", domain="news.test")
+            accepted = (await c.get("/api/items")).headers.get_list("set-cookie")
+            return refused, accepted
+
+    refused, accepted = run(scenario())
+    for expiries in refused:
+        assert any(v.startswith("_stats_id=;") and "Max-Age=0" in v for v in expiries), expiries
+    assert not any(v.startswith("_stats_id=") for v in accepted), accepted
+
+
 def test_pass_through_signal_header_on_json_takes_the_full_plan(tmp_path: Path) -> None:
     # A free path, but the app says the response is a registration-only article: JSON
     # cannot be cut, so the reader gets the wall page; the signal never leaves us.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,49 @@ def test_visitor_lazy_fields_match_the_request(tmp_path: Path) -> None:
     assert visitor.path_with_query == "/a"
     with pytest.raises(AttributeError):
         visitor.user_id = "someone"  # type: ignore[misc]
+
+
+def test_visitor_reading_of_a_cookie_expires_with_the_cookie(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader's cookies and consent are worked out once per Cookie header; the
+    # decision's age still counts on every request, so a kept reading never outlives it.
+    gate = make_gate(html_app(), tmp_path, consent_lifetime_days=1)
+    decision = decide(gate.config, None, frozenset({"analytics"}), gpc_signal=False)
+    scope = _scope([(b"cookie", f"cg_consent={gate.codec.dumps(decision)}".encode())])
+    first = gate.visitors.read(dict(scope))
+    again = gate.visitors.read(dict(scope))
+    assert first.decision == again.decision == decision
+    assert again.consent.allows("analytics")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 2 * 86_400)
+    later = gate.visitors.read(dict(scope))
+    assert later.decision is None
+    assert not later.consent.decided
+    assert not later.consent.allows("analytics")
+
+
+def test_visitor_header_names_in_any_case_are_read(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    decision = decide(gate.config, None, frozenset({"analytics"}), gpc_signal=False)
+    consent = f"cg_consent={gate.codec.dumps(decision)}".encode()
+    headers = [(b"Cookie", consent), (b"SEC-GPC", b"1"), (b"Sec-Fetch-Dest", b"IFrame")]
+    visitor = gate.visitors.read(_scope(headers))
+    assert visitor.decision == decision
+    assert visitor.gpc
+    assert visitor.framed
+
+
+def test_visitor_same_cookie_with_and_without_gpc_reads_each_signal(tmp_path: Path) -> None:
+    # Readings are kept per (Cookie, country, GPC): one reader's signal is not another's.
+    gate = make_gate(html_app(), tmp_path)
+    decision = replace(
+        decide(gate.config, None, frozenset({"analytics"}), gpc_signal=False), decided_at=None
+    )
+    cookie = (b"cookie", f"cg_consent={gate.codec.dumps(decision)}".encode())
+    plain = gate.visitors.read(_scope([cookie]))
+    signalled = gate.visitors.read(_scope([cookie, (b"sec-gpc", b"1")]))
+    plain_again = gate.visitors.read(_scope([cookie]))
+    assert not plain.gpc and signalled.gpc and not plain_again.gpc
+    assert signalled.consent.gpc and not plain_again.consent.gpc
+    assert plain_again.consent == plain.consent

@@ -440,6 +440,29 @@ def test_wall_range_request_gets_whole_truncated_page(tmp_path: Path) -> None:
     assert "accept-ranges" not in response.headers
 
 
+def test_wall_route_level_kept_per_path_still_walls_every_request(tmp_path: Path) -> None:
+    # The rules' level of a path is kept after its first request: the next requests of
+    # the same paths are walled (and asked for whole pages) or left free all the same.
+    app = ArticleApp()
+
+    async def scenario() -> list[httpx.Response]:
+        async with client(wall_gate(app, tmp_path)) as c:
+            responses = []
+            for _ in range(3):
+                for path in ("/premium/alpha", "/free/alpha"):
+                    responses.append(await read(c, path, headers={"range": "bytes=900-"}))
+            return responses
+
+    responses = run(scenario())
+    walled, free = responses[0::2], responses[1::2]
+    for response in walled:
+        assert response.status_code == 200
+        assert hidden_markers(response.content) == []
+    assert b"range" not in app.seen_headers[-2]
+    assert b"range" in app.seen_headers[-1]
+    assert all(response.status_code == 200 for response in free)
+
+
 def test_wall_partial_content_from_app_fails_closed(tmp_path: Path) -> None:
     app = ArticleApp()
     app.status = 206

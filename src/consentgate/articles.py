@@ -89,6 +89,13 @@ _ARTICLE_REQUEST_HEADERS_DROPPED = frozenset(
 )
 
 
+# A module constant: a class attribute is looked up on every request.
+_FREE = AccessLevel.FREE
+# The levels of this many paths (of ordinary length) are kept: a few hundred KB at most.
+_CACHED_PATHS = 4096
+_CACHED_PATH_CHARS = 256
+
+
 @dataclass(frozen=True, slots=True)
 class ArticleVerdict:
     """What the wall decided for this response."""
@@ -198,8 +205,14 @@ class ArticleGate:
             *(RemoveElement(selector) for selector in self._removals),
         )
         self._texts = {lang: _cta_texts(lang, wall.cta.get(lang, {})) for lang in languages}
-        self._any_gated_rule = any(r.access != "free" for r in wall.rules) or (
-            wall.default_access != "free"
+        # The route rules' level per path, as prepare_request found it: a site's readers
+        # ask for the same pages again and again, and a dict lookup costs less than the
+        # rules' regex. Read-only for callers: a free path found here needs no
+        # prepare_request (a path not found, or not free, does).
+        self.route_levels: dict[str, AccessLevel] = {}
+        #: No rule walls anything: every route is free.
+        self.all_free = not (
+            any(r.access != "free" for r in wall.rules) or wall.default_access != "free"
         )
 
     # -- before the app runs ----------------------------------------------------------
@@ -210,10 +223,18 @@ class ArticleGate:
         Responses the app marks by header alone are checked after the fact (a 206 or
         an encoding we cannot undo there ends in the wall page).
         """
-        if not self._any_gated_rule:
-            return AccessLevel.FREE
-        level = self.rules.level_for(scope["path"].split("?", 1)[0])
-        if level is AccessLevel.FREE or scope["method"] not in ("GET", "HEAD"):
+        if self.all_free:
+            return _FREE
+        path: str = scope["path"]
+        level = self.route_levels.get(path)
+        if level is None:
+            level = self.rules.level_for(path.split("?", 1)[0])
+            if len(path) <= _CACHED_PATH_CHARS:
+                levels = self.route_levels
+                if len(levels) >= _CACHED_PATHS:
+                    levels.pop(next(iter(levels)), None)  # the oldest path goes
+                levels[path] = level
+        if level is _FREE or scope["method"] not in ("GET", "HEAD"):
             return level
         scope["headers"] = [
             (name, value)

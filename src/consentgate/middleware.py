@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -51,7 +51,7 @@ from consentgate.storage import (
     StorageError,
     storage_from_url,
 )
-from consentgate.storage.breaker import CircuitBreaker, request_budget
+from consentgate.storage.breaker import REQUEST_BUDGET, CircuitBreaker, RequestBudget
 from consentgate.visitor import Visitor, VisitorReader
 from consentgate.wall.crawlers import Resolver
 from consentgate.wall.meter import MeterStore
@@ -230,50 +230,59 @@ class ConsentGate:
         return user is not None and self.accounts.verification_needed(user, self.config.accounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._closing_storage_on_shutdown(send))
-            return
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                send = self._closing_storage_on_shutdown(send)
             await self.app(scope, receive, send)
             return
         if self.mail_sender is not None:
             # Without a lifespan (some servers, tests) the first request starts it.
             self.mail_sender.start()
         # Every storage call of this request, ours and the app's through our API, in
-        # the middleware and while the response streams, shares one budget.
-        with request_budget(self.storage_budget):
-            await self._http(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        visitor = self.visitors.read(scope)
-        # Awaited only when there is someone to look up: most requests carry no session.
-        if self.user_resolver is not None or self._session_cookie in visitor.cookies:
-            user_id = await self._user_id(scope, visitor)
-            if user_id is not None:
-                visitor = visitor.with_user(user_id)
-        state = scope.setdefault("state", {})
-        state["consent"] = visitor.consent
-        state["consentgate"] = self.api
-        endpoint = self.endpoints.match(scope)
-        if endpoint is not None:
-            await endpoint(scope, receive, send, visitor)
-            return
-        cookies: list[str] = []
-        new_decision = await self._record_gpc_signal(scope, visitor) if visitor.gpc else None
-        if new_decision is not None:
-            visitor = visitor.with_decision(self.config, new_decision)
+        # the middleware and while the response streams, shares one budget. (One
+        # coroutine for the whole request: each level costs a frame, and most requests
+        # are the app's, passed through.)
+        seconds = self.storage_budget
+        budget = REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
+        try:
+            visitor = self.visitors.read(scope)
+            # Awaited only when there is someone to look up: most requests carry no session.
+            if self.user_resolver is not None or self._session_cookie in visitor.cookies:
+                user_id = await self._user_id(scope, visitor)
+                if user_id is not None:
+                    visitor = visitor.with_user(user_id)
+            state = scope.setdefault("state", {})
             state["consent"] = visitor.consent
-            cookies.extend(
-                decision_cookie_headers(
-                    self.cookies,
-                    self.codec,
-                    new_decision,
-                    consent_class(visitor.consent, self._optional),
-                    visitor.scheme,
-                )
+            state["consentgate"] = self.api
+            # Our endpoints' paths start with one of a few roots (the prefix): the app's
+            # requests are told apart without a call. Under a root_path, the router
+            # strips it first.
+            endpoint = (
+                self.endpoints.match(scope)
+                if scope["path"].startswith(self.endpoints.roots) or scope.get("root_path")
+                else None
             )
-        plan_for = self.planner.for_request(scope, visitor, cookies)
-        await self.app(scope, receive, Responder(plan_for, scope, send, self.memo).send)
+            if endpoint is not None:
+                await endpoint(scope, receive, send, visitor)
+                return
+            cookies: Sequence[str] = ()
+            if visitor.gpc:
+                new_decision = await self._record_gpc_signal(scope, visitor)
+                if new_decision is not None:
+                    visitor = visitor.with_decision(self.config, new_decision)
+                    state["consent"] = visitor.consent
+                    cookies = decision_cookie_headers(
+                        self.cookies,
+                        self.codec,
+                        new_decision,
+                        consent_class(visitor.consent, self._optional),
+                        visitor.scheme,
+                    )
+            plan_for = self.planner.for_request(scope, visitor, cookies)
+            await self.app(scope, receive, Responder(plan_for, scope, send, self.memo).send)
+        finally:
+            REQUEST_BUDGET.reset(budget)
 
     async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
         """The signed-in reader: the site's own resolver, else our session cookie."""

@@ -164,6 +164,16 @@ class ConsentPlanner:
 
     def expiries(self, visitor: Visitor) -> tuple[str, ...]:
         """Set-Cookie headers that expire the reader's cookies of refused categories."""
+        reading = visitor.reading
+        if reading is not None:
+            # The same for every request of this reading (its cookies and consent).
+            found = reading.expiries
+            if found is None:
+                found = reading.expiries = self._reading_expiries(visitor)
+            return found
+        return self._reading_expiries(visitor)
+
+    def _reading_expiries(self, visitor: Visitor) -> tuple[str, ...]:
         consent, names = visitor.consent, tuple(visitor.cookies)
         if len(names) > _CACHED_NAMES or sum(map(len, names)) > _CACHED_NAME_CHARS:
             # A cookie jar no real reader has: worked out each time, never kept.

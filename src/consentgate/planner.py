@@ -46,6 +46,26 @@ _ACTIONABLE_HEADERS = frozenset(name.encode("latin-1") for name in ("set-cookie"
 # Header values of ordinary length are judged once each (the caches stay small).
 _CACHED_HEADER_CHARS = 256
 _SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
+# A module constant: a class attribute is looked up on every request.
+_FREE = AccessLevel.FREE
+# Response header names (as Starlette and most apps spell them) that never make a plan
+# do anything: the pass-through check skips them without lower-casing them.
+_PLAIN_HEADERS = frozenset(
+    (
+        b"content-length",
+        b"date",
+        b"server",
+        b"etag",
+        b"last-modified",
+        b"cache-control",
+        b"vary",
+        b"expires",
+        b"access-control-allow-origin",
+        b"x-content-type-options",
+        b"strict-transport-security",
+        b"accept-ranges",
+    )
+)
 
 
 class ResponsePlanner:
@@ -69,31 +89,12 @@ class ResponsePlanner:
         """Before the app runs: ask it for the whole, plain page of an article, and bind
         the planner to this request. ``set_cookies`` are ours, decided before the app
         ran (a GPC signal's new consent cookie)."""
-        level = self.wall.prepare_request(scope)
+        wall = self.wall
+        # A free path seen before needs nothing prepared (most requests of a site).
+        level = _FREE if wall.all_free else wall.route_levels.get(scope["path"])
+        if level is not _FREE:
+            level = wall.prepare_request(scope)
         return RequestPlanner(self, scope, visitor, set_cookies, level)
-
-    def untouched(
-        self,
-        visitor: Visitor,
-        set_cookies: Sequence[str],
-        route_level: AccessLevel,
-        raw_headers: Sequence[tuple[bytes, bytes]],
-    ) -> bool:
-        """See :meth:`consentgate.plan.PlanFor.untouched`."""
-        if set_cookies or route_level is not AccessLevel.FREE:
-            return False
-        for name, value in raw_headers:
-            name = name.lower()
-            if name in _ACTIONABLE_HEADERS:
-                return False
-            # Any HTML takes the full plan, whatever its status or encoding.
-            if name == b"content-type" and (
-                _html_content_type(value)
-                if len(value) <= _CACHED_HEADER_CHARS
-                else is_rewritable_content_type(value.decode("latin-1"))
-            ):
-                return False
-        return not self.consent.expiries(visitor)
 
     async def plan(
         self,
@@ -258,7 +259,31 @@ class RequestPlanner:
         self._path = scope["path"]
 
     def untouched(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
-        return self._planner.untouched(self._visitor, self._cookies, self._level, raw_headers)
+        """See :meth:`consentgate.plan.PlanFor.untouched`."""
+        if self._cookies or self._level is not _FREE:
+            return False
+        for name, value in raw_headers:
+            if name in _PLAIN_HEADERS:
+                continue  # the names most responses carry, none of which we act on
+            if name != b"content-type":
+                name = name.lower()
+                if name in _ACTIONABLE_HEADERS:
+                    return False
+                if name != b"content-type":
+                    continue
+            # Any HTML takes the full plan, whatever its status or encoding.
+            if (
+                _html_content_type(value)
+                if len(value) <= _CACHED_HEADER_CHARS
+                else is_rewritable_content_type(value.decode("latin-1"))
+            ):
+                return False
+        visitor = self._visitor
+        reading = visitor.reading
+        expiries = reading.expiries if reading is not None else None
+        if expiries is None:
+            expiries = self._planner.consent.expiries(visitor)
+        return not expiries
 
     async def __call__(self, headers: MutableHeaders, status: int, first_kind: str) -> ResponsePlan:
         scope = self._scope

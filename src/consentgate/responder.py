@@ -84,22 +84,27 @@ class Responder:
     def __init__(
         self, plan_for: PlanFor, scope: Scope, send: Send, memo: RewriteMemo | None = None
     ) -> None:
+        # What a response passed through as it is reads (most responses of a site):
+        # the rest is set only when the response is planned (_prepare).
         self._plan_for = plan_for
         self._memo = memo
         self.scope = scope
         self._send = send
-        self._plan = _NO_PLAN
         self._start: Message | None = None
-        self._headers: MutableHeaders | None = None
         self._began = False
+        self._ended = False
         self._rewriter: Rewriter | None = None
+        # Fail-closed state (walled article): ``_gated`` stays true for the whole response.
+        self._gated = False
+
+    def _prepare(self) -> None:
+        """The state of a planned response (one the pass-through shortcut did not take)."""
+        self._plan = _NO_PLAN
+        self._headers: MutableHeaders | None = None
         self._decoder: StreamingDecoder | None = None
         self._replay: list[bytes] | None = []
-        self._ended = False
         self._short_logged = 0
-        # Fail-closed state (walled article). ``_gated`` stays true for the whole
-        # response; ``_held`` is the output kept back until the rewriter has settled.
-        self._gated = False
+        # ``_held`` is a walled page's output kept back until the rewriter has settled.
         self._held: list[bytes] | None = None
         self._held_size = 0
 
@@ -112,6 +117,14 @@ class Responder:
             return  # we already finished the response (wall page, or a body cut short)
         if not self._began:
             self._began = True
+            start = self._start
+            if start is not None and self._plan_for.untouched(start["headers"]):
+                # Nothing to do (the default plan, PASS): what the app sent goes out as
+                # it is. Decided from the raw header list, before anything is built.
+                await self._send(start)
+                await self._send(message)
+                return
+            self._prepare()
             await self._begin(message)
             return
         if self._gated:
@@ -137,11 +150,6 @@ class Responder:
             await self._send(first)
             return
         status = int(start["status"])
-        if self._plan_for.untouched(start["headers"]):
-            # Nothing to do (the default plan, PASS): what the app sent goes out as it is.
-            await self._send(start)
-            await self._send(first)
-            return
         headers = _response_headers(start)
         self._headers = headers
         plan = await self._plan_for(headers, status, first["type"])

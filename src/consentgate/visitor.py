@@ -6,7 +6,8 @@ import functools
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,6 +35,32 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     return cookies
 
 
+class Reading:
+    """What one reader's request headers say, the same on every request that sends
+    them: their cookies, their decision and the consent in force. Kept per distinct
+    (Cookie, country, GPC) by the :class:`VisitorReader`, so a reader's next request
+    costs one lookup; ``expiries`` is the consent planner's memo of the Set-Cookie
+    headers that expire this reader's refused cookies (None until first asked)."""
+
+    __slots__ = ("consent", "cookies", "decision", "expiries", "mode", "until")
+
+    def __init__(
+        self,
+        cookies: Mapping[str, str],
+        decision: Decision | None,
+        consent: Consent,
+        mode: RegionMode,
+        until: float,
+    ) -> None:
+        self.cookies = cookies
+        self.decision = decision
+        self.consent = consent
+        self.mode = mode
+        #: Unix time past which the decision has expired (the reading must be redone).
+        self.until = until
+        self.expiries: tuple[str, ...] | None = None
+
+
 class Visitor:
     """The reader of one request, read once from it and read-only.
 
@@ -45,9 +72,9 @@ class Visitor:
     """
 
     __slots__ = (
+        "_accept_language",
         "_client_ip",
         "_config",
-        "_headers",
         "_language",
         "_path_with_query",
         "_scope",
@@ -57,12 +84,12 @@ class Visitor:
         "framed",
         "gpc",
         "mode",
-        "scheme",
+        "reading",
         "user_id",
     )
     _config: Config
     _scope: Scope
-    _headers: Mapping[bytes, bytes]
+    _accept_language: bytes | None
     _language: str | None
     _client_ip: Any
     _path_with_query: str | None
@@ -72,45 +99,42 @@ class Visitor:
     consent: Consent
     mode: RegionMode
     gpc: bool
-    scheme: str
     #: The page was requested for a frame (``Sec-Fetch-Dest``): it is part of another page,
     #: which shows the banner and the settings link; this one shows neither.
     framed: bool
     user_id: str | None
+    #: The shared reading this visitor's cookies and consent come from (None when they
+    #: were given or changed: a decision just made).
+    reading: Reading | None
 
     def __init__(
         self,
         config: Config,
         scope: Scope,
-        headers: Mapping[bytes, bytes],
-        *,
+        accept_language: bytes | None,
+        framed: bool,
         cookies: Mapping[str, str],
         decision: Decision | None,
         consent: Consent,
         mode: RegionMode,
         gpc: bool,
         user_id: str | None = None,
+        reading: Reading | None = None,
     ) -> None:
         # Through the slots' own setters (see _SLOT_SETTERS): a Visitor is made on every
-        # request, and object.__setattr__ looks each name up first.
+        # request, and object.__setattr__ looks each name up first. The lazy fields
+        # stay unset until first asked (the properties below fill them in).
         _set_config(self, config)
         _set_scope(self, scope)
-        _set_headers(self, headers)
-        _set_language(self, None)
-        _set_client_ip(self, _UNSET)
-        _set_path_with_query(self, None)
+        _set_accept_language(self, accept_language)
+        _set_framed(self, framed)
         _set_cookies(self, cookies)
         _set_decision(self, decision)
         _set_consent(self, consent)
         _set_mode(self, mode)
         _set_gpc(self, gpc)
-        _set_scheme(self, str(scope.get("scheme", "http")))
-        dest = headers.get(b"sec-fetch-dest")
-        _set_framed(
-            self,
-            dest is not None and dest.decode("latin-1").strip().lower() in FRAME_DESTINATIONS,
-        )
         _set_user_id(self, user_id)
+        _set_reading(self, reading)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Visitor is read-only; cannot set {name!r}")
@@ -130,36 +154,45 @@ class Visitor:
 
     @property
     def language(self) -> str:
-        language = self._language
-        if language is None:
-            config = self._config
-            header = self._headers.get(b"accept-language")
-            language = _language(
-                header.decode("latin-1") if header is not None else None,
-                config.languages,
-                config.default_language,
-            )
-            _set_language(self, language)
+        try:
+            return self._language  # type: ignore[return-value]
+        except AttributeError:  # not asked yet: most responses never ask
+            pass
+        config = self._config
+        header = self._accept_language
+        language = _language(
+            header.decode("latin-1") if header is not None else None,
+            config.languages,
+            config.default_language,
+        )
+        _set_language(self, language)
         return language
 
     @property
     def client_ip(self) -> str | None:
-        address = self._client_ip
-        if address is _UNSET:
-            config = self._config
-            address = client_address(
-                self._scope, config.trusted_proxies, config.trusted_proxy_header
-            )
-            _set_client_ip(self, address)
-        return cast("str | None", address)
+        try:
+            return cast("str | None", self._client_ip)
+        except AttributeError:
+            pass
+        config = self._config
+        address = client_address(self._scope, config.trusted_proxies, config.trusted_proxy_header)
+        _set_client_ip(self, address)
+        return address
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https``, as the server saw it (our cookies' Secure flag)."""
+        return str(self._scope.get("scheme", "http"))
 
     @property
     def path_with_query(self) -> str:
         """Where the reader is, to send them back after a decision."""
-        path = self._path_with_query
-        if path is None:
-            path = _path_with_query(self._scope)
-            _set_path_with_query(self, path)
+        try:
+            return self._path_with_query  # type: ignore[return-value]
+        except AttributeError:
+            pass
+        path = _path_with_query(self._scope)
+        _set_path_with_query(self, path)
         return path
 
     def _with(self, **changes: Any) -> Visitor:
@@ -170,9 +203,10 @@ class Visitor:
             "mode": self.mode,
             "gpc": self.gpc,
             "user_id": self.user_id,
+            "reading": self.reading,
         }
         fields.update(changes)
-        return Visitor(self._config, self._scope, self._headers, **fields)
+        return Visitor(self._config, self._scope, self._accept_language, self.framed, **fields)
 
     def with_user(self, user_id: str | None) -> Visitor:
         """The same request, read as signed in as ``user_id``."""
@@ -182,7 +216,7 @@ class Visitor:
         """The same request with a decision we have just made (a first GPC signal): what
         is in force follows from it, without reading the request again."""
         consent = consent_in_force(config, decision, mode=self.mode, gpc_signal=self.gpc)
-        return self._with(decision=decision, consent=consent)
+        return self._with(decision=decision, consent=consent, reading=None)
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -215,9 +249,9 @@ class Visitor:
 
 # The setters of Visitor's slots, which write past its read-only __setattr__.
 _SLOT_SETTERS: dict[str, Any] = {name: getattr(Visitor, name).__set__ for name in Visitor.__slots__}
+_set_accept_language = _SLOT_SETTERS["_accept_language"]
 _set_client_ip = _SLOT_SETTERS["_client_ip"]
 _set_config = _SLOT_SETTERS["_config"]
-_set_headers = _SLOT_SETTERS["_headers"]
 _set_language = _SLOT_SETTERS["_language"]
 _set_path_with_query = _SLOT_SETTERS["_path_with_query"]
 _set_scope = _SLOT_SETTERS["_scope"]
@@ -227,20 +261,56 @@ _set_decision = _SLOT_SETTERS["decision"]
 _set_framed = _SLOT_SETTERS["framed"]
 _set_gpc = _SLOT_SETTERS["gpc"]
 _set_mode = _SLOT_SETTERS["mode"]
-_set_scheme = _SLOT_SETTERS["scheme"]
+_set_reading = _SLOT_SETTERS["reading"]
 _set_user_id = _SLOT_SETTERS["user_id"]
 
 _NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+# Readings are kept for Cookie headers of ordinary size and country values of two
+# letters or so: at most _MAX_READINGS of a few KB each, under any input.
 _CACHED_COOKIE_BYTES = 2048
+_CACHED_COUNTRY_BYTES = 8
+_MAX_READINGS = 4096
 
 
 def _cookie_jar(header: bytes) -> Mapping[str, str]:
     return MappingProxyType(parse_cookie_header(header.decode("latin-1")))
 
 
-# The request headers a Visitor reads (the country header is added per configuration).
-_VISITOR_HEADERS = frozenset((b"cookie", b"accept-language", b"sec-gpc", b"sec-fetch-dest"))
-_UNSET: Any = object()
+# Header names as ASGI servers send them (lower case); another spelling is lowered first.
+_COOKIE = b"cookie"
+_SEC_GPC = b"sec-gpc"
+_SEC_FETCH_DEST = b"sec-fetch-dest"
+_ACCEPT_LANGUAGE = b"accept-language"
+_VISITOR_HEADERS = frozenset((_COOKIE, _ACCEPT_LANGUAGE, _SEC_GPC, _SEC_FETCH_DEST))
+# Names browsers and proxies send that a Visitor never reads: skipped without a call.
+_OTHER_HEADERS = frozenset(
+    (
+        b"host",
+        b"user-agent",
+        b"accept",
+        b"accept-encoding",
+        b"connection",
+        b"referer",
+        b"origin",
+        b"priority",
+        b"sec-fetch-mode",
+        b"sec-fetch-site",
+        b"sec-fetch-user",
+        b"sec-ch-ua",
+        b"sec-ch-ua-mobile",
+        b"sec-ch-ua-platform",
+        b"upgrade-insecure-requests",
+        b"if-none-match",
+        b"if-modified-since",
+        b"cache-control",
+        b"pragma",
+        b"content-type",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-real-ip",
+    )
+)
 
 
 class VisitorReader:
@@ -254,66 +324,106 @@ class VisitorReader:
         self._country = country.lower().encode("latin-1") if country else None
         self._wanted = _VISITOR_HEADERS | ({self._country} if self._country else set())
         self._gpc_enabled = config.gpc_enabled
-        # The consent in force depends on (decision, regime, GPC) alone, and a reader
-        # sends the same decision for months: work it out once per combination.
-        self._in_force = functools.lru_cache(maxsize=4096)(self._consent_in_force)
-        # A reader sends the same Cookie header page after page: parse each once. Only
-        # headers of ordinary size are kept, so the cache stays a few MB under any input.
-        self._cookie_jar = functools.lru_cache(maxsize=2048)(_cookie_jar)
-
-    def _consent_in_force(self, decision: Decision | None, mode: RegionMode, gpc: bool) -> Consent:
-        return consent_in_force(self._config, decision, mode=mode, gpc_signal=gpc)
+        self._regions = config.regions
+        # A reader sends the same Cookie header (and country, and GPC signal) request
+        # after request: the cookies, the decision and the consent in force are worked
+        # out once per combination (the decision's expiry is still checked each time).
+        self._readings: dict[tuple[bytes, bytes | None, bool], Reading] = {}
 
     def read(self, scope: Scope, *, decision: Decision | None = None) -> Visitor:
-        headers = _pick_headers(scope.get("headers", ()), self._wanted)
-        cookie_header = headers.get(b"cookie")
-        if not cookie_header:
-            cookies = _NO_COOKIES
-        elif len(cookie_header) <= _CACHED_COOKIE_BYTES:
-            cookies = self._cookie_jar(cookie_header)
-        else:
-            cookies = _cookie_jar(cookie_header)
+        cookie = language = gpc_value = dest = country_value = None
+        wanted, country_name = self._wanted, self._country
+        # One pass over the raw list. Cookie lines are joined (HTTP/2 may split the
+        # header, RFC 9113 §8.2.3); of any other, the first line counts, as Starlette's
+        # ``Headers.get`` would.
+        for name, value in scope.get("headers", ()):
+            if name not in wanted:
+                if name in _OTHER_HEADERS or name.islower():
+                    continue
+                name = name.lower()
+                if name not in wanted:
+                    continue
+            if name == _COOKIE:
+                cookie = value if cookie is None else cookie + b"; " + value
+            elif name == _ACCEPT_LANGUAGE:
+                if language is None:
+                    language = value
+            elif name == _SEC_FETCH_DEST:
+                if dest is None:
+                    dest = value
+            elif name == _SEC_GPC:
+                if gpc_value is None:
+                    gpc_value = value
+            elif country_value is None:  # the country header, the only other wanted
+                country_value = value
+        gpc = (
+            gpc_value is not None
+            and self._gpc_enabled
+            and (gpc_value == b"1" or gpc_value.strip() == b"1")
+        )
+        framed = dest is not None and (
+            dest in _FRAME_DESTINATIONS or dest.strip().lower() in _FRAME_DESTINATIONS
+        )
         if decision is None:
-            decision = self._codec.loads(cookies.get(self._consent_cookie))
-        country = None
-        if self._country is not None:
-            value = headers.get(self._country, b"").decode("latin-1").strip()
-            country = value if len(value) == 2 and value.isalpha() else None
-        mode = self._config.regions.mode_for(country)
-        gpc = self._gpc_enabled and headers.get(b"sec-gpc", b"").strip() == b"1"
+            key = (cookie or b"", country_value, gpc)
+            reading = self._readings.get(key)
+            if reading is None or reading.until < time.time():
+                reading = self._reading(key)
+            # Positional: the arguments in the order of __init__'s parameters.
+            return Visitor(
+                self._config,
+                scope,
+                language,
+                framed,
+                reading.cookies,
+                reading.decision,
+                reading.consent,
+                reading.mode,
+                gpc,
+                None,
+                reading,
+            )
+        # A decision we have just made: what is in force follows from it.
+        cookies = _cookie_jar(cookie) if cookie else _NO_COOKIES
+        mode = self._regions.mode_for(_country(country_value) if country_name else None)
         return Visitor(
             self._config,
             scope,
-            headers,
+            language,
+            framed,
             cookies=cookies,
             decision=decision,
-            consent=self._in_force(decision, mode, gpc),
+            consent=consent_in_force(self._config, decision, mode=mode, gpc_signal=gpc),
             mode=mode,
             gpc=gpc,
         )
 
+    def _reading(self, key: tuple[bytes, bytes | None, bool]) -> Reading:
+        """A new (or renewed: its decision expired) reading of these headers."""
+        cookie, country_value, gpc = key
+        readings = self._readings
+        cookies = _cookie_jar(cookie) if cookie else _NO_COOKIES
+        decision, until = self._codec.loads_until(cookies.get(self._consent_cookie))
+        mode = self._regions.mode_for(_country(country_value) if self._country else None)
+        consent = consent_in_force(self._config, decision, mode=mode, gpc_signal=gpc)
+        reading = Reading(cookies, decision, consent, mode, until)
+        if len(cookie) <= _CACHED_COOKIE_BYTES and len(country_value or b"") <= (
+            _CACHED_COUNTRY_BYTES
+        ):
+            if len(readings) >= _MAX_READINGS:
+                readings.pop(next(iter(readings)), None)  # the oldest reading goes
+            readings[key] = reading
+        return reading
 
-def _pick_headers(
-    raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]
-) -> dict[bytes, bytes]:
-    """The wanted headers in one pass over the raw list (names lower-cased, as ASGI
-    servers send them and as we compare). Cookie lines are joined (HTTP/2 may split the
-    header, RFC 9113 §8.2.3); of any other, the first line counts, as Starlette's
-    ``Headers.get`` would."""
-    found: dict[bytes, bytes] = {}
-    for name, value in raw:
-        name = name.lower()
-        if name not in wanted:
-            continue
-        if name not in found:
-            found[name] = value
-        elif name == b"cookie":
-            found[name] = found[name] + b"; " + value
-    return found
+
+def _country(value: bytes | None) -> str | None:
+    text = (value or b"").decode("latin-1").strip()
+    return text if len(text) == 2 and text.isalpha() else None
 
 
 #: Fetch destinations of a document shown inside another one.
 FRAME_DESTINATIONS = frozenset(("frame", "iframe", "fencedframe"))
+_FRAME_DESTINATIONS = frozenset(name.encode("latin-1") for name in FRAME_DESTINATIONS)
 
 # Browsers send a handful of distinct Accept-Language values; parse each once.
 _language = functools.lru_cache(maxsize=1024)(negotiate_language)
@@ -436,6 +546,7 @@ def ip_hmac(secret_key: str, ip: str | None) -> str | None:
 
 
 __all__ = [
+    "Reading",
     "Visitor",
     "VisitorReader",
     "client_address",

@@ -104,6 +104,9 @@ def consent_serializer(keys: Keys | Sequence[str]) -> URLSafeTimedSerializer:
     return Keys.of(keys).timed_serializer(Purpose.CONSENT)
 
 
+_FOREVER = float("inf")
+
+
 class ConsentCookieCodec:
     """Signs and reads the consent cookie; keys rotate without losing decisions."""
 
@@ -131,6 +134,19 @@ class ConsentCookieCodec:
         decision, signed_at = verified
         age = (time.time() if now is None else now) - signed_at
         return None if age > self.lifetime_seconds(decision) else decision
+
+    def loads_until(self, value: str | None) -> tuple[Decision | None, float]:
+        """As :meth:`loads` now, and until when (Unix seconds) that answer holds: a valid
+        cookie until it expires, anything else for good (a tampered or expired cookie
+        never becomes valid)."""
+        if not value or len(value) > 4096:
+            return None, _FOREVER
+        verified = self._verified(value)
+        if verified is None:
+            return None, _FOREVER
+        decision, signed_at = verified
+        until = signed_at + self.lifetime_seconds(decision)
+        return (None, _FOREVER) if time.time() > until else (decision, until)
 
     def _verify(self, value: str) -> tuple[Decision, float] | None:
         try:

@@ -43,6 +43,7 @@ from consentgate.storage.base import StorageError
 __all__ = [
     "BREAKER_URL_PARAMS",
     "DEFAULT_CALL_TIMEOUT",
+    "REQUEST_BUDGET",
     "BreakerSettings",
     "BreakerState",
     "CircuitBreaker",
@@ -188,6 +189,12 @@ class RequestBudget:
 _REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar(
     "consentgate_request_budget", default=None
 )
+
+
+#: The variable itself, for the middleware: it opens a budget on every HTTP request,
+#: ``token = REQUEST_BUDGET.set(RequestBudget(s))`` ... ``REQUEST_BUDGET.reset(token)``
+#: (what ``with request_budget(s):`` does, without a context manager to build and enter).
+REQUEST_BUDGET = _REQUEST_BUDGET
 
 
 def current_request_budget() -> RequestBudget | None:

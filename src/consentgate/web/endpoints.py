@@ -88,9 +88,9 @@ class Endpoints:
             ("GET", f"{prefix}/settings"): self.settings,
             ("GET", "/.well-known/gpc.json"): self.gpc_json,
         }
-        self._paths = {path for _, path in self._routes}
         self._static_prefix = f"{prefix}/static/"
         self._static = pages.static_files
+        self._index_paths()
 
     @property
     def route_keys(self) -> frozenset[tuple[str, str]]:
@@ -104,10 +104,24 @@ class Endpoints:
     def add_routes(self, routes: Mapping[tuple[str, str], Handler]) -> None:
         """More endpoints under our prefix (the built-in accounts)."""
         self._routes.update(routes)
+        self._index_paths()
+
+    def _index_paths(self) -> None:
         self._paths = {path for _, path in self._routes}
+        # The first segment of every path answered here ("/consentgate", "/.well-known"):
+        # the app's own requests, nearly all of them, are told apart by it alone.
+        self.roots = tuple(
+            {"/" + path.split("/", 2)[1] for path in (*self._paths, self._static_prefix)}
+        )
+
+    #: The first segment of every path answered here ("/consentgate", "/.well-known"),
+    #: for a caller to tell the app's own requests apart before calling match.
+    roots: tuple[str, ...]
 
     def match(self, scope: Scope) -> Handler | None:
         path = _route_path(scope)
+        if not path.startswith(self.roots):
+            return None
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         handler = self._routes.get((method, path))
         if handler is not None:
