@@ -429,6 +429,25 @@ def test_check_config_connect_redis_refused_port_says_connection_refused(
     assert result.elapsed < TIMEOUT + MARGIN
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Connection closed by server.",  # redis-py, reading the answer
+        "Connection closed by the server before write",  # redis-py, before its command
+        "server closed the connection unexpectedly",  # libpq
+    ],
+)
+def test_check_config_connect_closed_connection_reads_the_same_whichever_driver_words_it(
+    message: str,
+) -> None:
+    # Which words a reset gets depends on when it lands (a race the RESET proxy test
+    # below meets now and then): the operator reads one line for all of them.
+    from consentgate.cli.check_config import _failure
+
+    said = _failure(ConnectionError(message), "redis://127.0.0.1:6390/0", 0.01)
+    assert said == "unreachable: connection closed by the server (127.0.0.1:6390)"
+
+
 def test_check_config_connect_redis_reset_says_the_connection_broke(
     tmp_path: Path, capsys: Capsys
 ) -> None:

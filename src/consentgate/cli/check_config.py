@@ -174,7 +174,13 @@ _NETWORK_ERRORS: tuple[tuple[type[OSError] | None, tuple[str, ...], str], ...] =
     (ConnectionResetError, ("connection reset",), "connection reset"),
     (
         None,
-        ("server closed the connection unexpectedly", "connection closed by server"),
+        # libpq; redis-py as it reads ("... by server.") and as it writes ("... by the
+        # server before write", when the reset comes before its first command is sent).
+        (
+            "server closed the connection unexpectedly",
+            "connection closed by server",
+            "connection closed by the server",
+        ),
         "connection closed by the server",
     ),
 )
