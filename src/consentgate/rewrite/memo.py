@@ -17,6 +17,14 @@ every response (a token, a time) finds its entry stale and pays one comparison o
 sample on top of the rewrite. Only complete bodies of at most ``max_body`` bytes are
 kept, in at most ``max_bytes`` (input and output together), least recently used first
 out. Failures are not kept: the next response runs the rewriter and fails the same way.
+
+A body is kept from the second time its key comes (a key seen once is remembered by its
+hash alone, a few bytes, in a bounded set): a page whose bytes change with every
+response (a nonce, a time) would otherwise be stored each time for nothing, costing
+the copy's memory and pushing out the pages that do come back. A found entry whose
+body differs (the same sample, other bytes) is dropped, not replaced: that page
+changes. A page read again is rewritten twice before the memo answers it, once more
+than it would be otherwise; a collision of hashes only keeps a body early.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ _Entry = tuple[tuple[Operation, ...], bytes, bytes, int]
 # Enough to tell most pages of one site apart by the sample alone (the <head> with its
 # title, the end of the page), little enough that taking it costs next to nothing.
 _SAMPLE = 1024
+# Keys seen once and not kept yet, by hash: 8 bytes or so each, oldest forgotten first.
+_SEEN_KEYS = 1 << 14
 
 
 class RewriteMemo:
@@ -48,6 +58,7 @@ class RewriteMemo:
         # key -> (operations, body, output, short containers)
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._size = 0
+        self._seen: dict[int, None] = {}
         self.hits = 0
         self.misses = 0
 
@@ -71,19 +82,41 @@ class RewriteMemo:
         ``short_containers``; raises what the rewriter raises."""
         ops = tuple(operations)
         key = self._key(ops, body, content_type, max_token_bytes)
+        admit = False
         if key is not None:
             entry = self._entries.get(key)
-            if entry is not None and entry[1] == body:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return entry[2], entry[3]
+            if entry is not None:
+                if entry[1] == body:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry[2], entry[3]
+                self._drop(key)  # the page changed (or changes each time)
+            else:
+                admit = self._seen_before(key)
         self.misses += 1
         rewriter = Rewriter(ops, content_type=content_type, max_token_bytes=max_token_bytes)
         output = rewriter.feed(body) + rewriter.close()
         short = rewriter.report.short_containers
-        if key is not None:
+        if admit and key is not None:
             self._keep(key, (ops, body, output, short))
         return output, short
+
+    def _seen_before(self, key: Hashable) -> bool:
+        """Whether this key came before (then it is forgotten here: it gets an entry);
+        else it is remembered, the oldest remembered key making room."""
+        seen = self._seen
+        digest = hash(key)
+        if digest in seen:
+            del seen[digest]
+            return True
+        if len(seen) >= _SEEN_KEYS:
+            del seen[next(iter(seen))]
+        seen[digest] = None
+        return False
+
+    def _drop(self, key: Hashable) -> None:
+        old = self._entries.pop(key)
+        self._size -= len(old[1]) + len(old[2])
 
     def _key(
         self,
