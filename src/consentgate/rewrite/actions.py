@@ -20,7 +20,14 @@ from .operations import (
     Truncate,
 )
 from .selectors import compile_selector
-from .state import _DropKind, _OpState, _Phase, _TruncateState
+from .state import (
+    ATTRIBUTE_REWRITE_TAG_BYTES,
+    ATTRIBUTE_REWRITES_MAX,
+    _DropKind,
+    _OpState,
+    _Phase,
+    _TruncateState,
+)
 from .tokenizer import ContentModel
 from .truncation import _Truncation
 
@@ -149,12 +156,34 @@ class _Actions(_Truncation):
     def _rewrite_attributes(
         self, state: _OpState, op: RewriteAttributes, element: _Element, raw: bytes
     ) -> bytes:
+        """``raw`` as this operation leaves it: the callback sees the element's own
+        attributes, so its answer depends on the tag's bytes and the codec alone, and is
+        kept by those (see _Layout.attribute_rewrites)."""
         state.matches += 1
+        rewrites = state.rewrites
+        key = (element.raw, self._codec)
+        if rewrites is not None:
+            try:
+                rewritten = rewrites[key]
+            except KeyError:
+                pass
+            else:
+                if rewritten is None:
+                    return raw
+                self.report.attribute_rewrites += 1
+                return rewritten
         new_attrs = op.callback(element.name, dict(element.attrs))
-        if new_attrs is None:
+        rewritten = None if new_attrs is None else self._serialize_start_tag(element, new_attrs)
+        if (
+            rewrites is not None
+            and len(key[0]) <= ATTRIBUTE_REWRITE_TAG_BYTES
+            and len(rewrites) < ATTRIBUTE_REWRITES_MAX
+        ):
+            rewrites[key] = rewritten
+        if rewritten is None:
             return raw
         self.report.attribute_rewrites += 1
-        return self._serialize_start_tag(element, new_attrs)
+        return rewritten
 
     def _serialize_start_tag(self, element: _Element, attrs: dict[str, str]) -> bytes:
         parts = ["<", element.name]
