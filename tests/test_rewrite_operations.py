@@ -127,9 +127,14 @@ def test_rewrite_attributes_same_tag_answered_once_per_operation_each_counted() 
     latin = Rewriter(operations, content_type="text/html; charset=windows-1252")
     assert latin.feed(page) + latin.close() == expected
     assert len(asked) == 6
-    # Equal operations share the answers; another callback is asked for itself.
+    # The same operation in another set shares its answers; one built anew is asked anew
+    # (by identity, as the gate keeps its operations), and so is another callback.
+    with_more = [InsertHTML.before_body_close("<i>x</i>"), *operations]
+    more = Rewriter(with_more, encoding="utf-8")
+    assert more.feed(page) + more.close() == expected.replace(b"</body>", b"<i>x</i></body>")
+    assert len(asked) == 6
     again = Rewriter([RewriteAttributes("script[data-consent]", counting)], encoding="utf-8")
-    assert again.feed(page) + again.close() == expected and len(asked) == 6
+    assert again.feed(page) + again.close() == expected and len(asked) == 9
     fresh_answers: list[str] = []
 
     def other_callback(tag: str, attrs: dict[str, str]) -> dict[str, str] | None:
@@ -149,10 +154,22 @@ def test_rewrite_attributes_long_tag_is_asked_every_time() -> None:
 
     long_tag = b'<p title="' + b"t" * 4096 + b'">'
     page = long_tag + b"a</p>" + long_tag + b"b</p>"
+    operations = [RewriteAttributes("p", mark)]
     for _ in range(2):
-        rewriter = Rewriter([RewriteAttributes("p", mark)], encoding="utf-8")
+        rewriter = Rewriter(operations, encoding="utf-8")
         assert (rewriter.feed(page) + rewriter.close()).count(b'data-seen="1"') == 2
     assert len(asked) == 4
+
+
+def test_rewrite_attributes_kept_answers_stay_bounded() -> None:
+    from consentgate.rewrite import actions
+
+    operations = [RewriteAttributes("p", lambda tag, attrs: {**attrs, "data-seen": "1"})]
+    page = b"".join(b"<p id=%d>x</p>" % n for n in range(actions._ATTRIBUTE_ANSWERS_MAX + 100))
+    rewriter = Rewriter(operations, encoding="utf-8")
+    out = rewriter.feed(page) + rewriter.close()
+    assert out.count(b'data-seen="1"') == actions._ATTRIBUTE_ANSWERS_MAX + 100
+    assert len(actions._ATTRIBUTE_ANSWERS) <= actions._ATTRIBUTE_ANSWERS_MAX
 
 
 def test_rewrite_attributes_escapes_and_keeps_untouched_bytes() -> None:

@@ -20,14 +20,7 @@ from .operations import (
     Truncate,
 )
 from .selectors import compile_selector
-from .state import (
-    ATTRIBUTE_REWRITE_TAG_BYTES,
-    ATTRIBUTE_REWRITES_MAX,
-    _DropKind,
-    _OpState,
-    _Phase,
-    _TruncateState,
-)
+from .state import _DropKind, _OpState, _Phase, _TruncateState
 from .tokenizer import ContentModel
 from .truncation import _Truncation
 
@@ -52,6 +45,16 @@ def _escape_unencodable(err: UnicodeError) -> tuple[bytes, int]:
 codecs.register_error(_ERRORS, _escape_unencodable)
 
 _VALID_ATTR_NAME = re.compile(r"[^\t\n\f\r />=\"'<\x00]+")
+
+# What each RewriteAttributes made of a start tag, by (the operation, the tag's bytes, the
+# page's codec): the rewritten tag, or None to keep the bytes. A callback must be pure, so
+# the same tag gets the same answer, and a site's gated scripts come back byte for byte on
+# every page (also on pages the memo of whole pages cannot answer): decoding, calling and
+# serialising one costs more than finding it. An entry holds its operation, so no id in a
+# key is reused meanwhile; bounded in number and in tag length, oldest out first.
+_ATTRIBUTE_ANSWERS: dict[tuple[int, bytes, str], tuple[RewriteAttributes, bytes | None]] = {}
+_ATTRIBUTE_ANSWERS_MAX = 4096
+_ATTRIBUTE_ANSWER_TAG_BYTES = 2048
 
 
 class _Actions(_Truncation):
@@ -156,30 +159,21 @@ class _Actions(_Truncation):
     def _rewrite_attributes(
         self, state: _OpState, op: RewriteAttributes, element: _Element, raw: bytes
     ) -> bytes:
-        """``raw`` as this operation leaves it: the callback sees the element's own
+        """``raw`` as this operation leaves it. The callback sees the element's own
         attributes, so its answer depends on the tag's bytes and the codec alone, and is
-        kept by those (see _Layout.attribute_rewrites)."""
+        kept by those (see _ATTRIBUTE_ANSWERS)."""
         state.matches += 1
-        rewrites = state.rewrites
-        key = (element.raw, self._codec)
-        if rewrites is not None:
-            try:
-                rewritten = rewrites[key]
-            except KeyError:
-                pass
-            else:
-                if rewritten is None:
-                    return raw
-                self.report.attribute_rewrites += 1
-                return rewritten
-        new_attrs = op.callback(element.name, dict(element.attrs))
-        rewritten = None if new_attrs is None else self._serialize_start_tag(element, new_attrs)
-        if (
-            rewrites is not None
-            and len(key[0]) <= ATTRIBUTE_REWRITE_TAG_BYTES
-            and len(rewrites) < ATTRIBUTE_REWRITES_MAX
-        ):
-            rewrites[key] = rewritten
+        key = (id(op), element.raw, self._codec)
+        known = _ATTRIBUTE_ANSWERS.get(key)
+        if known is not None and known[0] is op:
+            rewritten = known[1]
+        else:
+            new_attrs = op.callback(element.name, dict(element.attrs))
+            rewritten = None if new_attrs is None else self._serialize_start_tag(element, new_attrs)
+            if len(element.raw) <= _ATTRIBUTE_ANSWER_TAG_BYTES:
+                if len(_ATTRIBUTE_ANSWERS) >= _ATTRIBUTE_ANSWERS_MAX:
+                    del _ATTRIBUTE_ANSWERS[next(iter(_ATTRIBUTE_ANSWERS))]  # the oldest
+                _ATTRIBUTE_ANSWERS[key] = (op, rewritten)
         if rewritten is None:
             return raw
         self.report.attribute_rewrites += 1

@@ -72,16 +72,13 @@ class _Phase(enum.Enum):
 class _OpState:
     """Per-response state of one operation."""
 
-    __slots__ = ("done", "matches", "op", "rewrites", "snippet")
+    __slots__ = ("done", "matches", "op", "snippet")
 
     def __init__(self, op: Operation) -> None:
         self.op = op
         self.done = False
         self.matches = 0
         self.snippet = b""
-        # A RewriteAttributes' answers by start tag, shared by the responses of its set of
-        # operations (see _Layout.attribute_rewrites); None for other operations.
-        self.rewrites: dict[tuple[bytes, str], bytes | None] | None = None
 
 
 class _TruncateState(_OpState):
@@ -174,18 +171,6 @@ class _Layout:
     light_only_with: dict[str, frozenset[str]]
     whole_foreign: bool
     foreign_wanted: frozenset[str] | None
-    #: Per RewriteAttributes (by its number): what it made of a start tag, by the tag's bytes
-    #: and the page's codec (the rewritten tag, or None to keep the bytes). A callback must
-    #: be pure, so the same tag gets the same answer: the gated scripts of a site come back
-    #: byte for byte on every page, and decoding, calling and serialising one costs more
-    #: than finding it. Bounded per operation (ATTRIBUTE_REWRITES_MAX, tags of ordinary
-    #: length only); shared by every response of an equal set of operations.
-    attribute_rewrites: dict[int, dict[tuple[bytes, str], bytes | None]] = field(compare=False)
-
-
-# Kept answers per RewriteAttributes, and the longest start tag kept.
-ATTRIBUTE_REWRITES_MAX = 512
-ATTRIBUTE_REWRITE_TAG_BYTES = 2048
 
 
 def _build_layout(operations: Sequence[Operation]) -> _Layout:
@@ -252,9 +237,6 @@ def _build_layout(operations: Sequence[Operation]) -> _Layout:
             if light_wanted is None
             else light_wanted | HTML_ELEMENTS | SPECIAL_SVG | SPECIAL_MATHML
         ),
-        attribute_rewrites={
-            number: {} for number, op in enumerate(operations) if isinstance(op, RewriteAttributes)
-        },
     )
 
 
@@ -326,8 +308,6 @@ class _RewriterState:
         states: list[_OpState] = [
             _TruncateState(op) if isinstance(op, Truncate) else _OpState(op) for op in operations
         ]
-        for number, rewrites in layout.attribute_rewrites.items():
-            states[number].rewrites = rewrites
         self._states = states
         self._start_index = _Index.of(layout.starts, states)
         self._end_index = _Index.of(layout.ends, states)
