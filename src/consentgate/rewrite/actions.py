@@ -51,7 +51,7 @@ _VALID_ATTR_NAME = re.compile(r"[^\t\n\f\r />=\"'<\x00]+")
 # the same tag gets the same answer, and a site's gated scripts come back byte for byte on
 # every page (also on pages the memo of whole pages cannot answer): decoding, calling and
 # serialising one costs more than finding it. An entry holds its operation, so no id in a
-# key is reused meanwhile; bounded in number and in tag length, oldest out first.
+# key is reused meanwhile; bounded in number (emptied when full) and in tag length.
 _ATTRIBUTE_ANSWERS: dict[tuple[int, bytes, str], tuple[RewriteAttributes, bytes | None]] = {}
 _ATTRIBUTE_ANSWERS_MAX = 4096
 _ATTRIBUTE_ANSWER_TAG_BYTES = 2048
@@ -172,7 +172,8 @@ class _Actions(_Truncation):
             rewritten = None if new_attrs is None else self._serialize_start_tag(element, new_attrs)
             if len(element.raw) <= _ATTRIBUTE_ANSWER_TAG_BYTES:
                 if len(_ATTRIBUTE_ANSWERS) >= _ATTRIBUTE_ANSWERS_MAX:
-                    del _ATTRIBUTE_ANSWERS[next(iter(_ATTRIBUTE_ANSWERS))]  # the oldest
+                    # Start again (as the layouts do): no iteration a thread could upset.
+                    _ATTRIBUTE_ANSWERS.clear()
                 _ATTRIBUTE_ANSWERS[key] = (op, rewritten)
         if rewritten is None:
             return raw
