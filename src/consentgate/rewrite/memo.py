@@ -43,7 +43,7 @@ _Entry = tuple[tuple[Operation, ...], bytes, bytes, int]
 # Enough to tell most pages of one site apart by the sample alone (the <head> with its
 # title, the end of the page), little enough that taking it costs next to nothing.
 _SAMPLE = 1024
-# Keys seen once and not kept yet, by hash: 8 bytes or so each, oldest forgotten first.
+# Keys seen once and not kept yet, by hash: a few bytes each, all forgotten when full.
 _SEEN_KEYS = 1 << 14
 
 
@@ -103,14 +103,14 @@ class RewriteMemo:
 
     def _seen_before(self, key: Hashable) -> bool:
         """Whether this key came before (then it is forgotten here: it gets an entry);
-        else it is remembered, the oldest remembered key making room."""
+        else it is remembered (all are forgotten when the set is full)."""
         seen = self._seen
         digest = hash(key)
         if digest in seen:
             del seen[digest]
             return True
         if len(seen) >= _SEEN_KEYS:
-            del seen[next(iter(seen))]
+            seen.clear()  # start again: no iteration another thread could upset
         seen[digest] = None
         return False
 
