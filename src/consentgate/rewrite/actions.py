@@ -164,13 +164,15 @@ class _Actions(_Truncation):
         kept by those (see _ATTRIBUTE_ANSWERS)."""
         state.matches += 1
         key = (id(op), element.raw, self._codec)
-        known = _ATTRIBUTE_ANSWERS.get(key)
+        known = None if element.synthetic else _ATTRIBUTE_ANSWERS.get(key)
         if known is not None and known[0] is op:
             rewritten = known[1]
         else:
             new_attrs = op.callback(element.name, dict(element.attrs))
             rewritten = None if new_attrs is None else self._serialize_start_tag(element, new_attrs)
-            if len(element.raw) <= _ATTRIBUTE_ANSWER_TAG_BYTES:
+            # An element the tree model made up has no bytes of its own (or a clone's, with
+            # a name and flag of its own): asked each time.
+            if not element.synthetic and len(element.raw) <= _ATTRIBUTE_ANSWER_TAG_BYTES:
                 if len(_ATTRIBUTE_ANSWERS) >= _ATTRIBUTE_ANSWERS_MAX:
                     # Start again (as the layouts do): no iteration a thread could upset.
                     _ATTRIBUTE_ANSWERS.clear()
