@@ -5,18 +5,19 @@ A news site serves one article's bytes to thousands of readers, and the rewriter
 output depends on nothing but its input: the operations (which the gate builds once per
 consent class, language, banner and wall reason, and keeps), the content type, the
 limits and the body. So a body that comes back byte for byte with equal operations gets
-the output of the first time, at the cost of a lookup and one comparison of the bodies,
+the output of an earlier time, at the cost of a lookup and one comparison of the bodies,
 instead of a parse.
 
 The lookup key holds the operations by identity (the gate builds each set once and
 keeps it; an entry holds its operations, so no id in a key can be reused meanwhile), the
 length and a sample of the body (its first and last bytes); a found entry counts only if
 its whole body is equal to this one, so a wrong answer would need equal bytes, not a
-likely hash. Equal operations built anew miss: correct, only slower. A page whose bytes change with
-every response (a token, a time) finds its entry stale and pays one comparison of the
-sample on top of the rewrite. Only complete bodies of at most ``max_body`` bytes are
-kept, in at most ``max_bytes`` (input and output together), least recently used first
-out. Failures are not kept: the next response runs the rewriter and fails the same way.
+likely hash. Equal operations built anew miss: correct, only slower. A page whose bytes
+change with every response (a token, a time) pays a lookup on top of the rewrite (its
+sample differs, or its entry is found stale after one comparison). Only complete bodies
+of at most ``max_body`` bytes are kept, in at most ``max_bytes`` (input and output
+together), least recently used first out. Failures are not kept: the next response runs
+the rewriter and fails the same way.
 
 A body is kept from the second time its key comes (a key seen once is remembered by its
 hash alone, a few bytes, in a bounded set): a page whose bytes change with every
@@ -58,7 +59,7 @@ class RewriteMemo:
         # key -> (operations, body, output, short containers)
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._size = 0
-        self._seen: dict[int, None] = {}
+        self._seen: dict[int, bool] = {}
         self.hits = 0
         self.misses = 0
 
@@ -106,17 +107,17 @@ class RewriteMemo:
         else it is remembered (all are forgotten when the set is full)."""
         seen = self._seen
         digest = hash(key)
-        if digest in seen:
-            del seen[digest]
+        if seen.pop(digest, False):
             return True
         if len(seen) >= _SEEN_KEYS:
             seen.clear()  # start again: no iteration another thread could upset
-        seen[digest] = None
+        seen[digest] = True
         return False
 
     def _drop(self, key: Hashable) -> None:
-        old = self._entries.pop(key)
-        self._size -= len(old[1]) + len(old[2])
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._size -= len(old[1]) + len(old[2])
 
     def _key(
         self,
