@@ -17,6 +17,10 @@ Scenarios (see benchmarks/README.md):
 * ``html-undecided`` a first-time reader (no cookie): the banner is inserted and a CSRF
                      token minted.
 * ``html-streamed``  the decided reader, the same article sent in 64 body messages.
+* ``html-unique``    the decided reader, the article with a token of its own in every
+                     response (as ``http_apps.py``'s ``/unique/article``): the memo of whole
+                     pages cannot answer, every response is parsed. The bare app makes the
+                     page too (one ``bytes.replace``), so the added µs are the gate's.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import os
 import platform
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -197,6 +203,7 @@ def make_inner_app(html: bytes, payload: bytes) -> ASGIApp:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
     ]
+    served = itertools.count()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -208,6 +215,11 @@ def make_inner_app(html: bytes, payload: bytes) -> ASGIApp:
             last = len(html_chunks) - 1
             for index, chunk in enumerate(html_chunks):
                 await send({"type": "http.response.body", "body": chunk, "more_body": index < last})
+        elif path == "/article/unique":
+            body = unique_article(html, next(served))
+            headers = [*streamed_headers, (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
         elif path == "/api/items":
             await send({"type": "http.response.start", "status": 200, "headers": json_headers})
             await send({"type": "http.response.body", "body": payload, "more_body": False})
@@ -216,6 +228,11 @@ def make_inner_app(html: bytes, payload: bytes) -> ASGIApp:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return app
+
+
+def unique_article(html: bytes, number: int) -> bytes:
+    """The article with a token of its own, as a page with a per-request nonce or time."""
+    return html.replace(b"</body>", b"<!-- response %d --></body>" % number, 1)
 
 
 def split_chunks(data: bytes, count: int) -> list[bytes]:
@@ -415,9 +432,19 @@ def _expect(condition: bool, scenario: str, what: str) -> None:
         raise SystemExit(f"sanity check failed for {scenario}: {what}")
 
 
-def _check_decided_html(name: str, html: bytes) -> Callable[[Response, Response], None]:
+def _check_decided_html(
+    name: str, html: bytes, *, unique: bool = False
+) -> Callable[[Response, Response], None]:
     def check(bare: Response, gated: Response) -> None:
-        _expect(bare.body == html, name, "bare app body differs from the page")
+        if unique:
+            _expect(
+                re.sub(rb"<!-- response \d+ -->", b"", bare.body) == html,
+                name,
+                "bare app body is not the page with a token",
+            )
+            _expect(re.search(rb"<!-- response \d+ -->", gated.body) is not None, name, "token")
+        else:
+            _expect(bare.body == html, name, "bare app body differs from the page")
         _expect(gated.status == 200, name, f"status {gated.status}")
         _expect(b'id="consentgate-banner"' not in gated.body, name, "banner shown, yet decided")
         _expect(b"consentgate-settings-link" in gated.body, name, "settings link not inserted")
@@ -511,6 +538,12 @@ def build_scenarios(cookies: dict[str, str], html: bytes, payload: bytes) -> lis
             f"decided reader, {len(html) / 1024:.0f} KB HTML in {HTML_CHUNKS} body messages",
             make_scope("/article/streamed", headers=decided),
             _check_decided_html("html-streamed", html),
+        ),
+        Scenario(
+            "html-unique",
+            f"decided reader, {len(html) / 1024:.0f} KB HTML whose bytes differ per response",
+            make_scope("/article/unique", headers=decided),
+            _check_decided_html("html-unique", html, unique=True),
         ),
     ]
 

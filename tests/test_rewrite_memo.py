@@ -9,6 +9,7 @@ registered one, interleaved on one gate serving the same bytes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ from tests.test_wall_http import (
 
 from consentgate.rewrite import (
     InsertHTML,
+    Operation,
     RemoveElement,
     RewriteAttributes,
     RewriteError,
@@ -50,11 +52,27 @@ def fresh(operations: list, body: bytes) -> bytes:  # type: ignore[type-arg]
     return rewriter.feed(body) + rewriter.close()
 
 
+def kept(
+    memo: RewriteMemo,
+    operations: Sequence[Operation],
+    body: bytes,
+    *,
+    content_type: str = CT,
+    max_token_bytes: int = LIMIT,
+) -> bytes:
+    """Rewrite ``body`` twice through the memo: the second time it is kept."""
+    for _ in range(2):
+        output, _ = memo.rewrite(
+            operations, body, content_type=content_type, max_token_bytes=max_token_bytes
+        )
+    return output
+
+
 def upper(tag: str, attrs: dict[str, str]) -> dict[str, str]:
     return {**attrs, "data-seen": tag}
 
 
-OPERATIONS = [
+OPERATIONS: list[Operation] = [
     InsertHTML.before_body_close("<div id=x>end</div>"),
     RewriteAttributes("p", upper),
     Truncate("main", "<b>CTA</b>", keep_items=2),
@@ -64,11 +82,31 @@ OPERATIONS = [
 def test_rewrite_memo_hit_gives_the_rewriters_output_without_running_it() -> None:
     memo = RewriteMemo()
     first, _ = memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    assert (memo.misses, len(memo)) == (1, 0)  # seen once: remembered, not kept
+    second, _ = memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
     again, _ = memo.rewrite(
         list(OPERATIONS), bytes(bytearray(PAGE)), content_type=CT, max_token_bytes=LIMIT
     )
-    assert first == again == fresh(OPERATIONS, PAGE)
-    assert (memo.hits, memo.misses, len(memo)) == (1, 1, 1)
+    assert first == second == again == fresh(OPERATIONS, PAGE)
+    assert (memo.hits, memo.misses, len(memo)) == (1, 2, 1)
+
+
+def test_rewrite_memo_pages_that_never_repeat_are_never_kept_nor_push_out_one_that_does() -> None:
+    # A token of its own in every response (a nonce, a time): storing each would cost
+    # its memory for nothing and, the memo being bounded, evict the pages read again.
+    page_size = len(PAGE) + len(fresh(OPERATIONS, PAGE))
+    memo = RewriteMemo(max_bytes=page_size * 3)
+    kept(memo, OPERATIONS, PAGE)
+    for n in range(50):
+        unique = PAGE.replace(b"</body>", b"<!-- response %d --></body>" % n)
+        output, _ = memo.rewrite(OPERATIONS, unique, content_type=CT, max_token_bytes=LIMIT)
+        assert output == fresh(OPERATIONS, unique)
+    assert len(memo) == 1 and memo.size == page_size
+    hits = memo.hits
+    assert memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)[0] == fresh(
+        OPERATIONS, PAGE
+    )
+    assert memo.hits == hits + 1
 
 
 def test_rewrite_memo_same_sample_other_middle_is_rewritten_anew() -> None:
@@ -78,22 +116,22 @@ def test_rewrite_memo_same_sample_other_middle_is_rewritten_anew() -> None:
     other = PAGE[:middle] + b"X" + PAGE[middle + 1 :]
     assert len(other) == len(PAGE) and other[:1024] == PAGE[:1024]
     uncut = OPERATIONS[:2]  # no cut: the changed middle is in the output
-    memo.rewrite(uncut, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    kept(memo, uncut, PAGE)
+    assert len(memo) == 1
     output, _ = memo.rewrite(uncut, other, content_type=CT, max_token_bytes=LIMIT)
     assert output == fresh(uncut, other) != fresh(uncut, PAGE)
     assert memo.hits == 0
+    assert (len(memo), memo.size) == (0, 0)  # the page changed: its old entry is dropped
 
 
 def test_rewrite_memo_other_operations_or_content_type_miss() -> None:
     memo = RewriteMemo()
-    memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    kept(memo, OPERATIONS, PAGE)
     fewer = OPERATIONS[:2]
-    assert memo.rewrite(fewer, PAGE, content_type=CT, max_token_bytes=LIMIT)[0] == fresh(
-        fewer, PAGE
-    )
+    assert kept(memo, fewer, PAGE) == fresh(fewer, PAGE)
     latin = "text/html; charset=windows-1252"
-    memo.rewrite(OPERATIONS, PAGE, content_type=latin, max_token_bytes=LIMIT)
-    memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT // 2)
+    kept(memo, OPERATIONS, PAGE, content_type=latin)
+    kept(memo, OPERATIONS, PAGE, max_token_bytes=LIMIT // 2)
     assert memo.hits == 0 and len(memo) == 4
 
 
@@ -101,7 +139,7 @@ def test_rewrite_memo_callbacks_compare_by_identity() -> None:
     # Two callbacks that happen to do the same are different operations: the gate
     # builds its operations once, so equal behaviour means the same object.
     memo = RewriteMemo()
-    memo.rewrite([RewriteAttributes("p", upper)], PAGE, content_type=CT, max_token_bytes=LIMIT)
+    kept(memo, [RewriteAttributes("p", upper)], PAGE)
 
     def other(tag: str, attrs: dict[str, str]) -> dict[str, str]:
         return {**attrs, "data-other": tag}
@@ -126,9 +164,9 @@ def test_rewrite_memo_size_bound_evicts_the_least_recently_used() -> None:
     one = len(pages[0]) + len(fresh(OPERATIONS, pages[0]))
     memo = RewriteMemo(max_bytes=one * 3 + 10)
     for page in pages[:3]:
-        memo.rewrite(OPERATIONS, page, content_type=CT, max_token_bytes=LIMIT)
+        kept(memo, OPERATIONS, page)
     memo.rewrite(OPERATIONS, pages[0], content_type=CT, max_token_bytes=LIMIT)  # used again
-    memo.rewrite(OPERATIONS, pages[3], content_type=CT, max_token_bytes=LIMIT)  # evicts [1]
+    kept(memo, OPERATIONS, pages[3])  # evicts [1]
     assert len(memo) == 3 and memo.size <= memo.max_bytes
     hits = memo.hits
     memo.rewrite(OPERATIONS, pages[0], content_type=CT, max_token_bytes=LIMIT)
@@ -141,16 +179,16 @@ def test_rewrite_memo_equal_operations_built_anew_miss() -> None:
     # By identity: the gate keeps its operations; equal ones built again are rewritten
     # again (correct, only slower), never confused with another set.
     memo = RewriteMemo()
-    memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    kept(memo, OPERATIONS, PAGE)
     again = [InsertHTML.before_body_close("<div id=x>end</div>"), *OPERATIONS[1:]]
     assert again == OPERATIONS and again[0] is not OPERATIONS[0]
     output, _ = memo.rewrite(again, PAGE, content_type=CT, max_token_bytes=LIMIT)
-    assert output == fresh(OPERATIONS, PAGE) and (memo.hits, memo.misses) == (0, 2)
+    assert output == fresh(OPERATIONS, PAGE) and (memo.hits, memo.misses) == (0, 3)
 
 
 def test_rewrite_memo_large_body_is_never_kept_an_unhashable_operation_is() -> None:
     memo = RewriteMemo(max_body=100)
-    memo.rewrite(OPERATIONS, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    kept(memo, OPERATIONS, PAGE)
     assert len(memo) == 0
 
     class Unhashable:  # __eq__ without __hash__: an operation holding it cannot be hashed
@@ -162,7 +200,7 @@ def test_rewrite_memo_large_body_is_never_kept_an_unhashable_operation_is() -> N
 
     memo = RewriteMemo()
     unhashable = [TransformText("title", Unhashable())]
-    output, _ = memo.rewrite(unhashable, PAGE, content_type=CT, max_token_bytes=LIMIT)
+    output = kept(memo, unhashable, PAGE)
     again, _ = memo.rewrite(unhashable, PAGE, content_type=CT, max_token_bytes=LIMIT)
     assert b"<title>T</title>" in output and output == again
     assert (memo.hits, len(memo)) == (1, 1)
@@ -182,7 +220,7 @@ _chunks = st.lists(
 def test_rewrite_memo_any_sequence_of_pages_equals_fresh_rewrites(pages: list[list[str]]) -> None:
     memo = RewriteMemo(max_bytes=4096)
     operations = [RemoveElement("div"), *OPERATIONS]
-    for parts in pages * 2:  # every page twice: the second is a hit, or evicted
+    for parts in pages * 3:  # every page thrice: kept the second time, a hit (or evicted)
         body = ("<html><body>" + "".join(parts)).encode()
         try:
             expected: bytes | type[RewriteError] = fresh(operations, body)
@@ -214,7 +252,7 @@ def test_rewrite_memo_readers_of_other_choices_never_share_a_page(tmp_path: Path
             await decide(yes, "accept_all")
             await decide(no, "reject_all")
             pages = []
-            for _ in range(3):
+            for _ in range(4):  # each page kept the second time, then served
                 for name, c in (("yes", yes), ("no", no)):
                     response = await c.get("/story", headers={"accept": "text/html"})
                     pages.append((name, response.text))
@@ -240,7 +278,7 @@ def test_rewrite_memo_walled_reader_beside_a_registered_one_never_gets_the_text(
             await decide(anonymous, "reject_all")
             await register(member)
             seen = []
-            for _ in range(3):
+            for _ in range(4):  # each page kept the second time, then served
                 for name, c in (("member", member), ("anonymous", anonymous)):
                     seen.append((name, await read(c, "/premium/alpha")))
             return seen

@@ -101,6 +101,77 @@ def test_rewrite_attributes_activates_script() -> None:
     )
 
 
+def test_rewrite_attributes_same_tag_answered_once_per_operation_each_counted() -> None:
+    # The gated scripts of a site come back byte for byte on every page: the callback's
+    # answer for a tag is kept (a callback must be pure), the report still counts each.
+    asked: list[dict[str, str]] = []
+
+    def counting(tag: str, attrs: dict[str, str]) -> dict[str, str] | None:
+        asked.append(attrs)
+        return activate(tag, attrs)
+
+    gated = b'<script type="text/plain" data-consent="a" data-src="x.js"></script>'
+    other = b'<script type="text/plain" data-consent="a" data-src="y.js"></script>'
+    inert = b'<script data-consent="a">1</script>'
+    page = b"<body>" + gated + inert + gated + other + b"</body>"
+    expected = page.replace(gated, b'<script src="x.js" data-consent="a"></script>').replace(
+        other, b'<script src="y.js" data-consent="a"></script>'
+    )
+    operations = [RewriteAttributes("script[data-consent]", counting)]
+    for _ in range(3):  # three responses of one set of operations
+        rewriter = Rewriter(operations, content_type="text/html; charset=utf-8")
+        assert rewriter.feed(page) + rewriter.close() == expected
+        assert rewriter.report.attribute_rewrites == 3
+    assert len(asked) == 3  # x.js, the inert one, y.js: once each
+    # Another encoding is another answer (the attributes decode differently).
+    latin = Rewriter(operations, content_type="text/html; charset=windows-1252")
+    assert latin.feed(page) + latin.close() == expected
+    assert len(asked) == 6
+    # The same operation in another set shares its answers; one built anew is asked anew
+    # (by identity, as the gate keeps its operations), and so is another callback.
+    with_more = [InsertHTML.before_body_close("<i>x</i>"), *operations]
+    more = Rewriter(with_more, encoding="utf-8")
+    assert more.feed(page) + more.close() == expected.replace(b"</body>", b"<i>x</i></body>")
+    assert len(asked) == 6
+    again = Rewriter([RewriteAttributes("script[data-consent]", counting)], encoding="utf-8")
+    assert again.feed(page) + again.close() == expected and len(asked) == 9
+    fresh_answers: list[str] = []
+
+    def other_callback(tag: str, attrs: dict[str, str]) -> dict[str, str] | None:
+        fresh_answers.append(tag)
+        return None
+
+    mine = Rewriter([RewriteAttributes("script[data-consent]", other_callback)], encoding="utf-8")
+    assert mine.feed(page) + mine.close() == page and len(fresh_answers) == 3
+
+
+def test_rewrite_attributes_long_tag_is_asked_every_time() -> None:
+    asked: list[str] = []
+
+    def mark(tag: str, attrs: dict[str, str]) -> dict[str, str]:
+        asked.append(tag)
+        return {**attrs, "data-seen": "1"}
+
+    long_tag = b'<p title="' + b"t" * 4096 + b'">'
+    page = long_tag + b"a</p>" + long_tag + b"b</p>"
+    operations = [RewriteAttributes("p", mark)]
+    for _ in range(2):
+        rewriter = Rewriter(operations, encoding="utf-8")
+        assert (rewriter.feed(page) + rewriter.close()).count(b'data-seen="1"') == 2
+    assert len(asked) == 4
+
+
+def test_rewrite_attributes_kept_answers_stay_bounded() -> None:
+    from consentgate.rewrite import actions
+
+    operations = [RewriteAttributes("p", lambda tag, attrs: {**attrs, "data-seen": "1"})]
+    page = b"".join(b"<p id=%d>x</p>" % n for n in range(actions._ATTRIBUTE_ANSWERS_MAX + 100))
+    rewriter = Rewriter(operations, encoding="utf-8")
+    out = rewriter.feed(page) + rewriter.close()
+    assert out.count(b'data-seen="1"') == actions._ATTRIBUTE_ANSWERS_MAX + 100
+    assert len(actions._ATTRIBUTE_ANSWERS) <= actions._ATTRIBUTE_ANSWERS_MAX
+
+
 def test_rewrite_attributes_escapes_and_keeps_untouched_bytes() -> None:
     data = b"<iframe data-src='/e?q=\"x\"&amp;y' Width=3 allowfullscreen></iframe><iframe src=z>"
 

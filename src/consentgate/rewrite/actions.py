@@ -46,6 +46,16 @@ codecs.register_error(_ERRORS, _escape_unencodable)
 
 _VALID_ATTR_NAME = re.compile(r"[^\t\n\f\r />=\"'<\x00]+")
 
+# What each RewriteAttributes made of a start tag, by (the operation, the tag's bytes, the
+# page's codec): the rewritten tag, or None to keep the bytes. A callback must be pure, so
+# the same tag gets the same answer, and a site's gated scripts come back byte for byte on
+# every page (also on pages the memo of whole pages cannot answer): decoding, calling and
+# serialising one costs more than finding it. An entry holds its operation, so no id in a
+# key is reused meanwhile; bounded in number (emptied when full) and in tag length.
+_ATTRIBUTE_ANSWERS: dict[tuple[int, bytes, str], tuple[RewriteAttributes, bytes | None]] = {}
+_ATTRIBUTE_ANSWERS_MAX = 4096
+_ATTRIBUTE_ANSWER_TAG_BYTES = 2048
+
 
 class _Actions(_Truncation):
     """The operations of the rewriter, applied."""
@@ -149,12 +159,28 @@ class _Actions(_Truncation):
     def _rewrite_attributes(
         self, state: _OpState, op: RewriteAttributes, element: _Element, raw: bytes
     ) -> bytes:
+        """``raw`` as this operation leaves it. The callback sees the element's own
+        attributes, so its answer depends on the tag's bytes and the codec alone, and is
+        kept by those (see _ATTRIBUTE_ANSWERS)."""
         state.matches += 1
-        new_attrs = op.callback(element.name, dict(element.attrs))
-        if new_attrs is None:
+        key = (id(op), element.raw, self._codec)
+        known = None if element.synthetic else _ATTRIBUTE_ANSWERS.get(key)
+        if known is not None and known[0] is op:
+            rewritten = known[1]
+        else:
+            new_attrs = op.callback(element.name, dict(element.attrs))
+            rewritten = None if new_attrs is None else self._serialize_start_tag(element, new_attrs)
+            # An element the tree model made up has no bytes of its own (or a clone's, with
+            # a name and flag of its own): asked each time.
+            if not element.synthetic and len(element.raw) <= _ATTRIBUTE_ANSWER_TAG_BYTES:
+                if len(_ATTRIBUTE_ANSWERS) >= _ATTRIBUTE_ANSWERS_MAX:
+                    # Start again (as the layouts do): no iteration a thread could upset.
+                    _ATTRIBUTE_ANSWERS.clear()
+                _ATTRIBUTE_ANSWERS[key] = (op, rewritten)
+        if rewritten is None:
             return raw
         self.report.attribute_rewrites += 1
-        return self._serialize_start_tag(element, new_attrs)
+        return rewritten
 
     def _serialize_start_tag(self, element: _Element, attrs: dict[str, str]) -> bytes:
         parts = ["<", element.name]

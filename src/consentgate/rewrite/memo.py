@@ -5,18 +5,27 @@ A news site serves one article's bytes to thousands of readers, and the rewriter
 output depends on nothing but its input: the operations (which the gate builds once per
 consent class, language, banner and wall reason, and keeps), the content type, the
 limits and the body. So a body that comes back byte for byte with equal operations gets
-the output of the first time, at the cost of a lookup and one comparison of the bodies,
+the output of an earlier time, at the cost of a lookup and one comparison of the bodies,
 instead of a parse.
 
 The lookup key holds the operations by identity (the gate builds each set once and
 keeps it; an entry holds its operations, so no id in a key can be reused meanwhile), the
 length and a sample of the body (its first and last bytes); a found entry counts only if
 its whole body is equal to this one, so a wrong answer would need equal bytes, not a
-likely hash. Equal operations built anew miss: correct, only slower. A page whose bytes change with
-every response (a token, a time) finds its entry stale and pays one comparison of the
-sample on top of the rewrite. Only complete bodies of at most ``max_body`` bytes are
-kept, in at most ``max_bytes`` (input and output together), least recently used first
-out. Failures are not kept: the next response runs the rewriter and fails the same way.
+likely hash. Equal operations built anew miss: correct, only slower. A page whose bytes
+change with every response (a token, a time) pays a lookup on top of the rewrite (its
+sample differs, or its entry is found stale after one comparison). Only complete bodies
+of at most ``max_body`` bytes are kept, in at most ``max_bytes`` (input and output
+together), least recently used first out. Failures are not kept: the next response runs
+the rewriter and fails the same way.
+
+A body is kept from the second time its key comes (a key seen once is remembered by its
+hash alone, a few bytes, in a bounded set): a page whose bytes change with every
+response (a nonce, a time) would otherwise be stored each time for nothing, costing
+the copy's memory and pushing out the pages that do come back. A found entry whose
+body differs (the same sample, other bytes) is dropped, not replaced: that page
+changes. A page read again is rewritten twice before the memo answers it, once more
+than it would be otherwise; a collision of hashes only keeps a body early.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ _Entry = tuple[tuple[Operation, ...], bytes, bytes, int]
 # Enough to tell most pages of one site apart by the sample alone (the <head> with its
 # title, the end of the page), little enough that taking it costs next to nothing.
 _SAMPLE = 1024
+# Keys seen once and not kept yet, by hash: a few bytes each, all forgotten when full.
+_SEEN_KEYS = 1 << 14
 
 
 class RewriteMemo:
@@ -48,6 +59,7 @@ class RewriteMemo:
         # key -> (operations, body, output, short containers)
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._size = 0
+        self._seen: dict[int, bool] = {}
         self.hits = 0
         self.misses = 0
 
@@ -71,19 +83,41 @@ class RewriteMemo:
         ``short_containers``; raises what the rewriter raises."""
         ops = tuple(operations)
         key = self._key(ops, body, content_type, max_token_bytes)
+        admit = False
         if key is not None:
             entry = self._entries.get(key)
-            if entry is not None and entry[1] == body:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return entry[2], entry[3]
+            if entry is not None:
+                if entry[1] == body:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry[2], entry[3]
+                self._drop(key)  # the page changed (or changes each time)
+            else:
+                admit = self._seen_before(key)
         self.misses += 1
         rewriter = Rewriter(ops, content_type=content_type, max_token_bytes=max_token_bytes)
         output = rewriter.feed(body) + rewriter.close()
         short = rewriter.report.short_containers
-        if key is not None:
+        if admit and key is not None:
             self._keep(key, (ops, body, output, short))
         return output, short
+
+    def _seen_before(self, key: Hashable) -> bool:
+        """Whether this key came before (then it is forgotten here: it gets an entry);
+        else it is remembered (all are forgotten when the set is full)."""
+        seen = self._seen
+        digest = hash(key)
+        if seen.pop(digest, False):
+            return True
+        if len(seen) >= _SEEN_KEYS:
+            seen.clear()  # start again: no iteration another thread could upset
+        seen[digest] = True
+        return False
+
+    def _drop(self, key: Hashable) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._size -= len(old[1]) + len(old[2])
 
     def _key(
         self,
