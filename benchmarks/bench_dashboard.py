@@ -53,6 +53,7 @@ import httpx
 from consentgate.operator.stats import compute_stats
 from consentgate.operator.store import Window
 from consentgate.storage import ConsentRecord, SQLiteStorage, storage_from_url
+from consentgate.storage.sql.store import SQLStorage
 
 SECRET = "bench-" + "x" * 40
 TOKEN = "bench-admin-token-" + "y" * 40
@@ -151,7 +152,12 @@ def build_postgres(url: str, raw_url: str, total: int, span_days: int, now: date
 async def _migrate_url(url: str, target: int | None = None) -> list[int]:
     storage = storage_from_url(url)
     try:
-        return await (storage.migrate() if target is None else storage.migrate(target))
+        if target is None:
+            return await storage.migrate()
+        # An older version (to time a migration): the SQL backends' own parameter.
+        if not isinstance(storage, SQLStorage):
+            raise SystemExit(f"{type(storage).__name__} cannot stop at schema version {target}")
+        return await storage.migrate(target)
     finally:
         await storage.close()
 

@@ -226,14 +226,15 @@ def selectolax_jobs() -> dict[str, Job] | str:
             return
         paragraphs = container.css("p")
         if len(paragraphs) > 2:
-            node = paragraphs[1]
-            while node is not None and node.mem_id != container.mem_id:
-                sibling = node.next
+            # Up from the second paragraph to the container: everything after it goes.
+            level: LexborNode | None = paragraphs[1]
+            while level is not None and level.mem_id != container.mem_id:
+                sibling = level.next
                 while sibling is not None:
                     following = sibling.next
                     sibling.decompose()
                     sibling = following
-                node = node.parent
+                level = level.parent
             container.insert_child(fragment(CTA))
 
     def run(data: bytes, selector: str, consent: Consent, cut: bool) -> bytes:
@@ -252,7 +253,7 @@ def selectolax_jobs() -> dict[str, Job] | str:
 
 def lxml_jobs() -> dict[str, Job] | str:
     try:
-        import lxml.html
+        import lxml.html  # type: ignore[import-untyped]  # no stubs: a test-only baseline
     except ImportError as exc:
         return f"lxml unavailable ({exc})"
 
