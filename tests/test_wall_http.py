@@ -778,3 +778,30 @@ def test_wall_path_rewritten_in_place_by_the_app_is_decided_again(tmp_path: Path
     response = run(scenario())
     assert hidden_markers(response.text) == []
     assert 'data-cg-reason="registration_required"' in response.text
+
+
+def test_wall_path_rewritten_in_place_to_a_walled_one_never_passes_other_content_through(
+    tmp_path: Path,
+) -> None:
+    # The same router in front of a walled route that answers JSON: what is not HTML
+    # cannot be cut, so the reader gets the wall page, not the JSON; the pass-through
+    # shortcut must not trust the level of the path the request came in on.
+    secret = b'{"articleBody": "HID0001DEN the whole text"}'
+
+    async def json_app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": secret})
+
+    async def rewriting_router(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/free/"):
+            scope["path"] = "/premium/" + scope["path"].removeprefix("/free/")
+        await json_app(scope, receive, send)
+
+    async def scenario() -> httpx.Response:
+        async with client(wall_gate(rewriting_router, tmp_path)) as c:
+            return await read(c, "/free/alpha")
+
+    response = run(scenario())
+    assert b"HID0001DEN" not in response.content
+    assert 'data-cg-reason="registration_required"' in response.text

@@ -260,7 +260,9 @@ class RequestPlanner:
 
     def untouched(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
         """See :meth:`consentgate.plan.PlanFor.untouched`."""
-        if self._cookies or self._level is not _FREE:
+        # The level is the route rules' for the path the request came in on: an app that
+        # changed scope["path"] since (a router) is planned in full, by its new path.
+        if self._cookies or self._level is not _FREE or self._scope["path"] is not self._path:
             return False
         for name, value in raw_headers:
             if name in _PLAIN_HEADERS:
