@@ -51,7 +51,11 @@ from consentgate.storage import (
     StorageError,
     storage_from_url,
 )
-from consentgate.storage.breaker import REQUEST_BUDGET, CircuitBreaker, RequestBudget
+from consentgate.storage.breaker import (
+    CircuitBreaker,
+    close_request_budget,
+    open_request_budget,
+)
 from consentgate.visitor import Visitor, VisitorReader
 from consentgate.wall.crawlers import Resolver
 from consentgate.wall.meter import MeterStore
@@ -243,8 +247,7 @@ class ConsentGate:
         # the middleware and while the response streams, shares one budget. (One
         # coroutine for the whole request: each level costs a frame, and most requests
         # are the app's, passed through.)
-        seconds = self.storage_budget
-        budget = REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
+        budget = open_request_budget(self.storage_budget)
         try:
             visitor = self.visitors.read(scope)
             # Awaited only when there is someone to look up: most requests carry no session.
@@ -282,7 +285,7 @@ class ConsentGate:
             plan_for = self.planner.for_request(scope, visitor, cookies)
             await self.app(scope, receive, Responder(plan_for, scope, send, self.memo).send)
         finally:
-            REQUEST_BUDGET.reset(budget)
+            close_request_budget(budget)
 
     async def _user_id(self, scope: Scope, visitor: Visitor) -> str | None:
         """The signed-in reader: the site's own resolver, else our session cookie."""

@@ -34,7 +34,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -43,7 +43,6 @@ from consentgate.storage.base import StorageError
 __all__ = [
     "BREAKER_URL_PARAMS",
     "DEFAULT_CALL_TIMEOUT",
-    "REQUEST_BUDGET",
     "BreakerSettings",
     "BreakerState",
     "CircuitBreaker",
@@ -51,7 +50,9 @@ __all__ = [
     "RequestBudget",
     "StorageTimeoutError",
     "breaker_settings_from",
+    "close_request_budget",
     "current_request_budget",
+    "open_request_budget",
     "request_budget",
     "run_bounded",
     "without_request_budget",
@@ -191,10 +192,16 @@ _REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar(
 )
 
 
-#: The variable itself, for the middleware: it opens a budget on every HTTP request,
-#: ``token = REQUEST_BUDGET.set(RequestBudget(s))`` ... ``REQUEST_BUDGET.reset(token)``
-#: (what ``with request_budget(s):`` does, without a context manager to build and enter).
-REQUEST_BUDGET = _REQUEST_BUDGET
+def open_request_budget(seconds: float | None) -> Token[RequestBudget | None]:
+    """Storage calls from here on (and in tasks started from here) share ``seconds`` of
+    waiting, until :func:`close_request_budget` with the token. ``None`` means no budget
+    beyond each call's own bound (a storage without one). Two calls, not a context
+    manager, for the middleware: it opens one on every HTTP request."""
+    return _REQUEST_BUDGET.set(None if seconds is None else RequestBudget(seconds))
+
+
+def close_request_budget(token: Token[RequestBudget | None]) -> None:
+    _REQUEST_BUDGET.reset(token)
 
 
 def current_request_budget() -> RequestBudget | None:
@@ -202,25 +209,14 @@ def current_request_budget() -> RequestBudget | None:
     return _REQUEST_BUDGET.get()
 
 
-class request_budget:  # named as the function it replaces: ``with request_budget(s):``
-    """Storage calls in this block (and in tasks it starts) share ``seconds`` of waiting.
-
-    ``None`` means no budget beyond each call's own bound (a storage without one). A
-    class rather than a generator: every HTTP request enters one, and this costs a
-    fraction of what ``contextlib.contextmanager`` does.
-    """
-
-    __slots__ = ("_budget", "_token")
-
-    def __init__(self, seconds: float | None) -> None:
-        self._budget = None if seconds is None else RequestBudget(seconds)
-
-    def __enter__(self) -> RequestBudget | None:
-        self._token = _REQUEST_BUDGET.set(self._budget)
-        return self._budget
-
-    def __exit__(self, *exc_info: object) -> None:
-        _REQUEST_BUDGET.reset(self._token)
+@contextlib.contextmanager
+def request_budget(seconds: float | None) -> Iterator[RequestBudget | None]:
+    """``with request_budget(s):`` around :func:`open_request_budget` (tests, scripts)."""
+    token = open_request_budget(seconds)
+    try:
+        yield _REQUEST_BUDGET.get()
+    finally:
+        close_request_budget(token)
 
 
 @contextlib.contextmanager
