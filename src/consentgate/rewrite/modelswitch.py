@@ -65,9 +65,37 @@ class _ModelSwitch(_Actions):
 
     def _maybe_stop_model(self) -> None:
         model = self._model
-        if model is not None and len(model.stack) <= self._model_base and not self._dropping:
+        if model is None or self._dropping:
+            return
+        if len(model.stack) <= self._model_base:
             self._model = None
             self._update_wanted()
+        elif self._cut_over:
+            self._cut_over = False
+            if self._cut_needs_model_no_more(model):
+                self._model = None
+                self._model_base = 0
+                self._update_wanted()
+
+    def _cut_needs_model_no_more(self, model: TreeModel) -> bool:
+        """Every container has ended, and what follows is rewritten as on a page with no cut.
+
+        The model followed the document only so that each cut ends exactly where a browser
+        ends its container; once a browser has popped an element off the stack of open
+        elements, no later token puts text back inside it (the adoption agency and foster
+        parenting place nodes at or above the current node, and the container is no longer
+        below it). So the rest is the light path's, as for a page without a wall, which
+        costs a regular expression instead of a Python step per token. Not while SVG or
+        MathML is open (the light path would not know the tokens are foreign), in a
+        template, or while text is being captured, nor when another operation needs the
+        model itself.
+        """
+        return (
+            self._light_after_cut
+            and self._capture is None
+            and not model.in_template
+            and all(node.ns == HTML for node in model.stack)
+        )
 
     def _update_wanted(self) -> None:
         if self._model is not None or self._content_fallbacks or self._capture is not None:
@@ -135,6 +163,13 @@ class _ModelSwitch(_Actions):
         consent markup is placed on this path, never a cut). True when the model stopped."""
         stack = model.stack
         if self._model_base <= 0 or stack[-1].ns == HTML or model.has_open(name):
+            return False
+        if self._foreign_exact:
+            # An operation acts inside foreign content (the wall's ``svg script``): there
+            # the safe mistake is the other one, staying in it, where the model places the
+            # end tag as a browser does when nothing of the name is open outside. Later
+            # tags are then taken for foreign ones, so that such a script goes rather than
+            # a browser's SVG script being read as an HTML one.
             return False
         if name in _IGNORED_IN_FOREIGN:
             return False  # the model ignores it, as a browser does

@@ -25,7 +25,7 @@ from .operations import (
     TransformText,
     Truncate,
 )
-from .selectors import Compound, Selector, compile_selector
+from .selectors import Combinator, Compound, Selector, compile_selector
 from .tokenizer import Tokenizer
 from .treemodel import TreeModel
 
@@ -163,6 +163,13 @@ class _Layout:
     items: _IndexLayout
     content_fallbacks: tuple[int, ...]
     always_model: bool
+    #: No operation but the truncations needs the tree model: once every cut is over, the
+    #: rest of the document can take the light path (see _ModelSwitch._maybe_stop_model).
+    light_after_cut: bool
+    #: An operation acts on elements inside SVG or MathML (``svg script``): on the light
+    #: path the model entered at ``<svg>`` keeps foreign content open wherever it cannot
+    #: know (see _ModelSwitch._leaves_foreign_content), so those elements are never missed.
+    foreign_exact: bool
     start_any: bool
     start_names: frozenset[str]
     end_any: bool
@@ -179,9 +186,17 @@ def _build_layout(operations: Sequence[Operation]) -> _Layout:
     items: _IndexLayout = ({}, [])
     content_fallbacks: list[int] = []
     always_model = False
+    # Whether the model is needed past the end of every cut (see _Layout.light_after_cut).
+    model_for_others = False
+    foreign_exact = False
     for number, op in enumerate(operations):
         if isinstance(op, Truncate):
-            _index_add(starts, compile_selector(op.container), number)
+            container = compile_selector(op.container)
+            _index_add(starts, container, number)
+            # After the cut the light path must still see a second container (it is dropped
+            # whole, see _Truncation._empty_container), which it can only for a selector
+            # that looks at the element alone.
+            model_for_others |= not _is_compound(container)
             _index_add(items, compile_selector(op.items), number)
             # A cut must end exactly where a browser ends the container, and an ancestor's
             # end tag can end it (<section><div class=c>…</section>): the model follows
@@ -192,16 +207,19 @@ def _build_layout(operations: Sequence[Operation]) -> _Layout:
             if op.position.at_end_tag:
                 _index_add(ends, target, number)
                 # The light path finds end tags by name only.
-                always_model |= target.simple_tag is None
+                model_for_others |= target.simple_tag is None
             else:
                 _index_add(starts, target, number)
-                always_model |= not _is_compound(target)
+                model_for_others |= not _is_compound(target)
             if op.before_first_content_if_missing:
                 content_fallbacks.append(number)
         elif isinstance(op, RewriteAttributes | RemoveElement | TransformText):
             target = compile_selector(op.target)
             _index_add(starts, target, number)
-            always_model |= not _is_compound(target)
+            if _is_under_foreign_root(target):
+                foreign_exact = True
+            else:
+                model_for_others |= not _is_compound(target)
         else:  # pragma: no cover - guarded by the type checker
             raise TypeError(f"not a rewrite operation: {op!r}")
     start_names = frozenset(starts[0]) | frozenset(items[0])
@@ -219,7 +237,9 @@ def _build_layout(operations: Sequence[Operation]) -> _Layout:
         ends=ends,
         items=items,
         content_fallbacks=tuple(content_fallbacks),
-        always_model=always_model,
+        always_model=always_model or model_for_others,
+        light_after_cut=not model_for_others,
+        foreign_exact=foreign_exact,
         start_any=bool(starts[1] or items[1]),
         start_names=start_names,
         end_any=bool(ends[1]),
@@ -318,6 +338,9 @@ class _RewriterState:
         self._active_truncates = 0  # how many are in _Phase.ACTIVE
         self._content_fallbacks: list[_OpState] = [states[i] for i in layout.content_fallbacks]
         self._always_model = layout.always_model
+        self._light_after_cut = layout.light_after_cut
+        self._foreign_exact = layout.foreign_exact
+        self._cut_over = False  # every truncation just reached _Phase.DONE
         # Start tags with no candidate operation take a short path (see start_tag).
         self._start_any = layout.start_any
         self._start_names = layout.start_names
@@ -364,6 +387,21 @@ def _one_required_attribute(compound: Compound) -> str | None:
     if compound.classes:
         return "class"
     return None
+
+
+_FOREIGN_ROOTS = (Compound("svg"), Compound("math"))
+
+
+def _is_under_foreign_root(selector: Selector) -> bool:
+    """Whether the selector is ``svg X`` / ``math X``: X anywhere inside SVG or MathML. The
+    light path follows foreign content with the tree model from its root element on, so
+    it matches these as the model would from the start of the document."""
+    return all(
+        len(alt.compounds) == 2
+        and alt.combinators[0] is Combinator.DESCENDANT
+        and alt.compounds[0] in _FOREIGN_ROOTS
+        for alt in selector.alternatives
+    )
 
 
 def _is_compound(selector: Selector) -> bool:

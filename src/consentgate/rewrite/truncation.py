@@ -68,6 +68,7 @@ class _Truncation(_RewriterState):
         """The container ended before the cut point."""
         state.phase = _Phase.DONE
         self._active_truncates -= 1
+        self._note_cut_over()
         op = state.op
         if not isinstance(op, Truncate) or state.keep_items is None:
             return  # a word budget that was never reached: nothing to cut
@@ -143,8 +144,13 @@ class _Truncation(_RewriterState):
             for state in self._truncates:
                 if state.phase is _Phase.CUTTING and state.container is self._drop_root:
                     state.phase = _Phase.DONE
+            self._note_cut_over()
         self._drop_root = None
         self._dropping = False
+
+    def _note_cut_over(self) -> None:
+        if all(state.phase is _Phase.DONE for state in self._truncates):
+            self._cut_over = True
 
     @staticmethod
     def _drop_root_element(element: _Element | None) -> _Element:
