@@ -105,6 +105,31 @@ def test_browser_div_end_inside_select_leaves_the_container_open(
     assert_no_leak_in_chromium(chromium, html)
 
 
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "<svg></p><style></div></style>",
+        "<svg><g></br><style></div></style>",
+        "<math></p><style></div></style>",
+        "<math><mrow></p><style></div></style></math>",
+    ],
+)
+def test_browser_p_and_br_end_tags_break_out_of_foreign_content(
+    chromium: ChromiumOracle, fragment: str
+) -> None:
+    # Found by review, not by the corpus (its cases of the rule hold no text): "</p>" and
+    # "</br>" in SVG or MathML pop to the HTML element around it, as the breakout start
+    # tags do (WHATWG, 2021). Chromium and lexbor follow that; html5lib 1.1 keeps the
+    # <style> SVG's, takes its "</div>" for the end of the article and puts the hidden
+    # paragraphs after it. The rewriter had done the same: a walled reader saw them.
+    html = embed_inside(fragment)
+    browser = analyze(chromium.parse(html), SELECTOR, 2)
+    assert "HID0002DEN" in browser.hidden_markers
+    assert browser.summary() == analyze(PARSERS["lexbor"](html), SELECTOR, 2).summary()
+    assert not analyze(PARSERS["html5lib"](html), SELECTOR, 2).hidden_markers
+    assert_no_leak_in_chromium(chromium, html)
+
+
 def test_browser_noscript_is_raw_text_with_scripting_on(chromium: ChromiumOracle) -> None:
     # A reader's browser runs scripts: </div> inside <noscript> is text, the container goes
     # on (html5lib with scripting on agrees; lexbor parses as a browser without scripts).

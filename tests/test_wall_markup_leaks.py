@@ -76,11 +76,15 @@ def walled_gate(app: Any, tmp_path: Path) -> ConsentGate:
     return ConsentGate(app, config=Config.from_mapping(config))
 
 
-def assert_walled_without_leak(body: str, chunking: str, tmp_path: Path) -> None:
+def assert_walled_without_leak(
+    body: str, chunking: str, tmp_path: Path, *, parsers: tuple[str, ...] = tuple(PARSERS)
+) -> None:
+    """``parsers``: the oracle parsers that read the page as browsers do (all, unless one
+    predates the rule the page is about)."""
     markers = set(MARKER.findall(body))
     assert markers, "test precondition: the page carries hidden markers"
-    for name, parse in PARSERS.items():
-        view = analyze(parse(body), SELECTOR, 2)
+    for name in parsers:
+        view = analyze(PARSERS[name](body), SELECTOR, 2)
         assert markers <= view.hidden_markers, (
             f"test precondition ({name}): a browser puts every marker after the lead"
         )
@@ -141,6 +145,21 @@ def test_wall_markup_div_end_inside_mathml_text_point_does_not_leak(
     math = f"<math><{element}></div>{hidden(1)}</{name}></math>"
     body = page(math + hidden(2) + hidden(3))
     assert_walled_without_leak(body, chunking, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "foreign", ["<svg></p>", "<svg><g></br>", "<math></p>", "<svg><path></path></p>"]
+)
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_p_or_br_end_tag_in_foreign_content_does_not_leak(
+    foreign: str, chunking: str, tmp_path: Path
+) -> None:
+    # "</p>" and "</br>" leave SVG and MathML (the WHATWG rule of 2021; Chromium and lexbor
+    # follow it, html5lib 1.1 predates it): the <style> after them is HTML raw text, so the
+    # "</div>" in it is text and the article goes on. A model that stayed in the SVG read
+    # that "</div>" as the end of the article and sent the rest whole.
+    body = page(f"{foreign}<style></div></style>" + hidden(1) + hidden(2))
+    assert_walled_without_leak(body, chunking, tmp_path, parsers=("lexbor",))
 
 
 @pytest.mark.parametrize("chunking", CHUNKINGS)

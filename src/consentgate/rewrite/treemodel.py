@@ -224,6 +224,17 @@ class TreeModel(_InsertionModes):
 
     def _foreign_end(self, name: str) -> Node | None:
         stack = self.stack
+        if name == "p" or name == "br":
+            # "</p>" and "</br>" break out of foreign content as the breakout start tags do
+            # (the WHATWG rule of 2021, which Chromium follows; html5lib 1.1 predates it):
+            # without this, "<svg></p><style>" would keep the style SVG's, whose markup
+            # the model reads as tags while a browser reads raw text.
+            while stack:
+                node = stack[-1]
+                if node.ns == HTML or _mathml_text_point(node) or _html_integration_point(node):
+                    break
+                self.pop()
+            return self._end(name)
         for i in range(len(stack) - 1, -1, -1):
             node = stack[i]
             if i == 0:
