@@ -19,11 +19,13 @@ it parses with scripting off) and, where the two disagree, Chromium itself
 one analysis serves all three). The browser wins.
 
 "Rendered text" here is what a reader sees: text nodes not inside ``script``, ``style``,
-``template`` (its contents are not in the document), ``noscript`` (a scripting browser
-shows none of it), ``title``, ``desc`` (SVG's is never painted), ``iframe``, ``noembed``,
-``noframes`` or ``head``. Comments and attribute values are not rendered text. The marker
-check (a) is stricter than that: marker words found anywhere in the hidden part (text of any
-kind, comments, attribute values, template contents) must be absent from the output's bytes.
+``template`` (its contents are not in the document; but a declarative shadow root,
+``<template shadowrootmode>`` on an element that can host one, is shown), ``noscript`` (a
+scripting browser shows none of it), ``title``, ``desc`` (SVG's is never painted),
+``iframe``, ``noembed``, ``noframes`` or ``head``. Comments and attribute values are not
+rendered text. The marker check (a) is stricter than that: marker words found anywhere in
+the hidden part (text of any kind, comments, attribute values, template contents) must be
+absent from the output's bytes.
 """
 
 from __future__ import annotations
@@ -88,13 +90,17 @@ class Node:
         self.children.append(child)
 
     def descendants(self) -> Iterator[Node]:
-        """Tree order, template contents excluded (as ``querySelector`` sees the tree).
-        Iterative: generated documents nest deeper than Python's recursion limit."""
+        """Tree order, template contents excluded (as ``querySelector`` sees the tree) but
+        for a declarative shadow root's, which a reader sees in place (see
+        ``is_shadow_root``). Iterative: generated documents nest deeper than Python's
+        recursion limit."""
         stack = list(reversed(self.children))
         while stack:
             node = stack.pop()
             yield node
             stack.extend(reversed(node.children))
+            if node.content and is_shadow_root(node):
+                stack.extend(reversed(node.content))
 
     def ancestors(self) -> Iterator[Node]:
         node = self.parent
@@ -275,8 +281,26 @@ DOM_TO_JSON = """() => {
     const attrs = Array.from(n.attributes).map(a => [a.localName, a.value]);
     const content = n.content instanceof DocumentFragment
       ? Array.from(n.content.childNodes).map(walk) : [];
-    return ["#element", n.localName, n.namespaceURI, attrs,
-            Array.from(n.childNodes).map(walk), content];
+    // A slot shows the host's children assigned to it (else its own).
+    const assigned = n.localName === "slot" ? n.assignedNodes({flatten: true}) : [];
+    let children = (assigned.length ? assigned : Array.from(n.childNodes)).map(walk);
+    if (n.shadowRoot) {
+      // A shadow host (a declarative shadow root; open ones only are visible to a page)
+      // is what a reader sees: the shadow root, as the template it was parsed from, then
+      // the host's children no slot shows, kept inert (an ordinary template) so that the
+      // marker check still finds their bytes.
+      const shown = new Set();
+      n.shadowRoot.querySelectorAll("slot").forEach(
+        (s) => s.assignedNodes({flatten: true}).forEach((c) => shown.add(c)));
+      const html = "http://www.w3.org/1999/xhtml";
+      children = [
+        ["#element", "template", html, [["shadowrootmode", n.shadowRoot.mode]], [],
+         Array.from(n.shadowRoot.childNodes).map(walk)],
+        ["#element", "template", html, [], [],
+         Array.from(n.childNodes).filter((c) => !shown.has(c)).map(walk)],
+      ];
+    }
+    return ["#element", n.localName, n.namespaceURI, attrs, children, content];
   };
   // A string: Playwright refuses to serialise deeply nested values itself.
   return JSON.stringify(walk(document));
@@ -370,7 +394,42 @@ def _match_steps(node: Node, steps: Sequence[tuple[str, _Compound]], index: int)
 # -- the analysis ---------------------------------------------------------------------------------
 def rendered(node: Node) -> bool:
     """Is a text node's text painted for a reader (see the module docstring)?"""
-    return not any(a.kind == "element" and a.name in NOT_RENDERED for a in node.ancestors())
+    return not any(
+        a.kind == "element" and a.name in NOT_RENDERED and not is_shadow_root(a)
+        for a in node.ancestors()
+    )
+
+
+#: Elements that may host a shadow root (DOM's "valid shadow host name"), besides custom
+#: elements.
+SHADOW_HOSTS = frozenset(
+    {"article", "aside", "blockquote", "body", "div", "footer", "h1", "h2", "h3", "h4"}
+    | {"h5", "h6", "header", "main", "nav", "p", "section", "span"}
+)
+_CUSTOM_NAME = re.compile(r"[a-z][a-z0-9._\u00b7\u00c0-\uffff]*-[a-z0-9._\u00b7\u00c0-\uffff-]*")
+
+
+def is_shadow_root(node: Node) -> bool:
+    """A declarative shadow root, as Chromium builds one: ``<template shadowrootmode>``
+    (open or closed) as the first such template of an element that can host one. Its
+    contents are not inert: the browser attaches them to that element and shows them.
+    (html5lib and lexbor keep it as a template; Chromium's DOM has the shadow root instead,
+    which ``DOM_TO_JSON`` turns back into such a template, see ``from_json``.)"""
+    if node.kind != "element" or node.name != "template" or node.ns != "html":
+        return False
+    if node.attrs.get("shadowrootmode", "").lower() not in ("open", "closed"):
+        return False
+    host = node.parent
+    if host is None or host.kind != "element" or host.ns != "html":
+        return False
+    if host.name not in SHADOW_HOSTS and not _CUSTOM_NAME.fullmatch(host.name):
+        return False
+    earlier = host.children[: host.children.index(node)]
+    return not any(
+        c.kind == "element" and c.name == "template" and c.ns == "html"
+        and c.attrs.get("shadowrootmode", "").lower() in ("open", "closed")
+        for c in earlier
+    )  # fmt: skip
 
 
 def _events(node: Node) -> Iterator[tuple[str, Node]]:
@@ -513,8 +572,12 @@ def _tag_key(node: Node) -> tuple[str, str, tuple[tuple[str, str], ...]]:
 
 
 def _inert(node: Node) -> bool:
-    """In a template's contents: not in the document, no paragraph or word of a lead."""
-    return any(a.kind == "element" and a.name == "template" for a in node.ancestors())
+    """In a template's contents: not in the document, no paragraph or word of a lead
+    (a declarative shadow root's contents are shown: not inert)."""
+    return any(
+        a.kind == "element" and a.name == "template" and not is_shadow_root(a)
+        for a in node.ancestors()
+    )
 
 
 def _inside(node: Node, skip: Callable[[Node], bool]) -> bool:
@@ -660,13 +723,17 @@ def check_output(
 
 
 def _after(container: Node, cta: Node) -> list[str]:
-    """Anything a reader sees after ``cta`` (in tree order) inside ``container``."""
+    """Anything a reader sees after ``cta`` (in tree order) inside ``container``: not the
+    contents of an (inert) template, which are in no document (in Chromium's view, the
+    children of a shadow host that no slot shows)."""
     seen: list[str] = []
     passed = False
     for kind, node in _events(container):
         if not passed:
             if (kind == "end" and node is cta) or (node is cta and kind == "text"):
                 passed = True
+            continue
+        if _inert(node):
             continue
         if kind == "text" and node.data.strip(ASCII_WS):
             seen.append(f"text {node.data.strip()[:40]!r}")
@@ -753,6 +820,11 @@ def judge(case: Case, arbiter: Callable[[], ChromiumOracle | None] | None = None
     return Judgement(verdicts, views, disagree)
 
 
+_CLOSED_SHADOW_ROOT = re.compile(
+    r"""(<template\b[^>]*?\bshadowrootmode\s*=\s*["']?)closed\b""", re.IGNORECASE
+)
+
+
 class ChromiumOracle:
     """Parse with the real browser: the page is served from a route (never the network)
     with scripts blocked by CSP, so the parser runs with scripting on and no script changes
@@ -780,7 +852,9 @@ class ChromiumOracle:
         )
 
     def parse(self, html: str) -> Node:
-        self._body = html.encode("utf-8")
+        # A closed shadow root is out of a page's reach (``host.shadowRoot`` is null), and
+        # the mode changes nothing a reader sees: the browser is given open ones instead.
+        self._body = _CLOSED_SHADOW_ROOT.sub(r"\1open", html).encode("utf-8")
         self._page.goto(self.URL, wait_until="domcontentloaded")
         return from_json(json.loads(self._page.evaluate(DOM_TO_JSON)))
 

@@ -130,6 +130,31 @@ def test_browser_p_and_br_end_tags_break_out_of_foreign_content(
     assert_no_leak_in_chromium(chromium, html)
 
 
+def test_browser_declarative_shadow_root_is_shown_and_cut(chromium: ChromiumOracle) -> None:
+    # Chromium attaches a <template shadowrootmode> element's contents to its parent as a
+    # shadow root and shows them: the article inside one is the article (the oracle reads
+    # html5lib's and lexbor's template the same way, see oracle.is_shadow_root).
+    html = embed_inside(
+        '<story-body><template shadowrootmode="open"><p>LEADC a third lead paragraph.</p>'
+        + hidden_paragraphs(20, 3)
+        + "</template></story-body>"
+    )
+    browser = analyze(chromium.parse(html), SELECTOR, 2)
+    assert {"HID0020DEN", "HID0022DEN"} <= browser.hidden_markers
+    assert browser.summary() == analyze(PARSERS["html5lib"](html), SELECTOR, 2).summary()
+    assert_no_leak_in_chromium(chromium, html)
+    # The whole article inside it, lead and all: the lead is counted there too.
+    whole = (
+        '<!DOCTYPE html><html><head></head><body><div id="oracle-art"><story-body>'
+        '<template shadowrootmode="open"><p>LEADA first.</p><p>LEADB second.</p>'
+        + hidden_paragraphs(0, 3)
+        + "</template></story-body></div><p>after the article</p></body></html>"
+    )
+    view = analyze(chromium.parse(whole), SELECTOR, 2)
+    assert view.items == 5 and view.hidden_markers == {"HID0000DEN", "HID0001DEN", "HID0002DEN"}
+    assert_no_leak_in_chromium(chromium, whole)
+
+
 def test_browser_noscript_is_raw_text_with_scripting_on(chromium: ChromiumOracle) -> None:
     # A reader's browser runs scripts: </div> inside <noscript> is text, the container goes
     # on (html5lib with scripting on agrees; lexbor parses as a browser without scripts).

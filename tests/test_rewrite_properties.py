@@ -4,12 +4,14 @@ A grammar (hypothesis strategies) builds a page with a walled container: a lead 
 or for short containers ``<div>`` paragraphs, ``<br>``-separated or bare text), then hard
 markup interleaved with paragraphs that carry hidden marker words, then the container's end
 and a tail. Hard markup: stray and misnested end tags, nested ``<html>``/``<body>``, pasted
-whole documents, formatting elements across blocks (the adoption agency), foreign content and
-its integration points and breakout tags, tables (foster parenting), ``select``, ``template``,
-comments, raw text (script escapes, style, textarea, title), ``plaintext``, deep nesting and
-huge tokens. Each document is rewritten whole and in generated chunkings (1-byte chunks
-among them); the oracle (``tests/oracle.py``) must find no leak in any output, or the rewriter
-must fail closed (a RewriteError: the wall page).
+whole documents, formatting elements across blocks (the adoption agency), foreign content
+and its integration points and breakout tags (and tokens that may leave it, before an
+element whose content is raw text only in HTML), tables (foster parenting), ``select``,
+``template`` (declarative shadow roots among them), comments, raw text (script escapes,
+style, textarea, title), ``plaintext``, deep nesting and huge tokens. Each document is
+rewritten whole and in generated chunkings (1-byte chunks among them); the oracle
+(``tests/oracle.py``) must find no leak in any output, or the rewriter must fail closed (a
+RewriteError: the wall page).
 
 Examples: 2,000 per test run; ``CONSENTGATE_SOAK_EXAMPLES=100000`` for a soak (see
 ``docs/rewriter.md``).
@@ -200,7 +202,18 @@ SELECT = st.sampled_from(
     ]
 )
 TEMPLATE = st.sampled_from(
-    ["<template>", "</template>", "<template><div>", "<template></div>", "<template><tr>"]
+    [
+        "<template>",
+        "</template>",
+        "<template><div>",
+        "<template></div>",
+        "<template><tr>",
+        # Declarative shadow roots: shown, not inert (on an element that can host one).
+        '<template shadowrootmode="open">',
+        "<x-part><template shadowrootmode=closed>",
+        '<span><template shadowrootmode="open"><p>',
+        '<a><template shadowrootmode="open">',
+    ]
 )
 COMMENTS = st.sampled_from(
     [
@@ -262,6 +275,31 @@ ATTRS = st.sampled_from(
 
 
 @st.composite
+def foreign_exit(draw: st.DrawFn) -> str:
+    """Foreign content, a token that may or may not leave it, then an element whose content
+    is raw text in HTML but markup in SVG/MathML, holding an end tag of the container: a model
+    wrong about whether the token left foreign content ends the article where a browser does
+    not (``<svg></p><style></div></style>``)."""
+    opener = draw(
+        st.sampled_from(
+            ["<svg>", "<svg><g>", "<math>", "<math><mrow>", "<svg><foreignObject>", "<math><mi>"]
+        )
+    )
+    exit_token = draw(
+        st.sampled_from(
+            ["</p>", "</br>", "</P>", "</br/>", "</div>", "</span>", "</g>", "<p>", "<br>",
+             "<span>", "<font face=x>", "<font>", "</svg>", "</math>", "", "<b>", "</b>"]
+        )
+    )  # fmt: skip
+    raw = draw(
+        st.sampled_from(
+            ["style", "script", "xmp", "textarea", "title", "noembed", "iframe", "noframes"]
+        )
+    )
+    return f"{opener}{exit_token}<{raw}></div></{raw}>"
+
+
+@st.composite
 def deep(draw: st.DrawFn) -> str:
     tag = draw(st.sampled_from(["div", "span", "b", "i", "p", "ul", "section", "font"]))
     depth = draw(st.sampled_from([10, 100, 600, 1030, 1100]))
@@ -306,6 +344,7 @@ PIECE = st.one_of(
     TEXT,
     ATTRS,
     pasted_document(),
+    foreign_exit(),
     deep(),
     huge(),
 )
@@ -321,7 +360,11 @@ def _words(n: int, start: int) -> str:
 @st.composite
 def lead(draw: st.DrawFn) -> str:
     """Two paragraphs, or (a short container) paragraphs that are not ``<p>``."""
-    style = draw(st.sampled_from(["p", "p", "p-formatted", "divs", "br", "bare"]))
+    style = draw(st.sampled_from(["p", "p", "p-formatted", "divs", "br", "bare", "shadow"]))
+    if style == "shadow":
+        # A web component's server-rendered shadow root, left open: the rest of the
+        # article lands in it too, until a </template> or the container's end.
+        return '<x-story><template shadowrootmode="open"><p>LEADA first.</p><p>LEADB second.</p>'
     if style == "p":
         return "<p>LEADA first paragraph.</p><p>LEADB second paragraph.</p>"
     if style == "p-formatted":

@@ -162,6 +162,23 @@ def test_wall_markup_p_or_br_end_tag_in_foreign_content_does_not_leak(
     assert_walled_without_leak(body, chunking, tmp_path, parsers=("lexbor",))
 
 
+@pytest.mark.parametrize(
+    ("host", "mode"),
+    [("story-body", "open"), ("story-body", "closed"), ("div", "open"), ("section", "Open")],
+)
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_article_in_a_declarative_shadow_root_does_not_leak(
+    host: str, mode: str, chunking: str, tmp_path: Path
+) -> None:
+    # Server-rendered web components send their markup as a declarative shadow root: a
+    # browser shows a <template shadowrootmode> element's contents in place of the element
+    # around it. Counted as inert template contents, the article held no paragraph before
+    # the cut, and went out whole.
+    shadow = f'<{host}><template shadowrootmode="{mode}">{LEAD}{hidden(1)}{hidden(2)}</template>'
+    body = page(shadow + f"</{host}>", lead="")
+    assert_walled_without_leak(body, chunking, tmp_path)
+
+
 @pytest.mark.parametrize("chunking", CHUNKINGS)
 def test_wall_markup_div_end_inside_select_does_not_leak(chunking: str, tmp_path: Path) -> None:
     select = f"<select><option>one</option></div></div>{hidden(1)}</select>"
@@ -259,3 +276,56 @@ def test_wall_markup_container_closed_by_a_start_tag_does_not_leak(
     assert not MARKER.findall(text), "hidden text reached the reader"
     if where == "after-the-lead":
         assert "LEADB" in text  # the lead itself still goes out
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_shadow_host_children_before_the_cut_fail_closed(
+    chunking: str, tmp_path: Path
+) -> None:
+    # A host's own children are shown only where a slot of its shadow root takes them (and
+    # where that slot stands): the model does not follow slots, so it cannot count the lead.
+    # The wall page, never a guess: LEADA is light content of <x-story>.
+    body = page(
+        '<x-story><template shadowrootmode="open"><h2>A heading</h2><slot></slot>'
+        f"</template>{LEAD}{hidden(1)}{hidden(2)}</x-story>",
+        lead="",
+    )
+    text = _walled_body(body, chunking, tmp_path)
+    assert not MARKER.findall(text) and "LEADA" not in text, "not the wall page"
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_second_shadow_root_on_one_host_fails_closed(
+    chunking: str, tmp_path: Path
+) -> None:
+    # A second declarative shadow root of the same mode empties the first: the paragraph a
+    # browser showed from it is gone, so what the lead counted no longer stands.
+    first = '<template shadowrootmode="open"><p>LEADA gone once the second comes.</p></template>'
+    second = f'<template shadowrootmode="open">{hidden(1)}{hidden(2)}</template>'
+    body = page(f"<x-story>{first}{second}</x-story>", lead="")
+    text = _walled_body(body, chunking, tmp_path)
+    assert not MARKER.findall(text) and "LEADA" not in text, "not the wall page"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '<a><template shadowrootmode="open">',  # <a> cannot host a shadow root
+        '<x-story><template shadowrootmode="opened">',  # not a mode
+        '<x-story><template shadowroot="open">',  # the attribute's name before 2023
+    ],
+)
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_inert_template_counts_nothing_of_the_lead(
+    template: str, chunking: str, tmp_path: Path
+) -> None:
+    # An ordinary template after a short lead: its paragraphs are shown nowhere, so they
+    # must not make the container long enough to pass its word budget (90 words, then the
+    # cut at 80: the last words of the third block are hidden).
+    words = " ".join(f"word{i}" for i in range(90))
+    blocks = f"<div>{words[:300]}</div><div>{words[300:]} HID0009DEN</div>"
+    body = page(f"{blocks}{template}<p>one</p><p>two</p></template>", lead="")
+    for name in PARSERS:
+        assert "HID0009DEN" in analyze(PARSERS[name](body), SELECTOR, 2).hidden_markers
+    text = _walled_body(body, chunking, tmp_path)
+    assert "HID0009DEN" not in text and "word3 " in text

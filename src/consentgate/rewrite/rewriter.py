@@ -197,6 +197,13 @@ class Rewriter(_ModelSwitch):
             # is most text of a page: no call.
         if self._dropping:
             return
+        if (
+            self._active_truncates
+            and model is not None
+            and model.shadow_hosts
+            and data.strip(b"\t\n\f\r ")
+        ):
+            self._check_shadow_dom(model, None)
         if self._active_truncates and not (model is not None and model.in_template):
             for state in self._truncates:
                 if state.phase is _Phase.ACTIVE:
@@ -294,6 +301,8 @@ class Rewriter(_ModelSwitch):
                 self._emit_visible(element.raw)
                 return content
             stack: list[_Element] = model.stack  # type: ignore[assignment]
+            if self._active_truncates and model.shadow_hosts:
+                self._check_shadow_dom(model, element)
             void = outcome is Outcome.VOID
             if void:
                 stack.append(element)  # matched as the current node, then gone

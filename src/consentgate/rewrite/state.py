@@ -108,7 +108,7 @@ class _TruncateState(_OpState):
         # ShortContainer.CUT: counting words alongside the items, and where the cut falls if
         # the container ends with too few of them.
         self.fallback_set = False
-        self.fallback_closers = b""
+        self.fallback_closers: tuple[bytes, bytes] = (b"", b"")
 
 
 class _Index:

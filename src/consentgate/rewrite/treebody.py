@@ -47,6 +47,7 @@ class _InBody(_OpenElements):
             self.pop()
             return Outcome.VOID, ContentModel.DATA
         if name == "template":
+            self._declare_shadow_root(token)  # before the template is on the stack
             self._insert(token)
             self.afe.append(_MARKER)
             self._frameset_ok = False

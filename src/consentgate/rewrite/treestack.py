@@ -46,6 +46,13 @@ class _OpenElements:
         self.mode = mode
         self._original_mode = Mode.IN_BODY
         self._template_modes: list[Mode] = []
+        # Declarative shadow roots (see _declare_shadow_root): each host with its mode, and
+        # the templates whose contents a browser shows as a shadow root.
+        self.shadow_hosts: dict[int, tuple[Node, str]] = {}
+        self._shadow_templates: list[Node] = []
+        #: The last template start tag declared a second shadow root on its element,
+        #: which empties the first: what a browser showed of it is gone.
+        self.shadow_root_replaced = False
         self._head: Node | None = None
         self._form: Node | None = None
         self._frameset_ok = True
@@ -110,8 +117,57 @@ class _OpenElements:
 
     @property
     def in_template(self) -> bool:
-        """Inside template contents: inert, never rendered, in no paragraph count."""
-        return self._open_count.get("template", 0) > 0
+        """Inside inert template contents: never rendered, in no paragraph count. A
+        declarative shadow root's template is not inert (see _declare_shadow_root)."""
+        if not self._open_count.get("template", 0):
+            return False
+        shadows = self._shadow_templates
+        return any(
+            node.name == "template" and node.ns == HTML and not any(node is t for t in shadows)
+            for node in self.stack
+        )
+
+    def is_shadow_root(self, node: Node) -> bool:
+        """Whether ``node`` is a template whose contents a browser shows as a shadow root."""
+        return any(node is t for t in self._shadow_templates)
+
+    def in_shadow_host_light_tree(self) -> Node | None:
+        """The shadow host whose own children are being inserted, if any: whether a browser
+        shows them depends on the slots of its shadow tree, which this model does not
+        follow. None inside a shadow root's template, or with no host open."""
+        if not self.shadow_hosts:
+            return None
+        hosts, shadows = self.shadow_hosts, self._shadow_templates
+        for node in reversed(self.stack):
+            if any(node is t for t in shadows):
+                return None
+            if id(node) in hosts and hosts[id(node)][0] is node:
+                return node
+        return None
+
+    def _declare_shadow_root(self, template: Node) -> bool:
+        """A template start tag: does it declare a shadow root (HTML's "in head" rules for
+        ``template``, with DOM's "attach a shadow root")? Only with ``shadowrootmode`` open
+        or closed, on an element that is not the document element and can host one (a
+        custom element or one of DOM's list), and that has no shadow root of another mode
+        yet (one of the same mode is emptied and filled again: ``shadow_root_replaced``).
+        Otherwise the template is an ordinary, inert one."""
+        self.shadow_root_replaced = False
+        mode = (template.get_attr("shadowrootmode") or "").lower()
+        if mode not in ("open", "closed"):
+            return False
+        stack = self.stack
+        host = stack[-1] if len(stack) > 1 else None
+        if host is None or host.ns != HTML or not _can_host_shadow_root(host.name):
+            return False
+        known = self.shadow_hosts.get(id(host))
+        if known is not None and known[0] is host:
+            if known[1] != mode:
+                return False
+            self.shadow_root_replaced = True
+        self.shadow_hosts[id(host)] = (host, mode)
+        self._shadow_templates.append(template)
+        return True
 
     @property
     def current(self) -> Node | None:
@@ -314,3 +370,22 @@ class _OpenElements:
             if node.ns == HTML and node.name in names:
                 return
             self.pop()
+
+
+#: DOM's "valid shadow host name"s, besides valid custom element names.
+_SHADOW_HOST_NAMES = frozenset(
+    {"article", "aside", "blockquote", "body", "div", "footer", "h1", "h2", "h3", "h4"}
+    | {"h5", "h6", "header", "main", "nav", "p", "section", "span"}
+)
+_RESERVED_CUSTOM = frozenset(
+    {"annotation-xml", "color-profile", "font-face", "font-face-src", "font-face-uri"}
+    | {"font-face-format", "font-face-name", "missing-glyph"}
+)
+
+
+def _can_host_shadow_root(name: str) -> bool:
+    if name in _SHADOW_HOST_NAMES:
+        return True
+    # A valid custom element name: starts with a lower-case ASCII letter, holds a hyphen,
+    # no upper-case ASCII (the tokenizer lowered it already), not a reserved name.
+    return "-" in name and "a" <= name[:1] <= "z" and name not in _RESERVED_CUSTOM

@@ -13,6 +13,7 @@ from .operations import ShortContainer, Truncate
 from .selectors import compile_selector
 from .state import _DropKind, _Phase, _RewriterState, _TruncateState
 from .treedata import HTML
+from .treemodel import TreeModel
 
 _WORD = re.compile(rb"[^\t\n\f\r ]+")
 
@@ -45,6 +46,34 @@ class _Truncation(_RewriterState):
                 "what follows it in the bytes outside it",
             )
         self._element_closed(element)
+
+    def _check_shadow_dom(self, model: TreeModel, element: _Element | None) -> None:
+        """Inside a container before its cut (``element``: a start tag, else text): where
+        declarative shadow roots make what a browser shows depend on slots, which the model
+        does not follow, the count of the lead cannot be trusted. A shadow root's own
+        contents are shown and counted; the children of its host are shown only where a
+        slot takes them, and a second shadow root on one element empties the first. Either
+        inside the container fails closed (counting text a browser does not show can end a
+        short container's lead by its paragraphs, after its word budget)."""
+        if element is not None and element.name == "template" and model.shadow_root_replaced:
+            raise RewriteError(
+                RewriteErrorReason.MODEL_LIMIT,
+                "a second declarative shadow root on one element in the container empties "
+                "the first, whose contents a browser showed",
+            )
+        host = model.in_shadow_host_light_tree()
+        if host is None:
+            return
+        stack = model.stack
+        at = next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is host)
+        for state in self._truncates:
+            container = state.container
+            if state.phase is _Phase.ACTIVE and any(n is container for n in stack[: at + 1]):
+                raise RewriteError(
+                    RewriteErrorReason.MODEL_LIMIT,
+                    f"content of <{host.name}>, a shadow host in the container: whether a "
+                    "browser shows it depends on the slots of its shadow root",
+                )
 
     def _is_active_container(self, element: _Element) -> bool:
         return any(s.phase is _Phase.ACTIVE and s.container is element for s in self._truncates)
@@ -89,8 +118,12 @@ class _Truncation(_RewriterState):
     def _end_tag_bytes(self, element: _Element) -> bytes:
         return b"</" + element.name.encode("ascii", "ignore") + b">"
 
-    def _closers(self, container: _Element) -> bytes:
-        """End tags for the elements open inside ``container``, innermost first.
+    def _closers(self, container: _Element) -> tuple[bytes, bytes]:
+        """End tags for the elements open inside ``container``, innermost first, in two
+        parts: the call to action goes between them. The second part starts at the
+        innermost declarative shadow root open there (``<template shadowrootmode>``): a
+        browser shows that template's contents instead of its host's children, so the call
+        to action must stand inside it to be seen.
 
         A cut inside a table open in the container cannot be made: a browser places later
         content of the table (foster parenting) *before* it, so text after the cut point in
@@ -102,7 +135,7 @@ class _Truncation(_RewriterState):
             if any(element is container for element in self._closing):
                 # The N-th item and the container end in the same step (<p>b</main>):
                 # nothing inside the container is left open.
-                return b""
+                return b"", b""
             # Not open and not being closed: what is open inside it is unknowable.
             raise RewriteError(
                 RewriteErrorReason.MODEL_LIMIT,
@@ -115,7 +148,20 @@ class _Truncation(_RewriterState):
                 "the cut point lies inside a table, whose later content a browser may place "
                 "before it",
             )
-        return b"".join(self._end_tag_bytes(e) for e in reversed(inside))
+        end_tags = [self._end_tag_bytes(e) for e in inside]  # outermost first
+        shadow = next(
+            (
+                i
+                for i in range(len(inside) - 1, -1, -1)
+                if self._model is not None and self._model.is_shadow_root(inside[i])
+            ),
+            None,
+        )
+        if shadow is None:
+            return b"".join(reversed(end_tags)), b""
+        return b"".join(reversed(end_tags[shadow + 1 :])), b"".join(
+            reversed(end_tags[: shadow + 1])
+        )
 
     def _synthetic_item(self, element: _Element) -> None:
         if self._in_template():
@@ -166,7 +212,9 @@ class _Truncation(_RewriterState):
         self._write_cut(state, self._closers(container), discard_held=False)
         self._drop_rest_of(state, container)
 
-    def _write_cut(self, state: _TruncateState, closers: bytes, *, discard_held: bool) -> None:
+    def _write_cut(
+        self, state: _TruncateState, closers: tuple[bytes, bytes], *, discard_held: bool
+    ) -> None:
         """Close what is open inside the container, then the call to action, so that it stands
         in the container itself whatever the lead ended in (a table, a list, SVG). With
         ``discard_held`` the cut goes at the fallback point: what was held after it is dropped.
@@ -175,8 +223,10 @@ class _Truncation(_RewriterState):
         self._hold_from = None
         if discard_held and hold is not None:
             del self._out[hold:]
-        self._out.append(closers)
+        inner, outer = closers
+        self._out.append(inner)
         self._out.append(state.snippet)
+        self._out.append(outer)
         state.done = True
         self.report.cuts += 1
 
