@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.rewrite import InsertHTML, Truncate
+from consentgate.rewrite import InsertHTML, RewriteError, RewriteErrorReason, Truncate
 from consentgate.rewrite._html import VOID_ELEMENTS as VOID
 from rewrite_helpers import bytewise, corpus_dir, random_chunks, run, whole
 
@@ -173,7 +173,8 @@ def test_news_pages_keep_first_two_paragraphs(name: str) -> None:
     entry = entries[name]
     data = (corpus_dir("news-pages") / name).read_bytes()
     selector = str(entry["article_selector"])
-    out, rewriter = run([Truncate(selector, CTA, keep_items=2)], whole(data))
+    # The cut's bytes, whatever else the page carries (see the echo guard's test below).
+    out, rewriter = run([Truncate(selector, CTA, keep_items=2, echo_guard=False)], whole(data))
     assert rewriter.report.containers_found == 1
     assert rewriter.report.cuts == 1
     assert out.count(CTA.encode()) == 1
@@ -225,3 +226,39 @@ def test_news_pages_keep_words_removes_last_paragraph() -> None:
         last = collapse(str(entry["last_paragraph_text"]))[:60]
         before = visible_text(data.decode("utf-8", "replace")).count(last)
         assert text.count(last) < before or before == 0, name
+
+
+#: A run of text the echo guard could find (see rewrite/truncation.py), looked for here in
+#: the article's last paragraph as the manifest gives it.
+_PIECE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,;:]{38}[A-Za-z0-9]")
+
+
+@pytest.mark.corpora
+def test_news_pages_echo_guard_fires_where_the_article_is_also_outside_its_container() -> None:
+    # Judged apart from the guard: a page whose last paragraph stands outside its container
+    # too (a framework's page data: one of the corpus pages carries its whole article as
+    # JSON before the markup) cannot be cut safely and must fail closed; every other page
+    # is cut. A guard that fired on descriptions, pull quotes or boilerplate would fail the
+    # second half.
+    fired, cut = [], []
+    for name, entry in manifest():
+        data = (corpus_dir("news-pages") / name).read_bytes()
+        selector = str(entry["article_selector"])
+        text = data.decode("latin-1")
+        start = container_start(text, selector)
+        end = _ElementEnd()
+        end.run(text[start:])
+        assert end.end_offset is not None
+        outside = data[:start] + data[start + end.end_offset :]
+        piece = _PIECE.search(" ".join(str(entry["last_paragraph_text"]).split()))
+        elsewhere = piece is not None and piece.group().encode() in outside
+        try:
+            run([Truncate(selector, CTA, keep_items=2)], whole(data))
+        except RewriteError as exc:
+            assert exc.reason is RewriteErrorReason.CUT_TEXT_ECHOED, (name, exc)
+            assert elsewhere, f"{name}: the guard fired on a page that carries no copy"
+            fired.append(name)
+        else:
+            assert not elsewhere, f"{name}: its article is also outside the container"
+            cut.append(name)
+    assert fired and len(cut) > 20, (fired, len(cut))

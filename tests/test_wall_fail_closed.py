@@ -417,6 +417,8 @@ def test_wall_short_article_free_option_sends_it_whole_and_logs_the_path(
         ({"short_article_words": -1}, "wall.short_article_words"),
         ({"short_article_words": "80"}, "wall.short_article_words"),
         ({"short_article_words": 100_001}, "wall.short_article_words"),
+        ({"echo_guard": "yes"}, "wall.echo_guard"),
+        ({"echo_guard": 1}, "wall.echo_guard"),
     ],
 )
 def test_wall_short_article_config_errors_name_the_key(

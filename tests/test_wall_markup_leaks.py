@@ -63,7 +63,7 @@ def article_app(body: str, chunking: str) -> Starlette:
     return Starlette(routes=[Route("/premium/{slug}", article)])
 
 
-def walled_gate(app: Any, tmp_path: Path) -> ConsentGate:
+def walled_gate(app: Any, tmp_path: Path, **wall: Any) -> ConsentGate:
     config = {
         "secret_keys": [SECRET],
         "database_url": f"sqlite:///{tmp_path / 'ledger.db'}",
@@ -71,6 +71,7 @@ def walled_gate(app: Any, tmp_path: Path) -> ConsentGate:
             "rules": [{"path": "/premium/*", "access": "registered"}],
             "article_selector": SELECTOR,
             "lead_paragraphs": 2,
+            **wall,
         },
     }
     return ConsentGate(app, config=Config.from_mapping(config))
@@ -329,3 +330,95 @@ def test_wall_markup_inert_template_counts_nothing_of_the_lead(
         assert "HID0009DEN" in analyze(PARSERS[name](body), SELECTOR, 2).hidden_markers
     text = _walled_body(body, chunking, tmp_path)
     assert "HID0009DEN" not in text and "word3 " in text
+
+
+def _long_hidden(number: int) -> str:
+    return (
+        f"<p>HID{number:04d}DEN The council met again on Thursday evening and voted on the "
+        f"budget for the coming year, item {number}, after a long debate about the library.</p>"
+    )
+
+
+def _page_data(numbers: range) -> str:
+    """The article again as a framework's page data (as Next.js embeds it)."""
+    paragraphs = "".join(_long_hidden(n).replace("<", "\\u003c") for n in numbers)
+    return (
+        '<script id="__NEXT_DATA__" type="application/json">{"props":{"pageProps":'
+        f'{{"article":{{"body":"{paragraphs}"}}}}}},"page":"/premium/[slug]"}}</script>'
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "chunking"),
+    # Page data in the head is seen only when the body is rewritten in one piece: streamed,
+    # its bytes are on their way before the cut (documented in wall.md).
+    [("after-the-article", "whole"), ("after-the-article", "bytes"), ("in-the-head", "whole")],
+)
+def test_wall_markup_article_again_in_page_data_does_not_leak(
+    where: str, chunking: str, tmp_path: Path
+) -> None:
+    # The cut drops the article's paragraphs from the markup; a framework's page data
+    # carries them all a second time. Pieces of the dropped text are looked for in the
+    # rest of the page: found, the page fails closed (the wall page when nothing went out
+    # yet, else the body ends before the data).
+    hidden_part = "".join(_long_hidden(n) for n in range(1, 6))
+    data = _page_data(range(1, 6))
+    body = page(hidden_part)
+    if where == "after-the-article":
+        body = body.replace("</body>", data + "</body>")
+    else:
+        body = body.replace("</head>", data + "</head>")
+    text = _walled_body(body, chunking, tmp_path)
+    assert not MARKER.findall(text), "the article's text reached the reader in its page data"
+
+
+def test_wall_markup_one_repeated_sentence_is_not_an_echo(tmp_path: Path) -> None:
+    # A page's description (or a pull quote) repeating one sentence of the article is the
+    # publisher's summary, not a copy of the article: the article is cut, not walled off.
+    body = page("".join(_long_hidden(n) for n in range(1, 6)))
+    sentence = "The council met again on Thursday evening and voted on the budget"
+    body = body.replace("</head>", f'<meta name="description" content="{sentence}."></head>')
+    text = _walled_body(body, "whole", tmp_path)
+    assert "LEADB" in text and not MARKER.findall(text)
+
+
+def test_wall_markup_one_repeated_sentence_streamed_goes_out(tmp_path: Path) -> None:
+    # Streamed, a first find holds the output back until a second (or 64 KiB later, or the
+    # end): one sentence repeated in the footer still reaches the reader.
+    sentence = "HID0003DEN The council met again on Thursday evening and voted on the budget"
+    body = page("".join(_long_hidden(n) for n in range(1, 6)))
+    body = body.replace("<footer>Also read", f"<footer>Also read: {sentence}")
+    text = _walled_body(body, "bytes", tmp_path)
+    assert "LEADB" in text and "Also read: HID0003DEN" in text and "</html>" in text
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_page_data_goes_out_with_the_echo_guard_off(
+    chunking: str, tmp_path: Path
+) -> None:
+    # The operator's switch: wall.echo_guard = false cuts the article as usual and leaves
+    # the rest of the page alone, page data included.
+    body = page("".join(_long_hidden(n) for n in range(1, 6)))
+    body = body.replace("</body>", _page_data(range(1, 6)) + "</body>")
+
+    async def scenario() -> httpx.Response:
+        gate = walled_gate(article_app(body, chunking), tmp_path, echo_guard=False)
+        async with client(gate) as c:
+            return await c.get("/premium/story", headers={"accept": "text/html"})
+
+    text = run(scenario()).text
+    assert CTA in text and "LEADB" in text
+    assert "<p>HID0001DEN" not in text and "__NEXT_DATA__" in text
+
+
+@pytest.mark.parametrize("wrapper", ["<template>", '<template id="story">', "<div><template>"])
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_article_inside_a_template_does_not_leak(
+    wrapper: str, chunking: str, tmp_path: Path
+) -> None:
+    # A page a script renders from a <template>: the article is in its (inert) contents.
+    # Nothing of it is shown until the script runs, but its bytes are the article: the
+    # container counts inside the template as anywhere else, and is cut.
+    body = page(hidden(1) + hidden(2) + hidden(3))
+    body = body.replace('<div class="article-body">', wrapper + '<div class="article-body">')
+    assert_walled_without_leak(body, chunking, tmp_path)

@@ -403,7 +403,12 @@ class ArticleGate:
     def _truncate(self, cta: str) -> Truncate:
         settings = self._settings
         if settings.lead_words is not None:
-            return Truncate(self._container, cta, keep_words=settings.lead_words)
+            return Truncate(
+                self._container,
+                cta,
+                keep_words=settings.lead_words,
+                echo_guard=settings.echo_guard,
+            )
         return Truncate(
             self._container,
             cta,
@@ -411,6 +416,7 @@ class ArticleGate:
             items=self._items,
             short=SHORT_ARTICLE_POLICIES[settings.short_article],
             fallback_words=settings.short_article_words,
+            echo_guard=settings.echo_guard,
         )
 
     def _cut(self, visitor: Visitor, reason: AccessReason) -> Truncate:

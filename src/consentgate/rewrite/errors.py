@@ -25,6 +25,9 @@ class RewriteErrorReason(enum.Enum):
     #: The tree model cannot be sure where an element ends (nesting deeper than ``max_depth``
     #: or another limit) while a truncation depends on it: a walled page must fail closed.
     MODEL_LIMIT = "model_limit"
+    #: A piece of the text a truncation dropped reappears elsewhere in the output (a
+    #: framework's page data carrying the article): the cut would not hold.
+    CUT_TEXT_ECHOED = "cut_text_echoed"
     #: ``feed()`` after ``close()``, or ``close()`` twice.
     CLOSED = "closed"
 

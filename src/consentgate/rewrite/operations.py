@@ -162,6 +162,11 @@ class Truncate:
     #: :class:`ShortContainer`); ``fallback_words`` is the word budget of ``CUT``.
     short: ShortContainer = ShortContainer.CUT
     fallback_words: int = 80
+    #: After the cut, look for pieces of the dropped text in the rest of the output (and,
+    #: for a body rewritten in one piece, in what came before): a framework's page data
+    #: (``script#__NEXT_DATA__``, ``window.__NUXT__``) often carries the whole article. A
+    #: find raises ``CUT_TEXT_ECHOED``.
+    echo_guard: bool = True
 
     def __post_init__(self) -> None:
         _selector_field(self, "container")

@@ -149,6 +149,8 @@ class Rewriter(_ModelSwitch):
             self._tokenizer.feed(head)
         self._closed = True
         self._tokenizer.close()
+        if self._echo_run:
+            self._end_echo_text()
         if self._capture is not None:
             self._finish_capture()
         self._implicit_batch.clear()
@@ -156,13 +158,19 @@ class Rewriter(_ModelSwitch):
             self._model.eof()
         self._insert_eof_fallbacks()
         self._check_required()
-        return self._take_output()
+        return self._take_output(final=True)
 
     def rewrite(self, body: bytes) -> bytes:
         """Rewrite a whole body at once (``feed`` + ``close``)."""
         return self.feed(body) + self.close()
 
-    def _take_output(self) -> bytes:
+    def _take_output(self, *, final: bool = False) -> bytes:
+        data = self._output_ready()
+        if self._echo_samples:
+            data = self._check_echo(data, final=final)
+        return data
+
+    def _output_ready(self) -> bytes:
         out = self._out
         hold = self._hold_from
         if hold is None:
@@ -171,7 +179,7 @@ class Rewriter(_ModelSwitch):
             return data
         if self._held_too_much():
             self._cut_at_fallback_now()
-            return self._take_output()
+            return self._output_ready()
         data = b"".join(out[:hold])
         del out[:hold]
         self._hold_from = 0
@@ -196,6 +204,8 @@ class Rewriter(_ModelSwitch):
             # already ruled out changes nothing in the model (TreeModel.characters), and it
             # is most text of a page: no call.
         if self._dropping:
+            if self._echo_on and self._drop_kind is _DropKind.CUT:
+                self._echo_text(data)
             return
         if (
             self._active_truncates
@@ -204,12 +214,14 @@ class Rewriter(_ModelSwitch):
             and data.strip(b"\t\n\f\r ")
         ):
             self._check_shadow_dom(model, None)
-        if self._active_truncates and not (model is not None and model.in_template):
+        if self._active_truncates and not self._in_template():
             for state in self._truncates:
                 if state.phase is _Phase.ACTIVE:
                     data = self._count_words(state, data)
                     if self._dropping:
                         return
+            if self._echo_on:
+                self._note_kept_text(data)
         self._out.append(data)
 
     def _past_bom(self, data: bytes) -> bytes:
@@ -243,6 +255,8 @@ class Rewriter(_ModelSwitch):
         self._out.append(data)
 
     def other(self, data: bytes) -> None:
+        if self._echo_run:
+            self._end_echo_text()
         self._bom_matched = None
         model = self._model
         if model is not None:
@@ -269,6 +283,8 @@ class Rewriter(_ModelSwitch):
         return model.stack[-1].ns != HTML
 
     def start_tag(self, tag: StartTag) -> ContentModel:
+        if self._echo_run:
+            self._end_echo_text()
         try:
             # The tokenizer builds the class it was given (see __init__).
             element: _Element = tag  # type: ignore[assignment]
@@ -354,6 +370,8 @@ class Rewriter(_ModelSwitch):
         return content
 
     def end_tag(self, tag: EndTag) -> None:
+        if self._echo_run:
+            self._end_echo_text()
         self._bom_matched = None
         name = tag.name
         if self._active_truncates and name not in INLINE_ELEMENTS:

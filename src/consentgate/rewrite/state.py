@@ -336,6 +336,20 @@ class _RewriterState:
             state for state in states if isinstance(state, _TruncateState)
         ]
         self._active_truncates = 0  # how many are in _Phase.ACTIVE
+        # The echo guard (see _Truncation._sample_dropped): pieces of the dropped text, the
+        # end of the output checked last, and the containers' kept text.
+        self._echo_on = any(
+            isinstance(state.op, Truncate) and state.op.echo_guard for state in self._truncates
+        )
+        self._echo_samples: list[bytes] = []
+        self._echo_found: list[bytes] = []
+        self._echo_holding = False  # output held since a first find (see _check_echo)
+        self._echo_nodes = 0  # dropped text nodes of sentence length seen
+        self._echo_run: list[bytes] = []  # the dropped text node arriving in pieces
+        self._echo_run_size = 0
+        self._echo_tail = b""
+        self._kept_text: list[bytes] = []
+        self._kept_size = 0
         self._content_fallbacks: list[_OpState] = [states[i] for i in layout.content_fallbacks]
         self._always_model = layout.always_model
         self._light_after_cut = layout.light_after_cut
@@ -357,8 +371,22 @@ class _RewriterState:
         return model.stack if model is not None else []  # type: ignore[return-value]
 
     def _in_template(self) -> bool:
+        """In inert template contents inside the container being counted: nothing there is
+        shown with the article, so no paragraph or word of its lead is counted. A container
+        that itself lies in a template (a page rendered from one by a script) counts inside
+        it as any other: its bytes are what must not carry the rest of the article."""
         model = self._model
-        return model is not None and model.in_template
+        if model is None:
+            return False
+        at = model.inert_template_at()
+        if at < 0:
+            return False
+        stack = model.stack
+        for state in self._truncates:
+            if state.phase is _Phase.ACTIVE:
+                container = state.container
+                return any(stack[i] is container for i in range(at))
+        return True
 
 
 def _attribute_filter(

@@ -127,6 +127,17 @@ class _OpenElements:
             for node in self.stack
         )
 
+    def inert_template_at(self) -> int:
+        """The stack index of the innermost inert template open, or -1."""
+        if not self._open_count.get("template", 0):
+            return -1
+        stack, shadows = self.stack, self._shadow_templates
+        for i in range(len(stack) - 1, -1, -1):
+            node = stack[i]
+            if node.name == "template" and node.ns == HTML and not any(node is t for t in shadows):
+                return i
+        return -1
+
     def is_shadow_root(self, node: Node) -> bool:
         """Whether ``node`` is a template whose contents a browser shows as a shadow root."""
         return any(node is t for t in self._shadow_templates)

@@ -16,10 +16,107 @@ from .treedata import HTML
 from .treemodel import TreeModel
 
 _WORD = re.compile(rb"[^\t\n\f\r ]+")
+#: A piece of dropped text the echo guard looks for: 40 bytes of ASCII letters, digits,
+#: spaces and plain punctuation, which HTML text, attribute values and JSON strings all
+#: carry as the same bytes (no quote, ampersand, "<", backslash or line break to escape).
+_ECHO_PIECE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9 .,;:]{38}[A-Za-z0-9]")
+_ECHO_MIN_TEXT = 80  # a text node shorter than this is no sentence (a credit, a label)
+_ECHO_SAMPLES = 4  # from as many dropped text nodes: a find costs a search per piece
+#: Pieces of this many different dropped text nodes found make an echo. One is not: a
+#: page's description or a pull quote may repeat a sentence of the article; a copy of
+#: the article repeats them all.
+_ECHO_FINDS = 2
+_ECHO_HOLD = 64 << 10  # output held after a first find, waiting for a second
+_KEPT_TEXT_LIMIT = 64 << 10
 
 
 class _Truncation(_RewriterState):
     """The cut machinery of the rewriter."""
+
+    # -- the echo guard ---------------------------------------------------------------------
+    # Pages built by JavaScript frameworks carry their data a second time, for the browser
+    # to hydrate: the whole article as JSON in a script (Next.js, Nuxt, Apollo, Arc). The
+    # cut drops the article's text from the markup; its copy would still reach the reader.
+    # So pieces of the dropped text are kept, and every output the rewriter hands on after
+    # that is searched for them; a find is an error, and a walled page fails closed. A
+    # piece that also stands in what the container kept (a pull quote of a later sentence)
+    # is no echo and is not kept.
+
+    def _note_kept_text(self, data: bytes) -> None:
+        if self._kept_size < _KEPT_TEXT_LIMIT:
+            self._kept_text.append(data)
+            self._kept_size += len(data)
+
+    def _echo_text(self, data: bytes) -> None:
+        """Dropped text, which may come in pieces (any chunking): a text node is whole at
+        the next token, see _end_echo_text."""
+        if self._echo_nodes < 1 << (_ECHO_SAMPLES - 1) and self._echo_run_size < 512:
+            self._echo_run.append(data)
+            self._echo_run_size += len(data)
+
+    def _end_echo_text(self) -> None:
+        data = b"".join(self._echo_run)
+        self._echo_run.clear()
+        self._echo_run_size = 0
+        if len(data) >= _ECHO_MIN_TEXT:
+            self._sample_dropped(data)
+
+    def _sample_dropped(self, data: bytes) -> None:
+        """A dropped text node of sentence length: the 1st, 2nd, 4th and 8th give a piece
+        each, spread over the dropped text rather than taken from its first paragraph."""
+        self._echo_nodes += 1
+        if self._echo_nodes & (self._echo_nodes - 1):
+            return  # not a power of two
+        piece = _ECHO_PIECE.search(data)
+        if piece is None:
+            self._echo_nodes -= 1  # the next sentence takes this one's turn
+            return
+        sample = piece.group()
+        if sample in self._echo_samples or any(sample in kept for kept in self._kept_text):
+            return
+        self._echo_samples.append(sample)
+
+    def _check_echo(self, data: bytes, *, final: bool) -> bytes:
+        """``data`` searched for the pieces; what may go out of it. The last bytes are held
+        back until more come (or the end), so that no beginning of a piece leaves before
+        the rest of it is seen, whatever the chunking; after a first find, everything from
+        it on is held until a second (an echo: an error) or ``_ECHO_HOLD`` bytes later
+        (a sentence repeated once: it goes out)."""
+        window = self._echo_tail + data
+        if not window:
+            return b""
+        found = self._echo_found
+        first = None
+        for sample in self._echo_samples:
+            if sample in found:
+                continue
+            at = window.find(sample)
+            if at >= 0:
+                found.append(sample)
+                first = at if first is None else min(first, at)
+        if len(found) >= _ECHO_FINDS:
+            raise RewriteError(
+                RewriteErrorReason.CUT_TEXT_ECHOED,
+                f"text cut from the article reappears elsewhere in the page "
+                f"({found[0][:24].decode('ascii')}..., {found[1][:24].decode('ascii')}...), "
+                "most likely in a framework's page data (script#__NEXT_DATA__, "
+                "window.__NUXT__): remove that element with wall.remove_selectors",
+            )
+        if final:
+            self._echo_tail = b""
+            return window
+        if first is not None and not self._echo_holding:
+            self._echo_holding = True
+            self._echo_tail = window[first:]
+            return window[:first]
+        if self._echo_holding:
+            if len(window) <= _ECHO_HOLD:
+                self._echo_tail = window
+                return b""
+            self._echo_holding = False  # one find in all that: no echo
+        keep = len(self._echo_samples[0]) - 1
+        self._echo_tail = window[-keep:]
+        return window[:-keep]
 
     # -- closing elements ----------------------------------------------------------------------
 

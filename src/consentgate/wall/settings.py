@@ -90,6 +90,9 @@ class WallSettings:
         default=DEFAULT_SHORT_ARTICLE_WORDS, metadata={"between": (0, MAX_LEAD_WORDS)}
     )
     remove_selectors: tuple[str, ...] = _DEFAULT_REMOVE_SELECTORS
+    #: After the cut, look for the dropped text elsewhere in the page (a framework's page
+    #: data) and fail closed on finding it (see docs/wall.md, "Echoes of the cut text").
+    echo_guard: bool = True
     #: Read from ``article_selector``'s class when not set (the loader derives it).
     gated_class: str = "article-body"
     meter: MeterSettings = field(default_factory=MeterSettings)
