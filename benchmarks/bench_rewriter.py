@@ -53,6 +53,7 @@ from consentgate.rewrite import (  # noqa: E402
     RemoveElement,
     RewriteAttributes,
     RewriteError,
+    RewriteErrorReason,
     Rewriter,
     TransformText,
     Truncate,
@@ -140,7 +141,15 @@ def wall_ops(selector: str) -> list[Operation]:
 
 def _rewrite(ops: Sequence[Operation], data: bytes) -> bytes:
     rewriter = Rewriter(ops, content_type="text/html", max_token_bytes=CONSENT_MAX_TOKEN_BYTES)
-    return rewriter.feed(data) + rewriter.close()
+    try:
+        return rewriter.feed(data) + rewriter.close()
+    except RewriteError as exc:
+        # A walled page that cannot be cut safely: the gate sends the wall page. One news
+        # page carries its whole article again as page data (the echo guard finds it once
+        # the whole page is read, so its time is that of the whole page).
+        if exc.reason is not RewriteErrorReason.CUT_TEXT_ECHOED:
+            raise
+        return b""
 
 
 def ours() -> dict[str, Job]:
@@ -639,9 +648,13 @@ def _feed_all(job_name: str, chunks: list[bytes], selector: str) -> None:
     else:
         ops = consent_ops(UNDECIDED)
     rewriter = Rewriter(ops, content_type="text/html", max_token_bytes=CONSENT_MAX_TOKEN_BYTES)
-    for piece in chunks:
-        rewriter.feed(piece)
-    rewriter.close()
+    try:
+        for piece in chunks:
+            rewriter.feed(piece)
+        rewriter.close()
+    except RewriteError as exc:  # see _rewrite
+        if exc.reason is not RewriteErrorReason.CUT_TEXT_ECHOED:
+            raise
 
 
 def run_chunking(pages_for: dict[str, list[Page]], repeat: int) -> list[dict[str, object]]:
