@@ -833,8 +833,10 @@ class Judgement:
 
 
 def judge(case: Case, arbiter: Callable[[], ChromiumOracle | None] | None = None) -> Judgement:
-    """html5lib and lexbor; Chromium decides when they disagree (``arbiter`` gives the
-    browser, or None when there is none).
+    """html5lib and lexbor; Chromium decides when they disagree, and confirms any problem
+    they find (``arbiter`` gives the browser, or None when there is none): both can be
+    wrong at once, each in its own way (html5lib 1.1 predates the 2021 rule for ``</p>`` in
+    SVG; lexbor parses ``<noscript>`` with scripting off), and the browser wins.
 
     Without a browser a disagreement keeps both verdicts: any problem either finds counts
     (a leak test errs on the side of the leak)."""
@@ -843,11 +845,12 @@ def judge(case: Case, arbiter: Callable[[], ChromiumOracle | None] | None = None
     disagree = views["html5lib"].summary() != views["lexbor"].summary() or (
         verdicts["html5lib"].ok != verdicts["lexbor"].ok
     )
-    browser = arbiter() if (disagree and arbiter is not None) else None
+    consult = disagree or not all(v.ok for v in verdicts.values())
+    browser = arbiter() if (consult and arbiter is not None) else None
     if browser is not None:
         view = case.view(browser.parse)
         views["chromium"] = view
-        return Judgement({"chromium": case.verdict(browser.parse, view)}, views, True)
+        return Judgement({"chromium": case.verdict(browser.parse, view)}, views, disagree)
     return Judgement(verdicts, views, disagree)
 
 

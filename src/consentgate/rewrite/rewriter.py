@@ -124,7 +124,9 @@ class Rewriter(_ModelSwitch):
     def settled(self) -> bool:
         """No truncation is still undecided: every container was cut or has ended, so the
         output so far is final. A caller serving a walled page holds output until then."""
-        return all(s.phase is _Phase.CUTTING or s.phase is _Phase.DONE for s in self._truncates)
+        return self._echo_phase != 1 and all(
+            s.phase is _Phase.CUTTING or s.phase is _Phase.DONE for s in self._truncates
+        )
 
     def feed(self, chunk: bytes) -> bytes:
         """Process ``chunk``; return the output that can already be sent."""
@@ -151,6 +153,8 @@ class Rewriter(_ModelSwitch):
         self._tokenizer.close()
         if self._echo_run:
             self._end_echo_text()
+        if self._echo_phase == 1:
+            self._echo_phase = 2  # the end: the pieces are what they are
         if self._capture is not None:
             self._finish_capture()
         self._implicit_batch.clear()
@@ -166,6 +170,20 @@ class Rewriter(_ModelSwitch):
 
     def _take_output(self, *, final: bool = False) -> bytes:
         data = self._output_ready()
+        if not self._echo_on:
+            return data
+        if self._echo_phase < 2:
+            # Before the pieces of the dropped text are known: what goes out now is held
+            # by a caller serving a walled page until ``settled``; keep it (up to
+            # max_held_bytes) to search it once they are.
+            if self.settled:
+                self._unchecked.clear()
+            elif self._unchecked_size <= self._max_held:
+                self._unchecked.append(data)
+                self._unchecked_size += len(data)
+            return data
+        if self._unchecked:
+            self._search_kept(self._unchecked)
         if self._echo_samples:
             data = self._check_echo(data, final=final)
         return data
@@ -207,13 +225,10 @@ class Rewriter(_ModelSwitch):
             if self._echo_on and self._drop_kind is _DropKind.CUT:
                 self._echo_text(data)
             return
-        if (
-            self._active_truncates
-            and model is not None
-            and model.shadow_hosts
-            and data.strip(b"\t\n\f\r ")
-        ):
-            self._check_shadow_dom(model, None)
+        if self._active_truncates and data.strip(b"\t\n\f\r "):
+            self._last_start = None
+            if model is not None and model.shadow_hosts:
+                self._check_shadow_dom(model, None, None)
         if self._active_truncates and not self._in_template():
             for state in self._truncates:
                 if state.phase is _Phase.ACTIVE:
@@ -257,6 +272,7 @@ class Rewriter(_ModelSwitch):
     def other(self, data: bytes) -> None:
         if self._echo_run:
             self._end_echo_text()
+        self._last_start = None
         self._bom_matched = None
         model = self._model
         if model is not None:
@@ -317,8 +333,9 @@ class Rewriter(_ModelSwitch):
                 self._emit_visible(element.raw)
                 return content
             stack: list[_Element] = model.stack  # type: ignore[assignment]
-            if self._active_truncates and model.shadow_hosts:
-                self._check_shadow_dom(model, element)
+            if model.shadow_hosts and (self._active_truncates or self._open_at_cut):
+                self._check_shadow_dom(model, element, self._last_start)
+            self._last_start = element
             void = outcome is Outcome.VOID
             if void:
                 stack.append(element)  # matched as the current node, then gone
@@ -372,6 +389,7 @@ class Rewriter(_ModelSwitch):
     def end_tag(self, tag: EndTag) -> None:
         if self._echo_run:
             self._end_echo_text()
+        self._last_start = None
         self._bom_matched = None
         name = tag.name
         if self._active_truncates and name not in INLINE_ELEMENTS:

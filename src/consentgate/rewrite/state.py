@@ -343,7 +343,16 @@ class _RewriterState:
         )
         self._echo_samples: list[bytes] = []
         self._echo_found: list[bytes] = []
+        # Inside a container: the element of the last token, when that was a start tag
+        # (whitespace between does not count): a shadow root's template must follow its
+        # host's start tag at once (see _Truncation._check_shadow_dom).
+        self._last_start: _Element | None = None
+        self._open_at_cut: list[_Element] = []  # the container and what was open in it
         self._echo_holding = False  # output held since a first find (see _check_echo)
+        # 0: no cut yet; 1: cut, pieces being taken (not settled); 2: pieces final.
+        self._echo_phase = 0
+        self._unchecked: list[bytes] = []  # output handed on before the pieces were final
+        self._unchecked_size = 0
         self._echo_nodes = 0  # dropped text nodes of sentence length seen
         self._echo_run: list[bytes] = []  # the dropped text node arriving in pieces
         self._echo_run_size = 0

@@ -60,6 +60,30 @@ class _Truncation(_RewriterState):
         self._echo_run_size = 0
         if len(data) >= _ECHO_MIN_TEXT:
             self._sample_dropped(data)
+            if self._echo_nodes >= 1 << (_ECHO_SAMPLES - 1) and self._echo_phase == 1:
+                self._echo_phase = 2  # all pieces taken
+
+    def _search_kept(self, kept: list[bytes]) -> None:
+        """What went to the caller before the pieces were known (the head and the lead of a
+        streamed page, which the caller holds until ``settled``), searched once for them."""
+        data = b"".join(kept)
+        kept.clear()
+        found = self._echo_found
+        for sample in self._echo_samples:
+            if sample not in found and sample in data:
+                found.append(sample)
+        if len(found) >= _ECHO_FINDS:
+            self._raise_echo()
+
+    def _raise_echo(self) -> None:
+        found = self._echo_found
+        raise RewriteError(
+            RewriteErrorReason.CUT_TEXT_ECHOED,
+            f"text cut from the article reappears elsewhere in the page "
+            f"({found[0][:24].decode('ascii')}..., {found[1][:24].decode('ascii')}...), "
+            "most likely in a framework's page data (script#__NEXT_DATA__, "
+            "window.__NUXT__): remove that element with wall.remove_selectors",
+        )
 
     def _sample_dropped(self, data: bytes) -> None:
         """A dropped text node of sentence length: the 1st, 2nd, 4th and 8th give a piece
@@ -95,13 +119,7 @@ class _Truncation(_RewriterState):
                 found.append(sample)
                 first = at if first is None else min(first, at)
         if len(found) >= _ECHO_FINDS:
-            raise RewriteError(
-                RewriteErrorReason.CUT_TEXT_ECHOED,
-                f"text cut from the article reappears elsewhere in the page "
-                f"({found[0][:24].decode('ascii')}..., {found[1][:24].decode('ascii')}...), "
-                "most likely in a framework's page data (script#__NEXT_DATA__, "
-                "window.__NUXT__): remove that element with wall.remove_selectors",
-            )
+            self._raise_echo()
         if final:
             self._echo_tail = b""
             return window
@@ -144,20 +162,40 @@ class _Truncation(_RewriterState):
             )
         self._element_closed(element)
 
-    def _check_shadow_dom(self, model: TreeModel, element: _Element | None) -> None:
-        """Inside a container before its cut (``element``: a start tag, else text): where
-        declarative shadow roots make what a browser shows depend on slots, which the model
-        does not follow, the count of the lead cannot be trusted. A shadow root's own
-        contents are shown and counted; the children of its host are shown only where a
-        slot takes them, and a second shadow root on one element empties the first. Either
-        inside the container fails closed (counting text a browser does not show can end a
-        short container's lead by its paragraphs, after its word budget)."""
-        if element is not None and element.name == "template" and model.shadow_root_replaced:
-            raise RewriteError(
-                RewriteErrorReason.MODEL_LIMIT,
-                "a second declarative shadow root on one element in the container empties "
-                "the first, whose contents a browser showed",
-            )
+    def _check_shadow_dom(
+        self, model: TreeModel, element: _Element | None, previous: _Element | None
+    ) -> None:
+        """Inside a container before its cut (``element``: a start tag, else text; and the
+        start tag just before it): where declarative shadow roots make what a browser shows
+        depend on slots, which the model does not follow, the count of the lead cannot be
+        trusted. A shadow root's own contents are shown and counted; the children of its
+        host are shown only where a slot takes them (those before the template as much as
+        those after it), and a second shadow root on one element empties the first. So the
+        template must come first in its host, and its host must get nothing else; anything
+        else inside the container fails closed (counting text a browser does not show can
+        end a short container's lead by its paragraphs, after its word budget)."""
+        if element is not None and element.name == "template" and model.is_shadow_root(element):
+            stack = model.stack
+            host = stack[-2] if len(stack) > 1 else None
+            if any(host is e for e in self._open_at_cut):
+                # After the cut, on the container or an element the lead went out in: the
+                # lead a browser shows is now the shadow root's, and what went out before
+                # is shown only where a slot takes it.
+                raise RewriteError(
+                    RewriteErrorReason.MODEL_LIMIT,
+                    f"a declarative shadow root after the cut on <{host.name if host else ''}>,"
+                    " which holds the lead: what a browser shows of the lead changes",
+                )
+            if not self._active_truncates:
+                return
+            if model.shadow_root_replaced or host is not previous:
+                raise RewriteError(
+                    RewriteErrorReason.MODEL_LIMIT,
+                    "a declarative shadow root in the container on an element with other "
+                    "content (a browser shows that content only where a slot takes it, or "
+                    "not at all once a second shadow root empties the first)",
+                )
+            return
         host = model.in_shadow_host_light_tree()
         if host is None:
             return
@@ -281,9 +319,16 @@ class _Truncation(_RewriterState):
         self._drop_root = root
         self._drop_kind = kind
         self._dropping = True
+        if kind is _DropKind.CUT and self._echo_on and self._echo_phase == 0:
+            self._echo_phase = 1  # the pieces are being taken: not settled until they are
 
     def _end_drop(self) -> None:
         if self._drop_kind is _DropKind.CUT:
+            self._open_at_cut = []
+            if self._echo_run:
+                self._end_echo_text()
+            if self._echo_phase == 1:
+                self._echo_phase = 2
             for state in self._truncates:
                 if state.phase is _Phase.CUTTING and state.container is self._drop_root:
                     state.phase = _Phase.DONE
@@ -331,6 +376,10 @@ class _Truncation(_RewriterState):
         state.phase = _Phase.CUTTING  # always from ACTIVE
         self._active_truncates -= 1
         self._begin_drop(container, _DropKind.CUT)
+        # The elements the lead went out in (see _check_shadow_dom).
+        stack = self._stack
+        at = next((i for i in range(len(stack) - 1, -1, -1) if stack[i] is container), None)
+        self._open_at_cut = stack[at:] if at is not None else []
 
     def _release_hold(self) -> None:
         """The N-th item arrived after the fallback point: what was held goes out, unless it
