@@ -144,9 +144,9 @@ def _rewrite(ops: Sequence[Operation], data: bytes) -> bytes:
     try:
         return rewriter.feed(data) + rewriter.close()
     except RewriteError as exc:
-        # A walled page that cannot be cut safely: the gate sends the wall page. One news
-        # page carries its whole article again as page data (the echo guard finds it once
-        # the whole page is read, so its time is that of the whole page).
+        # A walled page that cannot be cut safely: the gate sends the wall page (the echo
+        # guard finds a copy of the dropped text once the whole page is read, so the time
+        # is that of the whole page). None of the news pages does, with the JSON-LD scrub.
         if exc.reason is not RewriteErrorReason.CUT_TEXT_ECHOED:
             raise
         return b""

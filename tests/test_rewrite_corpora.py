@@ -235,11 +235,11 @@ _PIECE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,;:]{38}[A-Za-z0-9]")
 
 @pytest.mark.corpora
 def test_news_pages_echo_guard_fires_where_the_article_is_also_outside_its_container() -> None:
-    # Judged apart from the guard: a page whose last paragraph stands outside its container
-    # too (a framework's page data: one of the corpus pages carries its whole article as
-    # JSON before the markup) cannot be cut safely and must fail closed; every other page
-    # is cut. A guard that fired on descriptions, pull quotes or boilerplate would fail the
-    # second half.
+    # Judged apart from the guard: a page whose last paragraph stands outside its container too
+    # cannot be cut safely and must fail closed; every other page is cut. One corpus page
+    # carries its whole article again, in JSON-LD before the markup (on a walled page the gate's
+    # JSON-LD scrub removes that first; here the cut runs alone). A guard that fired on
+    # descriptions, pull quotes or boilerplate would fail the second half.
     fired, cut = [], []
     for name, entry in manifest():
         data = (corpus_dir("news-pages") / name).read_bytes()

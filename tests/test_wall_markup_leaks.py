@@ -447,3 +447,29 @@ def test_wall_markup_shadow_root_after_the_cut_on_the_container_fails_closed(
     body = page(f"{hidden(1)}{hidden(2)}{shadow}")
     text = _walled_body(body, chunking, tmp_path)
     assert not MARKER.findall(text) and "LEADA" not in text, "not the wall page"
+
+
+def _hidden_chinese(number: int) -> str:
+    sentence = (
+        "市议会周四晚上再次开会，就明年的预算进行表决，此前围绕图书馆的问题进行了长时间的辩论。"
+    )
+    return f"<p>HID{number:04d}DEN {sentence}第{number}项</p>"
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_non_latin_article_again_in_page_data_does_not_leak(
+    ensure_ascii: bool, chunking: str, tmp_path: Path
+) -> None:
+    # Text with no run of ASCII letters long enough for a piece: pieces of UTF-8 letters,
+    # looked for as they are and as JSON's \\u escapes write them (Python's json.dumps
+    # escapes by default; JavaScript's JSON.stringify does not).
+    import json
+
+    paragraphs = [_hidden_chinese(n) for n in range(1, 6)]
+    data = json.dumps({"props": {"body": "".join(paragraphs)}}, ensure_ascii=ensure_ascii)
+    data = data.replace("<", "\\u003c")
+    script = f'<script id="__NEXT_DATA__" type="application/json">{data}</script>'
+    body = page("".join(paragraphs)).replace("</body>", script + "</body>")
+    text = _walled_body(body, chunking, tmp_path)
+    assert not MARKER.findall(text) and "市议会" not in text

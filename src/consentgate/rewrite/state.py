@@ -341,8 +341,9 @@ class _RewriterState:
         self._echo_on = any(
             isinstance(state.op, Truncate) and state.op.echo_guard for state in self._truncates
         )
-        self._echo_samples: list[bytes] = []
-        self._echo_found: list[bytes] = []
+        self._echo_samples: list[tuple[bytes, ...]] = []  # each piece in its forms
+        self._echo_found: list[tuple[bytes, ...]] = []
+        self._echo_keep = 0  # the longest form but one byte: output held back at its end
         # Inside a container: the element of the last token, when that was a start tag
         # (whitespace between does not count): a shadow root's template must follow its
         # host's start tag at once (see _Truncation._check_shadow_dom).

@@ -5,6 +5,7 @@ container too short for ``ShortContainer.FAIL``)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from .elements import _Element
@@ -20,6 +21,9 @@ _WORD = re.compile(rb"[^\t\n\f\r ]+")
 #: spaces and plain punctuation, which HTML text, attribute values and JSON strings all
 #: carry as the same bytes (no quote, ampersand, "<", backslash or line break to escape).
 _ECHO_PIECE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9 .,;:]{38}[A-Za-z0-9]")
+#: Text with no such run (Chinese, Russian, Greek): 16 characters of UTF-8 letters and the
+#: same plain ASCII, looked for as they are and as JSON's ``\u`` escapes write them.
+_ECHO_PIECE_UTF8 = re.compile(rb"(?:[\xc2-\xf4][\x80-\xbf]{1,3}|[A-Za-z0-9 .,;:]){16}")
 _ECHO_MIN_TEXT = 80  # a text node shorter than this is no sentence (a credit, a label)
 _ECHO_SAMPLES = 4  # from as many dropped text nodes: a find costs a search per piece
 #: Pieces of this many different dropped text nodes found make an echo. One is not: a
@@ -69,9 +73,9 @@ class _Truncation(_RewriterState):
         data = b"".join(kept)
         kept.clear()
         found = self._echo_found
-        for sample in self._echo_samples:
-            if sample not in found and sample in data:
-                found.append(sample)
+        for forms in self._echo_samples:
+            if forms not in found and _find(forms, data) >= 0:
+                found.append(forms)
         if len(found) >= _ECHO_FINDS:
             self._raise_echo()
 
@@ -80,7 +84,7 @@ class _Truncation(_RewriterState):
         raise RewriteError(
             RewriteErrorReason.CUT_TEXT_ECHOED,
             f"text cut from the article reappears elsewhere in the page "
-            f"({found[0][:24].decode('ascii')}..., {found[1][:24].decode('ascii')}...), "
+            f"({_shown(found[0])}..., {_shown(found[1])}...), "
             "most likely in a framework's page data (script#__NEXT_DATA__, "
             "window.__NUXT__): remove that element with wall.remove_selectors",
         )
@@ -91,14 +95,14 @@ class _Truncation(_RewriterState):
         self._echo_nodes += 1
         if self._echo_nodes & (self._echo_nodes - 1):
             return  # not a power of two
-        piece = _ECHO_PIECE.search(data)
-        if piece is None:
+        forms = _echo_forms(data)
+        if forms is None:
             self._echo_nodes -= 1  # the next sentence takes this one's turn
             return
-        sample = piece.group()
-        if sample in self._echo_samples or any(sample in kept for kept in self._kept_text):
+        if forms in self._echo_samples or any(forms[0] in kept for kept in self._kept_text):
             return
-        self._echo_samples.append(sample)
+        self._echo_samples.append(forms)
+        self._echo_keep = max(self._echo_keep, max(len(form) for form in forms) - 1)
 
     def _check_echo(self, data: bytes, *, final: bool) -> bytes:
         """``data`` searched for the pieces; what may go out of it. The last bytes are held
@@ -111,12 +115,12 @@ class _Truncation(_RewriterState):
             return b""
         found = self._echo_found
         first = None
-        for sample in self._echo_samples:
-            if sample in found:
+        for forms in self._echo_samples:
+            if forms in found:
                 continue
-            at = window.find(sample)
+            at = _find(forms, window)
             if at >= 0:
-                found.append(sample)
+                found.append(forms)
                 first = at if first is None else min(first, at)
         if len(found) >= _ECHO_FINDS:
             self._raise_echo()
@@ -132,7 +136,7 @@ class _Truncation(_RewriterState):
                 self._echo_tail = window
                 return b""
             self._echo_holding = False  # one find in all that: no echo
-        keep = len(self._echo_samples[0]) - 1
+        keep = self._echo_keep
         self._echo_tail = window[-keep:]
         return window[:-keep]
 
@@ -489,3 +493,31 @@ class _Truncation(_RewriterState):
         if self._hold_from is None:
             self._hold_from = self._held_counted = len(self._out)
             self._held_bytes = 0
+
+
+def _echo_forms(text: bytes) -> tuple[bytes, ...] | None:
+    """A piece of dropped text, in the forms a copy of it would take; None without one."""
+    piece = _ECHO_PIECE.search(text)
+    if piece is not None:
+        return (piece.group(),)
+    raw = next((m.group() for m in _ECHO_PIECE_UTF8.finditer(text) if max(m.group()) >= 0x80), None)
+    if raw is None:
+        return None
+    try:
+        escaped = json.dumps(raw.decode("utf-8"))[1:-1].encode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if escaped == raw:
+        return None  # all ASCII, and too short for a piece of its own
+    upper = re.sub(rb"\\u[0-9a-f]{4}", lambda m: m.group().upper().replace(b"\\U", b"\\u"), escaped)
+    return (raw, escaped, upper) if upper != escaped else (raw, escaped)
+
+
+def _find(forms: tuple[bytes, ...], data: bytes) -> int:
+    """Where the first of ``forms`` found in ``data`` starts, or -1."""
+    places = [at for at in (data.find(form) for form in forms) if at >= 0]
+    return min(places) if places else -1
+
+
+def _shown(forms: tuple[bytes, ...]) -> str:
+    return forms[0][:24].decode("utf-8", "replace")
