@@ -32,6 +32,7 @@ _ECHO_SAMPLES = 4  # from as many dropped text nodes: a find costs a search per 
 _ECHO_FINDS = 2
 _ECHO_HOLD = 64 << 10  # output held after a first find, waiting for a second
 _KEPT_TEXT_LIMIT = 64 << 10
+_ECHO_TEXT_LIMIT = 512  # bytes of one dropped text looked at for a piece
 
 
 class _Truncation(_RewriterState):
@@ -47,16 +48,21 @@ class _Truncation(_RewriterState):
     # is no echo and is not kept.
 
     def _note_kept_text(self, data: bytes) -> None:
-        if self._kept_size < _KEPT_TEXT_LIMIT:
-            self._kept_text.append(data)
-            self._kept_size += len(data)
+        room = _KEPT_TEXT_LIMIT - self._kept_size
+        if room > 0:
+            piece = data[:room]
+            self._kept_text.append(piece)
+            self._kept_size += len(piece)
 
     def _echo_text(self, data: bytes) -> None:
         """Dropped text, which may come in pieces (any chunking): a text node is whole at
         the next token, see _end_echo_text."""
-        if self._echo_nodes < 1 << (_ECHO_SAMPLES - 1) and self._echo_run_size < 512:
-            self._echo_run.append(data)
-            self._echo_run_size += len(data)
+        room = _ECHO_TEXT_LIMIT - self._echo_run_size
+        if self._echo_nodes < 1 << (_ECHO_SAMPLES - 1) and room > 0:
+            # A piece comes from a text's first bytes: a megabyte of text is not searched.
+            piece = data[:room]
+            self._echo_run.append(piece)
+            self._echo_run_size += len(piece)
 
     def _end_echo_text(self) -> None:
         data = b"".join(self._echo_run)
