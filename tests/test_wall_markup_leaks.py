@@ -473,3 +473,46 @@ def test_wall_markup_non_latin_article_again_in_page_data_does_not_leak(
     body = page("".join(paragraphs)).replace("</body>", script + "</body>")
     text = _walled_body(body, chunking, tmp_path)
     assert not MARKER.findall(text) and "市议会" not in text
+
+
+@pytest.mark.parametrize("where", ["the-whole-article", "before-the-lead"])
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_wall_markup_article_in_noscript_does_not_leak(
+    where: str, chunking: str, tmp_path: Path
+) -> None:
+    # A page its scripts render keeps the article in <noscript> for readers without
+    # JavaScript: raw text with scripting on (no paragraph, no word to count), markup for a
+    # reader who turns JavaScript off, the oldest way around a wall. In a walled container
+    # the element goes, whole.
+    story = LEAD + hidden(1) + hidden(2) + hidden(3)
+    if where == "the-whole-article":
+        body = page(f'<noscript>{story}</noscript><div id="app"></div>', lead="")
+    else:
+        body = page(f"<noscript>{hidden(4)}{hidden(5)}</noscript>{story}", lead="")
+    # Precondition: parsed with scripting off (lexbor, as such a reader's browser), the
+    # <noscript> holds paragraphs, markers and all.
+    marker = "HID0001DEN" if where == "the-whole-article" else "HID0004DEN"
+    assert _noscript_paragraph_with(body, marker)
+
+    async def scenario() -> httpx.Response:
+        gate = walled_gate(article_app(body, chunking), tmp_path)
+        async with client(gate) as c:
+            return await c.get("/premium/story", headers={"accept": "text/html"})
+
+    response = run(scenario())
+    assert response.status_code == 200
+    text = response.text
+    assert not MARKER.findall(text), "a reader without JavaScript gets the walled text"
+    assert "<noscript>" not in text
+    if where == "before-the-lead":
+        assert "LEADB" in text and CTA in text  # the visible article is cut as usual
+
+
+def _noscript_paragraph_with(body: str, marker: str) -> bool:
+    """Whether lexbor (scripting off) reads a <p> inside <noscript> holding ``marker``."""
+    for node in PARSERS["lexbor"](body).descendants():
+        if node.kind == "element" and node.name == "p":
+            text = "".join(n.data for n in node.descendants() if n.kind == "text")
+            if marker in text and any(a.name == "noscript" for a in node.ancestors()):
+                return True
+    return False

@@ -340,6 +340,14 @@ class Rewriter(_ModelSwitch):
             if void:
                 stack.append(element)  # matched as the current node, then gone
             if not self._dropping:
+                if (
+                    name == "noscript"
+                    and self._active_truncates
+                    and content is not ContentModel.DATA
+                    and not self._in_template()
+                ):
+                    self._drop_noscript(element)
+                    return content
                 if self._content_fallbacks and name not in ("html", "head"):
                     self._insert_content_fallbacks()
                 if self._start_any or name in self._start_names:

@@ -325,6 +325,14 @@ class _Truncation(_RewriterState):
 
     # -- dropping ---------------------------------------------------------------------------------
 
+    def _drop_noscript(self, element: _Element) -> None:
+        """A ``<noscript>`` inside a container before its cut: with scripting on (as the
+        model reads it) its content is raw text and counts for nothing, but a reader who
+        turns JavaScript off sees it as markup. A page rendered by scripts often keeps its
+        whole article there for such readers: it would go out uncut, in front of the cut.
+        So it goes, whole; a reader with scripting on loses nothing."""
+        self._begin_drop(element, _DropKind.REMOVE)
+
     def _begin_drop(self, root: _Element, kind: _DropKind) -> None:
         self._drop_root = root
         self._drop_kind = kind
