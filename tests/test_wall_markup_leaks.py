@@ -77,6 +77,17 @@ def walled_gate(app: Any, tmp_path: Path, **wall: Any) -> ConsentGate:
     return ConsentGate(app, config=Config.from_mapping(config))
 
 
+def walled_get(body: str, chunking: str, tmp_path: Path, **wall: Any) -> httpx.Response:
+    """An anonymous reader's GET of the page on a registration-only route."""
+
+    async def scenario() -> httpx.Response:
+        gate = walled_gate(article_app(body, chunking), tmp_path, **wall)
+        async with client(gate) as c:
+            return await c.get("/premium/story", headers={"accept": "text/html"})
+
+    return run(scenario())
+
+
 def assert_walled_without_leak(
     body: str, chunking: str, tmp_path: Path, *, parsers: tuple[str, ...] = tuple(PARSERS)
 ) -> None:
@@ -90,12 +101,7 @@ def assert_walled_without_leak(
             f"test precondition ({name}): a browser puts every marker after the lead"
         )
 
-    async def scenario() -> httpx.Response:
-        gate = walled_gate(article_app(body, chunking), tmp_path)
-        async with client(gate) as c:
-            return await c.get("/premium/story", headers={"accept": "text/html"})
-
-    response = run(scenario())
+    response = walled_get(body, chunking, tmp_path)
     assert response.status_code == 200
     assert CTA in response.text, "neither the cut article nor the wall page"
     leaked = sorted(markers & set(MARKER.findall(response.text)))
@@ -242,12 +248,7 @@ def test_wall_markup_nested_link_after_inner_div_does_not_leak(
 # that follow outside it in the browser's tree, where they are shown, though they were
 # written inside the article. A browser would show them; so must nobody.
 def _walled_body(body: str, chunking: str, tmp_path: Path) -> str:
-    async def scenario() -> httpx.Response:
-        gate = walled_gate(article_app(body, chunking), tmp_path)
-        async with client(gate) as c:
-            return await c.get("/premium/story", headers={"accept": "text/html"})
-
-    response = run(scenario())
+    response = walled_get(body, chunking, tmp_path)
     assert response.status_code == 200
     assert CTA in response.text, "neither the cut article nor the wall page"
     return response.text
@@ -398,12 +399,7 @@ def test_wall_markup_page_data_goes_out_with_the_echo_guard_off(
     body = page("".join(_long_hidden(n) for n in range(1, 6)))
     body = body.replace("</body>", _page_data(range(1, 6)) + "</body>")
 
-    async def scenario() -> httpx.Response:
-        gate = walled_gate(article_app(body, chunking), tmp_path, echo_guard=False)
-        async with client(gate) as c:
-            return await c.get("/premium/story", headers={"accept": "text/html"})
-
-    text = run(scenario()).text
+    text = walled_get(body, chunking, tmp_path, echo_guard=False).text
     assert CTA in text and "LEADB" in text
     assert "<p>HID0001DEN" not in text and "__NEXT_DATA__" in text
 
@@ -493,13 +489,7 @@ def test_wall_markup_article_in_noscript_does_not_leak(
     # <noscript> holds paragraphs, markers and all.
     marker = "HID0001DEN" if where == "the-whole-article" else "HID0004DEN"
     assert _noscript_paragraph_with(body, marker)
-
-    async def scenario() -> httpx.Response:
-        gate = walled_gate(article_app(body, chunking), tmp_path)
-        async with client(gate) as c:
-            return await c.get("/premium/story", headers={"accept": "text/html"})
-
-    response = run(scenario())
+    response = walled_get(body, chunking, tmp_path)
     assert response.status_code == 200
     text = response.text
     assert not MARKER.findall(text), "a reader without JavaScript gets the walled text"
