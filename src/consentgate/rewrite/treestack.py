@@ -119,13 +119,7 @@ class _OpenElements:
     def in_template(self) -> bool:
         """Inside inert template contents: never rendered, in no paragraph count. A
         declarative shadow root's template is not inert (see _declare_shadow_root)."""
-        if not self._open_count.get("template", 0):
-            return False
-        shadows = self._shadow_templates
-        return any(
-            node.name == "template" and node.ns == HTML and not any(node is t for t in shadows)
-            for node in self.stack
-        )
+        return self.inert_template_at() >= 0
 
     def inert_template_at(self) -> int:
         """The stack index of the innermost inert template open, or -1."""

@@ -78,12 +78,23 @@ class _Truncation(_RewriterState):
         streamed page, which the caller holds until ``settled``), searched once for them."""
         data = b"".join(kept)
         kept.clear()
-        found = self._echo_found
-        for forms in self._echo_samples:
-            if forms not in found and _find(forms, data) >= 0:
-                found.append(forms)
-        if len(found) >= _ECHO_FINDS:
+        self._note_finds(data)
+        if len(self._echo_found) >= _ECHO_FINDS:
             self._raise_echo()
+
+    def _note_finds(self, data: bytes) -> int | None:
+        """Pieces not found before that ``data`` holds go to ``_echo_found``; where the
+        first of them starts, if any."""
+        found = self._echo_found
+        first = None
+        for forms in self._echo_samples:
+            if forms in found:
+                continue
+            at = _find(forms, data)
+            if at >= 0:
+                found.append(forms)
+                first = at if first is None else min(first, at)
+        return first
 
     def _raise_echo(self) -> None:
         found = self._echo_found
@@ -119,16 +130,8 @@ class _Truncation(_RewriterState):
         window = self._echo_tail + data
         if not window:
             return b""
-        found = self._echo_found
-        first = None
-        for forms in self._echo_samples:
-            if forms in found:
-                continue
-            at = _find(forms, window)
-            if at >= 0:
-                found.append(forms)
-                first = at if first is None else min(first, at)
-        if len(found) >= _ECHO_FINDS:
+        first = self._note_finds(window)
+        if len(self._echo_found) >= _ECHO_FINDS:
             self._raise_echo()
         if final:
             self._echo_tail = b""
